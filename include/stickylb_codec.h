@@ -1,0 +1,175 @@
+/*
+ * stickylb_codec.h - cookie, route and path-parameter codec of mod_stickylb.
+ *
+ * Everything here depends on APR alone (no httpd): the Check unit tests and
+ * the fuzz targets drive it directly.  Every function treats its input as
+ * hostile: it never reads past a terminating NUL, never writes into the
+ * input, and answers "nothing found" for anything malformed.
+ */
+#ifndef STICKYLB_CODEC_H
+#define STICKYLB_CODEC_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Longest cookie or path-parameter value looked at (bytes).  A longer value
+ * is ignored as a whole: the request is treated as carrying no session. */
+#define SLB_MAX_VALUE_LEN 4096
+
+/* Longest route accepted (mod_proxy's PROXY_WORKER_MAX_ROUTE_SIZE - 1). */
+#define SLB_MAX_ROUTE_LEN 63
+
+/* Most values of one cookie name considered in one request. */
+#define SLB_MAX_SAME_NAME 8
+
+/* A slice of a longer string (not NUL terminated). */
+typedef struct {
+    const char *ptr;
+    apr_size_t len;
+} slb_span;
+
+/* Where a sticky route came from. */
+typedef enum {
+    SLB_SRC_NONE = 0,
+    SLB_SRC_ROUTE_COOKIE,   /* the balancer's own route cookie (ROUTEID)   */
+    SLB_SRC_URL,            /* ;jsessionid=<id>.<route> path parameter     */
+    SLB_SRC_SESSION_COOKIE  /* JSESSIONID=<id>.<route> cookie              */
+} slb_source;
+
+const char *slb_source_name(slb_source src);
+
+/* One candidate route found in a request, in order of precedence. */
+typedef struct {
+    slb_source src;
+    const char *name;   /* cookie or parameter name it came from */
+    const char *id;     /* session id part ("" for the route cookie) */
+    const char *route;  /* route, 1..SLB_MAX_ROUTE_LEN valid bytes */
+} slb_candidate;
+
+/* What to look for in a request. */
+typedef struct {
+    const char *route_cookie;            /* NULL: no route cookie        */
+    const apr_array_header_t *session_cookies; /* of const char *; may be NULL */
+    const char *path_param;              /* NULL: no path parameter      */
+    char separator;                      /* between id and route         */
+} slb_key_spec;
+
+/* 1 when c may appear in a cookie name (RFC 6265 token). */
+int slb_is_token_char(unsigned char c);
+/* 1 when the whole string is a non-empty token of at most maxlen bytes. */
+int slb_is_token(const char *s, apr_size_t maxlen);
+
+/* 1 when the bytes are acceptable as a session value: 1..SLB_MAX_VALUE_LEN
+ * bytes, printable US-ASCII only (no controls, no bytes >= 0x80, no space,
+ * no '"', ',', ';' or '\\'). */
+int slb_value_ok(const char *v, apr_size_t len);
+
+/* 1 when the bytes are an acceptable route: 1..SLB_MAX_ROUTE_LEN bytes that
+ * also pass slb_value_ok(). */
+int slb_route_ok(const char *v, apr_size_t len);
+
+/*
+ * Find the values of cookie `name` in one Cookie request header.  Values
+ * are stored in order of appearance into out[0..max-1]; returns how many.
+ * Surrounding double quotes are removed.  Pairs without '=' are skipped,
+ * names are compared case-sensitively (RFC 6265).  Values that fail
+ * slb_value_ok() are skipped.
+ */
+int slb_cookie_values(const char *hdr, const char *name,
+                      slb_span *out, int max);
+
+/*
+ * Split "<id><sep><route>" at the first separator (Tomcat's jvmRoute form).
+ * Returns 1 and fills id and route when a separator is present and the
+ * route side passes slb_route_ok().  The id side may be empty only when
+ * allow_empty_id is set (route cookies of the classic ".route" form).
+ */
+int slb_split_route(const char *v, apr_size_t len, char sep,
+                    int allow_empty_id, slb_span *id, slb_span *route);
+
+/*
+ * Find the path parameter ";name=value" in the path part of a raw request
+ * URI (the bytes before '?' or '#').  The parameter name is compared
+ * case-insensitively; the value ends at ';', '/', '?', '#' or the end.
+ * A parameter that only appears in the query string is not a path parameter
+ * and is ignored.  Returns 1 when found and the value passes slb_value_ok().
+ */
+int slb_path_param(const char *uri, const char *name, slb_span *out);
+
+/*
+ * Collect candidate routes from the request: cookie_hdrs holds every Cookie
+ * header of the request (NULL entries allowed).  Order of precedence:
+ * 1. the route cookie (the balancer's latest decision),
+ * 2. the path parameter (the URL wins over the session cookie),
+ * 3. the session cookies, in configured order.
+ * Returns an array of slb_candidate (possibly empty), allocated from p.
+ */
+apr_array_header_t *slb_collect_candidates(apr_pool_t *p,
+                                           const slb_key_spec *spec,
+                                           const char *const *cookie_hdrs,
+                                           int n_hdrs, const char *raw_uri);
+
+/*
+ * Return a copy of one Cookie header with every pair named `name` removed,
+ * or NULL when nothing is left.  *removed is set to the number of pairs
+ * removed.  Other pairs are kept byte for byte, joined with "; ".
+ */
+const char *slb_cookie_strip(apr_pool_t *p, const char *hdr,
+                             const char *name, int *removed);
+
+/* SameSite attribute of the inserted cookie. */
+typedef enum {
+    SLB_SAMESITE_UNSET = -1,
+    SLB_SAMESITE_OFF = 0,
+    SLB_SAMESITE_LAX,
+    SLB_SAMESITE_STRICT,
+    SLB_SAMESITE_NONE
+} slb_samesite;
+
+/* The route cookie and its attributes (from StickyLBRouteCookie). */
+typedef struct {
+    const char *name;        /* NULL when not configured */
+    int insert;              /* set it in responses */
+    int indirect;            /* hide it from the backend */
+    int nocache;             /* mark responses that set it private */
+    const char *path;        /* default "/" */
+    const char *domain;      /* default none */
+    int secure;              /* default off */
+    int httponly;            /* default on */
+    slb_samesite samesite;   /* default Lax */
+    long max_age;            /* -1: session cookie (default) */
+} slb_cookie_conf;
+
+/* Fill with the defaults above (name NULL). */
+void slb_cookie_conf_init(slb_cookie_conf *c);
+
+/*
+ * Parse the arguments of StickyLBRouteCookie: the cookie name first, then
+ * flags (insert, indirect, nocache) and attributes (path=, domain=,
+ * secure=on|off, httponly=on|off, samesite=lax|strict|none|off,
+ * max-age=N).  Returns NULL on success or an error message (from p) that
+ * names the offending word.
+ */
+const char *slb_cookie_conf_parse(apr_pool_t *p, slb_cookie_conf *c,
+                                  int argc, const char *const *argv);
+
+/* The Set-Cookie header value for route `route`. */
+const char *slb_cookie_build(apr_pool_t *p, const slb_cookie_conf *c,
+                             const char *route);
+
+/*
+ * Cache-Control for a response that sets the route cookie: the existing
+ * value (may be NULL) with "public" and "s-maxage" removed and "private"
+ * added unless already private/no-store.
+ */
+const char *slb_cache_control_private(apr_pool_t *p, const char *existing);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STICKYLB_CODEC_H */

@@ -1,0 +1,91 @@
+/*
+ * stickylb_select.h - member selection of mod_stickylb (APR only).
+ *
+ * The module's finder hands the balancer's members to these functions
+ * through a small table of callbacks, so the same decisions are exercised
+ * by the Check unit tests with fake members and by httpd with real
+ * proxy_worker structures.  Nothing here does I/O: the finder runs under the
+ * balancer's thread mutex.
+ */
+#ifndef STICKYLB_SELECT_H
+#define STICKYLB_SELECT_H
+
+#include <apr_tables.h>
+
+#include "stickylb_codec.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Member state bits, as the decision needs them. */
+#define SLB_M_USABLE    0x01  /* may take requests now                  */
+#define SLB_M_STANDBY   0x02  /* hot standby                            */
+#define SLB_M_DRAINING  0x04  /* existing sessions only                 */
+#define SLB_M_IN_ERROR  0x08  /* in error: a retry may make it usable   */
+#define SLB_M_SPARE     0x10  /* hot spare                              */
+
+typedef struct slb_member_ops {
+    int (*count)(void *ctx);
+    const char *(*route)(void *ctx, int i);      /* "" when none */
+    const char *(*redirect)(void *ctx, int i);   /* "" when none */
+    unsigned (*state)(void *ctx, int i);         /* SLB_M_* bits */
+    /* Run the member's retry timer (mod_proxy's retry=); returns the new
+     * state bits.  May be NULL (no retry). */
+    unsigned (*retry)(void *ctx, int i);
+} slb_member_ops;
+
+typedef enum {
+    SLB_DECIDE_NEW = 0,   /* no usable session route: choose a member   */
+    SLB_DECIDE_STICKY,    /* the session's member                       */
+    SLB_DECIDE_REDIRECT,  /* the member's redirect= target              */
+    SLB_DECIDE_FAILOVER,  /* session's member unusable: choose another  */
+    SLB_DECIDE_REFUSE     /* member unusable and nofailover: 503        */
+} slb_decision_kind;
+
+const char *slb_decision_name(slb_decision_kind k);
+
+typedef struct {
+    slb_decision_kind kind;
+    int member;               /* index for STICKY / REDIRECT, else -1   */
+    int candidate;            /* index into candidates that decided, -1 */
+    const char *route;        /* the session route that decided, or NULL */
+} slb_decision;
+
+/*
+ * Find the member serving `route` the way mod_proxy_balancer does:
+ * non-standby members first, then hot standbys with that route; a member
+ * in error is given its retry; an unusable member with redirect= is
+ * replaced by its redirect target (followed at most count() times, so
+ * redirect loops end).  Returns the member index or -1; *redirected is set
+ * when a redirect was followed, *known when some member has this route.
+ */
+int slb_find_route(const slb_member_ops *ops, void *ctx, const char *route,
+                   int *redirected, int *known);
+
+/*
+ * Decide for a request with the given candidates (slb_candidate, in order
+ * of precedence).  The first candidate whose route names a member of the
+ * balancer decides: its member (or redirect) when usable; otherwise
+ * FAILOVER, or REFUSE when nofailover is set.  Candidates naming no member
+ * are skipped; with none left the decision is NEW.
+ */
+slb_decision slb_decide(const slb_member_ops *ops, void *ctx,
+                        const apr_array_header_t *candidates,
+                        int nofailover);
+
+/*
+ * Smooth weighted round robin (mod_lbmethod_byrequests' arithmetic), split
+ * in two so the core's member walk (lbset, spares, standbys, drain) can
+ * drive it: slb_wrr_consider() for every usable candidate, returning 1
+ * when it beats the best so far; slb_wrr_commit() on the winner.
+ */
+int slb_wrr_consider(int *lbstatus, int lbfactor, const int *best_lbstatus,
+                     int *total);
+void slb_wrr_commit(int *lbstatus, int total);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STICKYLB_SELECT_H */

@@ -1,0 +1,823 @@
+/*
+ * mod_stickylb.c - sticky sessions for mod_proxy_balancer.
+ *
+ * An lbmethod provider ("ProxySet lbmethod=stickylb") plus the hooks around
+ * it:
+ *
+ *   proxy pre_request (before mod_proxy_balancer): find the request's
+ *       sticky keys (route cookie, ;jsessionid= path parameter, session
+ *       cookies) once, keep them in r->request_config, hide the route
+ *       cookie from the backend ("indirect"), add the response filter.
+ *   finder (under the balancer's thread mutex, no I/O): map the route to a
+ *       member with mod_proxy_balancer's rules (retry, redirect=, hot
+ *       standby, nofailover), or let the core choose a member
+ *       (ap_proxy_balancer_get_best_worker: lbset, spares, standby, drain)
+ *       weighted by loadfactor.  Safe to call again on failover retries.
+ *   response filter (also on error responses): insert the route cookie
+ *       once, when the member's route differs from the client's cookie.
+ *
+ * The cookie/route codec and the selection logic live in stickylb_codec.c
+ * and stickylb_select.c, which do not depend on httpd.
+ */
+#include "apr_strings.h"
+#include "apr_hash.h"
+#include "apr_optional.h"
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_filter.h"
+#include "ap_provider.h"
+#include "mod_proxy.h"
+
+#include "mod_stickylb.h"
+
+
+#define SLB_LBMETHOD_NAME "stickylb"
+#define SLB_FILTER_NAME   "STICKYLB"
+
+/* resolved in post_config, every time (mod_proxy may be reloaded) */
+static proxy_worker *(*get_best_worker_fn)(proxy_balancer *balancer,
+                                           request_rec *r,
+                                           proxy_is_best_callback_fn_t *is_best,
+                                           void *baton) = NULL;
+static int (*retry_worker_fn)(const char *proxy_function,
+                              proxy_worker *worker, server_rec *s) = NULL;
+
+/* balancer (pointer) -> effective slb_dir_conf, built in post_config */
+static apr_hash_t *balancer_confs = NULL;
+
+/* The defaults, applied by the getters below when a field is unset. */
+static const char *const default_session_cookie = "JSESSIONID";
+static const char *const default_path_param = "jsessionid";
+#define SLB_DEFAULT_SEPARATOR '.'
+
+/* ------------------------------------------------------------------ */
+/* configuration                                                        */
+
+static void *create_dir_conf(apr_pool_t *p, char *dir)
+{
+    slb_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    c->session_cookies = NULL;
+    c->session_cookies_set = 0;
+    c->path_param = NULL;
+    c->path_param_set = 0;
+    c->separator = SLB_UNSET;
+    slb_cookie_conf_init(&c->route_cookie);
+    c->route_cookie_set = 0;
+    return c;
+}
+
+static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    const slb_dir_conf *base = basev;
+    const slb_dir_conf *add = addv;
+    slb_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    c->session_cookies_set = add->session_cookies_set
+                             || base->session_cookies_set;
+    c->session_cookies = add->session_cookies_set ? add->session_cookies
+                                                  : base->session_cookies;
+    c->path_param_set = add->path_param_set || base->path_param_set;
+    c->path_param = add->path_param_set ? add->path_param : base->path_param;
+    c->separator = add->separator != SLB_UNSET ? add->separator
+                                               : base->separator;
+    c->route_cookie_set = add->route_cookie_set || base->route_cookie_set;
+    c->route_cookie = add->route_cookie_set ? add->route_cookie
+                                            : base->route_cookie;
+    return c;
+}
+
+/*
+ * Per-server record of the <Proxy balancer://...> sections that hold our
+ * directives: lower-cased balancer name -> slb_dir_conf.  mod_proxy does
+ * not keep balancer->section_config for every balancer (it is lost when
+ * virtual host balancers are merged), so the sections are recorded here
+ * while the configuration is read.
+ */
+typedef struct {
+    apr_hash_t *sections;
+} slb_srv_conf;
+
+static void *create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    slb_srv_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    (void)s;
+    c->sections = apr_hash_make(p);
+    return c;
+}
+
+static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    const slb_srv_conf *base = basev;
+    const slb_srv_conf *add = addv;
+    slb_srv_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    c->sections = apr_hash_overlay(p, add->sections, base->sections);
+    return c;
+}
+
+static const char *balancer_key(apr_pool_t *p, const char *name)
+{
+    char *k = apr_pstrdup(p, name);
+    apr_size_t n = strlen(k);
+
+    while (n > 0 && k[n - 1] == '/') {
+        k[--n] = '\0';
+    }
+    ap_str_tolower(k);
+    return k;
+}
+
+/* Getters applying the defaults. */
+static char conf_separator(const slb_dir_conf *c)
+{
+    return c->separator == SLB_UNSET ? SLB_DEFAULT_SEPARATOR
+                                     : (char)c->separator;
+}
+
+static const char *conf_path_param(const slb_dir_conf *c)
+{
+    if (!c->path_param_set) {
+        return default_path_param;
+    }
+    return *c->path_param ? c->path_param : NULL;
+}
+
+/* built in post_config from the configuration pool */
+static apr_array_header_t *default_session_cookies = NULL;
+
+static const apr_array_header_t *conf_session_cookies(const slb_dir_conf *c)
+{
+    return c->session_cookies_set ? c->session_cookies
+                                  : default_session_cookies;
+}
+
+/*
+ * The module's directives are valid in the server config, a virtual host,
+ * or a <Proxy balancer://...> section (ProxySet rejects keys it does not
+ * know, so they cannot be ProxySet parameters).  Anywhere else they would
+ * have no effect: say so at configtest.
+ */
+static const char *check_context(cmd_parms *cmd, void *dconf)
+{
+    const ap_directive_t *d;
+
+    if (cmd->path == NULL) {
+        return NULL;
+    }
+    for (d = cmd->directive ? cmd->directive->parent : NULL; d;
+         d = d->parent) {
+        if (!strcasecmp(d->directive, "<Proxy")) {
+            if (!strncasecmp(cmd->path, "balancer://", 11)) {
+                slb_srv_conf *sc = ap_get_module_config(
+                    cmd->server->module_config, &stickylb_module);
+                const char *k = balancer_key(cmd->pool, cmd->path);
+                apr_hash_set(sc->sections, k, APR_HASH_KEY_STRING, dconf);
+                return NULL;
+            }
+            break;
+        }
+        if (!strcasecmp(d->directive, "<IfModule")
+            || !strcasecmp(d->directive, "<IfDefine")
+            || !strcasecmp(d->directive, "<IfFile")
+            || !strcasecmp(d->directive, "<IfDirective")
+            || !strcasecmp(d->directive, "<IfSection")) {
+            continue;
+        }
+        break;
+    }
+    return apr_pstrcat(cmd->pool, cmd->cmd->name,
+                       ": allowed only in the server config, a "
+                       "<VirtualHost>, or a <Proxy balancer://...> section",
+                       NULL);
+}
+
+static const char *set_session_cookie(cmd_parms *cmd, void *dconf, int argc,
+                                      char *const argv[])
+{
+    slb_dir_conf *c = dconf;
+    const char *err = check_context(cmd, dconf);
+    int i;
+
+    if (err) {
+        return err;
+    }
+    if (argc < 1) {
+        return "StickyLBSessionCookie: needs one or more cookie names, "
+               "or none";
+    }
+    c->session_cookies = apr_array_make(cmd->pool, argc, sizeof(char *));
+    c->session_cookies_set = 1;
+    if (argc == 1 && !strcasecmp(argv[0], "none")) {
+        return NULL;
+    }
+    for (i = 0; i < argc; i++) {
+        if (!slb_is_token(argv[i], 128)) {
+            return apr_psprintf(cmd->pool, "StickyLBSessionCookie: '%s' is "
+                                "not a valid cookie name", argv[i]);
+        }
+        if (!strcasecmp(argv[i], "none")) {
+            return "StickyLBSessionCookie: 'none' must stand alone";
+        }
+        APR_ARRAY_PUSH(c->session_cookies, const char *) = argv[i];
+    }
+    return NULL;
+}
+
+static const char *set_path_param(cmd_parms *cmd, void *dconf,
+                                  const char *arg)
+{
+    slb_dir_conf *c = dconf;
+    const char *err = check_context(cmd, dconf);
+
+    if (err) {
+        return err;
+    }
+    c->path_param_set = 1;
+    if (!strcasecmp(arg, "none")) {
+        c->path_param = "";
+        return NULL;
+    }
+    if (!slb_is_token(arg, 128)) {
+        return apr_psprintf(cmd->pool, "StickyLBPathParam: '%s' is not a "
+                            "valid parameter name", arg);
+    }
+    c->path_param = arg;
+    return NULL;
+}
+
+static const char *set_separator(cmd_parms *cmd, void *dconf,
+                                 const char *arg)
+{
+    slb_dir_conf *c = dconf;
+    const char *err = check_context(cmd, dconf);
+
+    if (err) {
+        return err;
+    }
+    if (strlen(arg) != 1 || !slb_value_ok(arg, 1) || *arg == '=') {
+        return apr_psprintf(cmd->pool, "StickyLBSeparator: '%s' must be a "
+                            "single printable character other than '=', "
+                            "';', ',', '\"' or '\\'", arg);
+    }
+    c->separator = (unsigned char)*arg;
+    return NULL;
+}
+
+static const char *set_route_cookie(cmd_parms *cmd, void *dconf, int argc,
+                                    char *const argv[])
+{
+    slb_dir_conf *c = dconf;
+    const char *err = check_context(cmd, dconf);
+
+    if (err) {
+        return err;
+    }
+    c->route_cookie_set = 1;
+    if (argc == 1 && !strcasecmp(argv[0], "none")) {
+        slb_cookie_conf_init(&c->route_cookie);
+        return NULL;
+    }
+    err = slb_cookie_conf_parse(cmd->pool, &c->route_cookie, argc,
+                                (const char *const *)argv);
+    if (err) {
+        return apr_pstrcat(cmd->pool, "StickyLBRouteCookie: ", err, NULL);
+    }
+    return NULL;
+}
+
+static const command_rec slb_cmds[] = {
+    AP_INIT_TAKE_ARGV("StickyLBSessionCookie", set_session_cookie, NULL,
+                      RSRC_CONF | ACCESS_CONF,
+                      "Cookie names carrying <id><separator><route> "
+                      "(default JSESSIONID), or none"),
+    AP_INIT_TAKE1("StickyLBPathParam", set_path_param, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Path parameter carrying <id><separator><route> "
+                  "(default jsessionid), or none"),
+    AP_INIT_TAKE1("StickyLBSeparator", set_separator, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Character between session id and route (default '.')"),
+    AP_INIT_TAKE_ARGV("StickyLBRouteCookie", set_route_cookie, NULL,
+                      RSRC_CONF | ACCESS_CONF,
+                      "Route cookie: NAME [insert] [indirect] [nocache] "
+                      "[path=] [domain=] [secure=] [httponly=] [samesite=] "
+                      "[max-age=], or none"),
+    { NULL }
+};
+
+/* The effective configuration of a balancer (see post_config). */
+static const slb_dir_conf *balancer_conf(proxy_balancer *b, server_rec *s)
+{
+    const slb_dir_conf *c = NULL;
+
+    if (balancer_confs) {
+        c = apr_hash_get(balancer_confs, &b, sizeof(b));
+    }
+    if (c == NULL) {
+        /* a balancer we did not see at startup: server-level settings */
+        c = ap_get_module_config(s->lookup_defaults, &stickylb_module);
+    }
+    return c;
+}
+
+/* ------------------------------------------------------------------ */
+/* per-request state                                                    */
+
+typedef struct {
+    const slb_dir_conf *conf;
+    apr_array_header_t *candidates;  /* slb_candidate */
+    const char *cookie_route;        /* first valid route cookie value */
+    int cookie_done;                 /* response side handled */
+} slb_req;
+
+typedef struct {
+    apr_array_header_t *values;
+} cookie_collect;
+
+static int collect_cookie_hdr(void *baton, const char *key, const char *val)
+{
+    cookie_collect *cc = baton;
+
+    (void)key;
+    if (cc->values->nelts < 16) {
+        APR_ARRAY_PUSH(cc->values, const char *) = val;
+    }
+    return 1;
+}
+
+/* Remove the route cookie from every Cookie header sent to the backend. */
+static void strip_route_cookie(request_rec *r, const char *name,
+                               apr_array_header_t *hdrs)
+{
+    int i, removed_total = 0;
+    apr_array_header_t *kept = apr_array_make(r->pool, hdrs->nelts,
+                                              sizeof(const char *));
+
+    for (i = 0; i < hdrs->nelts; i++) {
+        int removed = 0;
+        const char *v = slb_cookie_strip(r->pool,
+                                         APR_ARRAY_IDX(hdrs, i, const char *),
+                                         name, &removed);
+        removed_total += removed;
+        if (v) {
+            APR_ARRAY_PUSH(kept, const char *) = v;
+        }
+    }
+    if (removed_total == 0) {
+        return;
+    }
+    apr_table_unset(r->headers_in, "Cookie");
+    for (i = 0; i < kept->nelts; i++) {
+        apr_table_addn(r->headers_in, "Cookie",
+                       APR_ARRAY_IDX(kept, i, const char *));
+    }
+}
+
+static slb_req *make_req_state(request_rec *r, proxy_balancer *b)
+{
+    slb_req *rq = apr_pcalloc(r->pool, sizeof(*rq));
+    cookie_collect cc;
+    slb_key_spec spec;
+    int i;
+
+    rq->conf = balancer_conf(b, r->server);
+    cc.values = apr_array_make(r->pool, 2, sizeof(const char *));
+    apr_table_do(collect_cookie_hdr, &cc, r->headers_in, "Cookie", NULL);
+
+    spec.route_cookie = rq->conf->route_cookie.name;
+    spec.session_cookies = conf_session_cookies(rq->conf);
+    spec.path_param = conf_path_param(rq->conf);
+    spec.separator = conf_separator(rq->conf);
+    rq->candidates = slb_collect_candidates(r->pool, &spec,
+                                            (const char *const *)cc.values->elts,
+                                            cc.values->nelts,
+                                            r->unparsed_uri);
+    for (i = 0; i < rq->candidates->nelts; i++) {
+        const slb_candidate *c = &APR_ARRAY_IDX(rq->candidates, i,
+                                                slb_candidate);
+        if (c->src == SLB_SRC_ROUTE_COOKIE) {
+            rq->cookie_route = c->route;
+            break;
+        }
+    }
+    if (rq->conf->route_cookie.name && rq->conf->route_cookie.indirect) {
+        strip_route_cookie(r, rq->conf->route_cookie.name, cc.values);
+    }
+    ap_set_module_config(r->request_config, &stickylb_module, rq);
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                  SLB_LOG_TAG "%d candidate route(s) for %s",
+                  rq->candidates->nelts, b->s->name);
+    return rq;
+}
+
+static int uses_stickylb(const proxy_balancer *b)
+{
+    return b && b->s && !strcmp(b->s->lbpname, SLB_LBMETHOD_NAME);
+}
+
+/* ------------------------------------------------------------------ */
+/* proxy pre_request: keys, before mod_proxy_balancer takes the lock     */
+
+static int slb_pre_request(proxy_worker **worker, proxy_balancer **balancer,
+                           request_rec *r, proxy_server_conf *pconf,
+                           char **url)
+{
+    proxy_balancer *b = *balancer;
+    slb_req *rq;
+
+    (void)worker;
+    if (ap_get_module_config(r->request_config, &stickylb_module)) {
+        return DECLINED;   /* a failover retry: keys already known */
+    }
+    if (b == NULL) {
+        if (*url == NULL || strncasecmp(*url, "balancer:", 9) != 0) {
+            return DECLINED;
+        }
+        b = ap_proxy_get_balancer(r->pool, pconf, *url, 1);
+    }
+    if (!uses_stickylb(b)) {
+        return DECLINED;
+    }
+    rq = make_req_state(r, b);
+    ap_add_output_filter(SLB_FILTER_NAME, rq, r, r->connection);
+    return DECLINED;
+}
+
+/* ------------------------------------------------------------------ */
+/* the lbmethod                                                         */
+
+typedef struct {
+    proxy_balancer *b;
+    server_rec *s;
+} worker_ctx;
+
+static proxy_worker *nth_worker(void *ctx, int i)
+{
+    return APR_ARRAY_IDX(((worker_ctx *)ctx)->b->workers, i, proxy_worker *);
+}
+
+static int w_count(void *ctx)
+{
+    return ((worker_ctx *)ctx)->b->workers->nelts;
+}
+
+static const char *w_route(void *ctx, int i)
+{
+    return nth_worker(ctx, i)->s->route;
+}
+
+static const char *w_redirect(void *ctx, int i)
+{
+    return nth_worker(ctx, i)->s->redirect;
+}
+
+static unsigned w_state(void *ctx, int i)
+{
+    proxy_worker *w = nth_worker(ctx, i);
+    unsigned st = 0;
+
+    if (PROXY_WORKER_IS_USABLE(w)) {
+        st |= SLB_M_USABLE;
+    }
+    if (PROXY_WORKER_IS_STANDBY(w)) {
+        st |= SLB_M_STANDBY;
+    }
+    if (PROXY_WORKER_IS_SPARE(w)) {
+        st |= SLB_M_SPARE;
+    }
+    if (PROXY_WORKER_IS_DRAINING(w)) {
+        st |= SLB_M_DRAINING;
+    }
+    if (PROXY_WORKER_IS(w, PROXY_WORKER_IN_ERROR)) {
+        st |= SLB_M_IN_ERROR;
+    }
+    return st;
+}
+
+static unsigned w_retry(void *ctx, int i)
+{
+    if (retry_worker_fn) {
+        retry_worker_fn("BALANCER", nth_worker(ctx, i),
+                        ((worker_ctx *)ctx)->s);
+    }
+    return w_state(ctx, i);
+}
+
+static const slb_member_ops worker_ops = {
+    w_count, w_route, w_redirect, w_state, w_retry
+};
+
+static int is_best(proxy_worker *current, proxy_worker *prev_best,
+                   void *baton)
+{
+    return slb_wrr_consider(&current->s->lbstatus, current->s->lbfactor,
+                            prev_best ? &prev_best->s->lbstatus : NULL,
+                            (int *)baton);
+}
+
+/*
+ * A sticky hit counts in the weighting as mod_proxy_balancer counts it for
+ * its own sticky sessions, so new sessions go where fewer requests went.
+ */
+static void account_sticky(proxy_balancer *b, proxy_worker *chosen)
+{
+    int i, total = 0;
+
+    for (i = 0; i < b->workers->nelts; i++) {
+        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+        if (PROXY_WORKER_IS_USABLE(w)) {
+            slb_wrr_consider(&w->s->lbstatus, w->s->lbfactor, NULL, &total);
+        }
+    }
+    slb_wrr_commit(&chosen->s->lbstatus, total);
+}
+
+static void set_request_vars(request_rec *r, const slb_req *rq,
+                             const slb_decision *d, proxy_worker *w)
+{
+    apr_table_t *env = r->subprocess_env;
+    const slb_candidate *c = NULL;
+
+    if (d->candidate >= 0) {
+        c = &APR_ARRAY_IDX(rq->candidates, d->candidate, slb_candidate);
+        apr_table_setn(env, "BALANCER_SESSION_STICKY", c->name);
+        apr_table_setn(env, "BALANCER_SESSION_ROUTE", c->route);
+        apr_table_setn(r->notes, "session-sticky", c->name);
+        apr_table_setn(r->notes, "session-route", c->route);
+    }
+    apr_table_setn(env, "STICKYLB_KEY_SOURCE",
+                   slb_source_name(c ? c->src : SLB_SRC_NONE));
+    apr_table_setn(env, "STICKYLB_DECISION", slb_decision_name(d->kind));
+    if (w) {
+        apr_table_setn(env, "STICKYLB_ROUTE", w->s->route);
+        if (*w->s->route && (d->route == NULL
+                             || strcmp(d->route, w->s->route) != 0)) {
+            apr_table_setn(env, "BALANCER_ROUTE_CHANGED", "1");
+        }
+    }
+}
+
+static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
+{
+    slb_req *rq = ap_get_module_config(r->request_config, &stickylb_module);
+    worker_ctx ctx;
+    slb_decision d;
+    proxy_worker *w = NULL;
+
+    if (rq == NULL) {
+        /* the lbmethod was switched after our pre_request ran */
+        rq = make_req_state(r, b);
+    }
+    ctx.b = b;
+    ctx.s = r->server;
+    d = slb_decide(&worker_ops, &ctx, rq->candidates, b->s->sticky_force);
+
+    switch (d.kind) {
+    case SLB_DECIDE_STICKY:
+    case SLB_DECIDE_REDIRECT:
+        w = nth_worker(&ctx, d.member);
+        account_sticky(b, w);
+        break;
+    case SLB_DECIDE_REFUSE:
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      SLB_LOG_TAG "SLB0101: member with route '%s' of %s is "
+                      "unusable and nofailover is set: refusing",
+                      d.route, b->s->name);
+        break;
+    case SLB_DECIDE_FAILOVER:
+    case SLB_DECIDE_NEW:
+        if (get_best_worker_fn) {
+            int total = 0;
+            w = get_best_worker_fn(b, r, is_best, &total);
+            if (w) {
+                slb_wrr_commit(&w->s->lbstatus, total);
+            }
+        }
+        if (d.kind == SLB_DECIDE_FAILOVER) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                          SLB_LOG_TAG "SLB0102: route '%s' of %s unusable, "
+                          "session moves to '%s'", d.route, b->s->name,
+                          w ? w->s->route : "(none)");
+        }
+        break;
+    }
+    set_request_vars(r, rq, &d, w);
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                  SLB_LOG_TAG "%s: %s -> %s", b->s->name,
+                  slb_decision_name(d.kind), w ? w->s->name : "(none)");
+    return w;
+}
+
+/* Called with the balancer's lock held (mod_proxy_balancer, balancer-
+ * manager "reset"). */
+static apr_status_t slb_reset(proxy_balancer *b, server_rec *s)
+{
+    int i;
+
+    (void)s;
+    for (i = 0; i < b->workers->nelts; i++) {
+        APR_ARRAY_IDX(b->workers, i, proxy_worker *)->s->lbstatus = 0;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t slb_age(proxy_balancer *b, server_rec *s)
+{
+    (void)b;
+    (void)s;
+    return APR_SUCCESS;
+}
+
+static const proxy_balancer_method slb_method = {
+    SLB_LBMETHOD_NAME,
+    &slb_finder,
+    NULL,
+    &slb_reset,
+    &slb_age,
+    NULL     /* updatelbstatus: mod_proxy_balancer's default accounting */
+};
+
+/* ------------------------------------------------------------------ */
+/* response side                                                        */
+
+static void finish_response(request_rec *r, slb_req *rq)
+{
+    const slb_cookie_conf *cc = &rq->conf->route_cookie;
+    const char *route;
+
+    if (rq->cookie_done) {
+        return;
+    }
+    rq->cookie_done = 1;
+    if (cc->name == NULL || !cc->insert) {
+        return;
+    }
+    route = apr_table_get(r->subprocess_env, "BALANCER_WORKER_ROUTE");
+    if (route == NULL || *route == '\0') {
+        return;
+    }
+    if (rq->cookie_route && !strcmp(rq->cookie_route, route)) {
+        return;
+    }
+    if (!slb_route_ok(route, strlen(route))) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      SLB_LOG_TAG "SLB0103: route '%s' cannot be carried "
+                      "in a cookie; no route cookie set",
+                      ap_escape_logitem(r->pool, route));
+        return;
+    }
+    apr_table_addn(r->err_headers_out, "Set-Cookie",
+                   slb_cookie_build(r->pool, cc, route));
+    if (cc->nocache) {
+        const char *a = apr_table_get(r->headers_out, "Cache-Control");
+        const char *e = apr_table_get(r->err_headers_out, "Cache-Control");
+        const char *both = a && e ? apr_pstrcat(r->pool, a, ", ", e, NULL)
+                                  : (a ? a : e);
+        apr_table_unset(r->headers_out, "Cache-Control");
+        apr_table_setn(r->err_headers_out, "Cache-Control",
+                       slb_cache_control_private(r->pool, both));
+    }
+}
+
+static apr_status_t slb_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    slb_req *rq = f->ctx;
+
+    if (rq) {
+        finish_response(f->r, rq);
+    }
+    ap_remove_output_filter(f);
+    return ap_pass_brigade(f->next, bb);
+}
+
+/* Error responses reset the filter chain: put the filter back. */
+static void slb_insert_error_filter(request_rec *r)
+{
+    slb_req *rq = ap_get_module_config(r->request_config, &stickylb_module);
+
+    if (rq && !rq->cookie_done) {
+        ap_add_output_filter(SLB_FILTER_NAME, rq, r, r->connection);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* startup                                                              */
+
+static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec *sr;
+
+    (void)plog;
+    get_best_worker_fn = APR_RETRIEVE_OPTIONAL_FN(proxy_balancer_get_best_worker);
+    retry_worker_fn = APR_RETRIEVE_OPTIONAL_FN(ap_proxy_retry_worker);
+    balancer_confs = NULL;
+    default_session_cookies = apr_array_make(pconf, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(default_session_cookies, const char *) =
+        default_session_cookie;
+
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    if (get_best_worker_fn == NULL || retry_worker_fn == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     SLB_LOG_TAG "SLB0001: mod_proxy and mod_proxy_balancer "
+                     "must be loaded for lbmethod=stickylb");
+        return !OK;
+    }
+
+    balancer_confs = apr_hash_make(pconf);
+    for (sr = s; sr; sr = sr->next) {
+        proxy_server_conf *pc = ap_get_module_config(sr->module_config,
+                                                     &proxy_module);
+        const slb_dir_conf *base = ap_get_module_config(sr->lookup_defaults,
+                                                        &stickylb_module);
+        const slb_srv_conf *sc = ap_get_module_config(sr->module_config,
+                                                      &stickylb_module);
+        int i;
+
+        if (pc == NULL || pc->balancers == NULL) {
+            continue;
+        }
+        for (i = 0; i < pc->balancers->nelts; i++) {
+            proxy_balancer *b = &APR_ARRAY_IDX(pc->balancers, i,
+                                               proxy_balancer);
+            const slb_dir_conf *eff = base;
+            const slb_dir_conf *sec;
+            proxy_balancer **key;
+            int j;
+
+            sec = apr_hash_get(sc->sections, balancer_key(ptemp, b->s->name),
+                               APR_HASH_KEY_STRING);
+            if (sec) {
+                eff = merge_dir_conf(pconf, (void *)base, (void *)sec);
+            }
+            ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, sr,
+                         SLB_LOG_TAG "balancer %s: own section %s, route "
+                         "cookie %s", b->s->name, sec ? "yes" : "no",
+                         eff->route_cookie.name ? eff->route_cookie.name
+                                                : "-");
+            key = apr_palloc(pconf, sizeof(*key));
+            *key = b;
+            apr_hash_set(balancer_confs, key, sizeof(*key), eff);
+
+            if (!uses_stickylb(b)) {
+                continue;
+            }
+            for (j = 0; j < b->workers->nelts; j++) {
+                proxy_worker *w = APR_ARRAY_IDX(b->workers, j,
+                                                proxy_worker *);
+                if (!*w->s->route) {
+                    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, sr,
+                                 SLB_LOG_TAG "SLB0002: member %s of %s has "
+                                 "no route=: sessions on it cannot stick",
+                                 w->s->name, b->s->name);
+                }
+                else if (!slb_route_ok(w->s->route, strlen(w->s->route))) {
+                    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, sr,
+                                 SLB_LOG_TAG "SLB0003: route '%s' of member "
+                                 "%s in %s holds characters a cookie cannot "
+                                 "carry: sessions on it cannot stick",
+                                 w->s->route, w->s->name, b->s->name);
+                }
+            }
+        }
+    }
+    return OK;
+}
+
+static void slb_register_hooks(apr_pool_t *p)
+{
+    static const char *const before_balancer[] = { "mod_proxy_balancer.c",
+                                                   NULL };
+    static const char *const after_proxy[] = { "mod_proxy.c",
+                                               "mod_proxy_balancer.c", NULL };
+
+    ap_register_provider(p, PROXY_LBMETHOD, SLB_LBMETHOD_NAME, "0",
+                         &slb_method);
+    proxy_hook_pre_request(slb_pre_request, NULL, before_balancer,
+                           APR_HOOK_FIRST);
+    ap_hook_post_config(slb_post_config, after_proxy, NULL,
+                        APR_HOOK_MIDDLE);
+    ap_hook_insert_error_filter(slb_insert_error_filter, NULL, NULL,
+                                APR_HOOK_MIDDLE);
+    ap_register_output_filter(SLB_FILTER_NAME, slb_out_filter, NULL,
+                              AP_FTYPE_CONTENT_SET);
+}
+
+module AP_MODULE_DECLARE_DATA stickylb_module = {
+    STANDARD20_MODULE_STUFF,
+    create_dir_conf,
+    merge_dir_conf,
+    create_srv_conf,
+    merge_srv_conf,
+    slb_cmds,
+    slb_register_hooks
+};

@@ -1,0 +1,625 @@
+/*
+ * stickylb_codec.c - cookie, route and path-parameter codec (APR only).
+ *
+ * See include/stickylb_codec.h for the contract of each function.
+ */
+#include <string.h>
+#include <stdlib.h>
+#include <errno.h>
+
+#include <apr_strings.h>
+#include <apr_lib.h>
+
+#include "stickylb_codec.h"
+
+const char *slb_source_name(slb_source src)
+{
+    switch (src) {
+    case SLB_SRC_ROUTE_COOKIE:   return "route-cookie";
+    case SLB_SRC_URL:            return "url";
+    case SLB_SRC_SESSION_COOKIE: return "session-cookie";
+    default:                     return "none";
+    }
+}
+
+int slb_is_token_char(unsigned char c)
+{
+    if (c <= 0x20 || c >= 0x7f) {
+        return 0;
+    }
+    /* RFC 7230 separators are not token characters */
+    return strchr("()<>@,;:\\\"/[]?={}", c) == NULL;
+}
+
+int slb_is_token(const char *s, apr_size_t maxlen)
+{
+    apr_size_t i;
+
+    if (s == NULL || *s == '\0') {
+        return 0;
+    }
+    for (i = 0; s[i]; i++) {
+        if (i >= maxlen || !slb_is_token_char((unsigned char)s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int value_char_ok(unsigned char c)
+{
+    /* RFC 6265 cookie-octet */
+    return c > 0x20 && c < 0x7f && c != '"' && c != ',' && c != ';'
+           && c != '\\';
+}
+
+int slb_value_ok(const char *v, apr_size_t len)
+{
+    apr_size_t i;
+
+    if (v == NULL || len == 0 || len > SLB_MAX_VALUE_LEN) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        if (!value_char_ok((unsigned char)v[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int slb_route_ok(const char *v, apr_size_t len)
+{
+    return len <= SLB_MAX_ROUTE_LEN && slb_value_ok(v, len);
+}
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/*
+ * Walk the pairs of a Cookie header.  For each pair calls fn with the
+ * name and value spans (value NULL when the pair has no '='); stops when
+ * fn returns non-zero.
+ */
+typedef int (*pair_fn)(void *baton, slb_span name, const slb_span *value,
+                       slb_span whole);
+
+static void walk_pairs(const char *hdr, pair_fn fn, void *baton)
+{
+    const char *p = hdr;
+
+    if (hdr == NULL) {
+        return;
+    }
+    while (*p) {
+        const char *start, *eq = NULL, *end, *ne;
+        slb_span name, value, whole;
+
+        while (*p == ';' || is_ws(*p)) {
+            p++;
+        }
+        if (!*p) {
+            break;
+        }
+        start = p;
+        while (*p && *p != ';') {
+            if (*p == '=' && eq == NULL) {
+                eq = p;
+            }
+            p++;
+        }
+        end = p;
+        while (end > start && is_ws(end[-1])) {
+            end--;
+        }
+        whole.ptr = start;
+        whole.len = (apr_size_t)(end - start);
+
+        ne = eq ? eq : end;
+        while (ne > start && is_ws(ne[-1])) {
+            ne--;
+        }
+        name.ptr = start;
+        name.len = (apr_size_t)(ne - start);
+
+        if (eq) {
+            const char *vs = eq + 1;
+            while (vs < end && is_ws(*vs)) {
+                vs++;
+            }
+            value.ptr = vs;
+            value.len = (apr_size_t)(end - vs);
+            if (fn(baton, name, &value, whole)) {
+                return;
+            }
+        }
+        else if (fn(baton, name, NULL, whole)) {
+            return;
+        }
+    }
+}
+
+typedef struct {
+    const char *name;
+    apr_size_t nlen;
+    slb_span *out;
+    int max;
+    int n;
+} values_baton;
+
+static int values_cb(void *b, slb_span name, const slb_span *value,
+                     slb_span whole)
+{
+    values_baton *vb = b;
+    slb_span v;
+
+    (void)whole;
+    if (value == NULL || name.len != vb->nlen
+        || memcmp(name.ptr, vb->name, vb->nlen) != 0) {
+        return 0;
+    }
+    v = *value;
+    if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"') {
+        v.ptr++;
+        v.len -= 2;
+    }
+    if (slb_value_ok(v.ptr, v.len)) {
+        vb->out[vb->n++] = v;
+    }
+    return vb->n >= vb->max;
+}
+
+int slb_cookie_values(const char *hdr, const char *name,
+                      slb_span *out, int max)
+{
+    values_baton vb;
+
+    if (hdr == NULL || name == NULL || *name == '\0' || out == NULL
+        || max <= 0) {
+        return 0;
+    }
+    vb.name = name;
+    vb.nlen = strlen(name);
+    vb.out = out;
+    vb.max = max;
+    vb.n = 0;
+    walk_pairs(hdr, values_cb, &vb);
+    return vb.n;
+}
+
+int slb_split_route(const char *v, apr_size_t len, char sep,
+                    int allow_empty_id, slb_span *id, slb_span *route)
+{
+    const char *s;
+
+    if (v == NULL || len == 0 || sep == '\0') {
+        return 0;
+    }
+    s = memchr(v, sep, len);
+    if (s == NULL) {
+        return 0;
+    }
+    if (s == v && !allow_empty_id) {
+        return 0;
+    }
+    route->ptr = s + 1;
+    route->len = len - (apr_size_t)(s + 1 - v);
+    if (!slb_route_ok(route->ptr, route->len)) {
+        return 0;
+    }
+    id->ptr = v;
+    id->len = (apr_size_t)(s - v);
+    return 1;
+}
+
+int slb_path_param(const char *uri, const char *name, slb_span *out)
+{
+    apr_size_t nlen, plen;
+    const char *p;
+
+    if (uri == NULL || name == NULL || *name == '\0') {
+        return 0;
+    }
+    nlen = strlen(name);
+    plen = strcspn(uri, "?#");
+    for (p = memchr(uri, ';', plen); p != NULL;
+         p = memchr(p + 1, ';', plen - (apr_size_t)(p + 1 - uri))) {
+        const char *v, *e;
+        apr_size_t rest = plen - (apr_size_t)(p + 1 - uri);
+
+        if (rest <= nlen || strncasecmp(p + 1, name, nlen) != 0
+            || p[1 + nlen] != '=') {
+            continue;
+        }
+        v = p + 1 + nlen + 1;
+        e = v;
+        while (e < uri + plen && *e != ';' && *e != '/') {
+            e++;
+        }
+        if (slb_value_ok(v, (apr_size_t)(e - v))) {
+            out->ptr = v;
+            out->len = (apr_size_t)(e - v);
+            return 1;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+static void push_candidate(apr_pool_t *p, apr_array_header_t *arr,
+                           slb_source src, const char *name,
+                           slb_span id, slb_span route)
+{
+    slb_candidate *c;
+
+    if (arr->nelts >= 3 * SLB_MAX_SAME_NAME) {
+        return;
+    }
+    c = apr_array_push(arr);
+    c->src = src;
+    c->name = name;
+    c->id = apr_pstrmemdup(p, id.ptr, id.len);
+    c->route = apr_pstrmemdup(p, route.ptr, route.len);
+}
+
+/* Values of cookie `name` across all Cookie headers, at most max. */
+static int all_cookie_values(const char *const *hdrs, int n_hdrs,
+                             const char *name, slb_span *out, int max)
+{
+    int i, n = 0;
+
+    for (i = 0; i < n_hdrs && n < max; i++) {
+        if (hdrs[i]) {
+            n += slb_cookie_values(hdrs[i], name, out + n, max - n);
+        }
+    }
+    return n;
+}
+
+apr_array_header_t *slb_collect_candidates(apr_pool_t *p,
+                                           const slb_key_spec *spec,
+                                           const char *const *cookie_hdrs,
+                                           int n_hdrs, const char *raw_uri)
+{
+    apr_array_header_t *arr = apr_array_make(p, 4, sizeof(slb_candidate));
+    slb_span vals[SLB_MAX_SAME_NAME];
+    slb_span id, route;
+    int i, n;
+
+    if (spec == NULL) {
+        return arr;
+    }
+    if (spec->route_cookie) {
+        n = all_cookie_values(cookie_hdrs, n_hdrs, spec->route_cookie,
+                              vals, SLB_MAX_SAME_NAME);
+        for (i = 0; i < n; i++) {
+            /* our own form is the bare route; the classic mod_headers
+             * recipe writes ".route": accept both */
+            route = vals[i];
+            if (spec->separator && route.ptr[0] == spec->separator) {
+                route.ptr++;
+                route.len--;
+            }
+            if (slb_route_ok(route.ptr, route.len)) {
+                id.ptr = "";
+                id.len = 0;
+                push_candidate(p, arr, SLB_SRC_ROUTE_COOKIE,
+                               spec->route_cookie, id, route);
+            }
+        }
+    }
+    if (spec->path_param && raw_uri) {
+        slb_span v;
+        if (slb_path_param(raw_uri, spec->path_param, &v)
+            && slb_split_route(v.ptr, v.len, spec->separator, 0, &id,
+                               &route)) {
+            push_candidate(p, arr, SLB_SRC_URL, spec->path_param, id, route);
+        }
+    }
+    if (spec->session_cookies) {
+        int k;
+        for (k = 0; k < spec->session_cookies->nelts; k++) {
+            const char *name = APR_ARRAY_IDX(spec->session_cookies, k,
+                                             const char *);
+            n = all_cookie_values(cookie_hdrs, n_hdrs, name, vals,
+                                  SLB_MAX_SAME_NAME);
+            for (i = 0; i < n; i++) {
+                if (slb_split_route(vals[i].ptr, vals[i].len,
+                                    spec->separator, 0, &id, &route)) {
+                    push_candidate(p, arr, SLB_SRC_SESSION_COOKIE, name, id,
+                                   route);
+                }
+            }
+        }
+    }
+    return arr;
+}
+
+typedef struct {
+    const char *name;
+    apr_size_t nlen;
+    apr_array_header_t *keep;
+    int removed;
+} strip_baton;
+
+static int strip_cb(void *b, slb_span name, const slb_span *value,
+                    slb_span whole)
+{
+    strip_baton *sb = b;
+
+    if (value != NULL && name.len == sb->nlen
+        && memcmp(name.ptr, sb->name, sb->nlen) == 0) {
+        sb->removed++;
+    }
+    else if (whole.len > 0) {
+        APR_ARRAY_PUSH(sb->keep, slb_span) = whole;
+    }
+    return 0;
+}
+
+const char *slb_cookie_strip(apr_pool_t *p, const char *hdr,
+                             const char *name, int *removed)
+{
+    strip_baton sb;
+    char *out, *w;
+    apr_size_t total = 0;
+    int i;
+
+    *removed = 0;
+    if (hdr == NULL) {
+        return NULL;
+    }
+    if (name == NULL || *name == '\0') {
+        return hdr;
+    }
+    sb.name = name;
+    sb.nlen = strlen(name);
+    sb.keep = apr_array_make(p, 8, sizeof(slb_span));
+    sb.removed = 0;
+    walk_pairs(hdr, strip_cb, &sb);
+    *removed = sb.removed;
+    if (sb.removed == 0) {
+        return hdr;
+    }
+    if (sb.keep->nelts == 0) {
+        return NULL;
+    }
+    for (i = 0; i < sb.keep->nelts; i++) {
+        total += APR_ARRAY_IDX(sb.keep, i, slb_span).len + 2;
+    }
+    out = w = apr_palloc(p, total + 1);
+    for (i = 0; i < sb.keep->nelts; i++) {
+        slb_span s = APR_ARRAY_IDX(sb.keep, i, slb_span);
+        if (i > 0) {
+            *w++ = ';';
+            *w++ = ' ';
+        }
+        memcpy(w, s.ptr, s.len);
+        w += s.len;
+    }
+    *w = '\0';
+    return out;
+}
+
+void slb_cookie_conf_init(slb_cookie_conf *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->name = NULL;
+    c->path = "/";
+    c->domain = NULL;
+    c->secure = 0;
+    c->httponly = 1;
+    c->samesite = SLB_SAMESITE_LAX;
+    c->max_age = -1;
+}
+
+static int parse_onoff(const char *v, int *out)
+{
+    if (!strcasecmp(v, "on") || !strcasecmp(v, "yes") || !strcmp(v, "1")) {
+        *out = 1;
+        return 1;
+    }
+    if (!strcasecmp(v, "off") || !strcasecmp(v, "no") || !strcmp(v, "0")) {
+        *out = 0;
+        return 1;
+    }
+    return 0;
+}
+
+static int path_ok(const char *v)
+{
+    const unsigned char *s = (const unsigned char *)v;
+
+    if (*s != '/') {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (*s < 0x21 || *s > 0x7e || *s == ';' || *s == ',') {
+            return 0;
+        }
+    }
+    return strlen(v) <= 1024;
+}
+
+static int domain_ok(const char *v)
+{
+    const char *s = v;
+
+    if (*s == '.') {
+        s++;
+    }
+    if (*s == '\0' || strlen(s) > 253) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!apr_isalnum(*s) && *s != '-' && *s != '.') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+const char *slb_cookie_conf_parse(apr_pool_t *p, slb_cookie_conf *c,
+                                  int argc, const char *const *argv)
+{
+    int i;
+
+    slb_cookie_conf_init(c);
+    if (argc < 1) {
+        return "needs a cookie name";
+    }
+    if (!slb_is_token(argv[0], 128) || argv[0][0] == '$') {
+        return apr_psprintf(p, "'%s' is not a valid cookie name", argv[0]);
+    }
+    c->name = argv[0];
+    for (i = 1; i < argc; i++) {
+        const char *w = argv[i];
+        const char *eq = strchr(w, '=');
+
+        if (!strcasecmp(w, "insert")) {
+            c->insert = 1;
+        }
+        else if (!strcasecmp(w, "indirect")) {
+            c->indirect = 1;
+        }
+        else if (!strcasecmp(w, "nocache")) {
+            c->nocache = 1;
+        }
+        else if (eq == NULL) {
+            return apr_psprintf(p, "unknown option '%s' (expected insert, "
+                                "indirect, nocache, path=, domain=, "
+                                "secure=, httponly=, samesite=, max-age=)",
+                                w);
+        }
+        else {
+            const char *k = apr_pstrmemdup(p, w, (apr_size_t)(eq - w));
+            const char *v = eq + 1;
+
+            if (!strcasecmp(k, "path")) {
+                if (!path_ok(v)) {
+                    return apr_psprintf(p, "path='%s' must start with '/' and "
+                                        "hold no spaces, ';' or ','", v);
+                }
+                c->path = v;
+            }
+            else if (!strcasecmp(k, "domain")) {
+                if (!domain_ok(v)) {
+                    return apr_psprintf(p, "domain='%s' is not a host name",
+                                        v);
+                }
+                c->domain = v;
+            }
+            else if (!strcasecmp(k, "secure")) {
+                if (!parse_onoff(v, &c->secure)) {
+                    return apr_psprintf(p, "secure='%s' must be on or off", v);
+                }
+            }
+            else if (!strcasecmp(k, "httponly")) {
+                if (!parse_onoff(v, &c->httponly)) {
+                    return apr_psprintf(p, "httponly='%s' must be on or off",
+                                        v);
+                }
+            }
+            else if (!strcasecmp(k, "samesite")) {
+                if (!strcasecmp(v, "lax")) {
+                    c->samesite = SLB_SAMESITE_LAX;
+                }
+                else if (!strcasecmp(v, "strict")) {
+                    c->samesite = SLB_SAMESITE_STRICT;
+                }
+                else if (!strcasecmp(v, "none")) {
+                    c->samesite = SLB_SAMESITE_NONE;
+                }
+                else if (!strcasecmp(v, "off")) {
+                    c->samesite = SLB_SAMESITE_OFF;
+                }
+                else {
+                    return apr_psprintf(p, "samesite='%s' must be lax, "
+                                        "strict, none or off", v);
+                }
+            }
+            else if (!strcasecmp(k, "max-age")) {
+                char *end;
+                long n;
+                errno = 0;
+                n = strtol(v, &end, 10);
+                if (errno || end == v || *end || n < 0 || n > 315360000L) {
+                    return apr_psprintf(p, "max-age='%s' must be a number of "
+                                        "seconds from 0 to 315360000", v);
+                }
+                c->max_age = n;
+            }
+            else {
+                return apr_psprintf(p, "unknown attribute '%s'", w);
+            }
+        }
+    }
+    if (c->samesite == SLB_SAMESITE_NONE && !c->secure) {
+        return "samesite=none needs secure=on (browsers drop the cookie "
+               "otherwise)";
+    }
+    if (c->nocache && !c->insert) {
+        return "nocache only applies with insert";
+    }
+    return NULL;
+}
+
+const char *slb_cookie_build(apr_pool_t *p, const slb_cookie_conf *c,
+                             const char *route)
+{
+    static const char *const ss[] = { "", "; SameSite=Lax",
+                                      "; SameSite=Strict",
+                                      "; SameSite=None" };
+    const char *samesite = "";
+
+    if (c->samesite > SLB_SAMESITE_OFF && c->samesite <= SLB_SAMESITE_NONE) {
+        samesite = ss[c->samesite];
+    }
+    return apr_pstrcat(p, c->name, "=", route,
+                       "; Path=", c->path ? c->path : "/",
+                       c->domain ? "; Domain=" : "",
+                       c->domain ? c->domain : "",
+                       c->max_age >= 0
+                           ? apr_psprintf(p, "; Max-Age=%ld", c->max_age)
+                           : "",
+                       c->secure ? "; Secure" : "",
+                       c->httponly ? "; HttpOnly" : "",
+                       samesite, NULL);
+}
+
+const char *slb_cache_control_private(apr_pool_t *p, const char *existing)
+{
+    char *copy, *tok, *last;
+    const char *out = NULL;
+    int has_private = 0;
+
+    if (existing == NULL || *existing == '\0') {
+        return "private";
+    }
+    copy = apr_pstrdup(p, existing);
+    for (tok = apr_strtok(copy, ",", &last); tok;
+         tok = apr_strtok(NULL, ",", &last)) {
+        char *e;
+        while (is_ws(*tok)) {
+            tok++;
+        }
+        e = tok + strlen(tok);
+        while (e > tok && is_ws(e[-1])) {
+            *--e = '\0';
+        }
+        if (*tok == '\0' || !strcasecmp(tok, "public")
+            || !strncasecmp(tok, "s-maxage", 8)) {
+            continue;
+        }
+        if (!strncasecmp(tok, "private", 7) || !strcasecmp(tok, "no-store")) {
+            has_private = 1;
+        }
+        out = out ? apr_pstrcat(p, out, ", ", tok, NULL) : tok;
+    }
+    if (!has_private) {
+        out = out ? apr_pstrcat(p, out, ", private", NULL) : "private";
+    }
+    return out;
+}

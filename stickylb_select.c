@@ -1,0 +1,128 @@
+/*
+ * stickylb_select.c - member selection (APR only, no I/O).
+ */
+#include <string.h>
+
+#include "stickylb_select.h"
+
+const char *slb_decision_name(slb_decision_kind k)
+{
+    switch (k) {
+    case SLB_DECIDE_STICKY:   return "sticky";
+    case SLB_DECIDE_REDIRECT: return "redirect";
+    case SLB_DECIDE_FAILOVER: return "failover";
+    case SLB_DECIDE_REFUSE:   return "refused";
+    default:                  return "new";
+    }
+}
+
+static unsigned usable_after_retry(const slb_member_ops *ops, void *ctx,
+                                   int i)
+{
+    unsigned st = ops->state(ctx, i);
+
+    if (!(st & SLB_M_USABLE) && (st & SLB_M_IN_ERROR) && ops->retry) {
+        st = ops->retry(ctx, i);
+    }
+    return st & SLB_M_USABLE;
+}
+
+static int find_route_depth(const slb_member_ops *ops, void *ctx,
+                            const char *route, int depth, int *redirected,
+                            int *known)
+{
+    int n = ops->count(ctx);
+    int pass, i;
+
+    if (route == NULL || *route == '\0' || depth > n) {
+        return -1;
+    }
+    /* pass 0: regular members, pass 1: hot standbys */
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < n; i++) {
+            unsigned st = ops->state(ctx, i);
+            const char *r = ops->route(ctx, i);
+            const char *redir;
+
+            if (((st & SLB_M_STANDBY) != 0) != (pass == 1)) {
+                continue;
+            }
+            if (r == NULL || *r == '\0' || strcmp(r, route) != 0) {
+                continue;
+            }
+            *known = 1;
+            if (usable_after_retry(ops, ctx, i)) {
+                return i;
+            }
+            redir = ops->redirect ? ops->redirect(ctx, i) : NULL;
+            if (redir && *redir) {
+                int dummy_known = 0;
+                int j = find_route_depth(ops, ctx, redir, depth + 1,
+                                         redirected, &dummy_known);
+                if (j >= 0) {
+                    *redirected = 1;
+                    return j;
+                }
+            }
+        }
+    }
+    return -1;
+}
+
+int slb_find_route(const slb_member_ops *ops, void *ctx, const char *route,
+                   int *redirected, int *known)
+{
+    *redirected = 0;
+    *known = 0;
+    return find_route_depth(ops, ctx, route, 0, redirected, known);
+}
+
+slb_decision slb_decide(const slb_member_ops *ops, void *ctx,
+                        const apr_array_header_t *candidates,
+                        int nofailover)
+{
+    slb_decision d;
+    int c;
+
+    d.kind = SLB_DECIDE_NEW;
+    d.member = -1;
+    d.candidate = -1;
+    d.route = NULL;
+    if (candidates == NULL) {
+        return d;
+    }
+    for (c = 0; c < candidates->nelts; c++) {
+        const slb_candidate *cand = &APR_ARRAY_IDX(candidates, c,
+                                                   slb_candidate);
+        int redirected = 0, known = 0;
+        int i = slb_find_route(ops, ctx, cand->route, &redirected, &known);
+
+        if (!known) {
+            continue;   /* a route no member has: look further */
+        }
+        d.candidate = c;
+        d.route = cand->route;
+        if (i >= 0) {
+            d.kind = redirected ? SLB_DECIDE_REDIRECT : SLB_DECIDE_STICKY;
+            d.member = i;
+        }
+        else {
+            d.kind = nofailover ? SLB_DECIDE_REFUSE : SLB_DECIDE_FAILOVER;
+        }
+        return d;
+    }
+    return d;
+}
+
+int slb_wrr_consider(int *lbstatus, int lbfactor, const int *best_lbstatus,
+                     int *total)
+{
+    *lbstatus += lbfactor;
+    *total += lbfactor;
+    return best_lbstatus == NULL || *lbstatus > *best_lbstatus;
+}
+
+void slb_wrr_commit(int *lbstatus, int total)
+{
+    *lbstatus -= total;
+}
