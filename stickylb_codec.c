@@ -97,14 +97,16 @@ static void walk_pairs(const char *hdr, pair_fn fn, void *baton)
         const char *start, *eq = NULL, *end, *ne;
         slb_span name, value, whole;
 
-        while (*p == ';' || is_ws(*p)) {
+        /* ';' separates pairs (RFC 6265); ',' too: it cannot occur in a
+         * cookie-octet, and httpd joins repeated Cookie headers with ", " */
+        while (*p == ';' || *p == ',' || is_ws(*p)) {
             p++;
         }
         if (!*p) {
             break;
         }
         start = p;
-        while (*p && *p != ';') {
+        while (*p && *p != ';' && *p != ',') {
             if (*p == '=' && eq == NULL) {
                 eq = p;
             }

@@ -75,6 +75,8 @@ int slb_route_ok(const char *v, apr_size_t len);
 /*
  * Find the values of cookie `name` in one Cookie request header.  Values
  * are stored in order of appearance into out[0..max-1]; returns how many.
+ * Pairs are separated by ';' or ',' (httpd joins repeated Cookie headers
+ * with ", "; a cookie-octet never holds ',').
  * Surrounding double quotes are removed.  Pairs without '=' are skipped,
  * names are compared case-sensitively (RFC 6265).  Values that fail
  * slb_value_ok() are skipped.

@@ -1,0 +1,98 @@
+# Configuration: server-level values merged into balancer sections, and
+# bad values rejected by configtest with a message naming the directive.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Apache::Test ();
+use File::Temp qw(tempdir);
+use StickyLB::Client;
+
+# --- merging (vhost slb_merge: StickyLBSessionCookie SID, separator ':')
+my $x = req('slb_merge', '/inherit/', Cookie => 'SID=0a1b:t2');
+is(backend($x), 't2', 'balancer inherits the server-level cookie name and separator');
+$x = req('slb_merge', '/inherit/', Cookie => 'JSESSIONID=0a1b.t2');
+is((slb($x))[0], 'new', 'the default cookie is replaced, not added');
+$x = req('slb_merge', '/inherit/x;jsessionid=0a1b:t1');
+is(backend($x), 't1', 'the default path parameter stays, with the inherited separator');
+$x = req('slb_merge', '/override/', Cookie => 'JSESSIONID=0a1b:t2');
+is(backend($x), 't2', 'section overrides the cookie name, keeps the inherited separator');
+$x = req('slb_merge', '/override/', Cookie => 'SID=0a1b:t2');
+is((slb($x))[0], 'new', 'the overridden cookie name no longer counts');
+$x = req('slb_merge', '/override/x;jsessionid=0a1b:t1');
+is((slb($x))[0], 'new', 'StickyLBPathParam none in the section');
+
+# --- configtest
+my $httpd = Apache::Test::vars('httpd') || '/usr/sbin/apache2';
+my $libexec = '/usr/lib/apache2/modules';
+my $module = $ENV{SLB_MODULE} or die "SLB_MODULE not set";
+my $dir = tempdir(CLEANUP => 1);
+
+sub configtest {
+    my ($body) = @_;
+    my $conf = "$dir/test.conf";
+    open my $fh, '>', $conf or die $!;
+    print $fh <<"CONF";
+ServerRoot "$dir"
+ServerName localhost
+PidFile "$dir/httpd.pid"
+DefaultRuntimeDir "$dir"
+Mutex file:$dir default
+ErrorLog "$dir/error.log"
+Listen 127.0.0.1:1
+LoadModule mpm_event_module $libexec/mod_mpm_event.so
+LoadModule authz_core_module $libexec/mod_authz_core.so
+LoadModule slotmem_shm_module $libexec/mod_slotmem_shm.so
+LoadModule proxy_module $libexec/mod_proxy.so
+LoadModule proxy_http_module $libexec/mod_proxy_http.so
+LoadModule proxy_balancer_module $libexec/mod_proxy_balancer.so
+LoadModule stickylb_module $module
+$body
+CONF
+    close $fh;
+    my $out = `'$httpd' -t -f '$conf' 2>&1`;
+    return ($? >> 8, $out);
+}
+
+sub balancer { my $d = shift; return qq{<Proxy "balancer://b">\n BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=stickylb\n $d\n</Proxy>\n} }
+
+my ($rc, $out) = configtest(balancer('StickyLBRouteCookie ROUTEID insert indirect nocache path=/app domain=.example.com secure=on httponly=off samesite=none max-age=0'));
+is($rc, 0, 'a full valid configuration passes configtest') or diag $out;
+($rc, $out) = configtest("StickyLBSessionCookie JSESSIONID PHPSESSID\nStickyLBSeparator ~\n" . balancer('StickyLBPathParam none'));
+is($rc, 0, 'server-level directives pass') or diag $out;
+
+my @bad = (
+    ['StickyLBRouteCookie ROUTEID samesite=bogus', 'StickyLBRouteCookie', 'samesite'],
+    ['StickyLBRouteCookie ROUTEID samesite=none',  'StickyLBRouteCookie', 'secure=on'],
+    ['StickyLBRouteCookie ROUTEID max-age=-5',     'StickyLBRouteCookie', 'max-age'],
+    ['StickyLBRouteCookie ROUTEID max-age=12x',    'StickyLBRouteCookie', 'max-age'],
+    ['StickyLBRouteCookie ROUTEID nocache',        'StickyLBRouteCookie', 'nocache'],
+    ['StickyLBRouteCookie ROUTEID frobnicate',     'StickyLBRouteCookie', 'frobnicate'],
+    ['StickyLBRouteCookie ROUTEID path=app',       'StickyLBRouteCookie', 'path'],
+    ['StickyLBRouteCookie ROUTEID domain=a;b',     'StickyLBRouteCookie', 'domain'],
+    ['StickyLBRouteCookie ROUTEID secure=maybe',   'StickyLBRouteCookie', 'secure'],
+    ['StickyLBRouteCookie ROUTEID colour=red',     'StickyLBRouteCookie', 'colour'],
+    ['StickyLBRouteCookie "ROUTE;ID"',             'StickyLBRouteCookie', 'ROUTE;ID'],
+    ['StickyLBRouteCookie',                        'StickyLBRouteCookie', ''],
+    ['StickyLBSeparator ab',                       'StickyLBSeparator',   'ab'],
+    ['StickyLBSeparator ;',                        'StickyLBSeparator',   ';'],
+    ['StickyLBSeparator =',                        'StickyLBSeparator',   '='],
+    ['StickyLBSessionCookie "a;b"',                'StickyLBSessionCookie', 'a;b'],
+    ['StickyLBSessionCookie JSESSIONID none',      'StickyLBSessionCookie', 'none'],
+    ['StickyLBPathParam "a=b"',                    'StickyLBPathParam',   'a=b'],
+);
+for my $b (@bad) {
+    my ($directive, $name, $word) = @$b;
+    ($rc, $out) = configtest(balancer($directive));
+    ok($rc != 0 && index($out, $name) >= 0 && index($out, $word) >= 0,
+       "configtest rejects '$directive' naming $name") or diag $out;
+}
+
+# Outside the sections where it has an effect.
+($rc, $out) = configtest("<Location /x>\n StickyLBSessionCookie SID\n</Location>\n");
+ok($rc != 0 && $out =~ /StickyLBSessionCookie: allowed only/, 'directive in <Location> rejected') or diag $out;
+($rc, $out) = configtest("<Proxy http://example.com/>\n StickyLBSessionCookie SID\n</Proxy>\n");
+ok($rc != 0 && $out =~ /StickyLBSessionCookie: allowed only/, 'directive in a non-balancer <Proxy> rejected') or diag $out;
+
+done_testing();
