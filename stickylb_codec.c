@@ -245,7 +245,7 @@ int slb_path_param(const char *uri, const char *name, slb_span *out)
             out->len = (apr_size_t)(e - v);
             return 1;
         }
-        return 0;
+        /* an invalid value: a later occurrence may still be valid */
     }
     return 0;
 }
@@ -544,10 +544,12 @@ const char *slb_cookie_conf_parse(apr_pool_t *p, slb_cookie_conf *c,
             }
             else if (!strcasecmp(k, "max-age")) {
                 char *end;
-                long n;
+                long n = -1;
                 errno = 0;
-                n = strtol(v, &end, 10);
-                if (errno || end == v || *end || n < 0 || n > 315360000L) {
+                if (apr_isdigit(*v)) {
+                    n = strtol(v, &end, 10);
+                }
+                if (n < 0 || errno || *end || n > 315360000L) {
                     return apr_psprintf(p, "max-age='%s' must be a number of "
                                         "seconds from 0 to 315360000", v);
                 }
@@ -591,34 +593,72 @@ const char *slb_cookie_build(apr_pool_t *p, const slb_cookie_conf *c,
                        samesite, NULL);
 }
 
+/* Split a header value at commas outside quoted strings; trims each part. */
+static apr_array_header_t *split_directives(apr_pool_t *p, const char *v)
+{
+    apr_array_header_t *out = apr_array_make(p, 4, sizeof(const char *));
+    const char *s = v;
+
+    while (*s) {
+        const char *start, *end;
+        int quoted = 0;
+
+        while (*s == ',' || is_ws(*s)) {
+            s++;
+        }
+        if (!*s) {
+            break;
+        }
+        start = s;
+        while (*s && (quoted || *s != ',')) {
+            if (*s == '\\' && quoted && s[1]) {
+                s++;
+            }
+            else if (*s == '"') {
+                quoted = !quoted;
+            }
+            s++;
+        }
+        end = s;
+        while (end > start && is_ws(end[-1])) {
+            end--;
+        }
+        APR_ARRAY_PUSH(out, const char *) =
+            apr_pstrmemdup(p, start, (apr_size_t)(end - start));
+    }
+    return out;
+}
+
+/* 1 when directive d has the name `name` (exactly, any case), with or
+ * without an argument. */
+static int directive_is(const char *d, const char *name)
+{
+    apr_size_t n = strlen(name);
+
+    return strncasecmp(d, name, n) == 0
+           && (d[n] == '\0' || d[n] == '=' || is_ws(d[n]));
+}
+
 const char *slb_cache_control_private(apr_pool_t *p, const char *existing)
 {
-    char *copy, *tok, *last;
+    apr_array_header_t *parts;
     const char *out = NULL;
-    int has_private = 0;
+    int i, has_private = 0;
 
     if (existing == NULL || *existing == '\0') {
         return "private";
     }
-    copy = apr_pstrdup(p, existing);
-    for (tok = apr_strtok(copy, ",", &last); tok;
-         tok = apr_strtok(NULL, ",", &last)) {
-        char *e;
-        while (is_ws(*tok)) {
-            tok++;
-        }
-        e = tok + strlen(tok);
-        while (e > tok && is_ws(e[-1])) {
-            *--e = '\0';
-        }
-        if (*tok == '\0' || !strcasecmp(tok, "public")
-            || !strncasecmp(tok, "s-maxage", 8)) {
+    parts = split_directives(p, existing);
+    for (i = 0; i < parts->nelts; i++) {
+        const char *d = APR_ARRAY_IDX(parts, i, const char *);
+
+        if (directive_is(d, "public") || directive_is(d, "s-maxage")) {
             continue;
         }
-        if (!strncasecmp(tok, "private", 7) || !strcasecmp(tok, "no-store")) {
+        if (directive_is(d, "private") || directive_is(d, "no-store")) {
             has_private = 1;
         }
-        out = out ? apr_pstrcat(p, out, ", ", tok, NULL) : tok;
+        out = out ? apr_pstrcat(p, out, ", ", d, NULL) : d;
     }
     if (!has_private) {
         out = out ? apr_pstrcat(p, out, ", private", NULL) : "private";

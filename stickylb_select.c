@@ -27,14 +27,38 @@ static unsigned usable_after_retry(const slb_member_ops *ops, void *ctx,
     return st & SLB_M_USABLE;
 }
 
-static int find_route_depth(const slb_member_ops *ops, void *ctx,
-                            const char *route, int depth, int *redirected,
-                            int *known)
+/* Routes already expanded while following redirects: each route is looked
+ * at once, so loops end and duplicate routes cost no more than O(n^2). */
+typedef struct {
+    const char **routes;
+    int n;
+    int max;
+} visited_set;
+
+static int visit(visited_set *v, const char *route)
+{
+    int i;
+
+    for (i = 0; i < v->n; i++) {
+        if (strcmp(v->routes[i], route) == 0) {
+            return 0;
+        }
+    }
+    if (v->n >= v->max) {
+        return 0;
+    }
+    v->routes[v->n++] = route;
+    return 1;
+}
+
+static int find_route_visit(const slb_member_ops *ops, void *ctx,
+                            const char *route, visited_set *v,
+                            int *redirected, int *known)
 {
     int n = ops->count(ctx);
     int pass, i;
 
-    if (route == NULL || *route == '\0' || depth > n) {
+    if (route == NULL || *route == '\0' || !visit(v, route)) {
         return -1;
     }
     /* pass 0: regular members, pass 1: hot standbys */
@@ -57,8 +81,8 @@ static int find_route_depth(const slb_member_ops *ops, void *ctx,
             redir = ops->redirect ? ops->redirect(ctx, i) : NULL;
             if (redir && *redir) {
                 int dummy_known = 0;
-                int j = find_route_depth(ops, ctx, redir, depth + 1,
-                                         redirected, &dummy_known);
+                int j = find_route_visit(ops, ctx, redir, v, redirected,
+                                         &dummy_known);
                 if (j >= 0) {
                     *redirected = 1;
                     return j;
@@ -72,9 +96,17 @@ static int find_route_depth(const slb_member_ops *ops, void *ctx,
 int slb_find_route(const slb_member_ops *ops, void *ctx, const char *route,
                    int *redirected, int *known)
 {
+    const char *stack_routes[64];
+    visited_set v;
+    int n = ops->count(ctx);
+
     *redirected = 0;
     *known = 0;
-    return find_route_depth(ops, ctx, route, 0, redirected, known);
+    v.n = 0;
+    v.routes = stack_routes;
+    /* at most one distinct route per member, plus the one asked for */
+    v.max = n + 1 < 64 ? n + 1 : 64;
+    return find_route_visit(ops, ctx, route, &v, redirected, known);
 }
 
 slb_decision slb_decide(const slb_member_ops *ops, void *ctx,

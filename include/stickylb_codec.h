@@ -98,7 +98,8 @@ int slb_split_route(const char *v, apr_size_t len, char sep,
  * URI (the bytes before '?' or '#').  The parameter name is compared
  * case-insensitively; the value ends at ';', '/', '?', '#' or the end.
  * A parameter that only appears in the query string is not a path parameter
- * and is ignored.  Returns 1 when found and the value passes slb_value_ok().
+ * and is ignored.  Returns 1 for the first occurrence whose value passes
+ * slb_value_ok() (an invalid one is skipped).
  */
 int slb_path_param(const char *uri, const char *name, slb_span *out);
 

@@ -56,8 +56,8 @@ typedef struct {
  * Find the member serving `route` the way mod_proxy_balancer does:
  * non-standby members first, then hot standbys with that route; a member
  * in error is given its retry; an unusable member with redirect= is
- * replaced by its redirect target (followed at most count() times, so
- * redirect loops end).  Returns the member index or -1; *redirected is set
+ * replaced by its redirect target (each route is expanded once, so
+ * redirect loops end and the work stays bounded).  Returns the member index or -1; *redirected is set
  * when a redirect was followed, *known when some member has this route.
  */
 int slb_find_route(const slb_member_ops *ops, void *ctx, const char *route,

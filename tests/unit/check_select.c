@@ -1,0 +1,791 @@
+/*
+ * check_select.c - Check tests of stickylb_select.c: route -> member lookup
+ * (standby pass, retry, redirect= with loop bound), slb_decide() and the
+ * smooth weighted round robin primitives.
+ *
+ * The balancer is a fake member table driven through slb_member_ops; each
+ * member counts the retries it was given.
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+
+#include "check_stickylb.h"
+#include "stickylb_select.h"
+
+static apr_pool_t *pool;
+
+static void setup(void)
+{
+    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
+}
+
+static void teardown(void)
+{
+    apr_pool_destroy(pool);
+    pool = NULL;
+}
+
+/* ======================================================================
+ * fake member table
+ * ==================================================================== */
+
+typedef struct {
+    const char *route;      /* returned as is (NULL allowed) */
+    const char *redirect;   /* returned as is (NULL allowed) */
+    unsigned state;         /* SLB_M_* bits */
+    unsigned retry_state;   /* the state a retry leaves behind */
+    int retry_calls;
+} fake_member;
+
+typedef struct {
+    fake_member *m;
+    int n;
+    int callbacks;          /* every callback call, to bound the work */
+} fake_table;
+
+#define U   SLB_M_USABLE
+#define SB  SLB_M_STANDBY
+#define DR  SLB_M_DRAINING
+#define ER  SLB_M_IN_ERROR
+#define SP  SLB_M_SPARE
+
+/* member whose retry changes nothing / whose retry yields `after` */
+#define M(route, redirect, state)          { route, redirect, state, state, 0 }
+#define MR(route, redirect, state, after)  { route, redirect, state, after, 0 }
+
+#define TABLE(t, members)                                                   \
+    fake_table t = { members, (int)(sizeof(members) / sizeof(members[0])), 0 }
+
+static fake_member *member_at(void *ctx, int i)
+{
+    fake_table *t = ctx;
+
+    t->callbacks++;
+    ck_assert_msg(i >= 0 && i < t->n, "member index %d out of 0..%d", i,
+                  t->n - 1);
+    return &t->m[i];
+}
+
+static int f_count(void *ctx)
+{
+    fake_table *t = ctx;
+
+    t->callbacks++;
+    return t->n;
+}
+
+static const char *f_route(void *ctx, int i)
+{
+    return member_at(ctx, i)->route;
+}
+
+static const char *f_redirect(void *ctx, int i)
+{
+    return member_at(ctx, i)->redirect;
+}
+
+static unsigned f_state(void *ctx, int i)
+{
+    return member_at(ctx, i)->state;
+}
+
+static unsigned f_retry(void *ctx, int i)
+{
+    fake_member *m = member_at(ctx, i);
+
+    m->retry_calls++;
+    m->state = m->retry_state;
+    return m->state;
+}
+
+static const slb_member_ops fake_ops = {
+    f_count, f_route, f_redirect, f_state, f_retry
+};
+
+/* candidates with the given routes (NULL terminated), as session cookies */
+static apr_array_header_t *cands(const char *route, ...)
+{
+    apr_array_header_t *arr = apr_array_make(pool, 4, sizeof(slb_candidate));
+    va_list ap;
+    const char *r;
+
+    va_start(ap, route);
+    for (r = route; r != NULL; r = va_arg(ap, const char *)) {
+        slb_candidate *c = apr_array_push(arr);
+        c->src = SLB_SRC_SESSION_COOKIE;
+        c->name = "JSESSIONID";
+        c->id = "abc";
+        c->route = r;
+    }
+    va_end(ap);
+    return arr;
+}
+
+#define ck_assert_decision(d, kind_, member_, cand_, route_)                \
+    do {                                                                    \
+        slb_decision d_ = (d);                                              \
+        const char *want_ = (route_);                                       \
+        ck_assert_msg(d_.kind == (kind_), "decision %s, expected %s",       \
+                      slb_decision_name(d_.kind),                           \
+                      slb_decision_name(kind_));                            \
+        ck_assert_int_eq(d_.member, (member_));                             \
+        ck_assert_int_eq(d_.candidate, (cand_));                            \
+        if (want_ == NULL) {                                                \
+            ck_assert_ptr_null(d_.route);                                   \
+        }                                                                   \
+        else {                                                              \
+            ck_assert_pstr_eq(d_.route, want_);                             \
+        }                                                                   \
+    } while (0)
+
+static void assert_no_retry(const fake_table *t)
+{
+    int i;
+
+    for (i = 0; i < t->n; i++) {
+        ck_assert_msg(t->m[i].retry_calls == 0, "member %d retried %d times",
+                      i, t->m[i].retry_calls);
+    }
+}
+
+/* ======================================================================
+ * names
+ * ==================================================================== */
+
+START_TEST(test_decision_name)
+{
+    ck_assert_str_eq(slb_decision_name(SLB_DECIDE_NEW), "new");
+    ck_assert_str_eq(slb_decision_name(SLB_DECIDE_STICKY), "sticky");
+    ck_assert_str_eq(slb_decision_name(SLB_DECIDE_REDIRECT), "redirect");
+    ck_assert_str_eq(slb_decision_name(SLB_DECIDE_FAILOVER), "failover");
+    ck_assert_str_eq(slb_decision_name(SLB_DECIDE_REFUSE), "refused");
+    ck_assert_str_eq(slb_decision_name((slb_decision_kind)42), "new");
+}
+END_TEST
+
+/* ======================================================================
+ * slb_decide
+ * ==================================================================== */
+
+START_TEST(test_sticky_hit)
+{
+    fake_member m[] = { M("t1", "", U), M("t2", "", U), M("t3", "", U) };
+    TABLE(t, m);
+    apr_array_header_t *c = cands("t2", NULL);
+    slb_decision d = slb_decide(&fake_ops, &t, c, 0);
+
+    ck_assert_decision(d, SLB_DECIDE_STICKY, 1, 0, "t2");
+    /* the route is the candidate's own string */
+    ck_assert_ptr_eq(d.route, APR_ARRAY_IDX(c, 0, slb_candidate).route);
+    assert_no_retry(&t);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_STICKY, 0, 0, "t1");
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t3", NULL), 1),
+                       SLB_DECIDE_STICKY, 2, 0, "t3");
+}
+END_TEST
+
+START_TEST(test_unknown_route_next_candidate)
+{
+    fake_member m[] = { M("t1", "", U), M("t2", "", U), M("t3", "", U) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("zz", "t3", NULL), 0),
+                       SLB_DECIDE_STICKY, 2, 1, "t3");
+    ck_assert_decision(slb_decide(&fake_ops, &t,
+                                  cands("zz", "T1", ".t1", "t1 ", "t2", NULL),
+                                  0),
+                       SLB_DECIDE_STICKY, 1, 4, "t2");
+    /* no candidate names a member */
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("zz", "yy", NULL), 0),
+                       SLB_DECIDE_NEW, -1, -1, NULL);
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("zz", NULL), 1),
+                       SLB_DECIDE_NEW, -1, -1, NULL);
+    assert_no_retry(&t);
+}
+END_TEST
+
+START_TEST(test_disabled_failover)
+{
+    fake_member m[] = { M("t1", "", 0), M("t2", "", U) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_FAILOVER, -1, 0, "t1");
+    /* disabled (not in error): no retry */
+    assert_no_retry(&t);
+    /* the first known route decides, even when its member is down */
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", "t2", NULL), 0),
+                       SLB_DECIDE_FAILOVER, -1, 0, "t1");
+    /* but unknown routes before it are skipped */
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("x", "t1", "t2", NULL),
+                                  0),
+                       SLB_DECIDE_FAILOVER, -1, 1, "t1");
+    assert_no_retry(&t);
+}
+END_TEST
+
+START_TEST(test_in_error_retry_recovers)
+{
+    fake_member m[] = { MR("t1", "", ER, U), M("t2", "", U) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_STICKY, 0, 0, "t1");
+    ck_assert_int_eq(m[0].retry_calls, 1);
+    ck_assert_int_eq(m[1].retry_calls, 0);
+    /* recovered: no further retry */
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_STICKY, 0, 0, "t1");
+    ck_assert_int_eq(m[0].retry_calls, 1);
+}
+END_TEST
+
+START_TEST(test_in_error_still_down)
+{
+    fake_member m[] = { MR("t1", "", ER, ER), M("t2", "", U) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_FAILOVER, -1, 0, "t1");
+    ck_assert_int_eq(m[0].retry_calls, 1);
+    ck_assert_int_eq(m[1].retry_calls, 0);
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 1),
+                       SLB_DECIDE_REFUSE, -1, 0, "t1");
+    ck_assert_int_eq(m[0].retry_calls, 2);
+}
+END_TEST
+
+START_TEST(test_in_error_without_retry_op)
+{
+    fake_member m[] = { MR("t1", "", ER, U) };
+    TABLE(t, m);
+    slb_member_ops ops = fake_ops;
+
+    ops.retry = NULL;
+    ck_assert_decision(slb_decide(&ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_FAILOVER, -1, 0, "t1");
+    ck_assert_int_eq(m[0].retry_calls, 0);
+}
+END_TEST
+
+START_TEST(test_usable_not_retried)
+{
+    /* usable wins over the in-error bit: no retry needed */
+    fake_member m[] = { MR("t1", "", U | ER, 0) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_STICKY, 0, 0, "t1");
+    assert_no_retry(&t);
+}
+END_TEST
+
+START_TEST(test_nofailover_refuse)
+{
+    fake_member m[] = { M("t1", "", 0), M("t2", "", U) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 1),
+                       SLB_DECIDE_REFUSE, -1, 0, "t1");
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t2", NULL), 1),
+                       SLB_DECIDE_STICKY, 1, 0, "t2");
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t9", NULL), 1),
+                       SLB_DECIDE_NEW, -1, -1, NULL);
+    ck_assert_decision(slb_decide(&fake_ops, &t, NULL, 1),
+                       SLB_DECIDE_NEW, -1, -1, NULL);
+}
+END_TEST
+
+START_TEST(test_redirect_usable)
+{
+    fake_member m[] = { M("a", "b", 0), M("x", "", U), M("b", "", U) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("a", NULL), 0),
+                       SLB_DECIDE_REDIRECT, 2, 0, "a");
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("a", NULL), 1),
+                       SLB_DECIDE_REDIRECT, 2, 0, "a");
+    assert_no_retry(&t);
+}
+END_TEST
+
+START_TEST(test_redirect_target_retried)
+{
+    fake_member m[] = { MR("a", "b", ER, ER), MR("b", "", ER, U) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("a", NULL), 0),
+                       SLB_DECIDE_REDIRECT, 1, 0, "a");
+    ck_assert_int_eq(m[0].retry_calls, 1);
+    ck_assert_int_eq(m[1].retry_calls, 1);
+}
+END_TEST
+
+START_TEST(test_redirect_ignored_when_usable)
+{
+    fake_member m[] = { M("a", "b", U), M("b", "", U) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("a", NULL), 0),
+                       SLB_DECIDE_STICKY, 0, 0, "a");
+}
+END_TEST
+
+START_TEST(test_redirect_target_down)
+{
+    fake_member m[] = { M("a", "b", 0), M("b", "", 0), M("c", "", U) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("a", NULL), 0),
+                       SLB_DECIDE_FAILOVER, -1, 0, "a");
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("a", NULL), 1),
+                       SLB_DECIDE_REFUSE, -1, 0, "a");
+}
+END_TEST
+
+START_TEST(test_redirect_unknown_target)
+{
+    fake_member m[] = { M("a", "nosuch", 0), M("b", "", U) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("a", NULL), 0),
+                       SLB_DECIDE_FAILOVER, -1, 0, "a");
+}
+END_TEST
+
+START_TEST(test_redirect_chain)
+{
+    fake_member m[] = { M("a", "b", 0), M("b", "c", 0), M("c", "", U) };
+    TABLE(t, m);
+    int redirected = -1, known = -1;
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("a", NULL), 0),
+                       SLB_DECIDE_REDIRECT, 2, 0, "a");
+    ck_assert_int_eq(slb_find_route(&fake_ops, &t, "a", &redirected, &known),
+                     2);
+    ck_assert_int_eq(redirected, 1);
+    ck_assert_int_eq(known, 1);
+    ck_assert_int_eq(slb_find_route(&fake_ops, &t, "c", &redirected, &known),
+                     2);
+    ck_assert_int_eq(redirected, 0);
+    ck_assert_int_eq(known, 1);
+}
+END_TEST
+
+START_TEST(test_redirect_loop_terminates)
+{
+    fake_member m[] = { MR("a", "b", ER, ER), MR("b", "a", ER, ER),
+                        M("c", "", U) };
+    TABLE(t, m);
+    int n = (int)(sizeof(m) / sizeof(m[0]));
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("a", NULL), 0),
+                       SLB_DECIDE_FAILOVER, -1, 0, "a");
+    /* the loop is cut after at most count() redirects */
+    ck_assert_int_ge(m[0].retry_calls, 1);
+    ck_assert_int_le(m[0].retry_calls, n + 1);
+    ck_assert_int_ge(m[1].retry_calls, 1);
+    ck_assert_int_le(m[1].retry_calls, n + 1);
+    ck_assert_int_eq(m[2].retry_calls, 0);
+    ck_assert_int_lt(t.callbacks, 1000);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("b", NULL), 1),
+                       SLB_DECIDE_REFUSE, -1, 0, "b");
+}
+END_TEST
+
+START_TEST(test_redirect_self_and_long_loops)
+{
+    fake_member self[] = { M("a", "a", 0), M("z", "", U) };
+    fake_member ring[] = { M("a", "b", 0), M("b", "c", 0), M("c", "d", 0),
+                           M("d", "a", 0), M("z", "", U) };
+    TABLE(ts, self);
+    TABLE(tr, ring);
+
+    ck_assert_decision(slb_decide(&fake_ops, &ts, cands("a", NULL), 0),
+                       SLB_DECIDE_FAILOVER, -1, 0, "a");
+    ck_assert_int_lt(ts.callbacks, 1000);
+    ck_assert_decision(slb_decide(&fake_ops, &tr, cands("c", NULL), 0),
+                       SLB_DECIDE_FAILOVER, -1, 0, "c");
+    ck_assert_int_lt(tr.callbacks, 1000);
+}
+END_TEST
+
+START_TEST(test_redirect_duplicate_routes_bounded)
+{
+    /* 24 members share route "x", all down, each redirecting to "x" (a
+     * misconfiguration any client can hit by naming "x"): each member is
+     * retried once, the work stays quadratic at most */
+    fake_member m[25];
+    fake_table t = { m, 25, 0 };
+    int i;
+
+    for (i = 0; i < 24; i++) {
+        fake_member x = MR("x", "x", ER, ER);
+        m[i] = x;
+    }
+    {
+        fake_member z = M("z", "", U);
+        m[24] = z;
+    }
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("x", NULL), 0),
+                       SLB_DECIDE_FAILOVER, -1, 0, "x");
+    for (i = 0; i < 24; i++) {
+        ck_assert_int_eq(m[i].retry_calls, 1);
+    }
+    ck_assert_int_lt(t.callbacks, 25 * 25 * 8);
+}
+END_TEST
+
+START_TEST(test_standby)
+{
+    /* the standby is listed first: the regular member still wins */
+    fake_member m[] = { M("t1", "", U | SB), M("t1", "", U),
+                        M("t2", "", U) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_STICKY, 1, 0, "t1");
+    /* regular member unusable: the standby with the same route */
+    m[1].state = m[1].retry_state = 0;
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_STICKY, 0, 0, "t1");
+    /* both down */
+    m[0].state = m[0].retry_state = SB;
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_FAILOVER, -1, 0, "t1");
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 1),
+                       SLB_DECIDE_REFUSE, -1, 0, "t1");
+    assert_no_retry(&t);
+}
+END_TEST
+
+START_TEST(test_standby_after_retry)
+{
+    /* the regular member is retried before any standby is considered */
+    fake_member m[] = { M("t1", "", U | SB), MR("t1", "", ER, U) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_STICKY, 1, 0, "t1");
+    ck_assert_int_eq(m[1].retry_calls, 1);
+    ck_assert_int_eq(m[0].retry_calls, 0);
+
+    /* retry fails: the standby takes it */
+    m[1].state = m[1].retry_state = ER;
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_STICKY, 0, 0, "t1");
+    ck_assert_int_eq(m[1].retry_calls, 2);
+}
+END_TEST
+
+START_TEST(test_standby_only_route)
+{
+    fake_member m[] = { M("t1", "", U), M("t9", "", U | SB) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t9", NULL), 0),
+                       SLB_DECIDE_STICKY, 1, 0, "t9");
+}
+END_TEST
+
+START_TEST(test_redirect_before_standby)
+{
+    /* as in mod_proxy_balancer: the regular member's redirect= is followed
+     * in the first pass, before hot standbys are looked at */
+    fake_member m[] = { M("t1", "b", 0), M("t1", "", U | SB),
+                        M("b", "", U) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_REDIRECT, 2, 0, "t1");
+}
+END_TEST
+
+START_TEST(test_draining_still_sticky)
+{
+    fake_member m[] = { M("t1", "", U | DR), M("t2", "", U) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_STICKY, 0, 0, "t1");
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 1),
+                       SLB_DECIDE_STICKY, 0, 0, "t1");
+}
+END_TEST
+
+START_TEST(test_spare_is_regular_pass)
+{
+    /* a hot spare is not a hot standby: found in the first pass */
+    fake_member m[] = { M("t1", "", U | SB), M("t1", "", U | SP) };
+    TABLE(t, m);
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands("t1", NULL), 0),
+                       SLB_DECIDE_STICKY, 1, 0, "t1");
+}
+END_TEST
+
+START_TEST(test_empty_and_null_candidates)
+{
+    fake_member m[] = { M("t1", "", U) };
+    TABLE(t, m);
+    fake_table none = { m, 0, 0 };
+
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands(NULL), 0),
+                       SLB_DECIDE_NEW, -1, -1, NULL);
+    ck_assert_decision(slb_decide(&fake_ops, &t, cands(NULL), 1),
+                       SLB_DECIDE_NEW, -1, -1, NULL);
+    ck_assert_decision(slb_decide(&fake_ops, &t, NULL, 0),
+                       SLB_DECIDE_NEW, -1, -1, NULL);
+    ck_assert_decision(slb_decide(&fake_ops, &t, NULL, 1),
+                       SLB_DECIDE_NEW, -1, -1, NULL);
+    /* a balancer without members */
+    ck_assert_decision(slb_decide(&fake_ops, &none, cands("t1", NULL), 1),
+                       SLB_DECIDE_NEW, -1, -1, NULL);
+}
+END_TEST
+
+START_TEST(test_find_route_args)
+{
+    fake_member m[] = { M("", "", U), M(NULL, NULL, 0), M("t1", NULL, 0),
+                        M("t2", "", U) };
+    TABLE(t, m);
+    int redirected = -1, known = -1;
+
+    ck_assert_int_eq(slb_find_route(&fake_ops, &t, NULL, &redirected,
+                                    &known), -1);
+    ck_assert_int_eq(redirected, 0);
+    ck_assert_int_eq(known, 0);
+    redirected = known = -1;
+    /* members without a route are never matched, not even by "" */
+    ck_assert_int_eq(slb_find_route(&fake_ops, &t, "", &redirected, &known),
+                     -1);
+    ck_assert_int_eq(redirected, 0);
+    ck_assert_int_eq(known, 0);
+    ck_assert_int_eq(slb_find_route(&fake_ops, &t, "zz", &redirected,
+                                    &known), -1);
+    ck_assert_int_eq(known, 0);
+    /* NULL redirect of an unusable member */
+    ck_assert_int_eq(slb_find_route(&fake_ops, &t, "t1", &redirected,
+                                    &known), -1);
+    ck_assert_int_eq(redirected, 0);
+    ck_assert_int_eq(known, 1);
+    ck_assert_int_eq(slb_find_route(&fake_ops, &t, "t2", &redirected,
+                                    &known), 3);
+    ck_assert_int_eq(redirected, 0);
+    ck_assert_int_eq(known, 1);
+}
+END_TEST
+
+START_TEST(test_find_route_no_redirect_op)
+{
+    fake_member m[] = { M("a", "b", 0), M("b", "", U) };
+    TABLE(t, m);
+    slb_member_ops ops = fake_ops;
+    int redirected = -1, known = -1;
+
+    ops.redirect = NULL;
+    ck_assert_int_eq(slb_find_route(&ops, &t, "a", &redirected, &known), -1);
+    ck_assert_int_eq(redirected, 0);
+    ck_assert_int_eq(known, 1);
+    ck_assert_decision(slb_decide(&ops, &t, cands("a", NULL), 0),
+                       SLB_DECIDE_FAILOVER, -1, 0, "a");
+}
+END_TEST
+
+/* ======================================================================
+ * smooth weighted round robin
+ * ==================================================================== */
+
+/* One pick over all members, as the core's member walk does it. */
+static int wrr_pick(int *lbstatus, const int *lbfactor, int n)
+{
+    int total = 0, best = -1, i;
+
+    for (i = 0; i < n; i++) {
+        if (slb_wrr_consider(&lbstatus[i], lbfactor[i],
+                             best >= 0 ? &lbstatus[best] : NULL, &total)) {
+            best = i;
+        }
+    }
+    ck_assert_int_ge(best, 0);
+    slb_wrr_commit(&lbstatus[best], total);
+    return best;
+}
+
+START_TEST(test_wrr_primitives)
+{
+    int a = 0, b = 0, total = 0;
+
+    ck_assert_int_eq(slb_wrr_consider(&a, 3, NULL, &total), 1);
+    ck_assert_int_eq(a, 3);
+    ck_assert_int_eq(total, 3);
+    /* a tie does not beat the best so far: the first one stays */
+    ck_assert_int_eq(slb_wrr_consider(&b, 3, &a, &total), 0);
+    ck_assert_int_eq(b, 3);
+    ck_assert_int_eq(total, 6);
+    ck_assert_int_eq(slb_wrr_consider(&b, 1, &a, &total), 1);
+    ck_assert_int_eq(b, 4);
+    ck_assert_int_eq(total, 7);
+    slb_wrr_commit(&b, total);
+    ck_assert_int_eq(b, -3);
+    ck_assert_int_eq(a, 3);
+}
+END_TEST
+
+START_TEST(test_wrr_123)
+{
+    static const int factor[3] = { 1, 2, 3 };
+    /* mod_lbmethod_byrequests' sequence for 1:2:3 */
+    static const int first6[6] = { 2, 1, 0, 2, 1, 2 };
+    int lbstatus[3] = { 0, 0, 0 };
+    int count[3] = { 0, 0, 0 };
+    int seq[600];
+    int i, w, k;
+
+    for (i = 0; i < 600; i++) {
+        seq[i] = wrr_pick(lbstatus, factor, 3);
+        count[seq[i]]++;
+        /* the statuses always sum to zero */
+        ck_assert_int_eq(lbstatus[0] + lbstatus[1] + lbstatus[2], 0);
+        if (i % 6 == 5) {
+            /* a full cycle brings every member back to its start */
+            ck_assert_int_eq(lbstatus[0], 0);
+            ck_assert_int_eq(lbstatus[1], 0);
+            ck_assert_int_eq(lbstatus[2], 0);
+        }
+    }
+    ck_assert_int_eq(count[0], 100);
+    ck_assert_int_eq(count[1], 200);
+    ck_assert_int_eq(count[2], 300);
+    for (i = 0; i < 6; i++) {
+        ck_assert_int_eq(seq[i], first6[i]);
+    }
+    /* interleaved: in any window of 6 picks no member exceeds share + 1 */
+    for (w = 0; w + 6 <= 600; w++) {
+        int win[3] = { 0, 0, 0 };
+        for (k = w; k < w + 6; k++) {
+            win[seq[k]]++;
+        }
+        for (k = 0; k < 3; k++) {
+            ck_assert_msg(win[k] <= factor[k] + 1,
+                          "member %d picked %d times in window at %d", k,
+                          win[k], w);
+        }
+    }
+    /* never the heaviest member three times in a row */
+    for (i = 0; i + 3 <= 600; i++) {
+        ck_assert(!(seq[i] == seq[i + 1] && seq[i + 1] == seq[i + 2]));
+    }
+}
+END_TEST
+
+START_TEST(test_wrr_equal)
+{
+    static const int factor[3] = { 1, 1, 1 };
+    int lbstatus[3] = { 0, 0, 0 };
+    int i;
+
+    for (i = 0; i < 30; i++) {
+        ck_assert_int_eq(wrr_pick(lbstatus, factor, 3), i % 3);
+    }
+}
+END_TEST
+
+START_TEST(test_wrr_smooth_511)
+{
+    /* the classic smooth-WRR example: 5:1:1 gives a a b a c a a */
+    static const int factor[3] = { 5, 1, 1 };
+    static const int expect[7] = { 0, 0, 1, 0, 2, 0, 0 };
+    int lbstatus[3] = { 0, 0, 0 };
+    int i;
+
+    for (i = 0; i < 70; i++) {
+        ck_assert_int_eq(wrr_pick(lbstatus, factor, 3), expect[i % 7]);
+    }
+}
+END_TEST
+
+START_TEST(test_wrr_single)
+{
+    static const int factor[1] = { 7 };
+    int lbstatus[1] = { 0 };
+    int i;
+
+    for (i = 0; i < 10; i++) {
+        ck_assert_int_eq(wrr_pick(lbstatus, factor, 1), 0);
+        ck_assert_int_eq(lbstatus[0], 0);
+    }
+}
+END_TEST
+
+/* ====================================================================== */
+
+Suite *select_suite(void)
+{
+    Suite *s = suite_create("select");
+    TCase *tc;
+
+    tc = tcase_create("names");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_decision_name);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("decide");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_sticky_hit);
+    tcase_add_test(tc, test_unknown_route_next_candidate);
+    tcase_add_test(tc, test_disabled_failover);
+    tcase_add_test(tc, test_in_error_retry_recovers);
+    tcase_add_test(tc, test_in_error_still_down);
+    tcase_add_test(tc, test_in_error_without_retry_op);
+    tcase_add_test(tc, test_usable_not_retried);
+    tcase_add_test(tc, test_nofailover_refuse);
+    tcase_add_test(tc, test_draining_still_sticky);
+    tcase_add_test(tc, test_empty_and_null_candidates);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("redirect");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_redirect_usable);
+    tcase_add_test(tc, test_redirect_target_retried);
+    tcase_add_test(tc, test_redirect_ignored_when_usable);
+    tcase_add_test(tc, test_redirect_target_down);
+    tcase_add_test(tc, test_redirect_unknown_target);
+    tcase_add_test(tc, test_redirect_chain);
+    tcase_add_test(tc, test_redirect_loop_terminates);
+    tcase_add_test(tc, test_redirect_self_and_long_loops);
+    tcase_add_test(tc, test_redirect_duplicate_routes_bounded);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("standby");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_standby);
+    tcase_add_test(tc, test_standby_after_retry);
+    tcase_add_test(tc, test_standby_only_route);
+    tcase_add_test(tc, test_redirect_before_standby);
+    tcase_add_test(tc, test_spare_is_regular_pass);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("find_route");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_find_route_args);
+    tcase_add_test(tc, test_find_route_no_redirect_op);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("wrr");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_wrr_primitives);
+    tcase_add_test(tc, test_wrr_123);
+    tcase_add_test(tc, test_wrr_equal);
+    tcase_add_test(tc, test_wrr_smooth_511);
+    tcase_add_test(tc, test_wrr_single);
+    suite_add_tcase(s, tc);
+
+    return s;
+}

@@ -1,0 +1,15 @@
+/*
+ * check_stickylb.h - Check (libcheck) suites of the mod_stickylb core.
+ *
+ * The code under test (stickylb_codec.c, stickylb_select.c) depends on APR
+ * alone, so these tests need neither httpd nor a running balancer.
+ */
+#ifndef CHECK_STICKYLB_H
+#define CHECK_STICKYLB_H
+
+#include <check.h>
+
+Suite *codec_suite(void);
+Suite *select_suite(void);
+
+#endif /* CHECK_STICKYLB_H */
