@@ -63,11 +63,18 @@ is(backend($x), 't3', 'path parameter inside the path');
 $x = req('slb_jvm', '/jvm/page;jsessionid=0123abcd.t3', Cookie => 'JSESSIONID=0123abcd.t1');
 is(backend($x), 't3', 'the URL wins over the cookie');
 
-# New sessions are spread over the members.
+# New sessions are spread evenly (smooth round robin over equal weights).
 my %n;
-$n{ backend(req('slb_jvm', '/jvm/')) }++ for 1 .. 30;
-ok(($n{t1} // 0) >= 7 && ($n{t2} // 0) >= 7 && ($n{t3} // 0) >= 7,
-   "30 new sessions spread over t1/t2/t3: " . join(',', map { "$_=" . ($n{$_} // 0) } qw(t1 t2 t3)));
+$n{ backend(req('slb_jvm', '/spread/')) }++ for 1 .. 30;
+is(join(',', map { "$_=" . ($n{$_} // 0) } qw(t1 t2 t3)), 't1=10,t2=10,t3=10',
+   '30 new sessions: 10 on each member');
+# Sticky requests count in the weighting, as in mod_proxy_balancer: after
+# 6 requests of a session on t1, the next new sessions go to t2 and t3.
+req('slb_jvm', '/spread/', Cookie => 'JSESSIONID=0a.t1') for 1 .. 6;
+%n = ();
+$n{ backend(req('slb_jvm', '/spread/')) }++ for 1 .. 6;
+is($n{t1} // 0, 0, 'new sessions avoid the member that had the sticky traffic: '
+   . join(',', map { "$_=" . ($n{$_} // 0) } qw(t1 t2 t3)));
 
 # loadfactor 1:3
 %n = ();
