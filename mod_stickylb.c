@@ -69,6 +69,13 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     c->separator = SLB_UNSET;
     slb_cookie_conf_init(&c->route_cookie);
     c->route_cookie_set = 0;
+    c->learn_cookies = NULL;
+    c->learn_cookies_set = 0;
+    c->keys = NULL;
+    c->keys_set = 0;
+    c->idle_timeout = SLB_UNSET;
+    c->max_lifetime = SLB_UNSET;
+    c->ns = NULL;
     return c;
 }
 
@@ -89,6 +96,16 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->route_cookie_set = add->route_cookie_set || base->route_cookie_set;
     c->route_cookie = add->route_cookie_set ? add->route_cookie
                                             : base->route_cookie;
+    c->learn_cookies_set = add->learn_cookies_set || base->learn_cookies_set;
+    c->learn_cookies = add->learn_cookies_set ? add->learn_cookies
+                                              : base->learn_cookies;
+    c->keys_set = add->keys_set || base->keys_set;
+    c->keys = add->keys_set ? add->keys : base->keys;
+    c->idle_timeout = add->idle_timeout != SLB_UNSET ? add->idle_timeout
+                                                     : base->idle_timeout;
+    c->max_lifetime = add->max_lifetime != SLB_UNSET ? add->max_lifetime
+                                                     : base->max_lifetime;
+    c->ns = add->ns ? add->ns : base->ns;
     return c;
 }
 
@@ -99,16 +116,13 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
  * virtual host balancers are merged), so the sections are recorded here
  * while the configuration is read.
  */
-typedef struct {
-    apr_hash_t *sections;
-} slb_srv_conf;
-
 static void *create_srv_conf(apr_pool_t *p, server_rec *s)
 {
     slb_srv_conf *c = apr_pcalloc(p, sizeof(*c));
 
     (void)s;
     c->sections = apr_hash_make(p);
+    c->table_entries = SLB_UNSET;
     return c;
 }
 
@@ -119,6 +133,8 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     slb_srv_conf *c = apr_pcalloc(p, sizeof(*c));
 
     c->sections = apr_hash_overlay(p, add->sections, base->sections);
+    c->table_entries = add->table_entries != SLB_UNSET ? add->table_entries
+                                                       : base->table_entries;
     return c;
 }
 
@@ -292,6 +308,169 @@ static const char *set_route_cookie(cmd_parms *cmd, void *dconf, int argc,
     return NULL;
 }
 
+/* A list of cookie names, or none (shared by the cookie-list directives). */
+static const char *cookie_list(cmd_parms *cmd, int argc, char *const argv[],
+                               apr_array_header_t **out)
+{
+    int i;
+
+    if (argc < 1) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": needs one or more "
+                           "cookie names, or none", NULL);
+    }
+    *out = apr_array_make(cmd->pool, argc, sizeof(char *));
+    if (argc == 1 && !strcasecmp(argv[0], "none")) {
+        return NULL;
+    }
+    for (i = 0; i < argc; i++) {
+        if (!slb_is_token(argv[i], 128)) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a valid cookie "
+                                "name", cmd->cmd->name, argv[i]);
+        }
+        if (!strcasecmp(argv[i], "none")) {
+            return apr_pstrcat(cmd->pool, cmd->cmd->name,
+                               ": 'none' must stand alone", NULL);
+        }
+        APR_ARRAY_PUSH(*out, const char *) = argv[i];
+    }
+    return NULL;
+}
+
+static const char *set_learn_cookie(cmd_parms *cmd, void *dconf, int argc,
+                                    char *const argv[])
+{
+    slb_dir_conf *c = dconf;
+    const char *err = check_context(cmd, dconf);
+
+    if (err) {
+        return err;
+    }
+    c->learn_cookies_set = 1;
+    return cookie_list(cmd, argc, argv, &c->learn_cookies);
+}
+
+static const char *set_key(cmd_parms *cmd, void *dconf, const char *kind,
+                           const char *name)
+{
+    slb_dir_conf *c = dconf;
+    const char *err = check_context(cmd, dconf);
+    slb_key_source *k;
+
+    if (err) {
+        return err;
+    }
+    if (!c->keys_set || c->keys == NULL) {
+        c->keys = apr_array_make(cmd->pool, 2, sizeof(slb_key_source));
+        c->keys_set = 1;
+    }
+    if (!strcasecmp(kind, "none") && name == NULL) {
+        apr_array_clear(c->keys);
+        return NULL;
+    }
+    k = apr_array_push(c->keys);
+    k->name = name;
+    if (!strcasecmp(kind, "header") || !strcasecmp(kind, "query")) {
+        k->kind = !strcasecmp(kind, "header") ? SLB_KEY_HEADER
+                                              : SLB_KEY_QUERY;
+        if (name == NULL || !slb_is_token(name, 128)) {
+            return apr_psprintf(cmd->pool, "StickyLBKey: %s needs a valid "
+                                "name ('%s')", kind, name ? name : "");
+        }
+    }
+    else if (!strcasecmp(kind, "address")) {
+        k->kind = SLB_KEY_ADDRESS;
+        if (name != NULL) {
+            return "StickyLBKey: address takes no name";
+        }
+    }
+    else {
+        return apr_psprintf(cmd->pool, "StickyLBKey: unknown key '%s' "
+                            "(expected header NAME, query NAME, address or "
+                            "none)", kind);
+    }
+    return NULL;
+}
+
+static const char *parse_seconds(cmd_parms *cmd, const char *arg,
+                                 apr_int64_t *out)
+{
+    char *end;
+    apr_int64_t v;
+
+    if (!apr_isdigit(*arg)) {
+        v = -1;
+    }
+    else {
+        v = apr_strtoi64(arg, &end, 10);
+        if (*end || v > 315360000) {
+            v = -1;
+        }
+    }
+    if (v < 0) {
+        return apr_psprintf(cmd->pool, "%s: '%s' must be a number of "
+                            "seconds from 0 to 315360000", cmd->cmd->name,
+                            arg);
+    }
+    *out = v;
+    return NULL;
+}
+
+static const char *set_idle_timeout(cmd_parms *cmd, void *dconf,
+                                    const char *arg)
+{
+    const char *err = check_context(cmd, dconf);
+
+    return err ? err : parse_seconds(cmd, arg,
+                                     &((slb_dir_conf *)dconf)->idle_timeout);
+}
+
+static const char *set_max_lifetime(cmd_parms *cmd, void *dconf,
+                                    const char *arg)
+{
+    const char *err = check_context(cmd, dconf);
+
+    return err ? err : parse_seconds(cmd, arg,
+                                     &((slb_dir_conf *)dconf)->max_lifetime);
+}
+
+static const char *set_namespace(cmd_parms *cmd, void *dconf,
+                                 const char *arg)
+{
+    const char *err = check_context(cmd, dconf);
+
+    if (err) {
+        return err;
+    }
+    if (!slb_value_ok(arg, strlen(arg)) || strlen(arg) > 128) {
+        return apr_psprintf(cmd->pool, "StickyLBNamespace: '%s' must be 1 to "
+                            "128 printable characters", arg);
+    }
+    ((slb_dir_conf *)dconf)->ns = arg;
+    return NULL;
+}
+
+static const char *set_table_size(cmd_parms *cmd, void *dconf,
+                                  const char *arg)
+{
+    slb_srv_conf *sc = ap_get_module_config(cmd->server->module_config,
+                                            &stickylb_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    apr_int64_t v;
+
+    (void)dconf;
+    if (err) {
+        return err;
+    }
+    v = apr_isdigit(*arg) ? apr_strtoi64(arg, &end, 10) : -1;
+    if (v < 16 || v > 100000000 || *end) {
+        return apr_psprintf(cmd->pool, "StickyLBTableSize: '%s' must be a "
+                            "number of bindings from 16 to 100000000", arg);
+    }
+    sc->table_entries = v;
+    return NULL;
+}
+
 static const command_rec slb_cmds[] = {
     AP_INIT_TAKE_ARGV("StickyLBSessionCookie", set_session_cookie, NULL,
                       RSRC_CONF | ACCESS_CONF,
@@ -309,6 +488,27 @@ static const command_rec slb_cmds[] = {
                       "Route cookie: NAME [insert] [indirect] [nocache] "
                       "[path=] [domain=] [secure=] [httponly=] [samesite=] "
                       "[max-age=], or none"),
+    AP_INIT_TAKE_ARGV("StickyLBLearnCookie", set_learn_cookie, NULL,
+                      RSRC_CONF | ACCESS_CONF,
+                      "Cookies whose ids are learned from backend responses "
+                      "and bound in the stick table, or none"),
+    AP_INIT_TAKE12("StickyLBKey", set_key, NULL, RSRC_CONF | ACCESS_CONF,
+                   "A key held in the stick table: header NAME, query NAME, "
+                   "address, or none"),
+    AP_INIT_TAKE1("StickyLBIdleTimeout", set_idle_timeout, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Seconds a binding lives unused (default 1800; 0 = "
+                  "unlimited)"),
+    AP_INIT_TAKE1("StickyLBMaxLifetime", set_max_lifetime, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Seconds a binding lives at most (default 0 = unlimited)"),
+    AP_INIT_TAKE1("StickyLBNamespace", set_namespace, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Name of the balancer's keys in the stick table (default "
+                  "the balancer name)"),
+    AP_INIT_TAKE1("StickyLBTableSize", set_table_size, NULL, RSRC_CONF,
+                  "Bindings the embedded stick table holds (default "
+                  "262144)"),
     { NULL }
 };
 
@@ -330,12 +530,43 @@ static const slb_dir_conf *balancer_conf(proxy_balancer *b, server_rec *s)
 /* ------------------------------------------------------------------ */
 /* per-request state                                                    */
 
+/* A key looked up in the stick table for this request. */
+typedef struct {
+    slb_source src;
+    const char *name;
+    slb_key key;
+    int found;                         /* bound in the table */
+    char route[SLB_MAX_ROUTE_LEN + 1]; /* its route when found */
+} slb_stored_key;
+
 typedef struct {
     const slb_dir_conf *conf;
+    const char *ns;                  /* store namespace of the balancer */
     apr_array_header_t *candidates;  /* slb_candidate */
+    apr_array_header_t *stored;      /* slb_stored_key */
     const char *cookie_route;        /* first valid route cookie value */
+    slb_decision decision;           /* of the last finder call */
+    int decided;
     int cookie_done;                 /* response side handled */
 } slb_req;
+
+static slb_lifetime conf_lifetime(const slb_dir_conf *c)
+{
+    slb_lifetime lt;
+
+    lt.idle = (apr_uint32_t)(c->idle_timeout == SLB_UNSET
+                                 ? SLB_DEFAULT_IDLE_TIMEOUT
+                                 : c->idle_timeout);
+    lt.max = (apr_uint32_t)(c->max_lifetime == SLB_UNSET ? 0
+                                                         : c->max_lifetime);
+    return lt;
+}
+
+static int uses_store(const slb_dir_conf *c)
+{
+    return (c->learn_cookies && c->learn_cookies->nelts > 0)
+           || (c->keys && c->keys->nelts > 0);
+}
 
 typedef struct {
     apr_array_header_t *values;
@@ -380,7 +611,132 @@ static void strip_route_cookie(request_rec *r, const char *name,
     }
 }
 
-static slb_req *make_req_state(request_rec *r, proxy_balancer *b)
+/* Look one key up; a hit becomes a candidate route. */
+static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
+                       slb_source src, const char *name, const char *id,
+                       apr_size_t len, int lookup)
+{
+    slb_stored_key *sk;
+    slb_lifetime lt = conf_lifetime(rq->conf);
+
+    if (rq->stored->nelts >= 2 * SLB_MAX_SAME_NAME) {
+        return;
+    }
+    sk = apr_array_push(rq->stored);
+    sk->src = src;
+    sk->name = name;
+    sk->found = 0;
+    sk->route[0] = '\0';
+    slb_key_make(&sk->key, rq->ns, id, len);
+    if (lookup && slb_store_get(r, &sk->key, &lt, sk->route) == APR_SUCCESS) {
+        slb_candidate *c = apr_array_push(hits);
+        sk->found = 1;
+        c->src = src;
+        c->name = name;
+        c->id = apr_pstrmemdup(r->pool, id, len);
+        c->route = apr_pstrdup(r->pool, sk->route);
+    }
+}
+
+/*
+ * The stick table's candidates: ids of the learned cookies the client
+ * sent, and the configured header / query / address keys.  Called where
+ * I/O is allowed (never from the finder).
+ */
+static apr_array_header_t *store_candidates(request_rec *r, slb_req *rq,
+                                            apr_array_header_t *cookie_hdrs,
+                                            int lookup)
+{
+    apr_array_header_t *hits = apr_array_make(r->pool, 2,
+                                              sizeof(slb_candidate));
+    const slb_dir_conf *c = rq->conf;
+    int i, j, k;
+
+    if (c->learn_cookies) {
+        for (k = 0; k < c->learn_cookies->nelts; k++) {
+            const char *name = APR_ARRAY_IDX(c->learn_cookies, k,
+                                             const char *);
+            for (i = 0; i < cookie_hdrs->nelts; i++) {
+                slb_span v[SLB_MAX_SAME_NAME];
+                int n = slb_cookie_values(APR_ARRAY_IDX(cookie_hdrs, i,
+                                                        const char *),
+                                          name, v, SLB_MAX_SAME_NAME);
+                for (j = 0; j < n; j++) {
+                    lookup_key(r, rq, hits, SLB_SRC_LEARNED, name, v[j].ptr,
+                               v[j].len, lookup);
+                }
+            }
+        }
+    }
+    if (c->keys) {
+        for (k = 0; k < c->keys->nelts; k++) {
+            const slb_key_source *ks = &APR_ARRAY_IDX(c->keys, k,
+                                                      slb_key_source);
+            slb_span v;
+            const char *h;
+
+            switch (ks->kind) {
+            case SLB_KEY_HEADER:
+                h = apr_table_get(r->headers_in, ks->name);
+                if (h && slb_value_ok(h, strlen(h))) {
+                    lookup_key(r, rq, hits, SLB_SRC_HEADER, ks->name, h,
+                               strlen(h), lookup);
+                }
+                break;
+            case SLB_KEY_QUERY:
+                if (slb_query_param(r->args, ks->name, &v)) {
+                    lookup_key(r, rq, hits, SLB_SRC_QUERY, ks->name, v.ptr,
+                               v.len, lookup);
+                }
+                break;
+            case SLB_KEY_ADDRESS:
+                h = r->useragent_ip;
+                if (h && *h) {
+                    lookup_key(r, rq, hits, SLB_SRC_ADDRESS, "address", h,
+                               strlen(h), lookup);
+                }
+                break;
+            }
+        }
+    }
+    return hits;
+}
+
+/* Insert `more` after the route cookie candidates (its precedence). */
+static apr_array_header_t *merge_candidates(apr_pool_t *p,
+                                            apr_array_header_t *base,
+                                            apr_array_header_t *more)
+{
+    apr_array_header_t *out;
+    int i, at = 0;
+
+    if (more->nelts == 0) {
+        return base;
+    }
+    while (at < base->nelts
+           && APR_ARRAY_IDX(base, at, slb_candidate).src
+                  == SLB_SRC_ROUTE_COOKIE) {
+        at++;
+    }
+    out = apr_array_make(p, base->nelts + more->nelts, sizeof(slb_candidate));
+    for (i = 0; i < at; i++) {
+        *(slb_candidate *)apr_array_push(out) =
+            APR_ARRAY_IDX(base, i, slb_candidate);
+    }
+    for (i = 0; i < more->nelts; i++) {
+        *(slb_candidate *)apr_array_push(out) =
+            APR_ARRAY_IDX(more, i, slb_candidate);
+    }
+    for (i = at; i < base->nelts; i++) {
+        *(slb_candidate *)apr_array_push(out) =
+            APR_ARRAY_IDX(base, i, slb_candidate);
+    }
+    return out;
+}
+
+/* allow_io: 0 from the finder (the balancer's lock is held) */
+static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
+                               int allow_io)
 {
     slb_req *rq = apr_pcalloc(r->pool, sizeof(*rq));
     cookie_collect cc;
@@ -388,6 +744,8 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b)
     int i;
 
     rq->conf = balancer_conf(b, r->server);
+    rq->ns = rq->conf->ns ? rq->conf->ns : b->s->name;
+    rq->stored = apr_array_make(r->pool, 1, sizeof(slb_stored_key));
     cc.values = apr_array_make(r->pool, 2, sizeof(const char *));
     apr_table_do(collect_cookie_hdr, &cc, r->headers_in, "Cookie", NULL);
 
@@ -399,6 +757,11 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b)
                                             (const char *const *)cc.values->elts,
                                             cc.values->nelts,
                                             r->unparsed_uri);
+    if (uses_store(rq->conf)) {
+        rq->candidates = merge_candidates(r->pool, rq->candidates,
+                                          store_candidates(r, rq, cc.values,
+                                                           allow_io));
+    }
     for (i = 0; i < rq->candidates->nelts; i++) {
         const slb_candidate *c = &APR_ARRAY_IDX(rq->candidates, i,
                                                 slb_candidate);
@@ -412,8 +775,9 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b)
     }
     ap_set_module_config(r->request_config, &stickylb_module, rq);
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
-                  SLB_LOG_TAG "%d candidate route(s) for %s",
-                  rq->candidates->nelts, b->s->name);
+                  SLB_LOG_TAG "%d candidate route(s), %d stick table key(s) "
+                  "for %s", rq->candidates->nelts, rq->stored->nelts,
+                  b->s->name);
     return rq;
 }
 
@@ -445,7 +809,7 @@ static int slb_pre_request(proxy_worker **worker, proxy_balancer **balancer,
     if (!uses_stickylb(b)) {
         return DECLINED;
     }
-    rq = make_req_state(r, b);
+    rq = make_req_state(r, b, 1);
     ap_add_output_filter(SLB_FILTER_NAME, rq, r, r->connection);
     return DECLINED;
 }
@@ -572,8 +936,9 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
     proxy_worker *w = NULL;
 
     if (rq == NULL) {
-        /* the lbmethod was switched after our pre_request ran */
-        rq = make_req_state(r, b);
+        /* the lbmethod was switched after our pre_request ran: no store
+         * lookups here, the balancer's lock is held */
+        rq = make_req_state(r, b, 0);
     }
     ctx.b = b;
     ctx.s = r->server;
@@ -609,6 +974,8 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
         break;
     }
     set_request_vars(r, rq, &d, w);
+    rq->decision = d;
+    rq->decided = 1;
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                   SLB_LOG_TAG "%s: %s -> %s", b->s->name,
                   slb_decision_name(d.kind), w ? w->s->name : "(none)");
@@ -647,6 +1014,98 @@ static const proxy_balancer_method slb_method = {
 /* ------------------------------------------------------------------ */
 /* response side                                                        */
 
+typedef struct {
+    request_rec *r;
+    slb_req *rq;
+    const char *route;
+} learn_ctx;
+
+/* One Set-Cookie of the backend: bind (or unbind) a learned session id. */
+static int learn_set_cookie(void *baton, const char *key, const char *val)
+{
+    learn_ctx *lc = baton;
+    const slb_dir_conf *c = lc->rq->conf;
+    int k;
+
+    (void)key;
+    for (k = 0; k < c->learn_cookies->nelts; k++) {
+        const char *name = APR_ARRAY_IDX(c->learn_cookies, k, const char *);
+        slb_span v;
+        slb_key sk;
+        slb_lifetime lt;
+        char existing[SLB_MAX_ROUTE_LEN + 1];
+        int got = slb_set_cookie_value(val, name, &v);
+
+        if (got == 0) {
+            continue;
+        }
+        lt = conf_lifetime(c);
+        slb_key_make(&sk, lc->rq->ns, v.ptr, got == 1 ? v.len : 0);
+        if (got == 2) {
+            /* the application ends the session: nothing to forget, we do
+             * not know the id it deleted (the cookie value is empty) */
+            break;
+        }
+        existing[0] = '\0';
+        if (slb_store_put(lc->r, &sk, lc->rq->ns, lc->route, &lt, 1,
+                          existing) == APR_EEXIST
+            && strcmp(existing, lc->route) != 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, lc->r,
+                          SLB_LOG_TAG "SLB0104: learned %s is bound to '%s' "
+                          "already; keeping it", name, existing);
+        }
+        else {
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, lc->r,
+                          SLB_LOG_TAG "learned %s -> %s", name, lc->route);
+        }
+        break;
+    }
+    return 1;
+}
+
+/*
+ * After the member answered: learn session ids it issued, bind the
+ * request's header/query/address keys on a new assignment, and re-pin
+ * every bound key that still names another member (failover, redirect).
+ * Only rows that change are written.
+ */
+static void update_store(request_rec *r, slb_req *rq, const char *route)
+{
+    slb_lifetime lt = conf_lifetime(rq->conf);
+    int i;
+
+    if (rq->conf->learn_cookies && rq->conf->learn_cookies->nelts > 0) {
+        learn_ctx lc;
+        lc.r = r;
+        lc.rq = rq;
+        lc.route = route;
+        apr_table_do(learn_set_cookie, &lc, r->headers_out, "Set-Cookie",
+                     NULL);
+        apr_table_do(learn_set_cookie, &lc, r->err_headers_out, "Set-Cookie",
+                     NULL);
+    }
+    for (i = 0; i < rq->stored->nelts; i++) {
+        slb_stored_key *sk = &APR_ARRAY_IDX(rq->stored, i, slb_stored_key);
+
+        if (sk->found) {
+            if (strcmp(sk->route, route) != 0) {
+                /* re-pin: the session now lives on `route` */
+                slb_store_put(r, &sk->key, rq->ns, route, &lt, 0, NULL);
+                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                              SLB_LOG_TAG "SLB0105: %s key re-pinned from "
+                              "'%s' to '%s'", slb_source_name(sk->src),
+                              sk->route, route);
+            }
+        }
+        else if (sk->src != SLB_SRC_LEARNED) {
+            /* header, query and address keys are bound on first use; a
+             * session id the client sent is never stored unless the
+             * backend issued it */
+            slb_store_put(r, &sk->key, rq->ns, route, &lt, 1, NULL);
+        }
+    }
+}
+
 static void finish_response(request_rec *r, slb_req *rq)
 {
     const slb_cookie_conf *cc = &rq->conf->route_cookie;
@@ -656,21 +1115,24 @@ static void finish_response(request_rec *r, slb_req *rq)
         return;
     }
     rq->cookie_done = 1;
-    if (cc->name == NULL || !cc->insert) {
-        return;
-    }
     route = apr_table_get(r->subprocess_env, "BALANCER_WORKER_ROUTE");
     if (route == NULL || *route == '\0') {
-        return;
-    }
-    if (rq->cookie_route && !strcmp(rq->cookie_route, route)) {
         return;
     }
     if (!slb_route_ok(route, strlen(route))) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       SLB_LOG_TAG "SLB0103: route '%s' cannot be carried "
-                      "in a cookie; no route cookie set",
+                      "in a cookie or the stick table",
                       ap_escape_logitem(r->pool, route));
+        return;
+    }
+    if (uses_store(rq->conf)) {
+        update_store(r, rq, route);
+    }
+    if (cc->name == NULL || !cc->insert) {
+        return;
+    }
+    if (rq->cookie_route && !strcmp(rq->cookie_route, route)) {
         return;
     }
     apr_table_addn(r->err_headers_out, "Set-Cookie",
@@ -733,6 +1195,9 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return !OK;
     }
 
+    if (slb_store_post_config(pconf, plog, ptemp, s) != OK) {
+        return !OK;
+    }
     balancer_confs = apr_hash_make(pconf);
     for (sr = s; sr; sr = sr->next) {
         proxy_server_conf *pc = ap_get_module_config(sr->module_config,
@@ -793,6 +1258,11 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+static void slb_child_init(apr_pool_t *p, server_rec *s)
+{
+    slb_store_child_init(p, s);
+}
+
 static void slb_register_hooks(apr_pool_t *p)
 {
     static const char *const before_balancer[] = { "mod_proxy_balancer.c",
@@ -808,6 +1278,7 @@ static void slb_register_hooks(apr_pool_t *p)
                         APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(slb_insert_error_filter, NULL, NULL,
                                 APR_HOOK_MIDDLE);
+    ap_hook_child_init(slb_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_output_filter(SLB_FILTER_NAME, slb_out_filter, NULL,
                               AP_FTYPE_CONTENT_SET);
 }

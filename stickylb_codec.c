@@ -18,6 +18,10 @@ const char *slb_source_name(slb_source src)
     case SLB_SRC_ROUTE_COOKIE:   return "route-cookie";
     case SLB_SRC_URL:            return "url";
     case SLB_SRC_SESSION_COOKIE: return "session-cookie";
+    case SLB_SRC_LEARNED:        return "learned";
+    case SLB_SRC_HEADER:         return "header";
+    case SLB_SRC_QUERY:          return "query";
+    case SLB_SRC_ADDRESS:        return "address";
     default:                     return "none";
     }
 }
@@ -248,6 +252,107 @@ int slb_path_param(const char *uri, const char *name, slb_span *out)
         /* an invalid value: a later occurrence may still be valid */
     }
     return 0;
+}
+
+int slb_query_param(const char *args, const char *name, slb_span *out)
+{
+    apr_size_t nlen;
+    const char *p;
+
+    if (args == NULL || name == NULL || *name == '\0') {
+        return 0;
+    }
+    nlen = strlen(name);
+    p = args;
+    while (*p) {
+        const char *end = p + strcspn(p, "&;#");
+        if ((apr_size_t)(end - p) > nlen && strncmp(p, name, nlen) == 0
+            && p[nlen] == '=') {
+            const char *v = p + nlen + 1;
+            if (slb_value_ok(v, (apr_size_t)(end - v))) {
+                out->ptr = v;
+                out->len = (apr_size_t)(end - v);
+                return 1;
+            }
+        }
+        if (*end == '\0' || *end == '#') {
+            break;
+        }
+        p = end + 1;
+    }
+    return 0;
+}
+
+int slb_set_cookie_value(const char *hdr, const char *name, slb_span *value)
+{
+    apr_size_t nlen;
+    const char *p, *semi, *eq, *v, *ve;
+
+    if (hdr == NULL || name == NULL || *name == '\0') {
+        return 0;
+    }
+    nlen = strlen(name);
+    p = hdr;
+    while (is_ws(*p)) {
+        p++;
+    }
+    semi = p + strcspn(p, ";");
+    eq = memchr(p, '=', (apr_size_t)(semi - p));
+    if (eq == NULL) {
+        return 0;
+    }
+    ve = eq;
+    while (ve > p && is_ws(ve[-1])) {
+        ve--;
+    }
+    if ((apr_size_t)(ve - p) != nlen || memcmp(p, name, nlen) != 0) {
+        return 0;
+    }
+    v = eq + 1;
+    while (v < semi && is_ws(*v)) {
+        v++;
+    }
+    ve = semi;
+    while (ve > v && is_ws(ve[-1])) {
+        ve--;
+    }
+    if (ve - v >= 2 && *v == '"' && ve[-1] == '"') {
+        v++;
+        ve--;
+    }
+    /* attributes: Max-Age <= 0 deletes the cookie */
+    for (p = semi; *p == ';';) {
+        const char *a = p + 1, *an;
+        while (is_ws(*a)) {
+            a++;
+        }
+        an = a + strcspn(a, ";");
+        if (strncasecmp(a, "max-age", 7) == 0) {
+            const char *x = a + 7;
+            while (is_ws(*x)) {
+                x++;
+            }
+            if (*x == '=') {
+                x++;
+                while (is_ws(*x)) {
+                    x++;
+                }
+                if (*x == '-' || (*x == '0' && (x + 1 == an || !apr_isdigit(x[1])))) {
+                    return 2;
+                }
+            }
+        }
+        p = an;
+    }
+    if (ve == v) {
+        return 2;
+    }
+    if (!slb_value_ok(v, (apr_size_t)(ve - v))) {
+        return 0;
+    }
+    value->ptr = v;
+    value->len = (apr_size_t)(ve - v);
+    return 1;
 }
 
 static void push_candidate(apr_pool_t *p, apr_array_header_t *arr,

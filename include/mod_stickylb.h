@@ -4,12 +4,14 @@
 #ifndef MOD_STICKYLB_H
 #define MOD_STICKYLB_H
 
+#include "apr_hash.h"
 #include "httpd.h"
 #include "http_config.h"
 #include "http_log.h"
 
 #include "stickylb_codec.h"
 #include "stickylb_select.h"
+#include "stickylb_store.h"
 
 /* LogLevel stickylb:trace3 works for every file of the glue */
 APLOG_USE_MODULE(stickylb);
@@ -18,6 +20,18 @@ APLOG_USE_MODULE(stickylb);
 #define SLB_LOG_TAG "stickylb: "
 
 #define SLB_UNSET (-1)
+
+/* Additional sticky keys held in the stick table (StickyLBKey). */
+typedef enum {
+    SLB_KEY_HEADER = 1,
+    SLB_KEY_QUERY,
+    SLB_KEY_ADDRESS
+} slb_key_kind;
+
+typedef struct {
+    slb_key_kind kind;
+    const char *name;        /* header or parameter name; NULL for address */
+} slb_key_source;
 
 /* Per-<Proxy balancer://...> (directory-style) configuration. */
 typedef struct {
@@ -28,6 +42,38 @@ typedef struct {
     int separator;                       /* SLB_UNSET or a char */
     slb_cookie_conf route_cookie;        /* name NULL = none */
     int route_cookie_set;
+    apr_array_header_t *learn_cookies;   /* const char *; learn from these */
+    int learn_cookies_set;
+    apr_array_header_t *keys;            /* slb_key_source */
+    int keys_set;
+    apr_int64_t idle_timeout;            /* seconds; SLB_UNSET */
+    apr_int64_t max_lifetime;            /* seconds; SLB_UNSET */
+    const char *ns;                      /* store namespace; NULL = name */
 } slb_dir_conf;
+
+/* Server configuration. */
+typedef struct {
+    apr_hash_t *sections;      /* balancer name -> slb_dir_conf */
+    apr_int64_t table_entries; /* StickyLBTableSize; SLB_UNSET */
+} slb_srv_conf;
+
+#define SLB_DEFAULT_IDLE_TIMEOUT 1800
+#define SLB_DEFAULT_TABLE_ENTRIES 262144
+
+/* mod_stickylb_store.c: the stick table seen from the module. */
+int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp, server_rec *s);
+void slb_store_child_init(apr_pool_t *p, server_rec *s);
+/* Route bound to key (APR_SUCCESS, route copied to route_out), or a miss;
+ * an error of the store is logged (rate-limited) and counted as a miss. */
+apr_status_t slb_store_get(request_rec *r, const slb_key *key,
+                           const slb_lifetime *lt, char *route_out);
+/* Bind key -> route: only_if_absent (learning) or replacing (failover);
+ * when a binding exists, existing_out receives its route. */
+apr_status_t slb_store_put(request_rec *r, const slb_key *key,
+                           const char *ns, const char *route,
+                           const slb_lifetime *lt, int only_if_absent,
+                           char *existing_out);
+apr_status_t slb_store_del(request_rec *r, const slb_key *key);
 
 #endif /* MOD_STICKYLB_H */

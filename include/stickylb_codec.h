@@ -37,7 +37,11 @@ typedef enum {
     SLB_SRC_NONE = 0,
     SLB_SRC_ROUTE_COOKIE,   /* the balancer's own route cookie (ROUTEID)   */
     SLB_SRC_URL,            /* ;jsessionid=<id>.<route> path parameter     */
-    SLB_SRC_SESSION_COOKIE  /* JSESSIONID=<id>.<route> cookie              */
+    SLB_SRC_SESSION_COOKIE, /* JSESSIONID=<id>.<route> cookie              */
+    SLB_SRC_LEARNED,        /* a session id bound in the stick table       */
+    SLB_SRC_HEADER,         /* a request header bound in the stick table   */
+    SLB_SRC_QUERY,          /* a query parameter bound in the stick table  */
+    SLB_SRC_ADDRESS         /* the client address bound in the stick table */
 } slb_source;
 
 const char *slb_source_name(slb_source src);
@@ -60,6 +64,21 @@ typedef struct {
 
 /* 1 when c may appear in a cookie name (RFC 6265 token). */
 int slb_is_token_char(unsigned char c);
+/*
+ * Value of query parameter `name` in a raw query string (r->args, not
+ * decoded): the first "name=value" pair (separated by '&' or ';') whose
+ * value passes slb_value_ok().  Returns 1 when found.
+ */
+int slb_query_param(const char *args, const char *name, slb_span *out);
+
+/*
+ * The value a Set-Cookie header sets for cookie `name`: 1 and *value when
+ * the header sets that cookie with a value passing slb_value_ok(); 2 when
+ * it deletes it (empty value, Max-Age=0 or less, or an Expires in the
+ * past is not checked: only Max-Age); 0 otherwise.
+ */
+int slb_set_cookie_value(const char *hdr, const char *name, slb_span *value);
+
 /* 1 when the whole string is a non-empty token of at most maxlen bytes. */
 int slb_is_token(const char *s, apr_size_t maxlen);
 

@@ -81,6 +81,15 @@ my @bad = (
     ['StickyLBSessionCookie "a;b"',                'StickyLBSessionCookie', 'a;b'],
     ['StickyLBSessionCookie JSESSIONID none',      'StickyLBSessionCookie', 'none'],
     ['StickyLBPathParam "a=b"',                    'StickyLBPathParam',   'a=b'],
+    ['StickyLBLearnCookie "a;b"',                  'StickyLBLearnCookie', 'a;b'],
+    ['StickyLBKey cookie X',                       'StickyLBKey',         'cookie'],
+    ['StickyLBKey header',                         'StickyLBKey',         'header'],
+    ['StickyLBKey address X',                      'StickyLBKey',         'address'],
+    ['StickyLBIdleTimeout -1',                     'StickyLBIdleTimeout', '-1'],
+    ['StickyLBIdleTimeout 10m',                    'StickyLBIdleTimeout', '10m'],
+    ['StickyLBMaxLifetime forever',                'StickyLBMaxLifetime', 'forever'],
+    ['StickyLBNamespace "a b"',                    'StickyLBNamespace',   'a b'],
+    ['StickyLBTableSize 1000',                     'StickyLBTableSize',   'not allowed'],
 );
 for my $b (@bad) {
     my ($directive, $name, $word) = @$b;
@@ -88,6 +97,11 @@ for my $b (@bad) {
     ok($rc != 0 && index($out, $name) >= 0 && index($out, $word) >= 0,
        "configtest rejects '$directive' naming $name") or diag $out;
 }
+
+($rc, $out) = configtest("StickyLBTableSize 8\n");
+ok($rc != 0 && $out =~ /StickyLBTableSize: '8' must be/, 'StickyLBTableSize below 16 rejected') or diag $out;
+($rc, $out) = configtest("StickyLBTableSize 1000000\n" . balancer("StickyLBLearnCookie JSESSIONID PHPSESSID\n StickyLBKey header X-S\n StickyLBKey address\n StickyLBIdleTimeout 600\n StickyLBMaxLifetime 0\n StickyLBNamespace shop"));
+is($rc, 0, 'store directives pass configtest') or diag $out;
 
 # Outside the sections where it has an effect.
 ($rc, $out) = configtest("<Location /x>\n StickyLBSessionCookie SID\n</Location>\n");

@@ -56,8 +56,8 @@ usage(0) if $opt{help};
 usage(2) unless $opt{port} && defined $opt{route} && length $opt{route};
 
 my $ROUTE       = $opt{route};
-my $COOKIE_NAME = $opt{'cookie-name'};
-my $NO_SUFFIX   = $opt{'no-route-suffix'} ? 1 : 0;
+our $COOKIE_NAME = $opt{'cookie-name'};
+our $NO_SUFFIX   = $opt{'no-route-suffix'} ? 1 : 0;
 my $IDLE        = $opt{'idle-timeout'};
 my $MAX_HEADER  = 64 * 1024;
 
@@ -306,6 +306,16 @@ sub serve {
             $status = $1;
         }
 
+        # per-request overrides (set by the test server with RequestHeader):
+        #   X-Test-Session-Style: nosuffix   ids without a route suffix
+        #   X-Test-Cookie-Name: NAME         session cookie name
+        #   X-Test-Cache-Control: VALUE      sent back as Cache-Control
+        my ($style) = $hdr->('X-Test-Session-Style');
+        my ($cname) = $hdr->('X-Test-Cookie-Name');
+        my ($cc) = $hdr->('X-Test-Cache-Control');
+        local $NO_SUFFIX = ($style // '') eq 'nosuffix' ? 1 : $NO_SUFFIX;
+        local $COOKIE_NAME = (defined $cname && $cname =~ /^[\w.-]+$/) ? $cname : $COOKIE_NAME;
+
         # session handling
         my @cookie_hdrs = $hdr->('Cookie');
         my $cookie_line = join '; ', @cookie_hdrs;
@@ -348,6 +358,7 @@ sub serve {
             "X-Backend: $ROUTE",
         );
         push @out, "Set-Cookie: $COOKIE_NAME=$session; Path=/; HttpOnly" if $new;
+        push @out, "Cache-Control: $cc" if defined $cc && length $cc;
         my $no_body = ($status =~ /^1/ || $status == 204 || $status == 304);
         unless ($no_body) {
             push @out, 'Content-Type: text/plain',

@@ -1,0 +1,176 @@
+/*
+ * stickylb_mc.h - the memcached backend of the stick table (APR +
+ * libmemcached + libmemcachedutil; no httpd), shared by several Apache
+ * instances the way HAProxy peers share a stick table.
+ *
+ * One slb_mc per process (created in child_init, never in the parent
+ * before fork): a master memcached_st configured from an slb_mc_conf and a
+ * memcached_pool of clones, one clone lent to a thread for the duration of
+ * one call.  Every function below is thread-safe.
+ *
+ * Keys: always key->text ("slb1:" + 40 hex digits, see stickylb_store.h),
+ * never client bytes.  Values: "1 <created, seconds since the epoch>
+ * <route>", written by slb_mc_add/slb_mc_set and validated on every read:
+ * the memcached servers are a shared service, so a value that is malformed,
+ * oversized or carries a route failing slb_route_ok() is a miss (and is
+ * counted as an error).
+ *
+ * Behaviour forced on every connection whatever the configuration string
+ * says: binary protocol, replies on (no "noreply", no buffering), TCP
+ * without UDP, TCP_NODELAY, consistent hashing (ketama, MD5 on a sorted
+ * server list, so every balancer maps a key to the same server whatever
+ * the order of its --SERVER list), connect/poll/send/receive timeouts,
+ * removal of failed servers (auto eject) after server_failure_limit
+ * failures, retried after retry_timeout_s.
+ *
+ * Time bound of one call: a pool slot is waited for at most pool_wait_ms;
+ * each server contacted costs at most connect_timeout_ms to connect plus
+ * io_timeout_ms per network read or write.  A get or delete contacts one
+ * server (1 + replicas when servers fail); a set, add or touch one server
+ * plus, with replicas, quiet writes to the replicas; an add that finds the
+ * key bound reads it back (at most three rounds when the key vanishes or
+ * holds garbage in between).  A server that refuses connections costs no
+ * waiting at all; one that is marked failed is skipped without I/O.
+ *
+ * Return codes: APR_SUCCESS; APR_NOTFOUND (a miss, never an error);
+ * APR_EEXIST (add: bound already); APR_TIMEUP (a server did not answer in
+ * time); APR_EAGAIN (no pool slot within pool_wait_ms); APR_EINVAL (a bad
+ * argument: a malformed key or route); APR_EGENERAL (any other failure:
+ * no server reachable, server error, a malformed stored value).  Callers
+ * treat every error as a miss.
+ *
+ * Replicas (replicas > 0) are libmemcached's: a binding is also written to
+ * the next `replicas` servers of the sorted list; a read goes to the key's
+ * server and falls back to the replicas only when that server cannot be
+ * reached.  Known limits, inherited from libmemcached 1.0/1.1:
+ *  - touch refreshes the key's server only (libmemcached does not
+ *    replicate touch): a replica copy keeps the TTL of its last add/set;
+ *  - once a failed server is ejected, keys are re-hashed over the remaining
+ *    servers; with more than two servers a key's new server is not always
+ *    its old replica, so some bindings read as misses until re-learned.
+ */
+#ifndef STICKYLB_MC_H
+#define STICKYLB_MC_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_errno.h>
+
+#include "stickylb_store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The longest value accepted from a server (bytes): "1 " + 12 digits +
+ * " " + the longest route. */
+#define SLB_MC_MAX_VALUE_LEN (2 + 12 + 1 + SLB_MAX_ROUTE_LEN)
+
+/* TTLs above this are sent as an absolute time (memcached's rule). */
+#define SLB_MC_RELATIVE_TTL_MAX 2592000u
+
+typedef struct slb_mc slb_mc;
+
+typedef struct {
+    /* libmemcached configuration string, e.g.
+     * "--SERVER=10.0.0.5:11211 --SERVER=10.0.0.6:11211"; validated with
+     * libmemcached_check_configuration().  Options that would break the
+     * contract above (--USE-UDP) are rejected; the protocol, hashing and
+     * timeout options are overridden by the fields below. */
+    const char *config;
+    int connect_timeout_ms;    /* 1..60000, default 50 */
+    int io_timeout_ms;         /* poll/send/receive, 1..60000, default 50 */
+    int retry_timeout_s;       /* a failed server is retried after this,
+                                  1..3600, default 2 */
+    int server_failure_limit;  /* failures before a server is ejected,
+                                  1..1000, default 2 */
+    int replicas;              /* extra copies, 0..servers-1, default 0 */
+    int pool_max;              /* memcached_st per process (>= threads per
+                                  child), 1..100000, default 64 */
+    int pool_wait_ms;          /* longest wait for a free one when all are
+                                  lent, 0..60000, default 20 */
+} slb_mc_conf;
+
+/* Fill c with the defaults above (config NULL). */
+void slb_mc_conf_init(slb_mc_conf *c);
+
+/*
+ * Validate a configuration without any network I/O (configtest):
+ * NULL when it is usable, else an error message allocated from p that
+ * names the offending setting.
+ */
+const char *slb_mc_check_config(apr_pool_t *p, const slb_mc_conf *c);
+
+/*
+ * Build the master memcached_st and its pool (no connection is opened
+ * until the first call).  Call in child_init, never before fork.  A
+ * cleanup registered on p destroys both; p must outlive every call.
+ * APR_EINVAL when slb_mc_check_config() rejects c, APR_ENOMEM or
+ * APR_EGENERAL when libmemcached fails.
+ */
+apr_status_t slb_mc_create(slb_mc **mc, apr_pool_t *p, const slb_mc_conf *c);
+
+/* Look the key up: APR_SUCCESS and *out filled, or APR_NOTFOUND, or an
+ * error (see above; a malformed stored value is APR_EGENERAL). */
+apr_status_t slb_mc_get(slb_mc *mc, const slb_key *key, slb_binding *out);
+
+/*
+ * Bind the key unless it is bound (memcached add), for ttl_s seconds
+ * (0: no expiry).  APR_SUCCESS when this call stored b; APR_EEXIST when
+ * the key was bound, *existing (may be NULL) then holds the binding that
+ * won, so two balancers racing on a new session agree on one route.  A
+ * stored value that is malformed is replaced (compare-and-swap, so a
+ * concurrent valid binding still wins).  b->created <= 0 means now.
+ */
+apr_status_t slb_mc_add(slb_mc *mc, const slb_key *key, const slb_binding *b,
+                        apr_uint32_t ttl_s, slb_binding *existing);
+
+/* Bind the key, replacing any binding (a rebinding after failover). */
+apr_status_t slb_mc_set(slb_mc *mc, const slb_key *key, const slb_binding *b,
+                        apr_uint32_t ttl_s);
+
+/* Push the key's expiry to now + ttl_s without rewriting it (binary
+ * protocol touch): APR_SUCCESS, APR_NOTFOUND or an error. */
+apr_status_t slb_mc_touch(slb_mc *mc, const slb_key *key, apr_uint32_t ttl_s);
+
+/* Remove the binding (and its replicas): APR_SUCCESS, APR_NOTFOUND or an
+ * error. */
+apr_status_t slb_mc_delete(slb_mc *mc, const slb_key *key);
+
+/*
+ * Parse a stored value (untrusted bytes, len of them, not NUL terminated):
+ * 1 and *out filled when it is "1 <seconds> <route>" with 1..12 digits and
+ * a route passing slb_route_ok(), 0 otherwise.
+ */
+int slb_mc_value_parse(const char *v, apr_size_t len, slb_binding *out);
+
+/* Per-process counters, updated atomically.  errors counts every failed
+ * call (timeouts, pool_exhausted and malformed values included);
+ * latencies are of every call, in microseconds. */
+typedef struct {
+    apr_uint64_t gets, hits, misses;
+    apr_uint64_t adds, add_conflicts;
+    apr_uint64_t sets, touches, deletes;
+    apr_uint64_t errors, timeouts, malformed, pool_exhausted;
+    apr_uint64_t latency_us_total, latency_us_max;
+} slb_mc_stats;
+
+void slb_mc_stats_get(slb_mc *mc, slb_mc_stats *out);
+
+/* One memcached server as this process sees it. */
+typedef struct {
+    const char *host;          /* name or address as configured */
+    int port;
+    int up;                    /* 0 after the last call routed to it failed,
+                                  1 once a call succeeds again (1 at start) */
+    apr_uint64_t failures;     /* failed calls routed to it */
+} slb_mc_server;
+
+/* The servers (array of slb_mc_server, in hashing order), copied into p. */
+apr_array_header_t *slb_mc_servers(slb_mc *mc, apr_pool_t *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STICKYLB_MC_H */

@@ -1,0 +1,126 @@
+/*
+ * stickylb_table.h - the embedded stick table: a fixed-size hash table in
+ * one block of (shared) memory, used by every child process at once.
+ * APR only: the module puts it in an anonymous shared memory segment, the
+ * unit tests and benchmarks in malloc'd memory.
+ *
+ * Layout: a header, a registry of routes (a binding stores a 16-bit route
+ * number, not the route text), then buckets of 64 bytes (one cache line),
+ * each holding three slots of 20 bytes:
+ *
+ *     id (8 bytes of the key's SHA-1) | idle deadline | hard deadline |
+ *     route number | namespace tag
+ *
+ * so a binding costs 64/3 = 21.3 bytes of table (plus the free space kept
+ * for a good hit rate: 1,000,000 bindings fit in 24 MiB at 85% fill).
+ * Each key has two candidate buckets (two-choice hashing, bucket numbers
+ * from a keyed SipHash of the digest, so clients cannot aim at a bucket).
+ * A full pair of buckets evicts its least recently used slot.
+ *
+ * Concurrency: readers never lock (a sequence counter per bucket, retried
+ * when a writer was there); writers take the bucket's counter as a spin
+ * lock (two buckets in index order), with a bounded wait, so a process
+ * that died in a write cannot hang the others.  Refreshing a binding's idle
+ * deadline on a hit is a single compare-and-swap of one 32-bit word, done
+ * at most once per second per binding.
+ *
+ * Times are seconds since the table's epoch (32 bits: 136 years).
+ */
+#ifndef STICKYLB_TABLE_H
+#define STICKYLB_TABLE_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+#include <apr_errno.h>
+
+#include "stickylb_store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLB_TABLE_MAX_ROUTES 4096
+#define SLB_TABLE_BUCKET_BYTES 64
+#define SLB_TABLE_SLOTS_PER_BUCKET 3
+
+typedef struct slb_table slb_table;
+
+/* Bytes of memory for a table that holds `entries` bindings. */
+apr_size_t slb_table_bytes(apr_uint32_t entries);
+
+/* How many bindings a table in `bytes` holds (inverse of the above). */
+apr_uint32_t slb_table_capacity(apr_size_t bytes);
+
+/*
+ * Format `mem` (bytes long, aligned to 64) as an empty table.  `secret`
+ * (16 bytes) keys the bucket hash; `now` sets the epoch.  Returns the
+ * table handle (which lives inside mem) or NULL when bytes is too small.
+ */
+slb_table *slb_table_format(void *mem, apr_size_t bytes,
+                            const unsigned char secret[16], apr_time_t now);
+
+/*
+ * Use a table formatted earlier (after a graceful restart the segment is
+ * kept): NULL when mem does not hold a table of this size and version.
+ */
+slb_table *slb_table_attach(void *mem, apr_size_t bytes);
+
+/* Route number of (namespace, route), registered on first use; -1 when
+ * the registry is full or the route is invalid. */
+int slb_table_route_id(slb_table *t, const char *ns, const char *route);
+
+/* Route text of a route number ("" when unknown). */
+const char *slb_table_route_name(const slb_table *t, int id);
+
+/*
+ * Look a key up.  APR_SUCCESS and *route_id on a live binding (its idle
+ * deadline is pushed to now + lt->idle), APR_NOTFOUND otherwise.
+ */
+apr_status_t slb_table_get(slb_table *t, const slb_key *key,
+                           const slb_lifetime *lt, apr_time_t now,
+                           int *route_id);
+
+/* Bind the key unless it is bound (live): APR_SUCCESS, or APR_EEXIST with
+ * *existing set; APR_TIMEUP when the buckets stayed locked. */
+apr_status_t slb_table_add(slb_table *t, const slb_key *key, int route_id,
+                           const slb_lifetime *lt, apr_time_t now,
+                           int *existing);
+
+/* Bind the key, replacing any binding. */
+apr_status_t slb_table_set(slb_table *t, const slb_key *key, int route_id,
+                           const slb_lifetime *lt, apr_time_t now);
+
+/* Remove the key's binding: APR_SUCCESS or APR_NOTFOUND. */
+apr_status_t slb_table_del(slb_table *t, const slb_key *key);
+
+/*
+ * Reclaim expired slots in up to `max_buckets` buckets from where the last
+ * sweep stopped; returns how many were reclaimed.  Keeps the per-route
+ * session counts exact.
+ */
+apr_uint32_t slb_table_sweep(slb_table *t, apr_time_t now,
+                             apr_uint32_t max_buckets);
+
+typedef struct {
+    apr_uint32_t capacity;     /* slots */
+    apr_uint32_t buckets;
+    apr_uint64_t bytes;
+    apr_uint64_t hits, misses, inserts, replaces, evictions, expired,
+                 lock_timeouts;
+    apr_uint32_t routes;       /* registered */
+} slb_table_stats;
+
+void slb_table_stats_get(const slb_table *t, slb_table_stats *st);
+
+/* Live bindings on a route number (kept by inserts, replaces, deletes,
+ * evictions and sweeps; expired slots count until swept). */
+apr_uint32_t slb_table_route_sessions(const slb_table *t, int id);
+
+/* Count live bindings by scanning the whole table (status pages only). */
+apr_uint32_t slb_table_count_live(const slb_table *t, apr_time_t now);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STICKYLB_TABLE_H */

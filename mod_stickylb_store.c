@@ -1,0 +1,206 @@
+/*
+ * mod_stickylb_store.c - the stick table as the module uses it.
+ *
+ * The embedded store ("shm"): one stickylb_table in an anonymous shared
+ * memory segment created by the parent in post_config and inherited by
+ * every child.  The segment is kept in the process pool (which lives as
+ * long as the parent), found again through pool userdata after a graceful
+ * restart, so bindings survive `apachectl -k graceful` (a restart with a
+ * different StickyLBTableSize starts an empty table).
+ *
+ * Store errors (a bucket that stayed locked) are counted and logged at most
+ * once a minute per process; the request goes on as a miss.
+ */
+#include "apr_strings.h"
+#include "apr_shm.h"
+#include "apr_random.h"
+#include "apr_general.h"
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "http_main.h"
+
+#include "mod_stickylb.h"
+#include "stickylb_table.h"
+
+#define SHM_USERDATA_KEY "mod_stickylb-table"
+
+typedef struct {
+    apr_shm_t *shm;
+    apr_size_t bytes;
+} shm_holder;
+
+/* the table starts on the first cache line of the segment */
+static void *table_mem(apr_shm_t *shm)
+{
+    return (void *)(((apr_uintptr_t)apr_shm_baseaddr_get(shm) + 63)
+                    & ~(apr_uintptr_t)63);
+}
+
+static slb_table *table = NULL;
+static apr_time_t last_error_log = 0;
+static apr_uint32_t suppressed_errors = 0;
+
+static void log_store_error(request_rec *r, apr_status_t rv, const char *op)
+{
+    apr_time_t now = apr_time_now();
+
+    if (now - last_error_log < apr_time_from_sec(60)) {
+        suppressed_errors++;
+        return;
+    }
+    last_error_log = now;
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r,
+                  SLB_LOG_TAG "SLB0201: stick table %s failed; treated as "
+                  "a miss (%u similar errors not logged in the last minute)",
+                  op, suppressed_errors);
+    suppressed_errors = 0;
+}
+
+int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp, server_rec *s)
+{
+    apr_pool_t *pproc = s->process->pool;
+    slb_srv_conf *sc = ap_get_module_config(s->module_config,
+                                            &stickylb_module);
+    apr_int64_t entries = sc->table_entries == SLB_UNSET
+                              ? SLB_DEFAULT_TABLE_ENTRIES
+                              : sc->table_entries;
+    apr_size_t bytes = slb_table_bytes((apr_uint32_t)entries);
+    shm_holder *h = NULL;
+    apr_status_t rv;
+    void *mem;
+
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    table = NULL;
+    apr_pool_userdata_get((void **)&h, SHM_USERDATA_KEY, pproc);
+    if (h && h->bytes == bytes) {
+        table = slb_table_attach(table_mem(h->shm), bytes);
+        if (table) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                         SLB_LOG_TAG "SLB0202: stick table kept across the "
+                         "restart (%" APR_SIZE_T_FMT " bytes)", bytes);
+            return OK;
+        }
+    }
+    if (h) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     SLB_LOG_TAG "SLB0203: StickyLBTableSize changed: "
+                     "starting an empty stick table");
+        apr_shm_destroy(h->shm);
+    }
+    else {
+        h = apr_pcalloc(pproc, sizeof(*h));
+        apr_pool_userdata_set(h, SHM_USERDATA_KEY, apr_pool_cleanup_null,
+                              pproc);
+    }
+    /* + 64: the table wants a cache-line aligned start */
+    rv = apr_shm_create(&h->shm, bytes + 64, NULL, pproc);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     SLB_LOG_TAG "SLB0204: cannot create the stick table "
+                     "(%" APR_SIZE_T_FMT " bytes of shared memory)", bytes);
+        h->shm = NULL;
+        h->bytes = 0;
+        return !OK;
+    }
+    h->bytes = bytes;
+    mem = table_mem(h->shm);
+    {
+        unsigned char secret[16];
+        if (apr_generate_random_bytes(secret, sizeof(secret)) != APR_SUCCESS) {
+            apr_uint64_t t = (apr_uint64_t)apr_time_now() ^ (apr_uint64_t)getpid();
+            memcpy(secret, &t, 8);
+            memcpy(secret + 8, &t, 8);
+        }
+        table = slb_table_format(mem, bytes, secret, apr_time_now());
+    }
+    if (table == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     SLB_LOG_TAG "SLB0205: cannot format the stick table");
+        return !OK;
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                 SLB_LOG_TAG "SLB0206: stick table of %u bindings "
+                 "(%" APR_SIZE_T_FMT " bytes of shared memory)",
+                 slb_table_capacity(bytes), bytes);
+    return OK;
+}
+
+void slb_store_child_init(apr_pool_t *p, server_rec *s)
+{
+    (void)p;
+    (void)s;
+    last_error_log = 0;
+    suppressed_errors = 0;
+}
+
+apr_status_t slb_store_get(request_rec *r, const slb_key *key,
+                           const slb_lifetime *lt, char *route_out)
+{
+    int id = -1;
+    apr_status_t rv;
+
+    if (table == NULL) {
+        return APR_NOTFOUND;
+    }
+    rv = slb_table_get(table, key, lt, apr_time_now(), &id);
+    if (rv == APR_SUCCESS) {
+        apr_cpystrn(route_out, slb_table_route_name(table, id),
+                    SLB_MAX_ROUTE_LEN + 1);
+        return *route_out ? APR_SUCCESS : APR_NOTFOUND;
+    }
+    if (rv != APR_NOTFOUND) {
+        log_store_error(r, rv, "lookup");
+    }
+    return APR_NOTFOUND;
+}
+
+apr_status_t slb_store_put(request_rec *r, const slb_key *key,
+                           const char *ns, const char *route,
+                           const slb_lifetime *lt, int only_if_absent,
+                           char *existing_out)
+{
+    int id, existing = -1;
+    apr_status_t rv;
+
+    if (table == NULL) {
+        return APR_EGENERAL;
+    }
+    id = slb_table_route_id(table, ns, route);
+    if (id < 0) {
+        log_store_error(r, APR_ENOSPC, "route registration");
+        return APR_ENOSPC;
+    }
+    if (only_if_absent) {
+        rv = slb_table_add(table, key, id, lt, apr_time_now(), &existing);
+        if (rv == APR_EEXIST && existing_out) {
+            apr_cpystrn(existing_out, slb_table_route_name(table, existing),
+                        SLB_MAX_ROUTE_LEN + 1);
+        }
+    }
+    else {
+        rv = slb_table_set(table, key, id, lt, apr_time_now());
+    }
+    if (rv != APR_SUCCESS && rv != APR_EEXIST) {
+        log_store_error(r, rv, "write");
+    }
+    return rv;
+}
+
+apr_status_t slb_store_del(request_rec *r, const slb_key *key)
+{
+    apr_status_t rv;
+
+    if (table == NULL) {
+        return APR_NOTFOUND;
+    }
+    rv = slb_table_del(table, key);
+    if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+        log_store_error(r, rv, "delete");
+    }
+    return rv;
+}

@@ -1,0 +1,716 @@
+/*
+ * stickylb_table.c - the embedded stick table (see stickylb_table.h).
+ */
+#include <string.h>
+#include <sched.h>
+
+#include <apr_strings.h>
+
+#include "stickylb_table.h"
+
+#define TABLE_MAGIC   0x534c4254u   /* "SLBT" */
+#define TABLE_VERSION 1u
+#define NO_DEADLINE   0xffffffffu
+#define STAT_SHARDS   16
+#define READ_TRIES    64
+#define LOCK_SPINS    (1u << 20)
+
+typedef struct {
+    apr_uint32_t id_lo;
+    apr_uint32_t id_hi;
+    apr_uint32_t idle_dl;    /* 0: empty slot */
+    apr_uint32_t hard_dl;
+    apr_uint16_t route;
+    apr_uint16_t tag;
+} slot_t;
+
+typedef struct {
+    apr_uint32_t seq;        /* odd while a writer holds the bucket */
+    slot_t s[SLB_TABLE_SLOTS_PER_BUCKET];
+} bucket_t;
+
+typedef struct {
+    apr_uint32_t ns_hash;
+    apr_uint32_t sessions;
+    char route[SLB_MAX_ROUTE_LEN + 1];
+} route_t;
+
+/* hits and misses are counted per shard, each on its own cache line */
+typedef struct {
+    apr_uint64_t hits;
+    apr_uint64_t misses;
+    char pad[64 - 2 * sizeof(apr_uint64_t)];
+} shard_t;
+
+struct slb_table {
+    apr_uint32_t magic;
+    apr_uint32_t version;
+    apr_uint64_t bytes;
+    apr_uint32_t nbuckets;
+    apr_uint32_t nroutes;
+    apr_uint32_t reg_lock;
+    apr_uint32_t sweep_pos;
+    apr_int64_t epoch;          /* seconds */
+    unsigned char secret[16];
+    apr_uint64_t inserts, replaces, evictions, expired, lock_timeouts;
+    shard_t shards[STAT_SHARDS];
+    route_t routes[SLB_TABLE_MAX_ROUTES];
+};
+
+typedef char slot_is_20_bytes[sizeof(slot_t) == 20 ? 1 : -1];
+typedef char bucket_is_64_bytes[sizeof(bucket_t) == 64 ? 1 : -1];
+
+#define HDR_BYTES (((sizeof(struct slb_table)) + 63) & ~(apr_size_t)63)
+
+static bucket_t *buckets(const slb_table *t)
+{
+    return (bucket_t *)((char *)t + HDR_BYTES);
+}
+
+/* ------------------------------------------------------------------ */
+/* SipHash-2-4 (Aumasson and Bernstein), 64-bit output                  */
+
+#define ROTL(x, b) (apr_uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                          \
+    do {                                                                  \
+        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);          \
+        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                             \
+        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                             \
+        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);          \
+    } while (0)
+
+static apr_uint64_t le64(const unsigned char *p)
+{
+    apr_uint64_t v = 0;
+    int i;
+
+    for (i = 7; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static apr_uint64_t siphash24(const unsigned char key[16],
+                              const unsigned char *in, apr_size_t len)
+{
+    apr_uint64_t k0 = le64(key), k1 = le64(key + 8);
+    apr_uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
+    apr_uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
+    apr_uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
+    apr_uint64_t v3 = 0x7465646279746573ULL ^ k1;
+    apr_uint64_t b = ((apr_uint64_t)len) << 56;
+    const unsigned char *end = in + (len - (len % 8));
+    unsigned char tail[8] = { 0 };
+
+    for (; in != end; in += 8) {
+        apr_uint64_t m = le64(in);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    memcpy(tail, in, len % 8);
+    b |= le64(tail);
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* ------------------------------------------------------------------ */
+/* sizes                                                                */
+
+apr_size_t slb_table_bytes(apr_uint32_t entries)
+{
+    /* 15% of the slots kept free: two-choice hashing then evicts almost
+     * nothing before the table holds `entries` bindings */
+    apr_uint64_t slots = ((apr_uint64_t)entries * 100 + 84) / 85;
+    apr_uint64_t nb = (slots + SLB_TABLE_SLOTS_PER_BUCKET - 1)
+                      / SLB_TABLE_SLOTS_PER_BUCKET;
+
+    if (nb < 2) {
+        nb = 2;
+    }
+    return HDR_BYTES + (apr_size_t)nb * SLB_TABLE_BUCKET_BYTES;
+}
+
+apr_uint32_t slb_table_capacity(apr_size_t bytes)
+{
+    if (bytes < HDR_BYTES + 2 * SLB_TABLE_BUCKET_BYTES) {
+        return 0;
+    }
+    return (apr_uint32_t)((bytes - HDR_BYTES) / SLB_TABLE_BUCKET_BYTES)
+           * SLB_TABLE_SLOTS_PER_BUCKET;
+}
+
+slb_table *slb_table_format(void *mem, apr_size_t bytes,
+                            const unsigned char secret[16], apr_time_t now)
+{
+    slb_table *t = mem;
+    apr_uint64_t nb;
+
+    if (mem == NULL || bytes < HDR_BYTES + 2 * SLB_TABLE_BUCKET_BYTES
+        || ((apr_uintptr_t)mem & 63) != 0) {
+        return NULL;
+    }
+    nb = (bytes - HDR_BYTES) / SLB_TABLE_BUCKET_BYTES;
+    if (nb > 0xffffffffu) {
+        return NULL;
+    }
+    memset(mem, 0, HDR_BYTES + nb * SLB_TABLE_BUCKET_BYTES);
+    t->version = TABLE_VERSION;
+    t->bytes = bytes;
+    t->nbuckets = (apr_uint32_t)nb;
+    t->epoch = apr_time_sec(now) - 1;
+    memcpy(t->secret, secret, 16);
+    __atomic_store_n(&t->magic, TABLE_MAGIC, __ATOMIC_RELEASE);
+    return t;
+}
+
+slb_table *slb_table_attach(void *mem, apr_size_t bytes)
+{
+    slb_table *t = mem;
+
+    if (mem == NULL || bytes < HDR_BYTES
+        || __atomic_load_n(&t->magic, __ATOMIC_ACQUIRE) != TABLE_MAGIC
+        || t->version != TABLE_VERSION || t->bytes != bytes) {
+        return NULL;
+    }
+    return t;
+}
+
+/* ------------------------------------------------------------------ */
+/* time, hashing, locks                                                 */
+
+static apr_uint32_t table_now(const slb_table *t, apr_time_t now)
+{
+    apr_int64_t s = apr_time_sec(now) - t->epoch;
+
+    if (s < 1) {
+        return 1;
+    }
+    if (s >= (apr_int64_t)NO_DEADLINE - 1) {
+        return NO_DEADLINE - 1;
+    }
+    return (apr_uint32_t)s;
+}
+
+static apr_uint32_t deadline(apr_uint32_t now_s, apr_uint32_t secs)
+{
+    apr_uint64_t d;
+
+    if (secs == 0) {
+        return NO_DEADLINE;
+    }
+    d = (apr_uint64_t)now_s + secs;
+    return d >= NO_DEADLINE ? NO_DEADLINE - 1 : (apr_uint32_t)d;
+}
+
+typedef struct {
+    apr_uint32_t b[2];
+    apr_uint32_t id_lo, id_hi;
+} place_t;
+
+static void place_of(const slb_table *t, const slb_key *key, place_t *pl)
+{
+    apr_uint64_t h = siphash24(t->secret, key->digest, SLB_KEY_DIGEST_LEN);
+    apr_uint32_t n = t->nbuckets;
+
+    pl->b[0] = (apr_uint32_t)(h % n);
+    pl->b[1] = (apr_uint32_t)((h >> 32) % n);
+    if (pl->b[1] == pl->b[0]) {
+        pl->b[1] = (pl->b[0] + 1) % n;
+    }
+    memcpy(&pl->id_lo, key->digest, 4);
+    memcpy(&pl->id_hi, key->digest + 4, 4);
+}
+
+static unsigned shard_of(void)
+{
+    int local;
+    /* threads have distinct stacks: spread them over the shards */
+    return (unsigned)(((apr_uintptr_t)&local) >> 12) % STAT_SHARDS;
+}
+
+static void cpu_relax(apr_uint32_t i)
+{
+    if ((i & 1023) == 1023) {
+        sched_yield();
+    }
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("pause");
+#endif
+}
+
+static int lock_bucket(slb_table *t, bucket_t *b)
+{
+    apr_uint32_t i;
+
+    for (i = 0; i < LOCK_SPINS; i++) {
+        apr_uint32_t s = __atomic_load_n(&b->seq, __ATOMIC_RELAXED);
+        if (!(s & 1)
+            && __atomic_compare_exchange_n(&b->seq, &s, s + 1, 0,
+                                           __ATOMIC_ACQUIRE,
+                                           __ATOMIC_RELAXED)) {
+            return 1;
+        }
+        cpu_relax(i);
+    }
+    __atomic_fetch_add(&t->lock_timeouts, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static void unlock_bucket(bucket_t *b)
+{
+    __atomic_fetch_add(&b->seq, 1, __ATOMIC_RELEASE);
+}
+
+/* Lock both buckets of a place in index order; 0 on timeout. */
+static int lock_place(slb_table *t, const place_t *pl)
+{
+    bucket_t *bs = buckets(t);
+    apr_uint32_t lo = pl->b[0] < pl->b[1] ? pl->b[0] : pl->b[1];
+    apr_uint32_t hi = pl->b[0] < pl->b[1] ? pl->b[1] : pl->b[0];
+
+    if (!lock_bucket(t, &bs[lo])) {
+        return 0;
+    }
+    if (!lock_bucket(t, &bs[hi])) {
+        unlock_bucket(&bs[lo]);
+        return 0;
+    }
+    return 1;
+}
+
+static void unlock_place(slb_table *t, const place_t *pl)
+{
+    bucket_t *bs = buckets(t);
+
+    unlock_bucket(&bs[pl->b[0]]);
+    unlock_bucket(&bs[pl->b[1]]);
+}
+
+#define LOAD(x)     __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
+static int slot_live(const slot_t *s, apr_uint32_t now_s)
+{
+    apr_uint32_t idle = LOAD(s->idle_dl);
+
+    return idle != 0 && now_s < idle && now_s < LOAD(s->hard_dl);
+}
+
+static void route_sessions_add(slb_table *t, apr_uint16_t id, int delta)
+{
+    if (id < SLB_TABLE_MAX_ROUTES) {
+        __atomic_fetch_add(&t->routes[id].sessions, (apr_uint32_t)delta,
+                           __ATOMIC_RELAXED);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* routes                                                               */
+
+static apr_uint32_t fnv1a(const char *s)
+{
+    apr_uint32_t h = 2166136261u;
+
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static int find_route(const slb_table *t, apr_uint32_t n, apr_uint32_t nsh,
+                      const char *route)
+{
+    apr_uint32_t i;
+
+    for (i = 0; i < n; i++) {
+        if (t->routes[i].ns_hash == nsh
+            && strcmp(t->routes[i].route, route) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+int slb_table_route_id(slb_table *t, const char *ns, const char *route)
+{
+    apr_uint32_t nsh, n, i;
+    int id;
+
+    if (route == NULL || !slb_route_ok(route, strlen(route))) {
+        return -1;
+    }
+    nsh = fnv1a(ns ? ns : "");
+    n = __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE);
+    id = find_route(t, n, nsh, route);
+    if (id >= 0) {
+        return id;
+    }
+    for (i = 0; i < LOCK_SPINS; i++) {
+        apr_uint32_t z = 0;
+        if (__atomic_compare_exchange_n(&t->reg_lock, &z, 1, 0,
+                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+            break;
+        }
+        cpu_relax(i);
+    }
+    if (i == LOCK_SPINS) {
+        return -1;
+    }
+    n = __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE);
+    id = find_route(t, n, nsh, route);
+    if (id < 0 && n < SLB_TABLE_MAX_ROUTES) {
+        t->routes[n].ns_hash = nsh;
+        t->routes[n].sessions = 0;
+        apr_cpystrn(t->routes[n].route, route, sizeof(t->routes[n].route));
+        __atomic_store_n(&t->nroutes, n + 1, __ATOMIC_RELEASE);
+        id = (int)n;
+    }
+    __atomic_store_n(&t->reg_lock, 0, __ATOMIC_RELEASE);
+    return id;
+}
+
+const char *slb_table_route_name(const slb_table *t, int id)
+{
+    if (id < 0
+        || (apr_uint32_t)id >= __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE)) {
+        return "";
+    }
+    return t->routes[id].route;
+}
+
+apr_uint32_t slb_table_route_sessions(const slb_table *t, int id)
+{
+    if (id < 0 || id >= SLB_TABLE_MAX_ROUTES) {
+        return 0;
+    }
+    return __atomic_load_n(&t->routes[id].sessions, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------ */
+/* lookups                                                              */
+
+/* Consistent copy of a bucket; 0 when writers kept it busy. */
+static int read_bucket(bucket_t *b, bucket_t *copy)
+{
+    int tries, k;
+
+    for (tries = 0; tries < READ_TRIES; tries++) {
+        apr_uint32_t s1 = __atomic_load_n(&b->seq, __ATOMIC_ACQUIRE);
+        if (s1 & 1) {
+            cpu_relax((apr_uint32_t)tries);
+            continue;
+        }
+        for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+            copy->s[k].id_lo = LOAD(b->s[k].id_lo);
+            copy->s[k].id_hi = LOAD(b->s[k].id_hi);
+            copy->s[k].idle_dl = LOAD(b->s[k].idle_dl);
+            copy->s[k].hard_dl = LOAD(b->s[k].hard_dl);
+            copy->s[k].route = LOAD(b->s[k].route);
+        }
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&b->seq, __ATOMIC_RELAXED) == s1) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+apr_status_t slb_table_get(slb_table *t, const slb_key *key,
+                           const slb_lifetime *lt, apr_time_t now,
+                           int *route_id)
+{
+    bucket_t *bs = buckets(t);
+    apr_uint32_t now_s = table_now(t, now);
+    shard_t *sh = &t->shards[shard_of()];
+    place_t pl;
+    int i, k;
+
+    place_of(t, key, &pl);
+    for (i = 0; i < 2; i++) {
+        bucket_t copy;
+        bucket_t *b = &bs[pl.b[i]];
+
+        if (!read_bucket(b, &copy)) {
+            continue;
+        }
+        for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+            const slot_t *s = &copy.s[k];
+            if (s->id_lo != pl.id_lo || s->id_hi != pl.id_hi
+                || !slot_live(s, now_s)) {
+                continue;
+            }
+            if (lt && lt->idle && s->idle_dl != NO_DEADLINE) {
+                apr_uint32_t want = deadline(now_s, lt->idle);
+                apr_uint32_t seen = s->idle_dl;
+                if (want > seen) {
+                    /* fails harmlessly when a writer changed the slot */
+                    __atomic_compare_exchange_n(&b->s[k].idle_dl, &seen,
+                                                want, 0, __ATOMIC_RELAXED,
+                                                __ATOMIC_RELAXED);
+                }
+            }
+            *route_id = s->route;
+            __atomic_fetch_add(&sh->hits, 1, __ATOMIC_RELAXED);
+            return APR_SUCCESS;
+        }
+    }
+    __atomic_fetch_add(&sh->misses, 1, __ATOMIC_RELAXED);
+    return APR_NOTFOUND;
+}
+
+/* ------------------------------------------------------------------ */
+/* writes (both buckets locked)                                         */
+
+typedef struct {
+    bucket_t *b;
+    int k;
+} slot_ref;
+
+static slot_t *ref(slot_ref r)
+{
+    return &r.b->s[r.k];
+}
+
+static void clear_slot(slb_table *t, slot_t *s)
+{
+    route_sessions_add(t, LOAD(s->route), -1);
+    STORE(s->idle_dl, 0);
+}
+
+static void write_slot(slb_table *t, slot_t *s, const place_t *pl,
+                       int route_id, const slb_lifetime *lt,
+                       apr_uint32_t now_s)
+{
+    STORE(s->id_lo, pl->id_lo);
+    STORE(s->id_hi, pl->id_hi);
+    STORE(s->route, (apr_uint16_t)route_id);
+    STORE(s->tag, 0);
+    STORE(s->hard_dl, deadline(now_s, lt ? lt->max : 0));
+    STORE(s->idle_dl, deadline(now_s, lt ? lt->idle : 0));
+    route_sessions_add(t, (apr_uint16_t)route_id, 1);
+}
+
+/* The slot holding the key (live or not), or b == NULL. */
+static slot_ref find_slot(slb_table *t, const place_t *pl)
+{
+    bucket_t *bs = buckets(t);
+    slot_ref r = { NULL, 0 };
+    int i, k;
+
+    for (i = 0; i < 2; i++) {
+        bucket_t *b = &bs[pl->b[i]];
+        for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+            slot_t *s = &b->s[k];
+            if (LOAD(s->idle_dl) != 0 && s->id_lo == pl->id_lo
+                && s->id_hi == pl->id_hi) {
+                r.b = b;
+                r.k = k;
+                return r;
+            }
+        }
+    }
+    return r;
+}
+
+/* A slot for a new binding: empty, else expired (reclaimed), else the
+ * least recently used (evicted). */
+static slot_ref free_slot(slb_table *t, const place_t *pl, apr_uint32_t now_s)
+{
+    bucket_t *bs = buckets(t);
+    slot_ref best = { NULL, 0 };
+    apr_uint32_t best_dl = NO_DEADLINE;
+    int i, k, pass;
+
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < 2; i++) {
+            bucket_t *b = &bs[pl->b[i]];
+            for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+                slot_t *s = &b->s[k];
+                if (pass == 0 && LOAD(s->idle_dl) == 0) {
+                    best.b = b;
+                    best.k = k;
+                    return best;
+                }
+                if (pass == 1 && !slot_live(s, now_s)) {
+                    clear_slot(t, s);
+                    __atomic_fetch_add(&t->expired, 1, __ATOMIC_RELAXED);
+                    best.b = b;
+                    best.k = k;
+                    return best;
+                }
+            }
+        }
+    }
+    /* everything live: evict the slot whose idle deadline comes first */
+    for (i = 0; i < 2; i++) {
+        bucket_t *b = &bs[pl->b[i]];
+        for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+            apr_uint32_t dl = LOAD(b->s[k].idle_dl);
+            if (best.b == NULL || dl < best_dl) {
+                best.b = b;
+                best.k = k;
+                best_dl = dl;
+            }
+        }
+    }
+    clear_slot(t, ref(best));
+    __atomic_fetch_add(&t->evictions, 1, __ATOMIC_RELAXED);
+    return best;
+}
+
+static apr_status_t put(slb_table *t, const slb_key *key, int route_id,
+                        const slb_lifetime *lt, apr_time_t now,
+                        int only_if_absent, int *existing)
+{
+    apr_uint32_t now_s = table_now(t, now);
+    place_t pl;
+    slot_ref r;
+    apr_status_t rv = APR_SUCCESS;
+
+    if (route_id < 0 || route_id >= SLB_TABLE_MAX_ROUTES) {
+        return APR_EINVAL;
+    }
+    place_of(t, key, &pl);
+    if (!lock_place(t, &pl)) {
+        return APR_TIMEUP;
+    }
+    r = find_slot(t, &pl);
+    if (r.b != NULL && slot_live(ref(r), now_s)) {
+        slot_t *s = ref(r);
+        if (only_if_absent) {
+            if (existing) {
+                *existing = s->route;
+            }
+            rv = APR_EEXIST;
+        }
+        else {
+            clear_slot(t, s);
+            write_slot(t, s, &pl, route_id, lt, now_s);
+            __atomic_fetch_add(&t->replaces, 1, __ATOMIC_RELAXED);
+        }
+    }
+    else {
+        if (r.b != NULL) {
+            clear_slot(t, ref(r));      /* the key's own expired slot */
+            __atomic_fetch_add(&t->expired, 1, __ATOMIC_RELAXED);
+        }
+        else {
+            r = free_slot(t, &pl, now_s);
+        }
+        write_slot(t, ref(r), &pl, route_id, lt, now_s);
+        __atomic_fetch_add(&t->inserts, 1, __ATOMIC_RELAXED);
+    }
+    unlock_place(t, &pl);
+    return rv;
+}
+
+apr_status_t slb_table_add(slb_table *t, const slb_key *key, int route_id,
+                           const slb_lifetime *lt, apr_time_t now,
+                           int *existing)
+{
+    return put(t, key, route_id, lt, now, 1, existing);
+}
+
+apr_status_t slb_table_set(slb_table *t, const slb_key *key, int route_id,
+                           const slb_lifetime *lt, apr_time_t now)
+{
+    return put(t, key, route_id, lt, now, 0, NULL);
+}
+
+apr_status_t slb_table_del(slb_table *t, const slb_key *key)
+{
+    place_t pl;
+    slot_ref r;
+
+    place_of(t, key, &pl);
+    if (!lock_place(t, &pl)) {
+        return APR_TIMEUP;
+    }
+    r = find_slot(t, &pl);
+    if (r.b != NULL) {
+        clear_slot(t, ref(r));
+    }
+    unlock_place(t, &pl);
+    return r.b != NULL ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+apr_uint32_t slb_table_sweep(slb_table *t, apr_time_t now,
+                             apr_uint32_t max_buckets)
+{
+    bucket_t *bs = buckets(t);
+    apr_uint32_t now_s = table_now(t, now);
+    apr_uint32_t start, i, reclaimed = 0;
+
+    if (max_buckets > t->nbuckets) {
+        max_buckets = t->nbuckets;
+    }
+    start = __atomic_fetch_add(&t->sweep_pos, max_buckets, __ATOMIC_RELAXED);
+    for (i = 0; i < max_buckets; i++) {
+        bucket_t *b = &bs[(apr_uint32_t)((start + (apr_uint64_t)i)
+                                         % t->nbuckets)];
+        int k;
+
+        if (!lock_bucket(t, b)) {
+            continue;
+        }
+        for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+            slot_t *s = &b->s[k];
+            if (s->idle_dl != 0 && !slot_live(s, now_s)) {
+                clear_slot(t, s);
+                reclaimed++;
+            }
+        }
+        unlock_bucket(b);
+    }
+    __atomic_fetch_add(&t->expired, reclaimed, __ATOMIC_RELAXED);
+    return reclaimed;
+}
+
+void slb_table_stats_get(const slb_table *t, slb_table_stats *st)
+{
+    int i;
+
+    memset(st, 0, sizeof(*st));
+    st->buckets = t->nbuckets;
+    st->capacity = t->nbuckets * SLB_TABLE_SLOTS_PER_BUCKET;
+    st->bytes = t->bytes;
+    for (i = 0; i < STAT_SHARDS; i++) {
+        st->hits += LOAD(t->shards[i].hits);
+        st->misses += LOAD(t->shards[i].misses);
+    }
+    st->inserts = LOAD(t->inserts);
+    st->replaces = LOAD(t->replaces);
+    st->evictions = LOAD(t->evictions);
+    st->expired = LOAD(t->expired);
+    st->lock_timeouts = LOAD(t->lock_timeouts);
+    st->routes = __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE);
+}
+
+apr_uint32_t slb_table_count_live(const slb_table *t, apr_time_t now)
+{
+    const bucket_t *bs = buckets(t);
+    apr_uint32_t now_s = table_now(t, now);
+    apr_uint32_t i, n = 0;
+    int k;
+
+    for (i = 0; i < t->nbuckets; i++) {
+        for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+            slot_t s;
+            s.idle_dl = LOAD(bs[i].s[k].idle_dl);
+            s.hard_dl = LOAD(bs[i].s[k].hard_dl);
+            n += slot_live(&s, now_s);
+        }
+    }
+    return n;
+}

@@ -1,0 +1,154 @@
+# The embedded stick table: learned session ids (no route in them), header,
+# query and address keys, failover re-pinning without bounce-back, idle and
+# maximum lifetimes, and bindings kept across a graceful restart.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Apache::Test ();
+use StickyLB::Client;
+use StickyLB::Backends;
+
+sub sid_of {
+    my ($res, $name) = @_;
+    my ($sc) = set_cookies($res, $name);
+    return defined $sc && $sc =~ /^\Q$name\E=([^;]+)/ ? $1 : undef;
+}
+
+# --- learned JSESSIONID without a route suffix
+my $r = req('slb_store', '/learn/');
+my $b = backend($r);
+my $sid = sid_of($r, 'JSESSIONID');
+like($sid // '', qr/^\Q$b\Ex[0-9a-f]{32}$/, "backend $b issued an id with no route in it");
+my ($ok, $src) = (0, '');
+for (1 .. 10) {
+    my $x = req('slb_store', '/learn/', Cookie => "JSESSIONID=$sid");
+    my ($d, $s) = slb($x);
+    $ok++ if backend($x) eq $b && $d eq 'sticky' && $s eq 'learned'
+          && body_field($x, 'new-session') eq '0';
+}
+is($ok, 10, 'the learned id keeps its member for 10 requests');
+my $x = req('slb_store', '/learn/', Cookie => "JSESSIONID=$sid");
+is(envinfo($x)->{sticky}, 'JSESSIONID', 'BALANCER_SESSION_STICKY for a learned id');
+
+# several learned sessions, each on its own member
+my %owner;
+for (1 .. 6) {
+    my $n = req('slb_store', '/learn/');
+    $owner{ sid_of($n, 'JSESSIONID') } = backend($n);
+}
+$ok = 0;
+for my $id (keys %owner) {
+    $ok++ if backend(req('slb_store', '/learn/', Cookie => "JSESSIONID=$id")) eq $owner{$id};
+}
+is($ok, 6, '6 learned sessions on ' . join(',', sort values %owner) . ' all stick');
+
+# an id the client made up is never stored
+for my $i (1 .. 2) {
+    my $f = req('slb_store', '/learn/', Cookie => 'JSESSIONID=t2xinventedbyclient');
+    is((slb($f))[0], 'new', "invented id, request $i: not in the table");
+}
+
+# other cookie names
+$r = req('slb_store', '/php/');
+$b = backend($r);
+my $php = sid_of($r, 'PHPSESSID');
+ok(defined $php, 'backend issued PHPSESSID');
+$ok = 0;
+$ok += backend(req('slb_store', '/php/', Cookie => "PHPSESSID=$php")) eq $b for 1 .. 5;
+is($ok, 5, 'learned PHPSESSID sticks');
+
+# header and query keys
+my %m;
+for my $v (qw(alice bob carol dave)) {
+    $m{$v} = backend(req('slb_store', '/hdr/', 'X-Session' => $v));
+}
+$ok = 0;
+for my $v (keys %m) {
+    for (1 .. 3) {
+        my $y = req('slb_store', '/hdr/', 'X-Session' => $v);
+        $ok++ if backend($y) eq $m{$v} && (slb($y))[1] eq 'header';
+    }
+}
+is($ok, 12, 'header keys stick (' . join(',', map { "$_=$m{$_}" } sort keys %m) . ')');
+my $q = backend(req('slb_store', '/hdr/?a=1&sid=q123'));
+$ok = 0;
+for (1 .. 4) {
+    my $y = req('slb_store', '/hdr/?sid=q123&b=2');
+    $ok++ if backend($y) eq $q && (slb($y))[1] eq 'query';
+}
+is($ok, 4, 'query parameter key sticks');
+
+# client address
+my $a = backend(req('slb_store', '/addr/'));
+$ok = 0;
+for (1 .. 6) {
+    my $y = req('slb_store', '/addr/');
+    $ok++ if backend($y) eq $a && (slb($y))[1] eq 'address';
+}
+is($ok, 6, "client address sticks to $a");
+
+# --- failover re-pins, and the session does not bounce back
+start_backend(route => 't4', port => backend_port('t4'));
+my ($on4, $tries) = (undef, 0);
+while (!$on4 && $tries++ < 6) {
+    my $n = req('slb_store', '/repin/');
+    $on4 = sid_of($n, 'JSESSIONID') if backend($n) eq 't4';
+}
+ok($on4, 'a session learned on t4');
+is(backend(req('slb_store', '/repin/', Cookie => "JSESSIONID=$on4")), 't4', 'it sticks to t4');
+stop_backend('t4');
+$x = req('slb_store', '/repin/', Cookie => "JSESSIONID=$on4");
+is($x->code . ' ' . backend($x), '200 t1', 't4 down: the session fails over to t1');
+start_backend(route => 't4', port => backend_port('t4'));
+select(undef, undef, undef, 1.5);     # retry=1: t4 usable again
+$x = req('slb_store', '/repin/', Cookie => "JSESSIONID=$on4");
+is(backend($x), 't1', 't4 back: the re-pinned session stays on t1');
+is(join(' ', (slb($x))[0, 1]), 'sticky learned', 'from the re-pinned binding');
+my %new;
+$new{ backend(req('slb_store', '/repin/')) }++ for 1 .. 4;
+ok($new{t4}, 't4 takes new sessions again');
+stop_backend('t4');
+
+# --- lifetimes: idle 3 s (/idle), maximum 3 s (/maxlife); whole seconds
+sub decision { my ($path) = @_; return (slb(req('slb_store', $path, 'X-Session' => 'life-test')))[0] }
+is(decision('/idle/') . ' ' . decision('/maxlife/'), 'new new', 'two bindings created');
+select(undef, undef, undef, 1.5);
+is(decision('/idle/'), 'sticky', 'idle: used within the idle time');
+is(decision('/maxlife/'), 'sticky', 'max: within the maximum lifetime');
+select(undef, undef, undef, 1.5);
+is(decision('/idle/'), 'sticky', 'idle: each use refreshes the idle time');
+select(undef, undef, undef, 1.5);
+is(decision('/idle/'), 'sticky', 'idle: still bound 4.5 s after creation');
+is(decision('/maxlife/'), 'new', 'max: past the maximum lifetime, a new binding');
+select(undef, undef, undef, 4.5);
+is(decision('/idle/'), 'new', 'idle: unused for longer than the idle time, a new binding');
+
+# --- graceful restart keeps the table
+my %before;
+for (1 .. 4) {
+    my $n = req('slb_store', '/learn/');
+    $before{ sid_of($n, 'JSESSIONID') } = backend($n);
+}
+my $pidfile = Apache::Test::vars('t_logs') . '/httpd.pid';
+open my $fh, '<', $pidfile or die "$pidfile: $!";
+chomp(my $pid = <$fh>);
+close $fh;
+ok(kill('USR1', $pid), "graceful restart (SIGUSR1 to $pid)");
+select(undef, undef, undef, 1.0);
+my $up = 0;
+for (1 .. 50) {
+    my $p = req('slb_store', '/learn/');
+    if ($p->code == 200) { $up = 1; last }
+    select(undef, undef, undef, 0.1);
+}
+ok($up, 'server answers after the graceful restart');
+$ok = 0;
+for my $id (keys %before) {
+    my $y = req('slb_store', '/learn/', Cookie => "JSESSIONID=$id");
+    $ok++ if backend($y) eq $before{$id} && join(' ', (slb($y))[0, 1]) eq 'sticky learned';
+}
+is($ok, 4, 'bindings survive apachectl -k graceful');
+
+done_testing();
