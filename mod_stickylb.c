@@ -76,6 +76,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     c->idle_timeout = SLB_UNSET;
     c->max_lifetime = SLB_UNSET;
     c->ns = NULL;
+    c->new_by_sessions = SLB_UNSET;
     return c;
 }
 
@@ -106,6 +107,8 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->max_lifetime = add->max_lifetime != SLB_UNSET ? add->max_lifetime
                                                      : base->max_lifetime;
     c->ns = add->ns ? add->ns : base->ns;
+    c->new_by_sessions = add->new_by_sessions != SLB_UNSET
+                             ? add->new_by_sessions : base->new_by_sessions;
     return c;
 }
 
@@ -449,6 +452,27 @@ static const char *set_namespace(cmd_parms *cmd, void *dconf,
     return NULL;
 }
 
+static const char *set_new_sessions(cmd_parms *cmd, void *dconf,
+                                    const char *arg)
+{
+    const char *err = check_context(cmd, dconf);
+
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(arg, "requests")) {
+        ((slb_dir_conf *)dconf)->new_by_sessions = 0;
+    }
+    else if (!strcasecmp(arg, "sessions")) {
+        ((slb_dir_conf *)dconf)->new_by_sessions = 1;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "StickyLBNewSessions: '%s' must be "
+                            "requests or sessions", arg);
+    }
+    return NULL;
+}
+
 static const char *set_table_size(cmd_parms *cmd, void *dconf,
                                   const char *arg)
 {
@@ -506,6 +530,11 @@ static const command_rec slb_cmds[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "Name of the balancer's keys in the stick table (default "
                   "the balancer name)"),
+    AP_INIT_TAKE1("StickyLBNewSessions", set_new_sessions, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "How new sessions are spread: requests (weighted round "
+                  "robin, default) or sessions (fewest bound sessions per "
+                  "loadfactor)"),
     AP_INIT_TAKE1("StickyLBTableSize", set_table_size, NULL, RSRC_CONF,
                   "Bindings the embedded stick table holds (default "
                   "262144)"),
@@ -887,6 +916,37 @@ static int is_best(proxy_worker *current, proxy_worker *prev_best,
 }
 
 /*
+ * Least sessions: fewest live bindings in the stick table per unit of
+ * loadfactor; ties (and members without a route) by the weighted round
+ * robin.  Reads counters in shared memory only.
+ */
+typedef struct {
+    int total;                 /* round robin bookkeeping */
+    const char *ns;
+    double best_ratio;
+} sessions_baton;
+
+static int is_best_sessions(proxy_worker *current, proxy_worker *prev_best,
+                            void *baton)
+{
+    sessions_baton *sb = baton;
+    int factor = current->s->lbfactor > 0 ? current->s->lbfactor : 1;
+    double ratio = (double)slb_store_route_sessions(sb->ns,
+                                                    current->s->route)
+                   / factor;
+    int rr = slb_wrr_consider(&current->s->lbstatus, current->s->lbfactor,
+                              prev_best ? &prev_best->s->lbstatus : NULL,
+                              &sb->total);
+
+    if (prev_best == NULL || ratio < sb->best_ratio
+        || (ratio == sb->best_ratio && rr)) {
+        sb->best_ratio = ratio;
+        return 1;
+    }
+    return 0;
+}
+
+/*
  * A sticky hit counts in the weighting as mod_proxy_balancer counts it for
  * its own sticky sessions, so new sessions go where fewer requests went.
  */
@@ -958,7 +1018,17 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
         break;
     case SLB_DECIDE_FAILOVER:
     case SLB_DECIDE_NEW:
-        if (get_best_worker_fn) {
+        if (get_best_worker_fn && rq->conf->new_by_sessions == 1) {
+            sessions_baton sb;
+            sb.total = 0;
+            sb.ns = rq->ns;
+            sb.best_ratio = 0;
+            w = get_best_worker_fn(b, r, is_best_sessions, &sb);
+            if (w) {
+                slb_wrr_commit(&w->s->lbstatus, sb.total);
+            }
+        }
+        else if (get_best_worker_fn) {
             int total = 0;
             w = get_best_worker_fn(b, r, is_best, &total);
             if (w) {

@@ -188,7 +188,21 @@ apr_status_t slb_store_put(request_rec *r, const slb_key *key,
     if (rv != APR_SUCCESS && rv != APR_EEXIST) {
         log_store_error(r, rv, "write");
     }
+    /* every write reclaims the expired bindings of a few buckets, so the
+     * per-member session counts stay exact without a sweeper thread */
+    slb_table_sweep(table, apr_time_now(), 8);
     return rv;
+}
+
+apr_uint32_t slb_store_route_sessions(const char *ns, const char *route)
+{
+    int id;
+
+    if (table == NULL) {
+        return 0;
+    }
+    id = slb_table_route_id(table, ns, route);
+    return id < 0 ? 0 : slb_table_route_sessions(table, id);
 }
 
 apr_status_t slb_store_del(request_rec *r, const slb_key *key)

@@ -49,6 +49,7 @@ typedef struct {
     apr_int64_t idle_timeout;            /* seconds; SLB_UNSET */
     apr_int64_t max_lifetime;            /* seconds; SLB_UNSET */
     const char *ns;                      /* store namespace; NULL = name */
+    int new_by_sessions;                 /* SLB_UNSET, 0 requests, 1 sessions */
 } slb_dir_conf;
 
 /* Server configuration. */
@@ -75,5 +76,8 @@ apr_status_t slb_store_put(request_rec *r, const slb_key *key,
                            const slb_lifetime *lt, int only_if_absent,
                            char *existing_out);
 apr_status_t slb_store_del(request_rec *r, const slb_key *key);
+/* Live bindings of (namespace, route) in the embedded table: memory only,
+ * safe under the balancer's lock. */
+apr_uint32_t slb_store_route_sessions(const char *ns, const char *route);
 
 #endif /* MOD_STICKYLB_H */
