@@ -77,6 +77,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     c->max_lifetime = SLB_UNSET;
     c->ns = NULL;
     c->new_by_sessions = SLB_UNSET;
+    c->store_mc = SLB_UNSET;
     return c;
 }
 
@@ -109,6 +110,8 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->ns = add->ns ? add->ns : base->ns;
     c->new_by_sessions = add->new_by_sessions != SLB_UNSET
                              ? add->new_by_sessions : base->new_by_sessions;
+    c->store_mc = add->store_mc != SLB_UNSET ? add->store_mc
+                                             : base->store_mc;
     return c;
 }
 
@@ -126,6 +129,8 @@ static void *create_srv_conf(apr_pool_t *p, server_rec *s)
     (void)s;
     c->sections = apr_hash_make(p);
     c->table_entries = SLB_UNSET;
+    c->mc = NULL;
+    c->mc_cache_s = SLB_UNSET;
     return c;
 }
 
@@ -138,6 +143,9 @@ static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->sections = apr_hash_overlay(p, add->sections, base->sections);
     c->table_entries = add->table_entries != SLB_UNSET ? add->table_entries
                                                        : base->table_entries;
+    c->mc = add->mc ? add->mc : base->mc;
+    c->mc_cache_s = add->mc_cache_s != SLB_UNSET ? add->mc_cache_s
+                                                 : base->mc_cache_s;
     return c;
 }
 
@@ -473,6 +481,106 @@ static const char *set_new_sessions(cmd_parms *cmd, void *dconf,
     return NULL;
 }
 
+static const char *set_store(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = check_context(cmd, dconf);
+
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(arg, "shm")) {
+        ((slb_dir_conf *)dconf)->store_mc = 0;
+    }
+    else if (!strcasecmp(arg, "memcached")) {
+        ((slb_dir_conf *)dconf)->store_mc = 1;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "StickyLBStore: '%s' must be shm or "
+                            "memcached", arg);
+    }
+    return NULL;
+}
+
+/* StickyLBMemcached "<libmemcached config>" [key=value ...] */
+static const char *set_memcached(cmd_parms *cmd, void *dconf, int argc,
+                                 char *const argv[])
+{
+    slb_srv_conf *sc = ap_get_module_config(cmd->server->module_config,
+                                            &stickylb_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    slb_mc_conf *c;
+    int i;
+
+    (void)dconf;
+    if (err) {
+        return err;
+    }
+    if (argc < 1) {
+        return "StickyLBMemcached: needs the servers, e.g. "
+               "\"--SERVER=10.0.0.5:11211 --SERVER=10.0.0.6:11211\"";
+    }
+    c = apr_pcalloc(cmd->pool, sizeof(*c));
+    slb_mc_conf_init(c);
+    c->config = argv[0];
+    sc->mc_cache_s = SLB_DEFAULT_MC_CACHE;
+    for (i = 1; i < argc; i++) {
+        const char *eq = strchr(argv[i], '=');
+        char *end;
+        apr_int64_t v;
+        const char *k;
+
+        if (eq == NULL || !apr_isdigit(eq[1])) {
+            return apr_psprintf(cmd->pool, "StickyLBMemcached: '%s' is not "
+                                "key=number", argv[i]);
+        }
+        k = apr_pstrmemdup(cmd->pool, argv[i], (apr_size_t)(eq - argv[i]));
+        v = apr_strtoi64(eq + 1, &end, 10);
+        if (*end || v > 100000) {
+            return apr_psprintf(cmd->pool, "StickyLBMemcached: '%s' is out "
+                                "of range", argv[i]);
+        }
+        if (!strcasecmp(k, "connect-timeout")) {
+            c->connect_timeout_ms = (int)v;
+        }
+        else if (!strcasecmp(k, "timeout")) {
+            c->io_timeout_ms = (int)v;
+        }
+        else if (!strcasecmp(k, "retry")) {
+            c->retry_timeout_s = (int)v;
+        }
+        else if (!strcasecmp(k, "failure-limit")) {
+            c->server_failure_limit = (int)v;
+        }
+        else if (!strcasecmp(k, "replicas")) {
+            c->replicas = (int)v;
+        }
+        else if (!strcasecmp(k, "pool")) {
+            c->pool_max = (int)v;
+        }
+        else if (!strcasecmp(k, "pool-wait")) {
+            c->pool_wait_ms = (int)v;
+        }
+        else if (!strcasecmp(k, "cache")) {
+            if (v > 3600) {
+                return "StickyLBMemcached: cache= must be 0 to 3600 seconds";
+            }
+            sc->mc_cache_s = (int)v;
+        }
+        else {
+            return apr_psprintf(cmd->pool, "StickyLBMemcached: unknown "
+                                "option '%s' (connect-timeout, timeout, "
+                                "retry, failure-limit, replicas, pool, "
+                                "pool-wait, cache)", k);
+        }
+    }
+    err = slb_mc_check_config(cmd->pool, c);
+    if (err) {
+        return apr_pstrcat(cmd->pool, "StickyLBMemcached: ", err, NULL);
+    }
+    sc->mc = c;
+    return NULL;
+}
+
 static const char *set_table_size(cmd_parms *cmd, void *dconf,
                                   const char *arg)
 {
@@ -535,6 +643,13 @@ static const command_rec slb_cmds[] = {
                   "How new sessions are spread: requests (weighted round "
                   "robin, default) or sessions (fewest bound sessions per "
                   "loadfactor)"),
+    AP_INIT_TAKE1("StickyLBStore", set_store, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Where the balancer's stick table lives: shm (default) or "
+                  "memcached"),
+    AP_INIT_TAKE_ARGV("StickyLBMemcached", set_memcached, NULL, RSRC_CONF,
+                      "memcached servers (libmemcached configuration string) "
+                      "and options connect-timeout= timeout= retry= "
+                      "failure-limit= replicas= pool= pool-wait= cache="),
     AP_INIT_TAKE1("StickyLBTableSize", set_table_size, NULL, RSRC_CONF,
                   "Bindings the embedded stick table holds (default "
                   "262144)"),
@@ -657,7 +772,8 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
     sk->found = 0;
     sk->route[0] = '\0';
     slb_key_make(&sk->key, rq->ns, id, len);
-    if (lookup && slb_store_get(r, &sk->key, &lt, sk->route) == APR_SUCCESS) {
+    if (lookup && slb_store_get(r, rq->conf->store_mc == 1, &sk->key, rq->ns,
+                                &lt, sk->route) == APR_SUCCESS) {
         slb_candidate *c = apr_array_push(hits);
         sk->found = 1;
         c->src = src;
@@ -1117,8 +1233,8 @@ static int learn_set_cookie(void *baton, const char *key, const char *val)
             break;
         }
         existing[0] = '\0';
-        if (slb_store_put(lc->r, &sk, lc->rq->ns, lc->route, &lt, 1,
-                          existing) == APR_EEXIST
+        if (slb_store_put(lc->r, c->store_mc == 1, &sk, lc->rq->ns,
+                          lc->route, &lt, 1, NULL, existing) == APR_EEXIST
             && strcmp(existing, lc->route) != 0) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, lc->r,
                           SLB_LOG_TAG "SLB0104: learned %s is bound to '%s' "
@@ -1160,7 +1276,8 @@ static void update_store(request_rec *r, slb_req *rq, const char *route)
         if (sk->found) {
             if (strcmp(sk->route, route) != 0) {
                 /* re-pin: the session now lives on `route` */
-                slb_store_put(r, &sk->key, rq->ns, route, &lt, 0, NULL);
+                slb_store_put(r, rq->conf->store_mc == 1, &sk->key, rq->ns,
+                              route, &lt, 0, sk->route, NULL);
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                               SLB_LOG_TAG "SLB0105: %s key re-pinned from "
                               "'%s' to '%s'", slb_source_name(sk->src),
@@ -1171,7 +1288,8 @@ static void update_store(request_rec *r, slb_req *rq, const char *route)
             /* header, query and address keys are bound on first use; a
              * session id the client sent is never stored unless the
              * backend issued it */
-            slb_store_put(r, &sk->key, rq->ns, route, &lt, 1, NULL);
+            slb_store_put(r, rq->conf->store_mc == 1, &sk->key, rq->ns,
+                          route, &lt, 1, NULL, NULL);
         }
     }
 }
@@ -1328,6 +1446,40 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+/* After the configuration is read (also for configtest): a balancer on
+ * the memcached store needs StickyLBMemcached. */
+static int slb_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                            apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec *sr;
+
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    for (sr = s; sr; sr = sr->next) {
+        slb_srv_conf *sc = ap_get_module_config(sr->module_config,
+                                                &stickylb_module);
+        const slb_dir_conf *base = ap_get_module_config(sr->lookup_defaults,
+                                                        &stickylb_module);
+        int any = base->store_mc == 1;
+        apr_hash_index_t *hi;
+        const char *err;
+
+        for (hi = apr_hash_first(ptemp, sc->sections); hi;
+             hi = apr_hash_next(hi)) {
+            const slb_dir_conf *c = apr_hash_this_val(hi);
+            any = any || c->store_mc == 1;
+        }
+        err = slb_store_check(sr, any);
+        if (err) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
+                         "%s", err);
+            return !OK;
+        }
+    }
+    return OK;
+}
+
 static void slb_child_init(apr_pool_t *p, server_rec *s)
 {
     slb_store_child_init(p, s);
@@ -1349,6 +1501,7 @@ static void slb_register_hooks(apr_pool_t *p)
     ap_hook_insert_error_filter(slb_insert_error_filter, NULL, NULL,
                                 APR_HOOK_MIDDLE);
     ap_hook_child_init(slb_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(slb_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_output_filter(SLB_FILTER_NAME, slb_out_filter, NULL,
                               AP_FTYPE_CONTENT_SET);
 }

@@ -8,8 +8,16 @@
  * restart, so bindings survive `apachectl -k graceful` (a restart with a
  * different StickyLBTableSize starts an empty table).
  *
- * Store errors (a bucket that stayed locked) are counted and logged at most
- * once a minute per process; the request goes on as a miss.
+ * The memcached store: one slb_mc per child process (created in
+ * child_init), shared by the balancers that say StickyLBStore memcached.
+ * The embedded table in front of it is a cache: a binding younger than
+ * StickyLBMemcached cache= seconds is used without asking memcached, an
+ * older one is re-validated (and memcached's expiry pushed with touch).
+ * When memcached fails, the cached binding is still used; when memcached
+ * lost a binding the cache holds (a restart), the cache re-publishes it.
+ *
+ * Store errors are counted and logged at most once a minute per process;
+ * the request goes on as a miss.
  */
 #include "apr_strings.h"
 #include "apr_shm.h"
@@ -23,6 +31,7 @@
 
 #include "mod_stickylb.h"
 #include "stickylb_table.h"
+#include "stickylb_mc.h"
 
 #define SHM_USERDATA_KEY "mod_stickylb-table"
 
@@ -39,6 +48,8 @@ static void *table_mem(apr_shm_t *shm)
 }
 
 static slb_table *table = NULL;
+static slb_mc *mc = NULL;            /* per child */
+static int mc_cache_s = SLB_DEFAULT_MC_CACHE;
 static apr_time_t last_error_log = 0;
 static apr_uint32_t suppressed_errors = 0;
 
@@ -132,20 +143,137 @@ int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
 void slb_store_child_init(apr_pool_t *p, server_rec *s)
 {
-    (void)p;
-    (void)s;
+    slb_srv_conf *sc = ap_get_module_config(s->module_config,
+                                            &stickylb_module);
+    apr_status_t rv;
+
     last_error_log = 0;
     suppressed_errors = 0;
+    mc = NULL;
+    if (sc->mc == NULL) {
+        return;
+    }
+    mc_cache_s = sc->mc_cache_s;
+    /* connections are opened on first use, in this child only */
+    rv = slb_mc_create(&mc, p, sc->mc);
+    if (rv != APR_SUCCESS) {
+        mc = NULL;
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     SLB_LOG_TAG "SLB0210: cannot set up the memcached "
+                     "client; memcached balancers use the embedded table "
+                     "only");
+    }
 }
 
-apr_status_t slb_store_get(request_rec *r, const slb_key *key,
-                           const slb_lifetime *lt, char *route_out)
+const char *slb_store_check(server_rec *s, int any_mc)
+{
+    slb_srv_conf *sc = ap_get_module_config(s->module_config,
+                                            &stickylb_module);
+
+    if (any_mc && sc->mc == NULL) {
+        return "StickyLBStore memcached: no StickyLBMemcached servers are "
+               "configured (server config)";
+    }
+    return NULL;
+}
+
+static apr_uint32_t mc_ttl(const slb_lifetime *lt)
+{
+    if (lt->idle) {
+        return lt->max && lt->max < lt->idle ? lt->max : lt->idle;
+    }
+    return lt->max;
+}
+
+/* a binding from memcached past the balancer's maximum lifetime */
+static int mc_too_old(const slb_binding *b, const slb_lifetime *lt)
+{
+    return lt->max && b->created > 0
+           && apr_time_now() - b->created > apr_time_from_sec(lt->max);
+}
+
+static void cache_put(const slb_key *key, const char *ns, const char *route,
+                      const slb_lifetime *lt)
+{
+    int id = slb_table_route_id(table, ns, route);
+
+    if (id >= 0) {
+        slb_table_set(table, key, id, lt, apr_time_now());
+    }
+}
+
+static apr_status_t mc_get(request_rec *r, const slb_key *key,
+                           const char *ns, const slb_lifetime *lt,
+                           char *route_out)
+{
+    int id = -1;
+    apr_uint32_t age = 0;
+    apr_status_t crv, mrv;
+    slb_binding b;
+    const char *cached = NULL;
+
+    crv = slb_table_get_age(table, key, lt, apr_time_now(), &id, &age);
+    if (crv == APR_SUCCESS) {
+        cached = slb_table_route_name(table, id);
+        if (age < (apr_uint32_t)mc_cache_s && *cached) {
+            apr_cpystrn(route_out, cached, SLB_MAX_ROUTE_LEN + 1);
+            return APR_SUCCESS;
+        }
+    }
+    if (mc == NULL) {
+        mrv = APR_EGENERAL;
+    }
+    else {
+        mrv = slb_mc_get(mc, key, &b);
+    }
+    if (mrv == APR_SUCCESS && mc_too_old(&b, lt)) {
+        slb_mc_delete(mc, key);
+        slb_table_del(table, key);
+        return APR_NOTFOUND;
+    }
+    if (mrv == APR_SUCCESS) {
+        cache_put(key, ns, b.route, lt);
+        if (mc_ttl(lt)) {
+            slb_mc_touch(mc, key, mc_ttl(lt));
+        }
+        apr_cpystrn(route_out, b.route, SLB_MAX_ROUTE_LEN + 1);
+        return APR_SUCCESS;
+    }
+    if (mrv == APR_NOTFOUND) {
+        if (cached && *cached) {
+            /* memcached lost it (restarted, evicted): publish it again */
+            memset(&b, 0, sizeof(b));
+            apr_cpystrn(b.route, cached, sizeof(b.route));
+            if (slb_mc_add(mc, key, &b, mc_ttl(lt), &b) == APR_EEXIST) {
+                cached = b.route;
+            }
+            cache_put(key, ns, cached, lt);
+            apr_cpystrn(route_out, cached, SLB_MAX_ROUTE_LEN + 1);
+            return APR_SUCCESS;
+        }
+        return APR_NOTFOUND;
+    }
+    log_store_error(r, mrv, "memcached lookup");
+    if (cached && *cached) {
+        /* memcached unreachable: keep the session where it was */
+        apr_cpystrn(route_out, cached, SLB_MAX_ROUTE_LEN + 1);
+        return APR_SUCCESS;
+    }
+    return APR_NOTFOUND;
+}
+
+apr_status_t slb_store_get(request_rec *r, int use_mc, const slb_key *key,
+                           const char *ns, const slb_lifetime *lt,
+                           char *route_out)
 {
     int id = -1;
     apr_status_t rv;
 
     if (table == NULL) {
         return APR_NOTFOUND;
+    }
+    if (use_mc) {
+        return mc_get(r, key, ns, lt, route_out);
     }
     rv = slb_table_get(table, key, lt, apr_time_now(), &id);
     if (rv == APR_SUCCESS) {
@@ -159,16 +287,69 @@ apr_status_t slb_store_get(request_rec *r, const slb_key *key,
     return APR_NOTFOUND;
 }
 
-apr_status_t slb_store_put(request_rec *r, const slb_key *key,
+static apr_status_t mc_put(request_rec *r, const slb_key *key,
                            const char *ns, const char *route,
                            const slb_lifetime *lt, int only_if_absent,
-                           char *existing_out)
+                           const char *previous, char *existing_out)
+{
+    slb_binding b, cur;
+    apr_status_t rv;
+
+    memset(&b, 0, sizeof(b));
+    apr_cpystrn(b.route, route, sizeof(b.route));
+    b.created = apr_time_now();
+    if (mc == NULL) {
+        cache_put(key, ns, route, lt);
+        return APR_SUCCESS;
+    }
+    if (only_if_absent) {
+        rv = slb_mc_add(mc, key, &b, mc_ttl(lt), &cur);
+        if (rv == APR_EEXIST) {
+            /* the other balancer bound it first: its binding wins */
+            cache_put(key, ns, cur.route, lt);
+            if (existing_out) {
+                apr_cpystrn(existing_out, cur.route, SLB_MAX_ROUTE_LEN + 1);
+            }
+            return APR_EEXIST;
+        }
+    }
+    else {
+        rv = slb_mc_get(mc, key, &cur);
+        if (rv == APR_SUCCESS && previous && strcmp(cur.route, previous)
+            && strcmp(cur.route, route)) {
+            /* re-pinned elsewhere already: adopt, do not overwrite */
+            cache_put(key, ns, cur.route, lt);
+            if (existing_out) {
+                apr_cpystrn(existing_out, cur.route, SLB_MAX_ROUTE_LEN + 1);
+            }
+            return APR_EEXIST;
+        }
+        rv = slb_mc_set(mc, key, &b, mc_ttl(lt));
+    }
+    if (rv != APR_SUCCESS) {
+        log_store_error(r, rv, "memcached write");
+    }
+    /* the local copy is kept either way: sessions stay sticky here */
+    cache_put(key, ns, route, lt);
+    return APR_SUCCESS;
+}
+
+apr_status_t slb_store_put(request_rec *r, int use_mc, const slb_key *key,
+                           const char *ns, const char *route,
+                           const slb_lifetime *lt, int only_if_absent,
+                           const char *previous, char *existing_out)
 {
     int id, existing = -1;
     apr_status_t rv;
 
     if (table == NULL) {
         return APR_EGENERAL;
+    }
+    if (use_mc) {
+        rv = mc_put(r, key, ns, route, lt, only_if_absent, previous,
+                    existing_out);
+        slb_table_sweep(table, apr_time_now(), 8);
+        return rv;
     }
     id = slb_table_route_id(table, ns, route);
     if (id < 0) {
@@ -205,12 +386,18 @@ apr_uint32_t slb_store_route_sessions(const char *ns, const char *route)
     return id < 0 ? 0 : slb_table_route_sessions(table, id);
 }
 
-apr_status_t slb_store_del(request_rec *r, const slb_key *key)
+apr_status_t slb_store_del(request_rec *r, int use_mc, const slb_key *key)
 {
     apr_status_t rv;
 
     if (table == NULL) {
         return APR_NOTFOUND;
+    }
+    if (use_mc && mc) {
+        rv = slb_mc_delete(mc, key);
+        if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
+            log_store_error(r, rv, "memcached delete");
+        }
     }
     rv = slb_table_del(table, key);
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {

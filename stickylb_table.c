@@ -21,7 +21,7 @@ typedef struct {
     apr_uint32_t idle_dl;    /* 0: empty slot */
     apr_uint32_t hard_dl;
     apr_uint16_t route;
-    apr_uint16_t tag;
+    apr_uint16_t written;    /* low 16 bits of the table time of the write */
 } slot_t;
 
 typedef struct {
@@ -417,6 +417,7 @@ static int read_bucket(bucket_t *b, bucket_t *copy)
             copy->s[k].idle_dl = LOAD(b->s[k].idle_dl);
             copy->s[k].hard_dl = LOAD(b->s[k].hard_dl);
             copy->s[k].route = LOAD(b->s[k].route);
+            copy->s[k].written = LOAD(b->s[k].written);
         }
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (__atomic_load_n(&b->seq, __ATOMIC_RELAXED) == s1) {
@@ -429,6 +430,15 @@ static int read_bucket(bucket_t *b, bucket_t *copy)
 apr_status_t slb_table_get(slb_table *t, const slb_key *key,
                            const slb_lifetime *lt, apr_time_t now,
                            int *route_id)
+{
+    apr_uint32_t age;
+
+    return slb_table_get_age(t, key, lt, now, route_id, &age);
+}
+
+apr_status_t slb_table_get_age(slb_table *t, const slb_key *key,
+                               const slb_lifetime *lt, apr_time_t now,
+                               int *route_id, apr_uint32_t *age_s)
 {
     bucket_t *bs = buckets(t);
     apr_uint32_t now_s = table_now(t, now);
@@ -461,6 +471,7 @@ apr_status_t slb_table_get(slb_table *t, const slb_key *key,
                 }
             }
             *route_id = s->route;
+            *age_s = (apr_uint16_t)((apr_uint16_t)now_s - s->written);
             __atomic_fetch_add(&sh->hits, 1, __ATOMIC_RELAXED);
             return APR_SUCCESS;
         }
@@ -495,7 +506,7 @@ static void write_slot(slb_table *t, slot_t *s, const place_t *pl,
     STORE(s->id_lo, pl->id_lo);
     STORE(s->id_hi, pl->id_hi);
     STORE(s->route, (apr_uint16_t)route_id);
-    STORE(s->tag, 0);
+    STORE(s->written, (apr_uint16_t)now_s);
     STORE(s->hard_dl, deadline(now_s, lt ? lt->max : 0));
     STORE(s->idle_dl, deadline(now_s, lt ? lt->idle : 0));
     route_sessions_add(t, (apr_uint16_t)route_id, 1);

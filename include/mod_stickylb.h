@@ -12,6 +12,7 @@
 #include "stickylb_codec.h"
 #include "stickylb_select.h"
 #include "stickylb_store.h"
+#include "stickylb_mc.h"
 
 /* LogLevel stickylb:trace3 works for every file of the glue */
 APLOG_USE_MODULE(stickylb);
@@ -50,13 +51,18 @@ typedef struct {
     apr_int64_t max_lifetime;            /* seconds; SLB_UNSET */
     const char *ns;                      /* store namespace; NULL = name */
     int new_by_sessions;                 /* SLB_UNSET, 0 requests, 1 sessions */
+    int store_mc;                        /* SLB_UNSET, 0 shm, 1 memcached */
 } slb_dir_conf;
 
 /* Server configuration. */
 typedef struct {
     apr_hash_t *sections;      /* balancer name -> slb_dir_conf */
     apr_int64_t table_entries; /* StickyLBTableSize; SLB_UNSET */
+    slb_mc_conf *mc;           /* StickyLBMemcached; NULL = none */
+    int mc_cache_s;            /* seconds a cached binding is trusted */
 } slb_srv_conf;
+
+#define SLB_DEFAULT_MC_CACHE 2
 
 #define SLB_DEFAULT_IDLE_TIMEOUT 1800
 #define SLB_DEFAULT_TABLE_ENTRIES 262144
@@ -65,17 +71,32 @@ typedef struct {
 int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s);
 void slb_store_child_init(apr_pool_t *p, server_rec *s);
-/* Route bound to key (APR_SUCCESS, route copied to route_out), or a miss;
- * an error of the store is logged (rate-limited) and counted as a miss. */
-apr_status_t slb_store_get(request_rec *r, const slb_key *key,
-                           const slb_lifetime *lt, char *route_out);
-/* Bind key -> route: only_if_absent (learning) or replacing (failover);
- * when a binding exists, existing_out receives its route. */
-apr_status_t slb_store_put(request_rec *r, const slb_key *key,
+/*
+ * Route bound to key (APR_SUCCESS, route copied to route_out), or a miss.
+ * use_mc: the balancer's store is memcached (the embedded table is then a
+ * cache, re-validated after StickyLBMemcached cache= seconds; when
+ * memcached fails a cached binding is still used).  An error of the store
+ * is logged (rate-limited) and counted as a miss.  Does network I/O with
+ * use_mc: never call it from the finder.
+ */
+apr_status_t slb_store_get(request_rec *r, int use_mc, const slb_key *key,
+                           const char *ns, const slb_lifetime *lt,
+                           char *route_out);
+/*
+ * Bind key -> route.  only_if_absent (learning, first use): when a binding
+ * exists it wins and existing_out receives its route (APR_EEXIST).
+ * Otherwise a re-pin after failover from `previous`: with memcached, when
+ * another balancer re-pinned the key already, its binding is adopted
+ * (APR_EEXIST, existing_out) instead of overwritten.
+ */
+apr_status_t slb_store_put(request_rec *r, int use_mc, const slb_key *key,
                            const char *ns, const char *route,
                            const slb_lifetime *lt, int only_if_absent,
-                           char *existing_out);
-apr_status_t slb_store_del(request_rec *r, const slb_key *key);
+                           const char *previous, char *existing_out);
+apr_status_t slb_store_del(request_rec *r, int use_mc, const slb_key *key);
+/* Server config check (check_config hook): memcached balancers need
+ * StickyLBMemcached. */
+const char *slb_store_check(server_rec *s, int any_mc);
 /* Live bindings of (namespace, route) in the embedded table: memory only,
  * safe under the balancer's lock. */
 apr_uint32_t slb_store_route_sessions(const char *ns, const char *route);

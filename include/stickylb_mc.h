@@ -29,15 +29,18 @@
  * server (1 + replicas when servers fail); a set, add or touch one server
  * plus, with replicas, quiet writes to the replicas; an add that finds the
  * key bound reads it back (at most three rounds when the key vanishes or
- * holds garbage in between).  A server that refuses connections costs no
- * waiting at all; one that is marked failed is skipped without I/O.
+ * holds garbage in between); a call that meets a broken connection is
+ * tried once more.  A server that refuses connections costs no waiting at
+ * all; one that is marked failed is skipped without I/O, and so is one
+ * that timed out server_failure_limit times in a row (it is held for
+ * retry_timeout_s, then tried again).
  *
  * Return codes: APR_SUCCESS; APR_NOTFOUND (a miss, never an error);
  * APR_EEXIST (add: bound already); APR_TIMEUP (a server did not answer in
  * time); APR_EAGAIN (no pool slot within pool_wait_ms); APR_EINVAL (a bad
  * argument: a malformed key or route); APR_EGENERAL (any other failure:
- * no server reachable, server error, a malformed stored value).  Callers
- * treat every error as a miss.
+ * no server reachable, a server error).  Callers treat every error as a
+ * miss.
  *
  * Replicas (replicas > 0) are libmemcached's: a binding is also written to
  * the next `replicas` servers of the sorted list; a read goes to the key's
@@ -62,9 +65,9 @@
 extern "C" {
 #endif
 
-/* The longest value accepted from a server (bytes): "1 " + 12 digits +
- * " " + the longest route. */
-#define SLB_MC_MAX_VALUE_LEN (2 + 12 + 1 + SLB_MAX_ROUTE_LEN)
+/* The longest value accepted from a server (bytes): "1 " + 13 digits
+ * (any apr_time_t in seconds) + " " + the longest route. */
+#define SLB_MC_MAX_VALUE_LEN (2 + 13 + 1 + SLB_MAX_ROUTE_LEN)
 
 /* TTLs above this are sent as an absolute time (memcached's rule). */
 #define SLB_MC_RELATIVE_TTL_MAX 2592000u
@@ -111,7 +114,8 @@ const char *slb_mc_check_config(apr_pool_t *p, const slb_mc_conf *c);
 apr_status_t slb_mc_create(slb_mc **mc, apr_pool_t *p, const slb_mc_conf *c);
 
 /* Look the key up: APR_SUCCESS and *out filled, or APR_NOTFOUND, or an
- * error (see above; a malformed stored value is APR_EGENERAL). */
+ * error (see above).  A stored value that is not a valid binding is
+ * APR_NOTFOUND (a miss) and is counted as an error and as malformed. */
 apr_status_t slb_mc_get(slb_mc *mc, const slb_key *key, slb_binding *out);
 
 /*
@@ -121,6 +125,7 @@ apr_status_t slb_mc_get(slb_mc *mc, const slb_key *key, slb_binding *out);
  * won, so two balancers racing on a new session agree on one route.  A
  * stored value that is malformed is replaced (compare-and-swap, so a
  * concurrent valid binding still wins).  b->created <= 0 means now.
+ * existing may point to *b.
  */
 apr_status_t slb_mc_add(slb_mc *mc, const slb_key *key, const slb_binding *b,
                         apr_uint32_t ttl_s, slb_binding *existing);
@@ -139,8 +144,9 @@ apr_status_t slb_mc_delete(slb_mc *mc, const slb_key *key);
 
 /*
  * Parse a stored value (untrusted bytes, len of them, not NUL terminated):
- * 1 and *out filled when it is "1 <seconds> <route>" with 1..12 digits and
- * a route passing slb_route_ok(), 0 otherwise.
+ * 1 and *out filled when it is "1 <seconds> <route>" with 1..13 digits
+ * (at most APR_INT64_MAX / APR_USEC_PER_SEC) and a route passing
+ * slb_route_ok(), 0 otherwise.
  */
 int slb_mc_value_parse(const char *v, apr_size_t len, slb_binding *out);
 

@@ -9,7 +9,7 @@
  * each holding three slots of 20 bytes:
  *
  *     id (8 bytes of the key's SHA-1) | idle deadline | hard deadline |
- *     route number | namespace tag
+ *     route number | time written (seconds, 16 bits)
  *
  * so a binding costs 64/3 = 21.3 bytes of table (plus the free space kept
  * for a good hit rate: 1,000,000 bindings fit in 24 MiB at 85% fill).
@@ -79,6 +79,16 @@ const char *slb_table_route_name(const slb_table *t, int id);
 apr_status_t slb_table_get(slb_table *t, const slb_key *key,
                            const slb_lifetime *lt, apr_time_t now,
                            int *route_id);
+
+/*
+ * As slb_table_get, and *age_s is the number of seconds since the binding
+ * was last written (add or set), modulo 65536: the memcached store
+ * uses the table as a cache and re-validates bindings older than its
+ * cache time.
+ */
+apr_status_t slb_table_get_age(slb_table *t, const slb_key *key,
+                               const slb_lifetime *lt, apr_time_t now,
+                               int *route_id, apr_uint32_t *age_s);
 
 /* Bind the key unless it is bound (live): APR_SUCCESS, or APR_EEXIST with
  * *existing set; APR_TIMEUP when the buckets stayed locked. */

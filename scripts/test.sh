@@ -4,8 +4,9 @@
 #   1. deps     scripts/deps.sh            (only when run as root)
 #   2. build    scripts/build.sh           (skip with SLB_SKIP_BUILD=1)
 #   3. unit     `make check` in the build dir: the Check unit tests
-#   4. install  scripts/install-test.sh under prove (root only: make install,
+#   4. system   root only, under prove: scripts/install-test.sh (make install,
 #               a2enmod stickylb, configtest with README's examples, removal)
+#               and tests/system/*.t (memcached black-holed with iptables)
 #   5. apache   Apache::Test: perl t/TEST.PL (t/*.t)
 #   6. summary  last line: "stickylb: P passed, F failed"
 #
@@ -72,6 +73,8 @@ cleanup() {
     local tdir=${APACHE_TOP:-}
     if [ -n "$tdir" ] && [ -d "$tdir/t/logs" ]; then
         kill_pidfile "$tdir/t/logs/httpd.pid" "$tdir/t/conf/httpd.conf"
+        kill_pidfile "$tdir/t/logs/lb2/httpd.pid" "lb2/httpd.conf"
+        kill_pidfile "$tdir/t/logs/memcached.pid" "memcached"
         for f in "$tdir"/t/logs/backend-*.pid; do
             if [ -e "$f" ]; then kill_pidfile "$f" "t/backend.pl"; fi
         done
@@ -145,23 +148,23 @@ fi
 
 # ---------------------------------------------------------------- 4. install
 if is_root; then
-    note "install test (prove scripts/install-test.sh)"
+    note "system tests (prove scripts/install-test.sh tests/system/*.t)"
     rc=0
-    timeout -k 10 300 prove -v scripts/install-test.sh \
+    timeout -k 10 600 prove -v scripts/install-test.sh tests/system/*.t \
         > "$LOGDIR/install.out" 2>&1 < /dev/null || rc=$?
     cat "$LOGDIR/install.out"
     in_tests=$(sed -nE 's/^Files=[0-9]+, Tests=([0-9]+),.*/\1/p' "$LOGDIR/install.out" | tail -n1)
     in_failed=$(grep -c '^not ok' "$LOGDIR/install.out" || true)
     if [ -z "$in_tests" ]; then
         FAILED=$((FAILED + 1))
-        problem "install test did not run (exit $rc)"
+        problem "system tests did not run (exit $rc)"
     else
         PASSED=$((PASSED + in_tests - in_failed))
         FAILED=$((FAILED + in_failed))
-        [ "$rc" -eq 0 ] || problem "install test failed (exit $rc)"
+        [ "$rc" -eq 0 ] || problem "system tests failed (exit $rc)"
     fi
 else
-    note "install test: skipped (needs root)"
+    note "system tests: skipped (need root)"
 fi
 
 # ---------------------------------------------------------------- 5. Apache::Test

@@ -26,6 +26,8 @@ int main(void)
 
     sr = srunner_create(codec_suite());
     srunner_add_suite(sr, select_suite());
+    srunner_add_suite(sr, key_suite());
+    srunner_add_suite(sr, mc_suite());
     /* no srunner_set_fork_status(): CK_FORK from the environment decides */
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -11,5 +11,7 @@
 
 Suite *codec_suite(void);
 Suite *select_suite(void);
+Suite *key_suite(void);
+Suite *mc_suite(void);
 
 #endif /* CHECK_STICKYLB_H */

@@ -1,0 +1,998 @@
+/*
+ * stickylb_mc.c - the memcached backend of the stick table (APR +
+ * libmemcached + libmemcachedutil, no httpd).
+ *
+ * See include/stickylb_mc.h for the contract.  Implementation notes:
+ *
+ *  - Pool: memcached_pool_create() clones the master on demand, up to
+ *    pool_max.  Its own bounded wait (memcached_pool_fetch with a relative
+ *    time) has a one-second granularity, so slots are counted here under an
+ *    APR mutex and waited for with apr_thread_cond_timedwait (pool_wait_ms);
+ *    the libmemcached fetch itself is then called with a zero wait and
+ *    cannot block.
+ *  - Replication: libmemcached 1.1 replicates set and delete but not add,
+ *    cas or touch, and queues the replica writes without flushing them.
+ *    An add (or a cas repairing a malformed value) that stored its value is
+ *    therefore followed, when replicas > 0, by a set of the same value, and
+ *    every replicated write by memcached_flush_buffers().
+ *  - A server that keeps timing out (accepts connections, never answers) is
+ *    not ejected by libmemcached, which only counts connection failures.
+ *    After server_failure_limit timeouts in a row it is held for
+ *    retry_timeout_s: every handle leaves it out of its continuum
+ *    (memcached_instance_next_retry, then a rebuild of the distribution),
+ *    and when no other server is left a call on its keys fails at once.
+ *    A black hole thus costs io_timeout_ms a few times per retry period,
+ *    not on every request.
+ *  - A call that fails on a broken connection (a server restarted or died
+ *    since the handle last used it) is tried once more: the retry
+ *    reconnects, or reads a replica once the connect fails.
+ */
+#include <string.h>
+#include <time.h>
+
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_cond.h>
+#include <apr_atomic.h>
+#include <apr_time.h>
+#include <apr_version.h>
+
+#include <libmemcached/memcached.h>
+#include <libmemcached/util.h>
+
+#include "stickylb_codec.h"
+#include "stickylb_mc.h"
+
+#if !APR_HAS_THREADS
+#error "stickylb_mc.c needs APR with thread support"
+#endif
+
+/* ---------------------------------------------------------------------
+ * 64-bit counters
+ * ------------------------------------------------------------------- */
+
+typedef volatile apr_uint64_t slb_counter;
+
+#if APR_VERSION_AT_LEAST(1, 7, 0) && !defined(SLB_NO_APR_ATOMIC64)
+#define CNT_ADD(c, v)     ((void)apr_atomic_add64(&(c), (v)))
+#define CNT_READ(c)       apr_atomic_read64(&(c))
+#define CNT_CAS(c, w, o)  apr_atomic_cas64(&(c), (w), (o))
+#define CNT_SET(c, v)     apr_atomic_set64(&(c), (v))
+#else
+#define CNT_ADD(c, v)     ((void)__atomic_fetch_add(&(c), (v), \
+                                                  __ATOMIC_RELAXED))
+#define CNT_READ(c)       __atomic_load_n(&(c), __ATOMIC_RELAXED)
+static apr_uint64_t cnt_cas(slb_counter *c, apr_uint64_t w, apr_uint64_t o)
+{
+    __atomic_compare_exchange_n(c, &o, w, 0, __ATOMIC_SEQ_CST,
+                                __ATOMIC_SEQ_CST);
+    return o;
+}
+#define CNT_CAS(c, w, o)  cnt_cas(&(c), (w), (o))
+#define CNT_SET(c, v)     __atomic_store_n(&(c), (v), __ATOMIC_RELAXED)
+#endif
+#define CNT_INC(c)        CNT_ADD(c, 1)
+
+/* ---------------------------------------------------------------------
+ * types
+ * ------------------------------------------------------------------- */
+
+#define KEY_LEN (SLB_KEY_TEXT_LEN - 1)
+
+typedef struct {
+    char *host;
+    int port;
+    volatile apr_uint32_t up;
+    volatile apr_uint32_t timeouts_in_row;
+    slb_counter hold_until;        /* apr_time_t; 0: not held */
+    slb_counter failures;
+} mc_server;
+
+typedef struct {
+    slb_counter gets, hits, misses, adds, add_conflicts, sets, touches,
+                deletes, errors, timeouts, malformed, pool_exhausted,
+                latency_us_total, latency_us_max;
+} mc_counters;
+
+struct slb_mc {
+    slb_mc_conf conf;
+    memcached_st *master;
+    memcached_pool_st *pool;
+    apr_thread_mutex_t *lock;      /* guards lent and waiting */
+    apr_thread_cond_t *freed;
+    int lent;
+    int waiting;
+    mc_server *servers;
+    int nservers;
+    mc_counters c;
+};
+
+/* ---------------------------------------------------------------------
+ * configuration
+ * ------------------------------------------------------------------- */
+
+void slb_mc_conf_init(slb_mc_conf *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->config = NULL;
+    c->connect_timeout_ms = 50;
+    c->io_timeout_ms = 50;
+    c->retry_timeout_s = 2;
+    c->server_failure_limit = 2;
+    c->replicas = 0;
+    c->pool_max = 64;
+    c->pool_wait_ms = 20;
+}
+
+static const char *check_range(apr_pool_t *p, const char *name, int v,
+                               int lo, int hi)
+{
+    if (v < lo || v > hi) {
+        return apr_psprintf(p, "memcached %s must be between %d and %d "
+                            "(got %d)", name, lo, hi, v);
+    }
+    return NULL;
+}
+
+/* Force the behaviour the module relies on; NULL or an error message. */
+static const char *apply_behaviors(apr_pool_t *p, memcached_st *m,
+                                   const slb_mc_conf *c)
+{
+    struct {
+        memcached_behavior_t flag;
+        uint64_t value;
+        const char *name;
+    } b[] = {
+        { MEMCACHED_BEHAVIOR_BINARY_PROTOCOL, 1, "BINARY_PROTOCOL" },
+        { MEMCACHED_BEHAVIOR_NOREPLY, 0, "NOREPLY" },
+        { MEMCACHED_BEHAVIOR_BUFFER_REQUESTS, 0, "BUFFER_REQUESTS" },
+        { MEMCACHED_BEHAVIOR_SUPPORT_CAS, 1, "SUPPORT_CAS" },
+        { MEMCACHED_BEHAVIOR_NO_BLOCK, 1, "NO_BLOCK" },
+        { MEMCACHED_BEHAVIOR_TCP_NODELAY, 1, "TCP_NODELAY" },
+        { MEMCACHED_BEHAVIOR_TCP_KEEPALIVE, 1, "TCP_KEEPALIVE" },
+        { MEMCACHED_BEHAVIOR_HASH, MEMCACHED_HASH_MD5, "HASH" },
+        { MEMCACHED_BEHAVIOR_KETAMA_HASH, MEMCACHED_HASH_MD5, "KETAMA_HASH" },
+        { MEMCACHED_BEHAVIOR_SORT_HOSTS, 1, "SORT_HOSTS" },
+        { MEMCACHED_BEHAVIOR_DISTRIBUTION,
+          MEMCACHED_DISTRIBUTION_CONSISTENT_KETAMA, "DISTRIBUTION" },
+        { MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT,
+          (uint64_t)c->connect_timeout_ms, "CONNECT_TIMEOUT" },
+        { MEMCACHED_BEHAVIOR_POLL_TIMEOUT, (uint64_t)c->io_timeout_ms,
+          "POLL_TIMEOUT" },
+        /* SO_SNDTIMEO/SO_RCVTIMEO: microseconds */
+        { MEMCACHED_BEHAVIOR_SND_TIMEOUT, (uint64_t)c->io_timeout_ms * 1000,
+          "SND_TIMEOUT" },
+        { MEMCACHED_BEHAVIOR_RCV_TIMEOUT, (uint64_t)c->io_timeout_ms * 1000,
+          "RCV_TIMEOUT" },
+        { MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, (uint64_t)c->retry_timeout_s,
+          "RETRY_TIMEOUT" },
+        /* without a dead timeout an ejected server is never retried */
+        { MEMCACHED_BEHAVIOR_DEAD_TIMEOUT, (uint64_t)c->retry_timeout_s,
+          "DEAD_TIMEOUT" },
+        { MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT,
+          (uint64_t)c->server_failure_limit, "SERVER_FAILURE_LIMIT" },
+        { MEMCACHED_BEHAVIOR_REMOVE_FAILED_SERVERS, 1,
+          "REMOVE_FAILED_SERVERS" },
+        { MEMCACHED_BEHAVIOR_NUMBER_OF_REPLICAS, (uint64_t)c->replicas,
+          "NUMBER_OF_REPLICAS" },
+        { MEMCACHED_BEHAVIOR_RANDOMIZE_REPLICA_READ, 0,
+          "RANDOMIZE_REPLICA_READ" },
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+        memcached_return_t rc = memcached_behavior_set(m, b[i].flag,
+                                                       b[i].value);
+        if (memcached_failed(rc)) {
+            return apr_psprintf(p, "memcached behavior %s=%" APR_UINT64_T_FMT
+                                " failed: %s", b[i].name,
+                                (apr_uint64_t)b[i].value,
+                                memcached_strerror(m, rc));
+        }
+    }
+    return NULL;
+}
+
+/* libmemcached's parser messages start with "(0x...) " and end with
+ * " -> file:line": keep what an operator can use. */
+static const char *tidy(apr_pool_t *p, const char *msg)
+{
+    const char *end;
+
+    if (strncmp(msg, "(0x", 3) == 0 && strstr(msg, ") ") != NULL) {
+        msg = strstr(msg, ") ") + 2;
+    }
+    end = strstr(msg, " -> ");
+    return end ? apr_pstrmemdup(p, msg, (apr_size_t)(end - msg))
+               : apr_pstrdup(p, msg);
+}
+
+/* Parse c->config into a new memcached_st and check what only a parsed
+ * configuration tells; no network I/O. */
+static const char *parse_config(apr_pool_t *p, const slb_mc_conf *c,
+                                memcached_st **out)
+{
+    char errbuf[512];
+    apr_size_t len;
+    memcached_return_t rc;
+    memcached_st *m;
+    uint32_t count;
+
+    *out = NULL;
+    if (c->config == NULL || *c->config == '\0') {
+        return "memcached configuration string is empty (expected e.g. "
+               "\"--SERVER=127.0.0.1:11211\")";
+    }
+    len = strlen(c->config);
+    if (len > 8192) {
+        return "memcached configuration string is longer than 8192 bytes";
+    }
+    errbuf[0] = '\0';
+    rc = libmemcached_check_configuration(c->config, len, errbuf,
+                                          sizeof(errbuf));
+    if (rc != MEMCACHED_SUCCESS) {
+        return apr_psprintf(p, "invalid memcached configuration \"%s\": %s",
+                            c->config,
+                            errbuf[0] ? tidy(p, errbuf)
+                                      : memcached_strerror(NULL, rc));
+    }
+    m = memcached(c->config, len);
+    if (m == NULL) {
+        return apr_psprintf(p, "invalid memcached configuration \"%s\"",
+                            c->config);
+    }
+    count = memcached_server_count(m);
+    if (count == 0) {
+        memcached_free(m);
+        return apr_psprintf(p, "memcached configuration \"%s\" names no "
+                            "server (--SERVER=host:port)", c->config);
+    }
+    if (memcached_behavior_get(m, MEMCACHED_BEHAVIOR_USE_UDP)) {
+        memcached_free(m);
+        return "memcached over UDP (--USE-UDP) is not supported: add needs "
+               "replies";
+    }
+    if ((uint32_t)c->replicas >= count) {
+        memcached_free(m);
+        return apr_psprintf(p, "memcached replicas (%d) must be less than "
+                            "the number of servers (%u)", c->replicas,
+                            (unsigned)count);
+    }
+    *out = m;
+    return NULL;
+}
+
+static const char *check_numbers(apr_pool_t *p, const slb_mc_conf *c)
+{
+    const char *err;
+
+    if ((err = check_range(p, "connect timeout (ms)", c->connect_timeout_ms,
+                           1, 60000))
+        || (err = check_range(p, "I/O timeout (ms)", c->io_timeout_ms,
+                              1, 60000))
+        || (err = check_range(p, "retry timeout (s)", c->retry_timeout_s,
+                              1, 3600))
+        || (err = check_range(p, "server failure limit",
+                              c->server_failure_limit, 1, 1000))
+        || (err = check_range(p, "replicas", c->replicas, 0, 255))
+        || (err = check_range(p, "pool size", c->pool_max, 1, 100000))
+        || (err = check_range(p, "pool wait (ms)", c->pool_wait_ms,
+                              0, 60000))) {
+        return err;
+    }
+    return NULL;
+}
+
+const char *slb_mc_check_config(apr_pool_t *p, const slb_mc_conf *c)
+{
+    const char *err;
+    memcached_st *m;
+
+    if (c == NULL) {
+        return "no memcached configuration";
+    }
+    if ((err = check_numbers(p, c)) != NULL) {
+        return err;
+    }
+    if ((err = parse_config(p, c, &m)) != NULL) {
+        return err;
+    }
+    err = apply_behaviors(p, m, c);
+    memcached_free(m);
+    return err;
+}
+
+/* ---------------------------------------------------------------------
+ * life cycle
+ * ------------------------------------------------------------------- */
+
+static apr_status_t mc_cleanup(void *data)
+{
+    slb_mc *mc = data;
+
+    if (mc->pool) {
+        /* frees every clone; hands the master back */
+        (void)memcached_pool_destroy(mc->pool);
+        mc->pool = NULL;
+    }
+    if (mc->master) {
+        memcached_free(mc->master);
+        mc->master = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t slb_mc_create(slb_mc **out, apr_pool_t *p, const slb_mc_conf *c)
+{
+    slb_mc *mc;
+    const char *err;
+    memcached_st *m;
+    apr_status_t rv;
+    uint32_t i;
+
+    *out = NULL;
+    if (c == NULL || check_numbers(p, c) != NULL) {
+        return APR_EINVAL;
+    }
+    if (parse_config(p, c, &m) != NULL) {
+        return APR_EINVAL;
+    }
+    mc = apr_pcalloc(p, sizeof(*mc));
+    mc->conf = *c;
+    mc->conf.config = apr_pstrdup(p, c->config);
+    mc->master = m;
+    /* registered first: runs after the mutex and cond are destroyed, which
+     * is fine, nothing waits any more by then */
+    apr_pool_cleanup_register(p, mc, mc_cleanup, apr_pool_cleanup_null);
+    if ((err = apply_behaviors(p, m, c)) != NULL) {
+        return APR_EGENERAL;
+    }
+    mc->nservers = (int)memcached_server_count(m);
+    mc->servers = apr_pcalloc(p, sizeof(mc_server) * (apr_size_t)mc->nservers);
+    for (i = 0; i < memcached_server_count(m); i++) {
+        const memcached_instance_st *in =
+            memcached_server_instance_by_position(m, i);
+        mc->servers[i].host = apr_pstrdup(p, memcached_server_name(in));
+        mc->servers[i].port = (int)memcached_server_port(in);
+        mc->servers[i].up = 1;
+    }
+    if ((rv = apr_thread_mutex_create(&mc->lock, APR_THREAD_MUTEX_DEFAULT,
+                                      p)) != APR_SUCCESS
+        || (rv = apr_thread_cond_create(&mc->freed, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    mc->pool = memcached_pool_create(m, 1, (uint32_t)c->pool_max);
+    if (mc->pool == NULL) {
+        return APR_ENOMEM;
+    }
+    *out = mc;
+    return APR_SUCCESS;
+}
+
+/* ---------------------------------------------------------------------
+ * pool
+ * ------------------------------------------------------------------- */
+
+/* Borrow a memcached_st, waiting at most pool_wait_ms for a free one. */
+static apr_status_t borrow(slb_mc *mc, memcached_st **h)
+{
+    static struct timespec no_wait = { 0, 0 };
+    apr_time_t deadline = apr_time_now()
+                          + apr_time_from_msec(mc->conf.pool_wait_ms);
+    memcached_return_t rc;
+
+    *h = NULL;
+    apr_thread_mutex_lock(mc->lock);
+    while (mc->lent >= mc->conf.pool_max) {
+        apr_interval_time_t left = deadline - apr_time_now();
+
+        if (left <= 0) {
+            apr_thread_mutex_unlock(mc->lock);
+            CNT_INC(mc->c.pool_exhausted);
+            return APR_EAGAIN;
+        }
+        mc->waiting++;
+        (void)apr_thread_cond_timedwait(mc->freed, mc->lock, left);
+        mc->waiting--;
+    }
+    mc->lent++;
+    apr_thread_mutex_unlock(mc->lock);
+
+    *h = memcached_pool_fetch(mc->pool, &no_wait, &rc);
+    if (*h == NULL) {
+        /* cannot be exhausted (slots are counted above): a clone failed */
+        apr_thread_mutex_lock(mc->lock);
+        mc->lent--;
+        if (mc->waiting) {
+            apr_thread_cond_signal(mc->freed);
+        }
+        apr_thread_mutex_unlock(mc->lock);
+        return APR_ENOMEM;
+    }
+    return APR_SUCCESS;
+}
+
+static void give_back(slb_mc *mc, memcached_st *h)
+{
+    (void)memcached_pool_release(mc->pool, h);
+    apr_thread_mutex_lock(mc->lock);
+    mc->lent--;
+    if (mc->waiting) {
+        apr_thread_cond_signal(mc->freed);
+    }
+    apr_thread_mutex_unlock(mc->lock);
+}
+
+/* ---------------------------------------------------------------------
+ * values
+ * ------------------------------------------------------------------- */
+
+int slb_mc_value_parse(const char *v, apr_size_t len, slb_binding *out)
+{
+    apr_size_t i, digits;
+    apr_int64_t secs = 0;
+    const char *route;
+    apr_size_t rlen;
+
+    if (v == NULL || len < 5 || len > SLB_MC_MAX_VALUE_LEN
+        || v[0] != '1' || v[1] != ' ') {
+        return 0;
+    }
+    for (i = 2, digits = 0; i < len && v[i] >= '0' && v[i] <= '9'; i++) {
+        if (++digits > 13) {
+            return 0;
+        }
+        secs = secs * 10 + (v[i] - '0');
+    }
+    /* 13 digits hold any apr_time_t in seconds; no more than that */
+    if (digits == 0 || i >= len || v[i] != ' '
+        || secs > APR_INT64_MAX / APR_USEC_PER_SEC) {
+        return 0;
+    }
+    route = v + i + 1;
+    rlen = len - i - 1;
+    if (!slb_route_ok(route, rlen)) {
+        return 0;
+    }
+    if (out) {
+        memcpy(out->route, route, rlen);
+        out->route[rlen] = '\0';
+        out->created = apr_time_from_sec(secs);
+    }
+    return 1;
+}
+
+/* Format b into buf; the length, or 0 when the route is not acceptable. */
+static apr_size_t value_format(char *buf, apr_size_t size,
+                               const slb_binding *b)
+{
+    apr_size_t rlen = strnlen(b->route, sizeof(b->route));
+    apr_time_t created = b->created > 0 ? b->created : apr_time_now();
+
+    if (!slb_route_ok(b->route, rlen)) {
+        return 0;
+    }
+    return (apr_size_t)apr_snprintf(buf, size, "1 %" APR_INT64_T_FMT " %s",
+                                    (apr_int64_t)apr_time_sec(created),
+                                    b->route);
+}
+
+/* memcached treats an expiration above 30 days as a Unix time */
+static time_t expiration(apr_uint32_t ttl_s)
+{
+    if (ttl_s > SLB_MC_RELATIVE_TTL_MAX) {
+        return (time_t)apr_time_sec(apr_time_now()) + (time_t)ttl_s;
+    }
+    return (time_t)ttl_s;
+}
+
+static int key_ok(const slb_key *key)
+{
+    return key != NULL && strnlen(key->text, SLB_KEY_TEXT_LEN) == KEY_LEN;
+}
+
+/* ---------------------------------------------------------------------
+ * one call: borrow a handle, find the key's server, account for it
+ * ------------------------------------------------------------------- */
+
+typedef struct {
+    slb_mc *mc;
+    const slb_key *key;
+    apr_time_t start;
+    memcached_st *h;               /* NULL: nothing borrowed */
+    mc_server *s;                  /* the key's server (may be NULL) */
+    memcached_return_t last;       /* libmemcached's last failure code */
+} mc_call;
+
+static apr_status_t map_rc(memcached_return_t rc)
+{
+    switch (rc) {
+    case MEMCACHED_SUCCESS:
+    case MEMCACHED_STORED:
+    case MEMCACHED_DELETED:
+    case MEMCACHED_END:
+        return APR_SUCCESS;
+    case MEMCACHED_NOTFOUND:
+        return APR_NOTFOUND;
+    case MEMCACHED_DATA_EXISTS:
+    case MEMCACHED_NOTSTORED:
+        return APR_EEXIST;
+    case MEMCACHED_TIMEOUT:
+        return APR_TIMEUP;
+    default:
+        return APR_EGENERAL;
+    }
+}
+
+/* A broken connection (a server that restarted or died since the handle
+ * last used it): worth one more try, which reconnects or, with replicas,
+ * reads a replica once the connect fails. */
+static int retryable(memcached_return_t rc)
+{
+    switch (rc) {
+    case MEMCACHED_CONNECTION_FAILURE:
+    case MEMCACHED_ERRNO:
+    case MEMCACHED_WRITE_FAILURE:
+    case MEMCACHED_READ_FAILURE:
+    case MEMCACHED_UNKNOWN_READ_FAILURE:
+    case MEMCACHED_PROTOCOL_ERROR:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static mc_server *server_named(slb_mc *mc, const memcached_instance_st *in)
+{
+    const char *name;
+    int port, i;
+
+    if (in == NULL || (name = memcached_server_name(in)) == NULL) {
+        return NULL;
+    }
+    port = (int)memcached_server_port(in);
+    for (i = 0; i < mc->nservers; i++) {
+        if (mc->servers[i].port == port
+            && strcmp(mc->servers[i].host, name) == 0) {
+            return &mc->servers[i];
+        }
+    }
+    return NULL;
+}
+
+static mc_server *server_of(slb_mc *mc, memcached_st *h, const slb_key *key)
+{
+    memcached_return_t rc;
+
+    return server_named(mc, memcached_server_by_key(h, key->text, KEY_LEN,
+                                                    &rc));
+}
+
+static int held(mc_server *s)
+{
+    apr_uint64_t until = CNT_READ(s->hold_until);
+
+    return until != 0 && (apr_uint64_t)apr_time_now() < until;
+}
+
+/* Leave a held server out of this handle's continuum until its hold ends
+ * (libmemcached rebuilds the continuum then).  With no other live server
+ * libmemcached keeps the continuum as it is. */
+static void eject(slb_mc *mc, memcached_st *h, mc_server *s)
+{
+    time_t until = (time_t)apr_time_sec(CNT_READ(s->hold_until)) + 1;
+    uint32_t i;
+
+    for (i = 0; i < memcached_server_count(h); i++) {
+        const memcached_instance_st *in =
+            memcached_server_instance_by_position(h, i);
+
+        if (server_named(mc, in) == s) {
+            memcached_instance_next_retry(in, until);
+            /* rebuilds the distribution, leaving out servers to retry
+             * later (keeps any --SERVER weights, unlike DISTRIBUTION) */
+            (void)memcached_behavior_set(h, MEMCACHED_BEHAVIOR_SORT_HOSTS, 1);
+            return;
+        }
+    }
+}
+
+/* Start a call: APR_SUCCESS with c->h borrowed, or the status to return
+ * (c->h set too when the key's server is held). */
+static apr_status_t call_begin(mc_call *c, slb_mc *mc, const slb_key *key)
+{
+    apr_status_t rv;
+
+    memset(c, 0, sizeof(*c));
+    c->mc = mc;
+    c->key = key;
+    c->start = apr_time_now();
+    c->last = MEMCACHED_SUCCESS;
+    if (!key_ok(key)) {
+        return APR_EINVAL;
+    }
+    if ((rv = borrow(mc, &c->h)) != APR_SUCCESS) {
+        return rv;
+    }
+    c->s = server_of(mc, c->h, key);
+    if (c->s && held(c->s)) {
+        eject(mc, c->h, c->s);
+        c->s = server_of(mc, c->h, key);
+        if (c->s && held(c->s)) {
+            return APR_EGENERAL;        /* no other server: fail at once */
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* Account for a call that ends with rv (the caller's status); give the
+ * handle back; returns rv. */
+static apr_status_t call_end(mc_call *c, apr_status_t rv)
+{
+    slb_mc *mc = c->mc;
+    mc_server *s = c->s;
+    apr_uint64_t us = (apr_uint64_t)(apr_time_now() - c->start), max;
+    int failed = !(rv == APR_SUCCESS || rv == APR_NOTFOUND
+                   || rv == APR_EEXIST);
+
+    CNT_ADD(mc->c.latency_us_total, us);
+    while ((max = CNT_READ(mc->c.latency_us_max)) < us) {
+        if (CNT_CAS(mc->c.latency_us_max, us, max) == max) {
+            break;
+        }
+    }
+    if (failed) {
+        CNT_INC(mc->c.errors);
+        if (rv == APR_TIMEUP) {
+            CNT_INC(mc->c.timeouts);
+        }
+    }
+    if (c->h == NULL) {
+        return rv;
+    }
+    if (s && rv != APR_EINVAL) {
+        if (!failed && memcached_fatal(memcached_last_error(c->h))
+            && server_named(mc, memcached_server_get_last_disconnect(c->h))
+               == s) {
+            /* served by a replica while the key's server failed */
+            failed = 1;
+        }
+        if (failed) {
+            CNT_INC(s->failures);
+            apr_atomic_set32(&s->up, 0);
+            if (rv == APR_TIMEUP
+                && apr_atomic_inc32(&s->timeouts_in_row) + 1
+                   >= (apr_uint32_t)mc->conf.server_failure_limit) {
+                /* answers nothing: hold it for retry_timeout_s */
+                CNT_SET(s->hold_until, (apr_uint64_t)(apr_time_now()
+                        + apr_time_from_sec(mc->conf.retry_timeout_s)));
+                eject(mc, c->h, s);
+            }
+        }
+        else {
+            apr_atomic_set32(&s->timeouts_in_row, 0);
+            CNT_SET(s->hold_until, 0);
+            apr_atomic_set32(&s->up, 1);
+        }
+    }
+    give_back(mc, c->h);
+    c->h = NULL;
+    return rv;
+}
+
+/* ---------------------------------------------------------------------
+ * operations
+ * ------------------------------------------------------------------- */
+
+/* Internal status of read_value(): a value that is not a binding. */
+#define SLB_MC_MALFORMED APR_EBADF
+
+/*
+ * Read key with handle h: APR_SUCCESS (*out and *cas set), APR_NOTFOUND,
+ * SLB_MC_MALFORMED for a value that is not a binding (*cas set, so that it
+ * can be replaced), or an error (*last set).  The value is parsed (copied)
+ * out of libmemcached's result, whose buffer is freed before returning.
+ */
+static apr_status_t read_value(memcached_st *h, const slb_key *key,
+                               slb_binding *out, uint64_t *cas,
+                               memcached_return_t *last)
+{
+    const char *keys[1];
+    size_t lens[1];
+    memcached_result_st result, *r;
+    memcached_return_t rc;
+    apr_status_t rv = APR_NOTFOUND;
+    int seen = 0;
+
+    keys[0] = key->text;
+    lens[0] = KEY_LEN;
+    rc = memcached_mget(h, keys, lens, 1);
+    if (memcached_fatal(rc)) {
+        *last = rc;
+        return map_rc(rc);
+    }
+    if (memcached_result_create(h, &result) == NULL) {
+        return APR_ENOMEM;
+    }
+    /* drain every response (there is one at most); keep the first */
+    while ((r = memcached_fetch_result(h, &result, &rc)) != NULL) {
+        size_t klen = memcached_result_key_length(r);
+
+        if (seen++) {
+            continue;
+        }
+        /* the key comes back without any --NAMESPACE prefix */
+        if (klen < KEY_LEN
+            || memcmp(memcached_result_key_value(r) + klen - KEY_LEN,
+                      key->text, KEY_LEN) != 0) {
+            rv = SLB_MC_MALFORMED;
+            continue;
+        }
+        if (cas) {
+            *cas = memcached_result_cas(r);
+        }
+        rv = slb_mc_value_parse(memcached_result_value(r),
+                                memcached_result_length(r), out)
+                 ? APR_SUCCESS : SLB_MC_MALFORMED;
+    }
+    memcached_result_free(&result);
+    if (!seen && memcached_fatal(rc)) {
+        *last = rc;
+        return map_rc(rc);
+    }
+    return rv;
+}
+
+/* Write the value just stored on the key's server to its replicas too
+ * (libmemcached replicates set, not add or cas), and send them now. */
+static void replicate(slb_mc *mc, memcached_st *h, const slb_key *key,
+                      const char *val, apr_size_t len, time_t exp)
+{
+    if (mc->conf.replicas > 0) {
+        (void)memcached_set(h, key->text, KEY_LEN, val, len, exp, 0);
+        (void)memcached_flush_buffers(h);
+    }
+}
+
+/* A value that is not a binding: an error, yet a miss. */
+static void count_malformed(slb_mc *mc)
+{
+    CNT_INC(mc->c.malformed);
+    CNT_INC(mc->c.errors);
+}
+
+/* A libmemcached code where none of the expected outcomes fits. */
+static apr_status_t failure(memcached_return_t rc, memcached_return_t *last)
+{
+    apr_status_t rv = map_rc(rc);
+
+    *last = rc;
+    return rv == APR_TIMEUP ? rv : APR_EGENERAL;
+}
+
+apr_status_t slb_mc_get(slb_mc *mc, const slb_key *key, slb_binding *out)
+{
+    mc_call c;
+    slb_binding got;
+    apr_status_t rv;
+    int tries;
+
+    CNT_INC(mc->c.gets);
+    rv = call_begin(&c, mc, out ? key : NULL);
+    for (tries = 0; rv == APR_SUCCESS; tries++) {
+        c.last = MEMCACHED_SUCCESS;
+        rv = read_value(c.h, key, &got, NULL, &c.last);
+        if (tries || !retryable(c.last)) {
+            break;
+        }
+        rv = APR_SUCCESS;                   /* once more */
+    }
+    if (rv == SLB_MC_MALFORMED) {
+        count_malformed(mc);
+        rv = APR_NOTFOUND;
+    }
+    rv = call_end(&c, rv);
+    if (rv == APR_SUCCESS) {
+        CNT_INC(mc->c.hits);
+        *out = got;
+    }
+    else if (rv == APR_NOTFOUND) {
+        CNT_INC(mc->c.misses);
+    }
+    return rv;
+}
+
+/* The add protocol on one handle: add; when bound, read the winner back;
+ * a key can vanish (expiry, delete) or hold garbage in between, hence a
+ * few rounds, each bounded by the timeouts. */
+static apr_status_t add_rounds(mc_call *c, const char *val, apr_size_t len,
+                               time_t exp, slb_binding *existing)
+{
+    memcached_st *h = c->h;
+    const slb_key *key = c->key;
+    memcached_return_t rc;
+    apr_status_t rv = APR_EGENERAL;
+    int round;
+
+    for (round = 0; round < 3; round++) {
+        slb_binding cur;
+        uint64_t cas = 0;
+
+        rc = memcached_add(h, key->text, KEY_LEN, val, len, exp, 0);
+        if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_STORED) {
+            replicate(c->mc, h, key, val, len, exp);
+            return APR_SUCCESS;
+        }
+        if (rc != MEMCACHED_DATA_EXISTS && rc != MEMCACHED_NOTSTORED) {
+            return failure(rc, &c->last);
+        }
+        rv = read_value(h, key, &cur, &cas, &c->last);
+        if (rv == APR_SUCCESS) {
+            CNT_INC(c->mc->c.add_conflicts);
+            if (existing) {
+                *existing = cur;
+            }
+            return APR_EEXIST;
+        }
+        if (rv == APR_NOTFOUND) {
+            rv = APR_EGENERAL;              /* gone meanwhile: add again */
+            continue;
+        }
+        if (rv != SLB_MC_MALFORMED) {
+            return rv;                      /* an error */
+        }
+        /* garbage under our key: replace it unless it changed meanwhile */
+        count_malformed(c->mc);
+        rv = APR_EGENERAL;
+        rc = memcached_cas(h, key->text, KEY_LEN, val, len, exp, 0, cas);
+        if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_STORED) {
+            replicate(c->mc, h, key, val, len, exp);
+            return APR_SUCCESS;
+        }
+        if (rc != MEMCACHED_DATA_EXISTS && rc != MEMCACHED_NOTFOUND
+            && rc != MEMCACHED_NOTSTORED) {
+            return failure(rc, &c->last);
+        }
+    }
+    return rv;
+}
+
+apr_status_t slb_mc_add(slb_mc *mc, const slb_key *key, const slb_binding *b,
+                        apr_uint32_t ttl_s, slb_binding *existing)
+{
+    char val[SLB_MC_MAX_VALUE_LEN + 16];
+    apr_size_t len = 0;
+    mc_call c;
+    apr_status_t rv;
+    int tries;
+
+    CNT_INC(mc->c.adds);
+    if (b == NULL || (len = value_format(val, sizeof(val), b)) == 0) {
+        key = NULL;                         /* APR_EINVAL */
+    }
+    rv = call_begin(&c, mc, key);
+    for (tries = 0; rv == APR_SUCCESS; tries++) {
+        c.last = MEMCACHED_SUCCESS;
+        rv = add_rounds(&c, val, len, expiration(ttl_s), existing);
+        if (tries || !retryable(c.last)) {
+            break;
+        }
+        rv = APR_SUCCESS;                   /* once more */
+    }
+    return call_end(&c, rv);
+}
+
+apr_status_t slb_mc_set(slb_mc *mc, const slb_key *key, const slb_binding *b,
+                        apr_uint32_t ttl_s)
+{
+    char val[SLB_MC_MAX_VALUE_LEN + 16];
+    apr_size_t len = 0;
+    memcached_return_t rc;
+    mc_call c;
+    apr_status_t rv;
+    int tries;
+
+    CNT_INC(mc->c.sets);
+    if (b == NULL || (len = value_format(val, sizeof(val), b)) == 0) {
+        key = NULL;                         /* APR_EINVAL */
+    }
+    rv = call_begin(&c, mc, key);
+    for (tries = 0; rv == APR_SUCCESS; tries++) {
+        c.last = MEMCACHED_SUCCESS;
+        rc = memcached_set(c.h, key->text, KEY_LEN, val, len,
+                           expiration(ttl_s), 0);
+        if (mc->conf.replicas > 0) {
+            /* the replica copies were queued, not sent */
+            (void)memcached_flush_buffers(c.h);
+        }
+        rv = memcached_success(rc) ? APR_SUCCESS : failure(rc, &c.last);
+        if (tries || !retryable(c.last)) {
+            break;
+        }
+        rv = APR_SUCCESS;                   /* once more */
+    }
+    return call_end(&c, rv);
+}
+
+apr_status_t slb_mc_touch(slb_mc *mc, const slb_key *key, apr_uint32_t ttl_s)
+{
+    memcached_return_t rc;
+    mc_call c;
+    apr_status_t rv;
+    int tries;
+
+    CNT_INC(mc->c.touches);
+    rv = call_begin(&c, mc, key);
+    for (tries = 0; rv == APR_SUCCESS; tries++) {
+        c.last = MEMCACHED_SUCCESS;
+        rc = memcached_touch(c.h, key->text, KEY_LEN, expiration(ttl_s));
+        rv = rc == MEMCACHED_NOTFOUND ? APR_NOTFOUND
+             : memcached_success(rc) ? APR_SUCCESS : failure(rc, &c.last);
+        if (tries || !retryable(c.last)) {
+            break;
+        }
+        rv = APR_SUCCESS;                   /* once more */
+    }
+    return call_end(&c, rv);
+}
+
+apr_status_t slb_mc_delete(slb_mc *mc, const slb_key *key)
+{
+    memcached_return_t rc;
+    mc_call c;
+    apr_status_t rv;
+    int tries;
+
+    CNT_INC(mc->c.deletes);
+    rv = call_begin(&c, mc, key);
+    for (tries = 0; rv == APR_SUCCESS; tries++) {
+        c.last = MEMCACHED_SUCCESS;
+        rc = memcached_delete(c.h, key->text, KEY_LEN, 0);
+        rv = rc == MEMCACHED_NOTFOUND ? APR_NOTFOUND
+             : memcached_success(rc) ? APR_SUCCESS : failure(rc, &c.last);
+        if (tries || !retryable(c.last)) {
+            break;
+        }
+        rv = APR_SUCCESS;                   /* once more */
+    }
+    return call_end(&c, rv);
+}
+
+/* ---------------------------------------------------------------------
+ * observability
+ * ------------------------------------------------------------------- */
+
+void slb_mc_stats_get(slb_mc *mc, slb_mc_stats *out)
+{
+    out->gets = CNT_READ(mc->c.gets);
+    out->hits = CNT_READ(mc->c.hits);
+    out->misses = CNT_READ(mc->c.misses);
+    out->adds = CNT_READ(mc->c.adds);
+    out->add_conflicts = CNT_READ(mc->c.add_conflicts);
+    out->sets = CNT_READ(mc->c.sets);
+    out->touches = CNT_READ(mc->c.touches);
+    out->deletes = CNT_READ(mc->c.deletes);
+    out->errors = CNT_READ(mc->c.errors);
+    out->timeouts = CNT_READ(mc->c.timeouts);
+    out->malformed = CNT_READ(mc->c.malformed);
+    out->pool_exhausted = CNT_READ(mc->c.pool_exhausted);
+    out->latency_us_total = CNT_READ(mc->c.latency_us_total);
+    out->latency_us_max = CNT_READ(mc->c.latency_us_max);
+}
+
+apr_array_header_t *slb_mc_servers(slb_mc *mc, apr_pool_t *p)
+{
+    apr_array_header_t *a = apr_array_make(p, mc->nservers,
+                                           sizeof(slb_mc_server));
+    int i;
+
+    for (i = 0; i < mc->nservers; i++) {
+        slb_mc_server *s = apr_array_push(a);
+
+        s->host = apr_pstrdup(p, mc->servers[i].host);
+        s->port = mc->servers[i].port;
+        s->up = apr_atomic_read32(&mc->servers[i].up) ? 1 : 0;
+        s->failures = CNT_READ(mc->servers[i].failures);
+    }
+    return a;
+}

@@ -1,0 +1,150 @@
+# The memcached store: two Apache load balancers (the test server and lb2)
+# share one stick table, like HAProxy peers.  Learned sessions continue
+# through either; simultaneous new bindings agree (memcached add); a
+# failover re-pin reaches the other balancer within StickyLBMemcached
+# cache= + 1 s (2 + 1 = 3 s here); bindings survive a full stop/start of a
+# balancer; with memcached stopped there is no 5xx, the sessions stay
+# sticky and the store recovers when memcached returns.
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use POSIX ();
+use StickyLB::Client;
+use StickyLB::Backends;
+use StickyLB::Services;
+
+my $BAL = <<"CONF";
+RequestHeader set X-Test-Session-Style nosuffix
+StickyLBMemcached "--SERVER=127.0.0.1:$ENV{SLB_MC1_PORT}" connect-timeout=50 timeout=50 retry=1 failure-limit=1 cache=2
+<Proxy "balancer://shared">
+    BalancerMember "http://127.0.0.1:$ENV{SLB_T1_PORT}" route=t1
+    BalancerMember "http://127.0.0.1:$ENV{SLB_T2_PORT}" route=t2
+    BalancerMember "http://127.0.0.1:$ENV{SLB_T4_PORT}" route=t4 retry=1
+    ProxySet lbmethod=stickylb
+    StickyLBStore memcached
+    StickyLBNamespace shared
+    StickyLBSessionCookie none
+    StickyLBLearnCookie JSESSIONID
+    StickyLBKey header X-Session
+</Proxy>
+ProxyPass "/shared" "balancer://shared"
+CONF
+
+END { local $?; stop_lb2(); stop_memcached(); stop_backend('t4'); }
+
+sub sid_of {
+    my ($res) = @_;
+    my ($sc) = set_cookies($res, 'JSESSIONID');
+    return defined $sc && $sc =~ /^JSESSIONID=([^;]+)/ ? $1 : undef;
+}
+sub lb1 { my ($path, @h) = @_; return req('slb_mc', $path, @h) }
+sub lb2 { my ($path, @h) = @_; return lb2_get($path, @h) }
+sub how { my $x = shift; return $x->code . ' ' . backend($x) . ' ' . join(' ', (slb($x))[0, 1]) }
+
+start_memcached();
+start_backend(route => 't4', port => backend_port('t4'));
+start_lb2($BAL);
+
+# --- a session learned through lb1 continues through lb2, and back
+my $r = lb1('/shared/');
+my $b = backend($r);
+my $sid = sid_of($r);
+ok($sid, "lb1: new session on $b");
+my $ok = 0;
+$ok += how(lb2('/shared/', Cookie => "JSESSIONID=$sid")) eq "200 $b sticky learned" for 1 .. 5;
+is($ok, 5, 'lb2 sends the session learned by lb1 to the same member');
+$r = lb2('/shared/');
+my ($b2, $sid2) = (backend($r), sid_of($r));
+$ok = 0;
+$ok += how(lb1('/shared/', Cookie => "JSESSIONID=$sid2")) eq "200 $b2 sticky learned" for 1 .. 5;
+is($ok, 5, 'lb1 sends the session learned by lb2 to the same member');
+
+# --- both balancers see a new key at once: one binding wins, both use it
+my ($agree, $differed) = (0, 0);
+for my $k (1 .. 20) {
+    my $key = "race$k-" . int(rand(1e9));
+    pipe(my $rd, my $wr) or die;
+    my $pid = fork();
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        close $rd;
+        my $x = lb2('/shared/', 'X-Session' => $key);
+        print $wr backend($x);
+        close $wr;
+        POSIX::_exit(0);    # not exit: END blocks would stop the services
+    }
+    close $wr;
+    my $first1 = backend(lb1('/shared/', 'X-Session' => $key));
+    my $first2 = <$rd> // '';
+    waitpid($pid, 0);
+    $differed++ if $first1 ne $first2;
+    my $then1 = backend(lb1('/shared/', 'X-Session' => $key));
+    my $then2 = backend(lb2('/shared/', 'X-Session' => $key));
+    $agree++ if $then1 eq $then2 && $then1 =~ /^t/;
+}
+is($agree, 20, "20 keys first seen by both at once: both agree afterwards ($differed first answers differed)");
+
+# --- full stop/start of lb2: its memory is gone, memcached is not
+stop_lb2();
+start_lb2($BAL);
+is(how(lb2('/shared/', Cookie => "JSESSIONID=$sid")), "200 $b sticky learned",
+   'after a full stop/start lb2 still knows the session (from memcached)');
+
+# --- failover on lb1 re-pins; lb2 follows within the stated bound
+my $on4;
+for (1 .. 8) {
+    my $n = lb1('/shared/');
+    if (backend($n) eq 't4') { $on4 = sid_of($n); last }
+}
+ok($on4, 'a session on t4');
+is(how(lb2('/shared/', Cookie => "JSESSIONID=$on4")), '200 t4 sticky learned', 'lb2 agrees: t4');
+stop_backend('t4');
+my $f = lb1('/shared/', Cookie => "JSESSIONID=$on4");
+my $moved = backend($f);
+ok($f->code == 200 && $moved =~ /^t[12]$/, "t4 down: lb1 moves the session to $moved");
+sleep 3.0;    # cache=2 plus whole-second granularity
+is(how(lb2('/shared/', Cookie => "JSESSIONID=$on4")), "200 $moved sticky learned",
+   'within 3 s lb2 follows the re-pin (no failover of its own)');
+start_backend(route => 't4', port => backend_port('t4'));
+sleep 1.5;    # retry=1: t4 usable again
+is(backend(lb1('/shared/', Cookie => "JSESSIONID=$on4")), $moved, 't4 back: lb1 does not bounce back');
+is(backend(lb2('/shared/', Cookie => "JSESSIONID=$on4")), $moved, 't4 back: lb2 does not bounce back');
+
+# --- memcached stopped under traffic
+stop_memcached();
+my ($bad, $max, $stuck) = (0, 0, 0);
+for my $i (1 .. 30) {
+    my $t0 = time;
+    my $x = $i % 2 ? lb1('/shared/', Cookie => "JSESSIONID=$sid")
+                   : lb2('/shared/', Cookie => "JSESSIONID=$sid");
+    my $dt = time - $t0;
+    $max = $dt if $dt > $max;
+    $bad++ if $x->code >= 500;
+    $stuck++ if backend($x) eq $b;
+    sleep 0.1;
+}
+is($bad, 0, 'memcached down: no 5xx in 30 requests');
+is($stuck, 30, 'memcached down: the session stays on its member through both balancers');
+ok($max < 0.5, sprintf('memcached down: slowest request %.0f ms (timeouts 50+50 ms)', $max * 1000));
+my $n = lb1('/shared/');
+my ($nb, $nsid) = (backend($n), sid_of($n));
+is(how(lb1('/shared/', Cookie => "JSESSIONID=$nsid")), "200 $nb sticky learned",
+   'memcached down: a new session is still learned and sticky on lb1');
+
+# --- memcached back (empty): the store recovers without a restart
+start_memcached();
+sleep 2.5;    # retry=1 (+ the hold of a server that timed out): tried again
+is(how(lb1('/shared/', Cookie => "JSESSIONID=$nsid")), "200 $nb sticky learned",
+   'memcached back: lb1 still sticky (re-publishes its binding)');
+my $after = lb1('/shared/');
+my ($ab, $asid) = (backend($after), sid_of($after));
+is(how(lb2('/shared/', Cookie => "JSESSIONID=$asid")), "200 $ab sticky learned",
+   'memcached back: a session learned on lb1 reaches lb2 again');
+sleep 2.5;    # lb2's cached copy of $sid goes stale, memcached has none
+is(how(lb2('/shared/', Cookie => "JSESSIONID=$nsid")), "200 $nb sticky learned",
+   'memcached back: the binding made during the outage reached lb2');
+
+done_testing();

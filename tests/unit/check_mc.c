@@ -1,0 +1,1340 @@
+/*
+ * check_mc.c - Check tests of stickylb_mc.c (the memcached backend), run
+ * against real memcached processes the tests start themselves:
+ *
+ *     /usr/bin/memcached -l 127.0.0.1 -p PORT -U 0 -m 16
+ *
+ * on free ports, started with fork/exec and stopped by PID (SIGKILL) in
+ * the teardown; on Linux each one also gets PR_SET_PDEATHSIG, so none is
+ * left behind when a forked test process dies on a failed assertion.
+ * A missing memcached binary is a failure, not a skip.
+ *
+ * Time bounds are asserted with a slack (SLACK_MS, 150 ms by default;
+ * SLB_TEST_SLACK_MS overrides it, e.g. under valgrind).  The whole suite
+ * runs in about 6 seconds: a 2.1 s sleep for TTL expiry, 1.1 s for a held
+ * black hole to be retried and up to 4 s (about 1.5 s in practice) for a
+ * restarted server to be used again.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include <apr_pools.h>
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+#include <apr_atomic.h>
+#include <apr_time.h>
+
+#include <libmemcached/memcached.h>
+
+#include "check_stickylb.h"
+#include "stickylb_mc.h"
+
+#define MEMCACHED_BIN "/usr/bin/memcached"
+#define MAX_DAEMONS 8
+#define MAX_SOCKETS 16
+
+static apr_pool_t *pool;
+
+/* ======================================================================
+ * memcached processes
+ * ==================================================================== */
+
+static pid_t daemons[MAX_DAEMONS];
+static int n_daemons;
+static int blackholes[MAX_SOCKETS];
+static int n_blackholes;
+
+static long slack_ms(void)
+{
+    const char *e = getenv("SLB_TEST_SLACK_MS");
+
+    return e && atol(e) > 0 ? atol(e) : 150;
+}
+
+/* What "at once" means: no network wait (valgrind slows everything). */
+static long fast_ms(void)
+{
+    return slack_ms() <= 150 ? 20 : slack_ms() / 4;
+}
+
+/* A port nobody listens on right now (bind to 0, read it, close). */
+static int free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int s = socket(AF_INET, SOCK_STREAM, 0), port;
+
+    ck_assert_int_ge(s, 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    port = ntohs(a.sin_port);
+    close(s);
+    return port;
+}
+
+static int can_connect(int port)
+{
+    struct sockaddr_in a;
+    int s = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+    if (s < 0) {
+        return 0;
+    }
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((unsigned short)port);
+    ok = connect(s, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(s);
+    return ok;
+}
+
+/* Start memcached on port and wait until it accepts connections: its pid,
+ * or -1 when it exited at start (the port was taken meanwhile). */
+static pid_t mcd_try_start(int port)
+{
+    char portbuf[16];
+    pid_t parent = getpid(), pid;
+    int i, status;
+
+    ck_assert_msg(access(MEMCACHED_BIN, X_OK) == 0,
+                  MEMCACHED_BIN " is missing: install memcached to run "
+                  "the memcached tests");
+    ck_assert_int_lt(n_daemons, MAX_DAEMONS);
+    snprintf(portbuf, sizeof(portbuf), "%d", port);
+    fflush(NULL);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        const char *argv[16];
+        int n = 0;
+
+#ifdef __linux__
+        /* dies with the test process, even one killed by a failure */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(1);
+        }
+#endif
+        argv[n++] = MEMCACHED_BIN;
+        argv[n++] = "-l";
+        argv[n++] = "127.0.0.1";
+        argv[n++] = "-p";
+        argv[n++] = portbuf;
+        argv[n++] = "-U";
+        argv[n++] = "0";
+        argv[n++] = "-m";
+        argv[n++] = "16";
+        if (geteuid() == 0) {       /* memcached refuses root without -u */
+            argv[n++] = "-u";
+            argv[n++] = "nobody";
+        }
+        argv[n] = NULL;
+        execv(MEMCACHED_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    (void)parent;
+    for (i = 0; i < 300; i++) {             /* 3 s */
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            ck_assert_msg(!WIFEXITED(status) || WEXITSTATUS(status) != 127,
+                          "cannot run " MEMCACHED_BIN);
+            return -1;
+        }
+        if (can_connect(port)) {
+            daemons[n_daemons++] = pid;
+            return pid;
+        }
+        apr_sleep(apr_time_from_msec(10));
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ck_abort_msg("memcached on port %d did not start within 3 s", port);
+    return -1;
+}
+
+/* Start memcached on this port (a restart: the port must be free). */
+static pid_t mcd_start(int port)
+{
+    pid_t pid = mcd_try_start(port);
+
+    ck_assert_msg(pid > 0, "memcached could not start on port %d", port);
+    return pid;
+}
+
+/* Start memcached on some free port, stored in *port. */
+static pid_t mcd_start_free(int *port)
+{
+    int tries;
+
+    for (tries = 0; tries < 5; tries++) {
+        pid_t pid;
+
+        *port = free_port();
+        if ((pid = mcd_try_start(*port)) > 0) {
+            return pid;
+        }
+    }
+    ck_abort_msg("memcached did not start on any of 5 free ports");
+    return -1;
+}
+
+/* Kill one memcached (SIGKILL: a crash, no goodbye) and reap it. */
+static void mcd_kill(pid_t pid)
+{
+    int i;
+
+    for (i = 0; i < n_daemons; i++) {
+        if (daemons[i] == pid) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            daemons[i] = daemons[--n_daemons];
+            return;
+        }
+    }
+}
+
+/* A TCP listener that completes handshakes (backlog) and never answers. */
+static int blackhole_start(int *port)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+
+    ck_assert_int_ge(s, 0);
+    ck_assert_int_lt(n_blackholes, MAX_SOCKETS);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(s, 64), 0);
+    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin_port);
+    blackholes[n_blackholes++] = s;
+    return s;
+}
+
+/* A listener whose accept queue is full: new SYNs are dropped, so a
+ * connect to it hangs until the client's connect timeout. */
+static void synblock_start(int *port)
+{
+    struct sockaddr_in a;
+    int s = blackhole_start(port), i;
+
+    ck_assert_int_eq(listen(s, 0), 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons((unsigned short)*port);
+    for (i = 0; i < 4; i++) {
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+
+        ck_assert_int_ge(c, 0);
+        ck_assert_int_lt(n_blackholes, MAX_SOCKETS);
+        blackholes[n_blackholes++] = c;
+        fcntl(c, F_SETFL, O_NONBLOCK);
+        (void)connect(c, (struct sockaddr *)&a, sizeof(a));
+    }
+    apr_sleep(apr_time_from_msec(20));
+}
+
+static void setup(void)
+{
+    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
+    n_daemons = 0;
+    n_blackholes = 0;
+}
+
+static void teardown(void)
+{
+    /* the pool first: its cleanup closes the client connections */
+    apr_pool_destroy(pool);
+    pool = NULL;
+    while (n_daemons > 0) {
+        mcd_kill(daemons[0]);
+    }
+    while (n_blackholes > 0) {
+        close(blackholes[--n_blackholes]);
+    }
+}
+
+/* ======================================================================
+ * helpers
+ * ==================================================================== */
+
+static const char *servers_cfg(const int *ports, int n)
+{
+    const char *cfg = "";
+    int i;
+
+    for (i = 0; i < n; i++) {
+        cfg = apr_psprintf(pool, "%s%s--SERVER=127.0.0.1:%d", cfg,
+                           i ? " " : "", ports[i]);
+    }
+    return cfg;
+}
+
+static slb_mc *mc_make(const int *ports, int n, int replicas)
+{
+    slb_mc_conf c;
+    slb_mc *mc = NULL;
+    const char *err;
+
+    slb_mc_conf_init(&c);
+    c.config = servers_cfg(ports, n);
+    c.replicas = replicas;
+    c.retry_timeout_s = 1;
+    err = slb_mc_check_config(pool, &c);
+    ck_assert_msg(err == NULL, "config rejected: %s", err);
+    ck_assert_int_eq(slb_mc_create(&mc, pool, &c), APR_SUCCESS);
+    ck_assert_ptr_nonnull(mc);
+    return mc;
+}
+
+static slb_mc *mc_make_conf(const slb_mc_conf *c)
+{
+    slb_mc *mc = NULL;
+    const char *err = slb_mc_check_config(pool, c);
+
+    ck_assert_msg(err == NULL, "config rejected: %s", err);
+    ck_assert_int_eq(slb_mc_create(&mc, pool, c), APR_SUCCESS);
+    return mc;
+}
+
+static slb_binding binding(const char *route, apr_time_t created)
+{
+    slb_binding b;
+
+    memset(&b, 0, sizeof(b));
+    apr_cpystrn(b.route, route, sizeof(b.route));
+    b.created = created;
+    return b;
+}
+
+static slb_key key_n(const char *prefix, int i)
+{
+    slb_key k;
+    char id[64];
+
+    snprintf(id, sizeof(id), "%s-%d", prefix, i);
+    slb_key_make(&k, "check_mc", id, strlen(id));
+    return k;
+}
+
+/* A plain client of one server (what another program would see). */
+static memcached_st *direct(int port)
+{
+    char cfg[64];
+    memcached_st *m;
+
+    snprintf(cfg, sizeof(cfg), "--SERVER=127.0.0.1:%d --BINARY-PROTOCOL",
+             port);
+    m = memcached(cfg, strlen(cfg));
+    ck_assert_ptr_nonnull(m);
+    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, 500);
+    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, 500);
+    return m;
+}
+
+/* The raw value of key on the server of port (NULL: not there). */
+static char *raw_get(int port, const char *key)
+{
+    memcached_st *m = direct(port);
+    memcached_return_t rc;
+    size_t len = 0;
+    uint32_t flags;
+    char *v = memcached_get(m, key, strlen(key), &len, &flags, &rc), *copy;
+
+    ck_assert_msg(rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND,
+                  "direct get on port %d: %s", port,
+                  memcached_strerror(m, rc));
+    copy = v ? apr_pstrmemdup(pool, v, len) : NULL;
+    free(v);
+    memcached_free(m);
+    return copy;
+}
+
+static void raw_set(int port, const char *key, const char *val, size_t len)
+{
+    memcached_st *m = direct(port);
+    memcached_return_t rc = memcached_set(m, key, strlen(key), val, len, 0, 0);
+
+    ck_assert_msg(rc == MEMCACHED_SUCCESS, "direct set: %s",
+                  memcached_strerror(m, rc));
+    memcached_free(m);
+}
+
+static long ms_since(apr_time_t t)
+{
+    return (long)((apr_time_now() - t) / 1000);
+}
+
+/* ======================================================================
+ * configuration and value parsing (no server needed)
+ * ==================================================================== */
+
+START_TEST(test_conf_defaults)
+{
+    slb_mc_conf c;
+
+    slb_mc_conf_init(&c);
+    ck_assert_ptr_null(c.config);
+    ck_assert_int_eq(c.connect_timeout_ms, 50);
+    ck_assert_int_eq(c.io_timeout_ms, 50);
+    ck_assert_int_eq(c.retry_timeout_s, 2);
+    ck_assert_int_eq(c.server_failure_limit, 2);
+    ck_assert_int_eq(c.replicas, 0);
+    ck_assert_int_eq(c.pool_max, 64);
+    ck_assert_int_eq(c.pool_wait_ms, 20);
+
+    /* a good configuration passes, without any server running */
+    c.config = "--SERVER=127.0.0.1:1 --SERVER=127.0.0.1:2";
+    ck_assert_ptr_null(slb_mc_check_config(pool, &c));
+    c.replicas = 1;
+    ck_assert_ptr_null(slb_mc_check_config(pool, &c));
+    c.config = "--SERVER=cache1.example:11211 --NAMESPACE=\"app1:\"";
+    c.replicas = 0;
+    ck_assert_ptr_null(slb_mc_check_config(pool, &c));
+}
+END_TEST
+
+static void assert_rejected(const slb_mc_conf *c, const char *needle)
+{
+    const char *err = slb_mc_check_config(pool, c);
+    slb_mc *mc = (slb_mc *)1;
+
+    ck_assert_msg(err != NULL, "accepted: config \"%s\"",
+                  c->config ? c->config : "(null)");
+    ck_assert_msg(strstr(err, needle) != NULL,
+                  "message \"%s\" does not mention \"%s\"", err, needle);
+    ck_assert_int_eq(slb_mc_create(&mc, pool, c), APR_EINVAL);
+    ck_assert_ptr_null(mc);
+}
+
+START_TEST(test_conf_rejects)
+{
+    slb_mc_conf c;
+
+    slb_mc_conf_init(&c);
+    assert_rejected(&c, "empty");                     /* NULL */
+    c.config = "";
+    assert_rejected(&c, "empty");
+    c.config = "garbage";
+    assert_rejected(&c, "invalid memcached configuration");
+    c.config = "--SERVER=";
+    assert_rejected(&c, "invalid memcached configuration");
+    c.config = "--SERVER=127.0.0.1:11211 --NO-SUCH-OPTION";
+    assert_rejected(&c, "invalid memcached configuration");
+    c.config = "--SERVER=127.0.0.1:11211 --USE-UDP";
+    assert_rejected(&c, "UDP");
+    c.config = "--SERVER=127.0.0.1:11211";
+    c.replicas = 1;
+    assert_rejected(&c, "replicas");
+    c.replicas = -1;
+    assert_rejected(&c, "replicas");
+
+#define BAD(field, value, word)                                             \
+    do {                                                                    \
+        slb_mc_conf_init(&c);                                               \
+        c.config = "--SERVER=127.0.0.1:11211";                              \
+        c.field = (value);                                                  \
+        assert_rejected(&c, word);                                          \
+    } while (0)
+    BAD(connect_timeout_ms, 0, "connect timeout");
+    BAD(connect_timeout_ms, -5, "connect timeout");
+    BAD(connect_timeout_ms, 60001, "connect timeout");
+    BAD(io_timeout_ms, 0, "I/O timeout");
+    BAD(io_timeout_ms, -1, "I/O timeout");
+    BAD(retry_timeout_s, 0, "retry timeout");
+    BAD(server_failure_limit, 0, "failure limit");
+    BAD(pool_max, 0, "pool size");
+    BAD(pool_wait_ms, -1, "pool wait");
+#undef BAD
+    ck_assert_ptr_nonnull(slb_mc_check_config(pool, NULL));
+}
+END_TEST
+
+START_TEST(test_value_parse)
+{
+    slb_binding b;
+    char big[256];
+
+    memset(&b, 0, sizeof(b));
+    ck_assert_int_eq(slb_mc_value_parse("1 1700000000 t1", 15, &b), 1);
+    ck_assert_str_eq(b.route, "t1");
+    ck_assert(b.created == apr_time_from_sec(1700000000));
+    ck_assert_int_eq(slb_mc_value_parse("1 0 a", 5, &b), 1);
+    ck_assert_str_eq(b.route, "a");
+    ck_assert_int_eq(slb_mc_value_parse("1 9223372036854 z", 17, &b), 1);
+    ck_assert_str_eq(b.route, "z");
+    ck_assert(b.created == apr_time_from_sec(APR_INT64_C(9223372036854)));
+    /* only len bytes count: what follows is not read */
+    ck_assert_int_eq(slb_mc_value_parse("1 5 node-7GARBAGE", 10, &b), 1);
+    ck_assert_str_eq(b.route, "node-7");
+
+    /* route of exactly SLB_MAX_ROUTE_LEN bytes, and one more */
+    strcpy(big, "1 12 ");
+    memset(big + 5, 'r', SLB_MAX_ROUTE_LEN);
+    big[5 + SLB_MAX_ROUTE_LEN] = '\0';
+    ck_assert_int_eq(slb_mc_value_parse(big, strlen(big), &b), 1);
+    ck_assert_uint_eq(strlen(b.route), SLB_MAX_ROUTE_LEN);
+    strcat(big, "r");
+    ck_assert_int_eq(slb_mc_value_parse(big, strlen(big), &b), 0);
+
+#define NO(s) ck_assert_int_eq(slb_mc_value_parse(s, sizeof(s) - 1, &b), 0)
+    NO("");
+    NO("1");
+    NO("1 ");
+    NO("1 5");
+    NO("1 5 ");
+    NO("2 5 t1");                       /* unknown version */
+    NO("1  5 t1");
+    NO("1 -5 t1");
+    NO("1 x5 t1");
+    NO("1 5x t1");
+    NO("1 12345678901234 t1");          /* 14 digits */
+    NO("1 9223372036855 t1");           /* beyond apr_time_t */
+    NO("1 9999999999999 t1");
+    NO("1 5 t1 ");                      /* a space in the route */
+    NO("1 5 t 1");
+    NO("1 5 t;1");
+    NO("1 5 t\"1");
+    NO("1 5 t\x01");
+    NO("1 5 t\x80");
+    NO("1 5 t\0001");
+    NO(" 1 5 t1");
+    NO("15 t1");
+#undef NO
+    memset(big, '1', sizeof(big));
+    ck_assert_int_eq(slb_mc_value_parse(big, sizeof(big), &b), 0);
+    ck_assert_int_eq(slb_mc_value_parse(NULL, 5, &b), 0);
+}
+END_TEST
+
+/* ======================================================================
+ * one server
+ * ==================================================================== */
+
+START_TEST(test_basic_ops)
+{
+    int port;
+    slb_mc *mc;
+    slb_key k = key_n("basic", 1), k2 = key_n("basic", 2);
+    slb_binding b1 = binding("t1", apr_time_from_sec(1700000000));
+    slb_binding b2 = binding("t2", 0), got, ex;
+    slb_mc_stats st;
+    apr_time_t before;
+
+    mcd_start_free(&port);
+    mc = mc_make(&port, 1, 0);
+
+    /* get miss */
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_NOTFOUND);
+
+    /* add then get, created kept (in seconds) */
+    ck_assert_int_eq(slb_mc_add(mc, &k, &b1, 60, &ex), APR_SUCCESS);
+    memset(&got, 0, sizeof(got));
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+    ck_assert_str_eq(got.route, "t1");
+    ck_assert(got.created == apr_time_from_sec(1700000000));
+    ck_assert_str_eq(raw_get(port, k.text), "1 1700000000 t1");
+
+    /* add twice: EEXIST and the binding that won */
+    memset(&ex, 0, sizeof(ex));
+    ck_assert_int_eq(slb_mc_add(mc, &k, &b2, 60, &ex), APR_EEXIST);
+    ck_assert_str_eq(ex.route, "t1");
+    ck_assert(ex.created == apr_time_from_sec(1700000000));
+    ck_assert_int_eq(slb_mc_add(mc, &k, &b2, 60, NULL), APR_EEXIST);
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+    ck_assert_str_eq(got.route, "t1");
+    /* existing may be the binding offered */
+    ex = binding("t3", 0);
+    ck_assert_int_eq(slb_mc_add(mc, &k, &ex, 60, &ex), APR_EEXIST);
+    ck_assert_str_eq(ex.route, "t1");
+
+    /* set overwrites; created 0 means now */
+    before = apr_time_now();
+    ck_assert_int_eq(slb_mc_set(mc, &k, &b2, 60), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+    ck_assert_str_eq(got.route, "t2");
+    ck_assert(got.created >= apr_time_from_sec(apr_time_sec(before)));
+    ck_assert(got.created <= apr_time_now());
+
+    /* touch: a bound key and a missing one */
+    ck_assert_int_eq(slb_mc_touch(mc, &k, 120), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_touch(mc, &k2, 120), APR_NOTFOUND);
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+    ck_assert_str_eq(got.route, "t2");
+
+    /* delete, then a miss; deleting again is NOTFOUND */
+    ck_assert_int_eq(slb_mc_delete(mc, &k), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_NOTFOUND);
+    ck_assert_ptr_null(raw_get(port, k.text));
+    ck_assert_int_eq(slb_mc_delete(mc, &k), APR_NOTFOUND);
+
+    /* a TTL above 30 days is sent as a date, not as 1970 + TTL */
+    ck_assert_int_eq(slb_mc_set(mc, &k2, &b1, 40 * 86400), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_get(mc, &k2, &got), APR_SUCCESS);
+    ck_assert_str_eq(got.route, "t1");
+    ck_assert_int_eq(slb_mc_add(mc, &k, &b1, 40 * 86400, NULL), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+
+    slb_mc_stats_get(mc, &st);
+    ck_assert_uint_eq(st.gets, 8);
+    ck_assert_uint_eq(st.hits, 6);
+    ck_assert_uint_eq(st.misses, 2);
+    ck_assert_uint_eq(st.adds, 5);
+    ck_assert_uint_eq(st.add_conflicts, 3);
+    ck_assert_uint_eq(st.sets, 2);
+    ck_assert_uint_eq(st.touches, 2);
+    ck_assert_uint_eq(st.deletes, 2);
+    ck_assert_uint_eq(st.errors, 0);
+    ck_assert_uint_eq(st.timeouts, 0);
+    ck_assert(st.latency_us_max > 0);
+    ck_assert(st.latency_us_total >= st.latency_us_max);
+}
+END_TEST
+
+START_TEST(test_bad_arguments)
+{
+    int port;
+    slb_mc *mc;
+    slb_key k = key_n("args", 1), bad;
+    slb_binding got, b = binding("t1", 0);
+    slb_mc_stats st;
+
+    mcd_start_free(&port);
+    mc = mc_make(&port, 1, 0);
+
+    /* routes that are not routes are refused before any I/O */
+    b = binding("", 0);
+    ck_assert_int_eq(slb_mc_set(mc, &k, &b, 60), APR_EINVAL);
+    b = binding("has space", 0);
+    ck_assert_int_eq(slb_mc_add(mc, &k, &b, 60, NULL), APR_EINVAL);
+    b = binding("semi;colon", 0);
+    ck_assert_int_eq(slb_mc_set(mc, &k, &b, 60), APR_EINVAL);
+    memset(b.route, 'x', sizeof(b.route));      /* no NUL at all */
+    ck_assert_int_eq(slb_mc_set(mc, &k, &b, 60), APR_EINVAL);
+    ck_assert_ptr_null(raw_get(port, k.text));
+
+    /* a key whose text was not made by slb_key_make */
+    memset(&bad, 'A', sizeof(bad));             /* no NUL */
+    ck_assert_int_eq(slb_mc_get(mc, &bad, &got), APR_EINVAL);
+    bad = k;
+    bad.text[10] = '\0';
+    ck_assert_int_eq(slb_mc_get(mc, &bad, &got), APR_EINVAL);
+    ck_assert_int_eq(slb_mc_touch(mc, &bad, 5), APR_EINVAL);
+    ck_assert_int_eq(slb_mc_delete(mc, &bad), APR_EINVAL);
+    ck_assert_int_eq(slb_mc_get(mc, NULL, &got), APR_EINVAL);
+    ck_assert_int_eq(slb_mc_get(mc, &k, NULL), APR_EINVAL);
+
+    slb_mc_stats_get(mc, &st);
+    ck_assert_uint_eq(st.errors, 10);
+}
+END_TEST
+
+START_TEST(test_ttl_and_touch)
+{
+    int port;
+    slb_mc *mc;
+    slb_key a = key_n("ttl", 1), b = key_n("ttl", 2), c = key_n("ttl", 3);
+    slb_binding v = binding("t1", 0), got;
+
+    mcd_start_free(&port);
+    mc = mc_make(&port, 1, 0);
+    ck_assert_int_eq(slb_mc_add(mc, &a, &v, 1, NULL), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_set(mc, &b, &v, 1), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_set(mc, &c, &v, 0), APR_SUCCESS);  /* no expiry */
+    ck_assert_int_eq(slb_mc_touch(mc, &b, 60), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_get(mc, &a, &got), APR_SUCCESS);
+    apr_sleep(apr_time_from_msec(2100));
+    ck_assert_int_eq(slb_mc_get(mc, &a, &got), APR_NOTFOUND);  /* expired */
+    ck_assert_int_eq(slb_mc_get(mc, &b, &got), APR_SUCCESS);   /* touched */
+    ck_assert_str_eq(got.route, "t1");
+    ck_assert_int_eq(slb_mc_get(mc, &c, &got), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_touch(mc, &a, 60), APR_NOTFOUND);
+    /* an expired key can be added again */
+    ck_assert_int_eq(slb_mc_add(mc, &a, &v, 60, NULL), APR_SUCCESS);
+}
+END_TEST
+
+START_TEST(test_malformed_values)
+{
+    static const char *const garbage[] = {
+        "garbage",
+        "2 1700000000 t1",
+        "1 abc t1",
+        "1 1700000000 bad route",
+        "1 1700000000 ",
+        "1 1700000000 t1\r\n",
+        "<script>",
+    };
+    int port;
+    slb_mc *mc;
+    slb_binding got, v = binding("good", 0), ex;
+    slb_mc_stats st;
+    char big[300], longroute[SLB_MAX_ROUTE_LEN + 20];
+    size_t i, n = sizeof(garbage) / sizeof(garbage[0]);
+    slb_key k;
+
+    mcd_start_free(&port);
+    mc = mc_make(&port, 1, 0);
+    for (i = 0; i < n; i++) {
+        k = key_n("bad", (int)i);
+        raw_set(port, k.text, garbage[i], strlen(garbage[i]));
+        ck_assert_msg(slb_mc_get(mc, &k, &got) == APR_NOTFOUND,
+                      "value \"%s\" was accepted", garbage[i]);
+    }
+    /* oversized, a NUL inside, a route one byte too long */
+    memset(big, 'a', sizeof(big));
+    k = key_n("bad", 100);
+    raw_set(port, k.text, big, sizeof(big));
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_NOTFOUND);
+    k = key_n("bad", 101);
+    raw_set(port, k.text, "1 5 t\0x", 7);
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_NOTFOUND);
+    strcpy(longroute, "1 5 ");
+    memset(longroute + 4, 'r', SLB_MAX_ROUTE_LEN + 1);
+    longroute[4 + SLB_MAX_ROUTE_LEN + 1] = '\0';
+    k = key_n("bad", 102);
+    raw_set(port, k.text, longroute, strlen(longroute));
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_NOTFOUND);
+
+    slb_mc_stats_get(mc, &st);
+    ck_assert_uint_eq(st.malformed, n + 3);
+    ck_assert_uint_eq(st.errors, n + 3);
+    ck_assert_uint_eq(st.misses, n + 3);
+    ck_assert_uint_eq(st.hits, 0);
+
+    /* add over garbage replaces it (compare-and-swap) */
+    k = key_n("bad", 0);
+    ck_assert_int_eq(slb_mc_add(mc, &k, &v, 60, &ex), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+    ck_assert_str_eq(got.route, "good");
+    /* and a valid binding is then kept */
+    v = binding("other", 0);
+    ck_assert_int_eq(slb_mc_add(mc, &k, &v, 60, &ex), APR_EEXIST);
+    ck_assert_str_eq(ex.route, "good");
+}
+END_TEST
+
+START_TEST(test_namespace)
+{
+    int port;
+    slb_mc_conf c;
+    slb_mc *mc;
+    slb_key k = key_n("ns", 1);
+    slb_binding v = binding("t9", 0), got;
+
+    mcd_start_free(&port);
+    slb_mc_conf_init(&c);
+    c.config = apr_psprintf(pool, "--SERVER=127.0.0.1:%d --NAMESPACE=\"lb1:\"",
+                            port);
+    mc = mc_make_conf(&c);
+    ck_assert_int_eq(slb_mc_add(mc, &k, &v, 60, NULL), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+    ck_assert_str_eq(got.route, "t9");
+    ck_assert_ptr_null(raw_get(port, k.text));
+    ck_assert_ptr_nonnull(raw_get(port, apr_pstrcat(pool, "lb1:", k.text,
+                                                    NULL)));
+}
+END_TEST
+
+/* ======================================================================
+ * two balancers
+ * ==================================================================== */
+
+#define RACE_KEYS 200
+
+typedef struct {
+    slb_mc *mc;
+    const char *route;
+    volatile apr_uint32_t *ready;
+    apr_status_t rv[RACE_KEYS];
+    slb_binding ex[RACE_KEYS];
+} racer;
+
+static void *APR_THREAD_FUNC race_main(apr_thread_t *t, void *data)
+{
+    racer *r = data;
+    slb_binding b = binding(r->route, 0);
+    int i;
+
+    apr_atomic_inc32(r->ready);
+    while (apr_atomic_read32(r->ready) < 2) {
+        /* start together */
+    }
+    for (i = 0; i < RACE_KEYS; i++) {
+        slb_key k = key_n("race", i);
+
+        memset(&r->ex[i], 0, sizeof(r->ex[i]));
+        r->rv[i] = slb_mc_add(r->mc, &k, &b, 60, &r->ex[i]);
+    }
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+START_TEST(test_two_balancers)
+{
+    int port;
+    slb_mc *lb1, *lb2;
+    slb_key k = key_n("shared", 1);
+    slb_binding v = binding("t1", 0), got, got2;
+    volatile apr_uint32_t ready = 0;
+    racer *a = apr_pcalloc(pool, sizeof(*a));
+    racer *b = apr_pcalloc(pool, sizeof(*b));
+    apr_thread_t *ta, *tb;
+    apr_status_t trv;
+    int i, wins_a = 0, wins_b = 0;
+
+    mcd_start_free(&port);
+    lb1 = mc_make(&port, 1, 0);
+    lb2 = mc_make(&port, 1, 0);
+
+    /* a session bound through one balancer is seen by the other */
+    ck_assert_int_eq(slb_mc_add(lb1, &k, &v, 60, NULL), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_get(lb2, &k, &got), APR_SUCCESS);
+    ck_assert_str_eq(got.route, "t1");
+    /* a rebinding after failover too */
+    v = binding("t2", 0);
+    ck_assert_int_eq(slb_mc_set(lb2, &k, &v, 60), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_get(lb1, &k, &got), APR_SUCCESS);
+    ck_assert_str_eq(got.route, "t2");
+
+    /* both see new sessions at once: one add wins, both agree */
+    a->mc = lb1;
+    a->route = "ra";
+    a->ready = &ready;
+    b->mc = lb2;
+    b->route = "rb";
+    b->ready = &ready;
+    ck_assert_int_eq(apr_thread_create(&ta, NULL, race_main, a, pool),
+                     APR_SUCCESS);
+    ck_assert_int_eq(apr_thread_create(&tb, NULL, race_main, b, pool),
+                     APR_SUCCESS);
+    apr_thread_join(&trv, ta);
+    apr_thread_join(&trv, tb);
+    for (i = 0; i < RACE_KEYS; i++) {
+        const char *winner;
+
+        k = key_n("race", i);
+        ck_assert_msg((a->rv[i] == APR_SUCCESS && b->rv[i] == APR_EEXIST)
+                      || (a->rv[i] == APR_EEXIST && b->rv[i] == APR_SUCCESS),
+                      "key %d: balancer 1 got %d, balancer 2 got %d", i,
+                      a->rv[i], b->rv[i]);
+        if (a->rv[i] == APR_SUCCESS) {
+            wins_a++;
+            winner = "ra";
+            ck_assert_str_eq(b->ex[i].route, "ra");
+        }
+        else {
+            wins_b++;
+            winner = "rb";
+            ck_assert_str_eq(a->ex[i].route, "rb");
+        }
+        ck_assert_int_eq(slb_mc_get(lb1, &k, &got), APR_SUCCESS);
+        ck_assert_int_eq(slb_mc_get(lb2, &k, &got2), APR_SUCCESS);
+        ck_assert_str_eq(got.route, winner);
+        ck_assert_str_eq(got2.route, winner);
+    }
+    ck_assert_int_eq(wins_a + wins_b, RACE_KEYS);
+}
+END_TEST
+
+#define POOL_THREADS 8
+#define POOL_OPS 150
+
+typedef struct {
+    slb_mc *mc;
+    int id;
+    int failures;
+} worker;
+
+static void *APR_THREAD_FUNC pool_main(apr_thread_t *t, void *data)
+{
+    worker *w = data;
+    char route[16];
+    int i;
+
+    snprintf(route, sizeof(route), "w%d", w->id);
+    for (i = 0; i < POOL_OPS; i++) {
+        slb_key k = key_n(route, i);
+        slb_binding b = binding(route, 0), got;
+
+        if (slb_mc_set(w->mc, &k, &b, 60) != APR_SUCCESS
+            || slb_mc_get(w->mc, &k, &got) != APR_SUCCESS
+            || strcmp(got.route, route) != 0) {
+            w->failures++;
+        }
+    }
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+START_TEST(test_threads_share_small_pool)
+{
+    int port;
+    slb_mc_conf c;
+    slb_mc *mc;
+    worker w[POOL_THREADS];
+    apr_thread_t *t[POOL_THREADS];
+    apr_status_t trv;
+    slb_mc_stats st;
+    int i;
+
+    mcd_start_free(&port);
+    slb_mc_conf_init(&c);
+    c.config = apr_psprintf(pool, "--SERVER=127.0.0.1:%d", port);
+    c.pool_max = 2;                 /* 8 threads, 2 connections */
+    c.pool_wait_ms = 5000;
+    c.io_timeout_ms = 1000;
+    mc = mc_make_conf(&c);
+    for (i = 0; i < POOL_THREADS; i++) {
+        w[i].mc = mc;
+        w[i].id = i;
+        w[i].failures = 0;
+        ck_assert_int_eq(apr_thread_create(&t[i], NULL, pool_main, &w[i],
+                                           pool), APR_SUCCESS);
+    }
+    for (i = 0; i < POOL_THREADS; i++) {
+        apr_thread_join(&trv, t[i]);
+        ck_assert_int_eq(w[i].failures, 0);
+    }
+    slb_mc_stats_get(mc, &st);
+    ck_assert_uint_eq(st.sets, POOL_THREADS * POOL_OPS);
+    ck_assert_uint_eq(st.hits, POOL_THREADS * POOL_OPS);
+    ck_assert_uint_eq(st.errors, 0);
+    ck_assert_uint_eq(st.pool_exhausted, 0);
+}
+END_TEST
+
+/* ======================================================================
+ * two servers: distribution and replicas
+ * ==================================================================== */
+
+#define SPREAD_KEYS 200
+
+START_TEST(test_consistent_hashing)
+{
+    int ports[2], rev[2];
+    slb_mc *mc, *other;
+    slb_binding got;
+    int i, on[2] = { 0, 0 };
+
+    mcd_start_free(&ports[0]);
+    mcd_start_free(&ports[1]);
+    mc = mc_make(ports, 2, 0);
+    for (i = 0; i < SPREAD_KEYS; i++) {
+        slb_key k = key_n("spread", i);
+        slb_binding b = binding("t1", 0);
+
+        ck_assert_int_eq(slb_mc_set(mc, &k, &b, 60), APR_SUCCESS);
+    }
+    /* each key is on exactly one server, and both servers hold some */
+    for (i = 0; i < SPREAD_KEYS; i++) {
+        slb_key k = key_n("spread", i);
+        int a = raw_get(ports[0], k.text) != NULL;
+        int b = raw_get(ports[1], k.text) != NULL;
+
+        ck_assert_msg(a + b == 1, "key %d is on %d servers", i, a + b);
+        on[0] += a;
+        on[1] += b;
+    }
+    ck_assert_int_eq(on[0] + on[1], SPREAD_KEYS);
+    ck_assert_msg(on[0] >= SPREAD_KEYS / 5 && on[1] >= SPREAD_KEYS / 5,
+                  "poor spread: %d / %d", on[0], on[1]);
+
+    /* another balancer listing the servers in the other order maps every
+     * key to the same server */
+    rev[0] = ports[1];
+    rev[1] = ports[0];
+    other = mc_make(rev, 2, 0);
+    for (i = 0; i < SPREAD_KEYS; i++) {
+        slb_key k = key_n("spread", i);
+
+        ck_assert_int_eq(slb_mc_get(other, &k, &got), APR_SUCCESS);
+    }
+}
+END_TEST
+
+START_TEST(test_replicas_survive_server_loss)
+{
+    int ports[2];
+    pid_t pids[2];
+    slb_mc *mc;
+    slb_binding got;
+    slb_mc_stats st;
+    int i;
+
+    pids[0] = mcd_start_free(&ports[0]);
+    pids[1] = mcd_start_free(&ports[1]);
+    mc = mc_make(ports, 2, 1);
+    /* half the bindings made by add, half by set */
+    for (i = 0; i < SPREAD_KEYS; i++) {
+        slb_key k = key_n("repl", i);
+        slb_binding b = binding(i % 2 ? "odd" : "even", 0);
+
+        if (i < SPREAD_KEYS / 2) {
+            ck_assert_int_eq(slb_mc_add(mc, &k, &b, 60, NULL), APR_SUCCESS);
+        }
+        else {
+            ck_assert_int_eq(slb_mc_set(mc, &k, &b, 60), APR_SUCCESS);
+        }
+    }
+    /* every binding is on both servers */
+    for (i = 0; i < SPREAD_KEYS; i++) {
+        slb_key k = key_n("repl", i);
+
+        ck_assert_msg(raw_get(ports[0], k.text) != NULL
+                      && raw_get(ports[1], k.text) != NULL,
+                      "binding %d is not replicated", i);
+    }
+    /* lose one server: every binding still readable */
+    mcd_kill(pids[0]);
+    for (i = 0; i < SPREAD_KEYS; i++) {
+        slb_key k = key_n("repl", i);
+        apr_status_t rv = slb_mc_get(mc, &k, &got);
+
+        ck_assert_msg(rv == APR_SUCCESS, "binding %d lost (%d)", i, rv);
+        ck_assert_str_eq(got.route, i % 2 ? "odd" : "even");
+    }
+    /* and new sessions can still be bound */
+    for (i = 0; i < 20; i++) {
+        slb_key k = key_n("after", i);
+        slb_binding b = binding("t3", 0);
+
+        ck_assert_int_eq(slb_mc_add(mc, &k, &b, 60, NULL), APR_SUCCESS);
+        ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+        ck_assert_str_eq(got.route, "t3");
+    }
+    slb_mc_stats_get(mc, &st);
+    ck_assert_uint_eq(st.hits, SPREAD_KEYS + 20);
+}
+END_TEST
+
+/* ======================================================================
+ * failures: dead server, black hole, recovery, pool exhaustion
+ * ==================================================================== */
+
+START_TEST(test_dead_server_is_fast_and_recovers)
+{
+    int port, i;
+    pid_t pid;
+    slb_mc_conf c;
+    slb_mc *mc;
+    slb_key k = key_n("dead", 1);
+    slb_binding v = binding("t1", 0), got;
+    long bound = 50 + 50 + slack_ms(), worst = 0;
+    apr_array_header_t *srv;
+    apr_time_t t0, killed;
+    apr_status_t rv = APR_EGENERAL;
+    slb_mc_stats st;
+
+    pid = mcd_start_free(&port);
+    slb_mc_conf_init(&c);
+    c.config = apr_psprintf(pool, "--SERVER=127.0.0.1:%d", port);
+    c.retry_timeout_s = 1;
+    mc = mc_make_conf(&c);
+    ck_assert_int_eq(slb_mc_set(mc, &k, &v, 60), APR_SUCCESS);
+    srv = slb_mc_servers(mc, pool);
+    ck_assert_int_eq(srv->nelts, 1);
+    ck_assert_int_eq(APR_ARRAY_IDX(srv, 0, slb_mc_server).up, 1);
+    ck_assert_int_eq(APR_ARRAY_IDX(srv, 0, slb_mc_server).port, port);
+
+    mcd_kill(pid);
+    killed = apr_time_now();
+    for (i = 0; i < 10; i++) {
+        long ms;
+
+        t0 = apr_time_now();
+        switch (i % 5) {
+        case 0: rv = slb_mc_get(mc, &k, &got); break;
+        case 1: rv = slb_mc_add(mc, &k, &v, 60, NULL); break;
+        case 2: rv = slb_mc_set(mc, &k, &v, 60); break;
+        case 3: rv = slb_mc_touch(mc, &k, 60); break;
+        default: rv = slb_mc_delete(mc, &k); break;
+        }
+        ms = ms_since(t0);
+        worst = ms > worst ? ms : worst;
+        ck_assert_msg(rv != APR_SUCCESS && rv != APR_EEXIST,
+                      "call %d succeeded on a dead server", i);
+        ck_assert_msg(ms < bound, "call %d took %ld ms (bound %ld)", i, ms,
+                      bound);
+    }
+    fprintf(stderr, "check_mc: dead server: slowest of 10 calls %ld ms\n",
+            worst);
+    srv = slb_mc_servers(mc, pool);
+    ck_assert_int_eq(APR_ARRAY_IDX(srv, 0, slb_mc_server).up, 0);
+    ck_assert(APR_ARRAY_IDX(srv, 0, slb_mc_server).failures >= 10);
+    slb_mc_stats_get(mc, &st);
+    ck_assert_uint_eq(st.errors, 10);
+
+    /* restart on the same port: the same slb_mc uses it again once the
+     * retry timeout (1 s, whole seconds in libmemcached) has passed */
+    mcd_start(port);
+    rv = APR_EGENERAL;
+    while (ms_since(killed) < 4000) {
+        rv = slb_mc_set(mc, &k, &v, 60);
+        if (rv == APR_SUCCESS) {
+            break;
+        }
+        apr_sleep(apr_time_from_msec(100));
+    }
+    ck_assert_msg(rv == APR_SUCCESS, "no recovery 4 s after the failure "
+                  "(last status %d)", rv);
+    fprintf(stderr, "check_mc: dead server: recovered %ld ms after the "
+            "failure\n", ms_since(killed));
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+    ck_assert_str_eq(got.route, "t1");
+    srv = slb_mc_servers(mc, pool);
+    ck_assert_int_eq(APR_ARRAY_IDX(srv, 0, slb_mc_server).up, 1);
+}
+END_TEST
+
+START_TEST(test_blackhole_times_out)
+{
+    int port, i;
+    slb_mc_conf c;
+    slb_mc *mc;
+    slb_key k = key_n("hole", 1);
+    slb_binding v = binding("t1", 0), got;
+    long bound = 50 + 50 + slack_ms(), ms, worst = 0, first;
+    apr_time_t t0;
+    apr_status_t rv;
+    slb_mc_stats st;
+
+    blackhole_start(&port);
+    slb_mc_conf_init(&c);
+    c.config = apr_psprintf(pool, "--SERVER=127.0.0.1:%d", port);
+    c.retry_timeout_s = 1;
+    mc = mc_make_conf(&c);
+
+    t0 = apr_time_now();
+    rv = slb_mc_get(mc, &k, &got);
+    first = ms_since(t0);
+    ck_assert_int_eq(rv, APR_TIMEUP);
+    ck_assert_msg(first < bound, "get took %ld ms (bound %ld)", first, bound);
+    ck_assert_msg(first >= 40, "get returned after %ld ms, before the I/O "
+                  "timeout: no request was waited for", first);
+    for (i = 0; i < 6; i++) {
+        t0 = apr_time_now();
+        rv = i % 2 ? slb_mc_set(mc, &k, &v, 60)
+                   : slb_mc_add(mc, &k, &v, 60, NULL);
+        ms = ms_since(t0);
+        worst = ms > worst ? ms : worst;
+        ck_assert_msg(rv != APR_SUCCESS, "write %d succeeded", i);
+        ck_assert_msg(ms < bound, "call %d took %ld ms (bound %ld)", i, ms,
+                      bound);
+    }
+    /* after server_failure_limit (2) timeouts in a row the black hole is
+     * left out: later calls fail at once instead of waiting each time */
+    t0 = apr_time_now();
+    rv = slb_mc_get(mc, &k, &got);
+    ms = ms_since(t0);
+    ck_assert_int_ne(rv, APR_SUCCESS);
+    ck_assert_msg(ms < fast_ms(), "a known black hole still costs %ld ms",
+                  ms);
+    fprintf(stderr, "check_mc: black hole: first call %ld ms, slowest %ld "
+            "ms, once left out %ld ms\n", first, worst, ms);
+    slb_mc_stats_get(mc, &st);
+    ck_assert_uint_eq(st.timeouts, 2);
+    ck_assert_uint_eq(st.errors, 8);
+    ck_assert_int_eq(APR_ARRAY_IDX(slb_mc_servers(mc, pool), 0,
+                                   slb_mc_server).up, 0);
+
+    /* after the retry timeout (1 s) it is tried again, once */
+    apr_sleep(apr_time_from_msec(1100));
+    t0 = apr_time_now();
+    rv = slb_mc_get(mc, &k, &got);
+    ms = ms_since(t0);
+    ck_assert_int_eq(rv, APR_TIMEUP);
+    ck_assert_msg(ms >= 40 && ms < bound, "retry took %ld ms", ms);
+    t0 = apr_time_now();
+    ck_assert_int_ne(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+    ck_assert_msg(ms_since(t0) < fast_ms(), "held again: %ld ms",
+                  ms_since(t0));
+}
+END_TEST
+
+START_TEST(test_blackhole_with_live_server)
+{
+    /* one live server and one black hole: keys on the live one keep
+     * working, keys on the hole time out within the bound */
+    int ports[2], i, ok = 0, failed = 0;
+    slb_mc *mc;
+    long bound = 50 + 50 + slack_ms();
+
+    mcd_start_free(&ports[0]);
+    blackhole_start(&ports[1]);
+    mc = mc_make(ports, 2, 0);
+    for (i = 0; i < 40; i++) {
+        slb_key k = key_n("half", i);
+        slb_binding b = binding("t1", 0), got;
+        apr_time_t t0 = apr_time_now();
+        apr_status_t rv = slb_mc_set(mc, &k, &b, 60);
+        long ms = ms_since(t0);
+
+        ck_assert_msg(ms < bound, "set %d took %ld ms", i, ms);
+        if (rv == APR_SUCCESS) {
+            ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+            ok++;
+        }
+        else {
+            failed++;
+        }
+    }
+    /* the hole is left out after two timeouts: its keys move over */
+    ck_assert_int_ge(ok, 36);
+    ck_assert_int_le(failed, 4);
+}
+END_TEST
+
+typedef struct {
+    slb_mc *mc;
+    apr_status_t rv;
+} slow_call;
+
+static void *APR_THREAD_FUNC slow_main(apr_thread_t *t, void *data)
+{
+    slow_call *s = data;
+    slb_key k = key_n("slow", 1);
+    slb_binding got;
+
+    s->rv = slb_mc_get(s->mc, &k, &got);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+START_TEST(test_pool_exhausted)
+{
+    int port;
+    slb_mc_conf c;
+    slb_mc *mc;
+    slow_call s;
+    apr_thread_t *t;
+    apr_status_t trv, rv;
+    slb_key k = key_n("slow", 2);
+    slb_binding got;
+    apr_time_t t0;
+    long ms;
+    slb_mc_stats st;
+
+    blackhole_start(&port);
+    slb_mc_conf_init(&c);
+    c.config = apr_psprintf(pool, "--SERVER=127.0.0.1:%d", port);
+    c.pool_max = 1;
+    c.io_timeout_ms = 400;              /* the only slot stays lent */
+    c.pool_wait_ms = 20;
+    mc = mc_make_conf(&c);
+    s.mc = mc;
+    s.rv = APR_SUCCESS;
+    ck_assert_int_eq(apr_thread_create(&t, NULL, slow_main, &s, pool),
+                     APR_SUCCESS);
+    apr_sleep(apr_time_from_msec(100));
+    t0 = apr_time_now();
+    rv = slb_mc_get(mc, &k, &got);
+    ms = ms_since(t0);
+    ck_assert_int_eq(rv, APR_EAGAIN);
+    ck_assert_msg(ms >= 15 && ms < 20 + slack_ms(),
+                  "waited %ld ms for a pool slot (pool_wait 20 ms)", ms);
+    apr_thread_join(&trv, t);
+    ck_assert_int_eq(s.rv, APR_TIMEUP);
+    slb_mc_stats_get(mc, &st);
+    ck_assert_uint_eq(st.pool_exhausted, 1);
+    ck_assert_uint_eq(st.errors, 2);
+    ck_assert_uint_eq(st.timeouts, 1);
+}
+END_TEST
+
+START_TEST(test_connect_timeout_bounded)
+{
+    /* SYNs dropped: the connect timeout (50 ms) ends the call */
+    int port;
+    slb_mc_conf c;
+    slb_mc *mc;
+    slb_key k = key_n("syn", 1);
+    slb_binding got, v = binding("t1", 0);
+    apr_time_t t0;
+    long ms, ms2;
+
+    synblock_start(&port);
+    slb_mc_conf_init(&c);
+    c.config = apr_psprintf(pool, "--SERVER=127.0.0.1:%d", port);
+    mc = mc_make_conf(&c);
+    t0 = apr_time_now();
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_TIMEUP);
+    ms = ms_since(t0);
+    ck_assert_msg(ms >= 40 && ms < 50 + 50 + slack_ms(),
+                  "get took %ld ms", ms);
+    /* the failed connect disables the server until the retry timeout */
+    t0 = apr_time_now();
+    ck_assert_int_ne(slb_mc_set(mc, &k, &v, 60), APR_SUCCESS);
+    ms2 = ms_since(t0);
+    ck_assert_msg(ms2 < fast_ms(), "second call took %ld ms", ms2);
+    fprintf(stderr, "check_mc: SYN-dropping server: %ld ms, then %ld ms\n",
+            ms, ms2);
+}
+END_TEST
+
+Suite *mc_suite(void)
+{
+    Suite *s = suite_create("memcached");
+    TCase *tc;
+
+    tc = tcase_create("config");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_conf_defaults);
+    tcase_add_test(tc, test_conf_rejects);
+    tcase_add_test(tc, test_value_parse);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("one server");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_basic_ops);
+    tcase_add_test(tc, test_bad_arguments);
+    tcase_add_test(tc, test_ttl_and_touch);
+    tcase_add_test(tc, test_malformed_values);
+    tcase_add_test(tc, test_namespace);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("two balancers");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_two_balancers);
+    tcase_add_test(tc, test_threads_share_small_pool);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("two servers");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_consistent_hashing);
+    tcase_add_test(tc, test_replicas_survive_server_loss);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("failures");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_dead_server_is_fast_and_recovers);
+    tcase_add_test(tc, test_blackhole_times_out);
+    tcase_add_test(tc, test_blackhole_with_live_server);
+    tcase_add_test(tc, test_pool_exhausted);
+    tcase_add_test(tc, test_connect_timeout_bounded);
+    suite_add_tcase(s, tc);
+    return s;
+}
