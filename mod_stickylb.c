@@ -78,6 +78,10 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     c->ns = NULL;
     c->new_by_sessions = SLB_UNSET;
     c->store_mc = SLB_UNSET;
+    c->probes = NULL;
+    c->passive = NULL;
+    c->passive_fall = 3;
+    c->slow_start = SLB_UNSET;
     return c;
 }
 
@@ -112,6 +116,11 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
                              ? add->new_by_sessions : base->new_by_sessions;
     c->store_mc = add->store_mc != SLB_UNSET ? add->store_mc
                                              : base->store_mc;
+    c->probes = add->probes ? add->probes : base->probes;
+    c->passive = add->passive ? add->passive : base->passive;
+    c->passive_fall = add->passive ? add->passive_fall : base->passive_fall;
+    c->slow_start = add->slow_start != SLB_UNSET ? add->slow_start
+                                                 : base->slow_start;
     return c;
 }
 
@@ -581,6 +590,103 @@ static const char *set_memcached(cmd_parms *cmd, void *dconf, int argc,
     return NULL;
 }
 
+static const char *set_probe(cmd_parms *cmd, void *dconf, int argc,
+                             char *const argv[])
+{
+    slb_dir_conf *c = dconf;
+    const char *err = check_context(cmd, dconf);
+    slb_probe_conf pc;
+    int i;
+
+    if (err) {
+        return err;
+    }
+    err = slb_probe_conf_parse(cmd->pool, &pc, argc,
+                               (const char *const *)argv);
+    if (err) {
+        return apr_pstrcat(cmd->pool, "StickyLBProbe: ", err, NULL);
+    }
+    if (c->probes == NULL) {
+        c->probes = apr_array_make(cmd->pool, 2, sizeof(slb_probe_conf));
+    }
+    for (i = 0; i < c->probes->nelts; i++) {
+        const slb_probe_conf *o = &APR_ARRAY_IDX(c->probes, i,
+                                                 slb_probe_conf);
+        if ((o->route == NULL && pc.route == NULL)
+            || (o->route && pc.route && !strcmp(o->route, pc.route))) {
+            return apr_psprintf(cmd->pool, "StickyLBProbe: a probe for %s "
+                                "is configured already",
+                                pc.route ? pc.route : "every member");
+        }
+    }
+    *(slb_probe_conf *)apr_array_push(c->probes) = pc;
+    return NULL;
+}
+
+static const char *set_passive(cmd_parms *cmd, void *dconf, int argc,
+                               char *const argv[])
+{
+    slb_dir_conf *c = dconf;
+    const char *err = check_context(cmd, dconf);
+    int i;
+
+    if (err) {
+        return err;
+    }
+    c->passive = apr_array_make(cmd->pool, 4, sizeof(slb_range));
+    c->passive_fall = 3;
+    if (argc == 1 && !strcasecmp(argv[0], "none")) {
+        return NULL;
+    }
+    for (i = 0; i < argc; i++) {
+        const char *w = argv[i];
+        char *end;
+        long lo, hi;
+
+        if (!strncasecmp(w, "fall=", 5)) {
+            lo = apr_isdigit(w[5]) ? strtol(w + 5, &end, 10) : -1;
+            if (lo < 1 || lo > 100 || *end) {
+                return apr_psprintf(cmd->pool, "StickyLBPassive: '%s' must be "
+                                    "fall=1..100", w);
+            }
+            c->passive_fall = (int)lo;
+            continue;
+        }
+        lo = apr_isdigit(*w) ? strtol(w, &end, 10) : -1;
+        hi = lo;
+        if (lo >= 0 && *end == '-') {
+            hi = apr_isdigit(end[1]) ? strtol(end + 1, &end, 10) : -1;
+        }
+        if (lo < 100 || hi > 599 || hi < lo || *end) {
+            return apr_psprintf(cmd->pool, "StickyLBPassive: '%s' is not a "
+                                "status or range like 502-504", w);
+        }
+        ((slb_range *)apr_array_push(c->passive))->lo = (int)lo;
+        APR_ARRAY_IDX(c->passive, c->passive->nelts - 1, slb_range).hi =
+            (int)hi;
+    }
+    if (c->passive->nelts == 0) {
+        return "StickyLBPassive: needs statuses (e.g. 500 502-504), or none";
+    }
+    return NULL;
+}
+
+static const char *set_slow_start(cmd_parms *cmd, void *dconf,
+                                  const char *arg)
+{
+    apr_int64_t v;
+    const char *err = check_context(cmd, dconf);
+
+    if (err || (err = parse_seconds(cmd, arg, &v)) != NULL) {
+        return err;
+    }
+    if (v > 3600) {
+        return "StickyLBSlowStart: at most 3600 seconds";
+    }
+    ((slb_dir_conf *)dconf)->slow_start = (int)v;
+    return NULL;
+}
+
 static const char *set_table_size(cmd_parms *cmd, void *dconf,
                                   const char *arg)
 {
@@ -650,6 +756,19 @@ static const command_rec slb_cmds[] = {
                       "memcached servers (libmemcached configuration string) "
                       "and options connect-timeout= timeout= retry= "
                       "failure-limit= replicas= pool= pool-wait= cache="),
+    AP_INIT_TAKE_ARGV("StickyLBProbe", set_probe, NULL,
+                      RSRC_CONF | ACCESS_CONF,
+                      "Active probe: tcp|http [method= path= host= expect= "
+                      "body= interval= timeout= rise= fall= route=], or "
+                      "none"),
+    AP_INIT_TAKE_ARGV("StickyLBPassive", set_passive, NULL,
+                      RSRC_CONF | ACCESS_CONF,
+                      "Response statuses that count as failures of a member "
+                      "[fall=n], or none"),
+    AP_INIT_TAKE1("StickyLBSlowStart", set_slow_start, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Seconds over which a member that came back ramps up to "
+                  "its full share of new sessions (default 0: off)"),
     AP_INIT_TAKE1("StickyLBTableSize", set_table_size, NULL, RSRC_CONF,
                   "Bindings the embedded stick table holds (default "
                   "262144)"),
@@ -657,7 +776,7 @@ static const command_rec slb_cmds[] = {
 };
 
 /* The effective configuration of a balancer (see post_config). */
-static const slb_dir_conf *balancer_conf(proxy_balancer *b, server_rec *s)
+const slb_dir_conf *slb_balancer_conf(proxy_balancer *b, server_rec *s)
 {
     const slb_dir_conf *c = NULL;
 
@@ -888,7 +1007,7 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
     slb_key_spec spec;
     int i;
 
-    rq->conf = balancer_conf(b, r->server);
+    rq->conf = slb_balancer_conf(b, r->server);
     rq->ns = rq->conf->ns ? rq->conf->ns : b->s->name;
     rq->stored = apr_array_make(r->pool, 1, sizeof(slb_stored_key));
     cc.values = apr_array_make(r->pool, 2, sizeof(const char *));
@@ -1023,12 +1142,32 @@ static const slb_member_ops worker_ops = {
     w_count, w_route, w_redirect, w_state, w_retry
 };
 
+/* What the core's member walk hands to our is_best callbacks. */
+typedef struct {
+    int total;                 /* round robin bookkeeping */
+    proxy_balancer *b;
+    const slb_dir_conf *c;
+    apr_time_t now;
+    const char *ns;            /* least sessions */
+    double best_ratio;
+} pick_baton;
+
+/* loadfactor, ramped up after the member came back (slow start) */
+static int factor_of(const pick_baton *pb, proxy_worker *w)
+{
+    return pb->c->slow_start > 0
+               ? slb_health_factor(pb->b, w, pb->c, pb->now)
+               : w->s->lbfactor;
+}
+
 static int is_best(proxy_worker *current, proxy_worker *prev_best,
                    void *baton)
 {
-    return slb_wrr_consider(&current->s->lbstatus, current->s->lbfactor,
+    pick_baton *pb = baton;
+
+    return slb_wrr_consider(&current->s->lbstatus, factor_of(pb, current),
                             prev_best ? &prev_best->s->lbstatus : NULL,
-                            (int *)baton);
+                            &pb->total);
 }
 
 /*
@@ -1036,27 +1175,21 @@ static int is_best(proxy_worker *current, proxy_worker *prev_best,
  * loadfactor; ties (and members without a route) by the weighted round
  * robin.  Reads counters in shared memory only.
  */
-typedef struct {
-    int total;                 /* round robin bookkeeping */
-    const char *ns;
-    double best_ratio;
-} sessions_baton;
-
 static int is_best_sessions(proxy_worker *current, proxy_worker *prev_best,
                             void *baton)
 {
-    sessions_baton *sb = baton;
-    int factor = current->s->lbfactor > 0 ? current->s->lbfactor : 1;
-    double ratio = (double)slb_store_route_sessions(sb->ns,
+    pick_baton *pb = baton;
+    int factor = factor_of(pb, current);
+    double ratio = (double)slb_store_route_sessions(pb->ns,
                                                     current->s->route)
-                   / factor;
-    int rr = slb_wrr_consider(&current->s->lbstatus, current->s->lbfactor,
+                   / (factor > 0 ? factor : 1);
+    int rr = slb_wrr_consider(&current->s->lbstatus, factor,
                               prev_best ? &prev_best->s->lbstatus : NULL,
-                              &sb->total);
+                              &pb->total);
 
-    if (prev_best == NULL || ratio < sb->best_ratio
-        || (ratio == sb->best_ratio && rr)) {
-        sb->best_ratio = ratio;
+    if (prev_best == NULL || ratio < pb->best_ratio
+        || (ratio == pb->best_ratio && rr)) {
+        pb->best_ratio = ratio;
         return 1;
     }
     return 0;
@@ -1134,21 +1267,19 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
         break;
     case SLB_DECIDE_FAILOVER:
     case SLB_DECIDE_NEW:
-        if (get_best_worker_fn && rq->conf->new_by_sessions == 1) {
-            sessions_baton sb;
-            sb.total = 0;
-            sb.ns = rq->ns;
-            sb.best_ratio = 0;
-            w = get_best_worker_fn(b, r, is_best_sessions, &sb);
+        if (get_best_worker_fn) {
+            pick_baton pb;
+            pb.total = 0;
+            pb.b = b;
+            pb.c = rq->conf;
+            pb.now = apr_time_now();
+            pb.ns = rq->ns;
+            pb.best_ratio = 0;
+            w = get_best_worker_fn(b, r, rq->conf->new_by_sessions == 1
+                                             ? is_best_sessions : is_best,
+                                   &pb);
             if (w) {
-                slb_wrr_commit(&w->s->lbstatus, sb.total);
-            }
-        }
-        else if (get_best_worker_fn) {
-            int total = 0;
-            w = get_best_worker_fn(b, r, is_best, &total);
-            if (w) {
-                slb_wrr_commit(&w->s->lbstatus, total);
+                slb_wrr_commit(&w->s->lbstatus, pb.total);
             }
         }
         if (d.kind == SLB_DECIDE_FAILOVER) {
@@ -1357,6 +1488,19 @@ static void slb_insert_error_filter(request_rec *r)
     }
 }
 
+/* After the member answered: passive health marking. */
+static int slb_post_request(proxy_worker *worker, proxy_balancer *balancer,
+                            request_rec *r, proxy_server_conf *pconf)
+{
+    slb_req *rq = ap_get_module_config(r->request_config, &stickylb_module);
+
+    (void)pconf;
+    if (rq && balancer && worker && uses_stickylb(balancer)) {
+        slb_health_passive(r, balancer, worker, rq->conf);
+    }
+    return DECLINED;
+}
+
 /* ------------------------------------------------------------------ */
 /* startup                                                              */
 
@@ -1364,6 +1508,7 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s)
 {
     server_rec *sr;
+    int any_probe = 0;
 
     (void)plog;
     get_best_worker_fn = APR_RETRIEVE_OPTIONAL_FN(proxy_balancer_get_best_worker);
@@ -1383,7 +1528,8 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return !OK;
     }
 
-    if (slb_store_post_config(pconf, plog, ptemp, s) != OK) {
+    if (slb_store_post_config(pconf, plog, ptemp, s) != OK
+        || slb_health_post_config(pconf, s) != OK) {
         return !OK;
     }
     balancer_confs = apr_hash_make(pconf);
@@ -1424,6 +1570,9 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
             if (!uses_stickylb(b)) {
                 continue;
             }
+            if (eff->probes && eff->probes->nelts > 0) {
+                any_probe = 1;
+            }
             for (j = 0; j < b->workers->nelts; j++) {
                 proxy_worker *w = APR_ARRAY_IDX(b->workers, j,
                                                 proxy_worker *);
@@ -1443,7 +1592,7 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
             }
         }
     }
-    return OK;
+    return slb_probe_post_config(pconf, s, any_probe);
 }
 
 /* After the configuration is read (also for configtest): a balancer on
@@ -1496,6 +1645,10 @@ static void slb_register_hooks(apr_pool_t *p)
                          &slb_method);
     proxy_hook_pre_request(slb_pre_request, NULL, before_balancer,
                            APR_HOOK_FIRST);
+    /* run-first hook: mod_proxy_balancer's returns OK, so come before it */
+    proxy_hook_post_request(slb_post_request, NULL, before_balancer,
+                            APR_HOOK_FIRST);
+    slb_probe_register_hooks(p);
     ap_hook_post_config(slb_post_config, after_proxy, NULL,
                         APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(slb_insert_error_filter, NULL, NULL,

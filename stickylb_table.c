@@ -9,8 +9,11 @@
 #include "stickylb_table.h"
 
 #define TABLE_MAGIC   0x534c4254u   /* "SLBT" */
-#define TABLE_VERSION 1u
+#define TABLE_VERSION 2u
 #define NO_DEADLINE   0xffffffffu
+/* idle word of a binding without idle lifetime: this bit + the time of its
+ * last use, so such bindings stay ordered by recency for eviction */
+#define UNLIMITED_BIT 0x80000000u
 #define STAT_SHARDS   16
 #define READ_TRIES    64
 #define LOCK_SPINS    (1u << 20)
@@ -30,7 +33,7 @@ typedef struct {
 } bucket_t;
 
 typedef struct {
-    apr_uint32_t ns_hash;
+    apr_uint64_t ns_hash;      /* 64-bit FNV-1a of the namespace */
     apr_uint32_t sessions;
     char route[SLB_MAX_ROUTE_LEN + 1];
 } route_t;
@@ -128,9 +131,9 @@ static apr_uint64_t siphash24(const unsigned char key[16],
 
 apr_size_t slb_table_bytes(apr_uint32_t entries)
 {
-    /* 15% of the slots kept free: two-choice hashing then evicts almost
-     * nothing before the table holds `entries` bindings */
-    apr_uint64_t slots = ((apr_uint64_t)entries * 100 + 84) / 85;
+    /* 45% of the slots kept free: with two choices of bucket (the emptier
+     * one taken) a table holding `entries` bindings evicts almost none */
+    apr_uint64_t slots = ((apr_uint64_t)entries * 100 + 54) / 55;
     apr_uint64_t nb = (slots + SLB_TABLE_SLOTS_PER_BUCKET - 1)
                       / SLB_TABLE_SLOTS_PER_BUCKET;
 
@@ -195,8 +198,8 @@ static apr_uint32_t table_now(const slb_table *t, apr_time_t now)
     if (s < 1) {
         return 1;
     }
-    if (s >= (apr_int64_t)NO_DEADLINE - 1) {
-        return NO_DEADLINE - 1;
+    if (s >= (apr_int64_t)UNLIMITED_BIT - 1) {
+        return UNLIMITED_BIT - 1;
     }
     return (apr_uint32_t)s;
 }
@@ -209,7 +212,7 @@ static apr_uint32_t deadline(apr_uint32_t now_s, apr_uint32_t secs)
         return NO_DEADLINE;
     }
     d = (apr_uint64_t)now_s + secs;
-    return d >= NO_DEADLINE ? NO_DEADLINE - 1 : (apr_uint32_t)d;
+    return d >= UNLIMITED_BIT ? UNLIMITED_BIT - 1 : (apr_uint32_t)d;
 }
 
 typedef struct {
@@ -299,10 +302,19 @@ static void unlock_place(slb_table *t, const place_t *pl)
 #define LOAD(x)     __atomic_load_n(&(x), __ATOMIC_RELAXED)
 #define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
+static apr_uint32_t idle_word(apr_uint32_t now_s, const slb_lifetime *lt)
+{
+    if (lt == NULL || lt->idle == 0) {
+        return UNLIMITED_BIT | (now_s & ~UNLIMITED_BIT);
+    }
+    return deadline(now_s, lt->idle);
+}
+
 static int slot_live(const slot_t *s, apr_uint32_t now_s)
 {
     apr_uint32_t idle = LOAD(s->idle_dl);
 
+    /* now_s < 2^31: an UNLIMITED_BIT word is always ahead of it */
     return idle != 0 && now_s < idle && now_s < LOAD(s->hard_dl);
 }
 
@@ -317,18 +329,18 @@ static void route_sessions_add(slb_table *t, apr_uint16_t id, int delta)
 /* ------------------------------------------------------------------ */
 /* routes                                                               */
 
-static apr_uint32_t fnv1a(const char *s)
+static apr_uint64_t fnv1a(const char *s)
 {
-    apr_uint32_t h = 2166136261u;
+    apr_uint64_t h = 1469598103934665603ULL;
 
     for (; *s; s++) {
         h ^= (unsigned char)*s;
-        h *= 16777619u;
+        h *= 1099511628211ULL;
     }
     return h;
 }
 
-static int find_route(const slb_table *t, apr_uint32_t n, apr_uint32_t nsh,
+static int find_route(const slb_table *t, apr_uint32_t n, apr_uint64_t nsh,
                       const char *route)
 {
     apr_uint32_t i;
@@ -344,7 +356,8 @@ static int find_route(const slb_table *t, apr_uint32_t n, apr_uint32_t nsh,
 
 int slb_table_route_id(slb_table *t, const char *ns, const char *route)
 {
-    apr_uint32_t nsh, n, i;
+    apr_uint64_t nsh;
+    apr_uint32_t n, i;
     int id;
 
     if (route == NULL || !slb_route_ok(route, strlen(route))) {
@@ -400,8 +413,11 @@ apr_uint32_t slb_table_route_sessions(const slb_table *t, int id)
 /* ------------------------------------------------------------------ */
 /* lookups                                                              */
 
-/* Consistent copy of a bucket; 0 when writers kept it busy. */
-static int read_bucket(bucket_t *b, bucket_t *copy)
+/* Consistent copy of a bucket: lock-free while no writer is there; after
+ * READ_TRIES attempts the reader takes the bucket's lock like a writer (a
+ * live binding must never read as a miss).  0 only when that lock stayed
+ * taken for the whole bounded wait. */
+static int read_bucket(slb_table *t, bucket_t *b, bucket_t *copy)
 {
     int tries, k;
 
@@ -424,7 +440,14 @@ static int read_bucket(bucket_t *b, bucket_t *copy)
             return 1;
         }
     }
-    return 0;
+    if (!lock_bucket(t, b)) {
+        return 0;
+    }
+    for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+        copy->s[k] = b->s[k];
+    }
+    unlock_bucket(b);
+    return 1;
 }
 
 apr_status_t slb_table_get(slb_table *t, const slb_key *key,
@@ -451,7 +474,7 @@ apr_status_t slb_table_get_age(slb_table *t, const slb_key *key,
         bucket_t copy;
         bucket_t *b = &bs[pl.b[i]];
 
-        if (!read_bucket(b, &copy)) {
+        if (!read_bucket(t, b, &copy)) {
             continue;
         }
         for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
@@ -460,9 +483,14 @@ apr_status_t slb_table_get_age(slb_table *t, const slb_key *key,
                 || !slot_live(s, now_s)) {
                 continue;
             }
-            if (lt && lt->idle && s->idle_dl != NO_DEADLINE) {
-                apr_uint32_t want = deadline(now_s, lt->idle);
+            {
+                apr_uint32_t want = idle_word(now_s, lt);
                 apr_uint32_t seen = s->idle_dl;
+                /* an unlimited binding keeps its word's kind */
+                if ((seen & UNLIMITED_BIT) != (want & UNLIMITED_BIT)
+                    && seen != NO_DEADLINE) {
+                    want = seen;
+                }
                 if (want > seen) {
                     /* fails harmlessly when a writer changed the slot */
                     __atomic_compare_exchange_n(&b->s[k].idle_dl, &seen,
@@ -508,7 +536,7 @@ static void write_slot(slb_table *t, slot_t *s, const place_t *pl,
     STORE(s->route, (apr_uint16_t)route_id);
     STORE(s->written, (apr_uint16_t)now_s);
     STORE(s->hard_dl, deadline(now_s, lt ? lt->max : 0));
-    STORE(s->idle_dl, deadline(now_s, lt ? lt->idle : 0));
+    STORE(s->idle_dl, idle_word(now_s, lt));
     route_sessions_add(t, (apr_uint16_t)route_id, 1);
 }
 
@@ -543,17 +571,35 @@ static slot_ref free_slot(slb_table *t, const place_t *pl, apr_uint32_t now_s)
     apr_uint32_t best_dl = NO_DEADLINE;
     int i, k, pass;
 
-    for (pass = 0; pass < 2; pass++) {
+    /* an empty slot, in the bucket with more of them (keeps the pairs
+     * balanced, so eviction starts only when the table is nearly full) */
+    {
+        int empty[2] = { 0, 0 }, first[2] = { -1, -1 };
+        for (i = 0; i < 2; i++) {
+            bucket_t *b = &bs[pl->b[i]];
+            for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+                if (LOAD(b->s[k].idle_dl) == 0) {
+                    if (first[i] < 0) {
+                        first[i] = k;
+                    }
+                    empty[i]++;
+                }
+            }
+        }
+        if (empty[0] || empty[1]) {
+            i = empty[1] > empty[0] ? 1 : 0;
+            best.b = &bs[pl->b[i]];
+            best.k = first[i];
+            return best;
+        }
+    }
+    /* else an expired slot */
+    for (pass = 1; pass < 2; pass++) {
         for (i = 0; i < 2; i++) {
             bucket_t *b = &bs[pl->b[i]];
             for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
                 slot_t *s = &b->s[k];
-                if (pass == 0 && LOAD(s->idle_dl) == 0) {
-                    best.b = b;
-                    best.k = k;
-                    return best;
-                }
-                if (pass == 1 && !slot_live(s, now_s)) {
+                if (!slot_live(s, now_s)) {
                     clear_slot(t, s);
                     __atomic_fetch_add(&t->expired, 1, __ATOMIC_RELAXED);
                     best.b = b;

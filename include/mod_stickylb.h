@@ -13,6 +13,7 @@
 #include "stickylb_select.h"
 #include "stickylb_store.h"
 #include "stickylb_mc.h"
+#include "stickylb_probe.h"
 
 /* LogLevel stickylb:trace3 works for every file of the glue */
 APLOG_USE_MODULE(stickylb);
@@ -52,7 +53,15 @@ typedef struct {
     const char *ns;                      /* store namespace; NULL = name */
     int new_by_sessions;                 /* SLB_UNSET, 0 requests, 1 sessions */
     int store_mc;                        /* SLB_UNSET, 0 shm, 1 memcached */
+    apr_array_header_t *probes;          /* slb_probe_conf; NULL = unset */
+    apr_array_header_t *passive;         /* slb_range; NULL = unset */
+    int passive_fall;
+    int slow_start;                      /* seconds; SLB_UNSET */
 } slb_dir_conf;
+
+typedef struct {
+    int lo, hi;
+} slb_range;
 
 /* Server configuration. */
 typedef struct {
@@ -66,6 +75,22 @@ typedef struct {
 
 #define SLB_DEFAULT_IDLE_TIMEOUT 1800
 #define SLB_DEFAULT_TABLE_ENTRIES 262144
+
+/* mod_stickylb.c: the effective configuration of a balancer. */
+struct proxy_balancer;
+struct proxy_worker;
+const slb_dir_conf *slb_balancer_conf(struct proxy_balancer *b,
+                                      server_rec *s);
+
+/* mod_stickylb_probe.c: probes, passive marking, slow start. */
+int slb_health_post_config(apr_pool_t *pconf, server_rec *s);
+int slb_probe_post_config(apr_pool_t *pconf, server_rec *s, int any_probe);
+void slb_probe_register_hooks(apr_pool_t *p);
+/* lbfactor of w with slow start applied (memory only) */
+int slb_health_factor(struct proxy_balancer *b, struct proxy_worker *w,
+                      const slb_dir_conf *c, apr_time_t now);
+void slb_health_passive(request_rec *r, struct proxy_balancer *b,
+                        struct proxy_worker *w, const slb_dir_conf *c);
 
 /* mod_stickylb_store.c: the stick table seen from the module. */
 int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,

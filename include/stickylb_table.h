@@ -11,11 +11,13 @@
  *     id (8 bytes of the key's SHA-1) | idle deadline | hard deadline |
  *     route number | time written (seconds, 16 bits)
  *
- * so a binding costs 64/3 = 21.3 bytes of table (plus the free space kept
- * for a good hit rate: 1,000,000 bindings fit in 24 MiB at 85% fill).
- * Each key has two candidate buckets (two-choice hashing, bucket numbers
- * from a keyed SipHash of the digest, so clients cannot aim at a bucket).
- * A full pair of buckets evicts its least recently used slot.
+ * so a slot costs 64/3 = 21.3 bytes; tables are sized to stay at most 55%
+ * full (1,000,000 bindings: 37.3 MiB), where a new binding almost never
+ * evicts.  Each key has two candidate buckets (two-choice hashing, the
+ * emptier one taken; bucket numbers from a keyed SipHash of the digest,
+ * so clients cannot aim at a bucket).  A full pair of buckets evicts its
+ * least recently used slot (bindings without idle lifetime keep their
+ * last use in the idle word, so they are ordered too).
  *
  * Concurrency: readers never lock (a sequence counter per bucket, retried
  * when a writer was there); writers take the bucket's counter as a spin

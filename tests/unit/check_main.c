@@ -26,6 +26,7 @@ int main(void)
 
     sr = srunner_create(codec_suite());
     srunner_add_suite(sr, select_suite());
+    srunner_add_suite(sr, table_suite());
     srunner_add_suite(sr, key_suite());
     srunner_add_suite(sr, mc_suite());
     /* no srunner_set_fork_status(): CK_FORK from the environment decides */

@@ -11,6 +11,7 @@
 
 Suite *codec_suite(void);
 Suite *select_suite(void);
+Suite *table_suite(void);
 Suite *key_suite(void);
 Suite *mc_suite(void);
 

@@ -1,0 +1,464 @@
+/*
+ * mod_stickylb_probe.c - health of the members: active probes on a
+ * mod_watchdog singleton, passive marking, slow start.
+ *
+ * One child process (the watchdog singleton) probes every member of every
+ * stickylb balancer that has StickyLBProbe, in batches that run
+ * concurrently (stickylb_probe.c).  Results live in shared memory: the
+ * member's own status word (PROXY_WORKER_HC_FAIL, so every child and
+ * balancer-manager see it) and a small table of ours (counters, time of the
+ * last change, up-since for slow start), so a recycled singleton child
+ * loses nothing.  A transition is logged once.
+ *
+ * Members that mod_proxy_hcheck checks (hcmethod= set on the member) are
+ * left to it: both would write the same flag.
+ */
+#include "apr_strings.h"
+#include "apr_shm.h"
+#include "apr_hash.h"
+#include "apr_optional.h"
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "http_main.h"
+#include "mod_proxy.h"
+#include "mod_watchdog.h"
+
+#include "mod_stickylb.h"
+#include "stickylb_probe.h"
+
+#define PROBE_WATCHDOG "_stickylb_probe_"
+#define PROBE_TICK apr_time_from_msec(100)
+#define HEALTH_SLOTS 4096
+#define HEALTH_USERDATA_KEY "mod_stickylb-health"
+
+typedef struct {
+    apr_uint64_t key;            /* 0: free */
+    apr_uint32_t down;           /* 1 while marked down by us */
+    apr_uint32_t passes, fails;  /* consecutive probe results */
+    apr_uint32_t passive_fails;  /* consecutive failing responses */
+    apr_time_t last_change;
+    apr_time_t up_since;         /* slow start; 0 = never went down */
+    apr_time_t last_probe;
+    apr_interval_time_t last_latency;
+    char last_why[32];
+} health_t;
+
+static health_t *health = NULL;  /* HEALTH_SLOTS entries in shm */
+
+static int probes_wanted = 0;
+static APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *wd_get_instance;
+static APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *wd_register;
+
+/* ------------------------------------------------------------------ */
+/* the shared table                                                     */
+
+static apr_uint64_t member_key(const proxy_balancer *b, const proxy_worker *w)
+{
+    apr_uint64_t h = 1469598103934665603ULL;
+    const char *s;
+
+    for (s = b->s->name; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    }
+    h = (h ^ 0xff) * 1099511628211ULL;
+    for (s = w->s->name_ex[0] ? w->s->name_ex : w->s->name; *s; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    }
+    return h ? h : 1;
+}
+
+/* The member's entry (created when create is set), or NULL. */
+static health_t *health_of(apr_uint64_t key, int create)
+{
+    apr_uint32_t i, start;
+
+    if (health == NULL) {
+        return NULL;
+    }
+    start = (apr_uint32_t)(key % HEALTH_SLOTS);
+    for (i = 0; i < HEALTH_SLOTS; i++) {
+        health_t *h = &health[(start + i) % HEALTH_SLOTS];
+        apr_uint64_t k = __atomic_load_n(&h->key, __ATOMIC_ACQUIRE);
+        if (k == key) {
+            return h;
+        }
+        if (k == 0) {
+            apr_uint64_t zero = 0;
+            if (!create) {
+                return NULL;
+            }
+            if (__atomic_compare_exchange_n(&h->key, &zero, key, 0,
+                                            __ATOMIC_ACQ_REL,
+                                            __ATOMIC_ACQUIRE)
+                || zero == key) {
+                return h;
+            }
+        }
+    }
+    return NULL;
+}
+
+int slb_health_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    apr_pool_t *pproc = s->process->pool;
+    apr_shm_t *shm = NULL;
+    apr_status_t rv;
+
+    (void)pconf;
+    apr_pool_userdata_get((void **)&shm, HEALTH_USERDATA_KEY, pproc);
+    if (shm == NULL) {
+        rv = apr_shm_create(&shm, sizeof(health_t) * HEALTH_SLOTS, NULL,
+                            pproc);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                         SLB_LOG_TAG "SLB0301: cannot create the health "
+                         "table in shared memory");
+            return !OK;
+        }
+        memset(apr_shm_baseaddr_get(shm), 0,
+               sizeof(health_t) * HEALTH_SLOTS);
+        apr_pool_userdata_set(shm, HEALTH_USERDATA_KEY,
+                              apr_pool_cleanup_null, pproc);
+    }
+    health = apr_shm_baseaddr_get(shm);
+    return OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* slow start and passive marking (request path: memory only)          */
+
+int slb_health_factor(proxy_balancer *b, proxy_worker *w,
+                      const slb_dir_conf *c, apr_time_t now)
+{
+    int f = w->s->lbfactor;
+    health_t *h;
+    apr_interval_time_t age;
+
+    if (c->slow_start <= 0 || f <= 0) {
+        return f;
+    }
+    h = health_of(member_key(b, w), 0);
+    if (h == NULL || h->up_since == 0) {
+        return f;
+    }
+    age = now - h->up_since;
+    if (age >= apr_time_from_sec(c->slow_start)) {
+        return f;
+    }
+    /* linear ramp: 1% of the weight at the start */
+    f = (int)((apr_int64_t)f * (age / 1000)
+              / (apr_time_from_sec(c->slow_start) / 1000));
+    return f < 1 ? 1 : f;
+}
+
+static int status_listed(const slb_dir_conf *c, int status)
+{
+    int i;
+
+    for (i = 0; c->passive && i < c->passive->nelts; i++) {
+        const slb_range *range = &APR_ARRAY_IDX(c->passive, i, slb_range);
+        if (status >= range->lo && status <= range->hi) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void slb_health_passive(request_rec *r, proxy_balancer *b, proxy_worker *w,
+                        const slb_dir_conf *c)
+{
+    health_t *h;
+
+    if (c->passive == NULL || c->passive->nelts == 0 || w == NULL) {
+        return;
+    }
+    h = health_of(member_key(b, w), 1);
+    if (h == NULL) {
+        return;
+    }
+    if (!status_listed(c, r->status)) {
+        __atomic_store_n(&h->passive_fails, 0, __ATOMIC_RELAXED);
+        return;
+    }
+    if (__atomic_add_fetch(&h->passive_fails, 1, __ATOMIC_RELAXED)
+        == (apr_uint32_t)c->passive_fall
+        && !PROXY_WORKER_IS(w, PROXY_WORKER_IN_ERROR)) {
+        w->s->error_time = apr_time_now();
+        ap_proxy_set_wstatus(PROXY_WORKER_IN_ERROR_FLAG, 1, w);
+        h->last_change = apr_time_now();
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      SLB_LOG_TAG "SLB0302: member %s of %s answered %d "
+                      "times in a row with a listed status (last %d): "
+                      "in error until its retry= time", w->s->name,
+                      b->s->name, c->passive_fall, r->status);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* the prober                                                           */
+
+typedef struct {
+    proxy_balancer *b;
+    proxy_worker *w;
+    const slb_probe_conf *conf;
+    apr_uint64_t key;
+    apr_time_t next_due;
+    apr_sockaddr_t *addr;        /* resolved once per singleton child */
+    const char *request;
+    server_rec *s;
+} target_t;
+
+typedef struct {
+    server_rec *s;
+    apr_pool_t *pool;            /* the singleton child's, for targets */
+    apr_array_header_t *targets; /* target_t */
+    int built;
+} prober_t;
+
+/* The probe configuration of one member: its route's own line, else the
+ * balancer's default line. */
+static const slb_probe_conf *probe_for(const slb_dir_conf *c,
+                                       const proxy_worker *w)
+{
+    const slb_probe_conf *dflt = NULL;
+    int i;
+
+    for (i = 0; c->probes && i < c->probes->nelts; i++) {
+        const slb_probe_conf *pc = &APR_ARRAY_IDX(c->probes, i,
+                                                  slb_probe_conf);
+        if (pc->route && !strcmp(pc->route, w->s->route)) {
+            return pc->kind == SLB_PROBE_NONE ? NULL : pc;
+        }
+        if (pc->route == NULL) {
+            dflt = pc;
+        }
+    }
+    return dflt && dflt->kind != SLB_PROBE_NONE ? dflt : NULL;
+}
+
+static void build_targets(prober_t *pb)
+{
+    server_rec *sr;
+    apr_hash_t *seen = apr_hash_make(pb->pool);
+
+    pb->targets = apr_array_make(pb->pool, 16, sizeof(target_t));
+    for (sr = pb->s; sr; sr = sr->next) {
+        proxy_server_conf *pc = ap_get_module_config(sr->module_config,
+                                                     &proxy_module);
+        int i, j;
+
+        if (pc == NULL || pc->balancers == NULL) {
+            continue;
+        }
+        for (i = 0; i < pc->balancers->nelts; i++) {
+            proxy_balancer *b = &APR_ARRAY_IDX(pc->balancers, i,
+                                               proxy_balancer);
+            const slb_dir_conf *c = slb_balancer_conf(b, sr);
+
+            if (c == NULL || c->probes == NULL) {
+                continue;
+            }
+            for (j = 0; j < b->workers->nelts; j++) {
+                proxy_worker *w = APR_ARRAY_IDX(b->workers, j,
+                                                proxy_worker *);
+                const slb_probe_conf *conf = probe_for(c, w);
+                apr_uint64_t key = member_key(b, w);
+                target_t *t;
+
+                if (conf == NULL || apr_hash_get(seen, &key, sizeof(key))) {
+                    continue;
+                }
+                if (w->s->method != NONE) {
+                    ap_log_error(APLOG_MARK, APLOG_INFO, 0, sr,
+                                 SLB_LOG_TAG "SLB0303: member %s of %s is "
+                                 "checked by mod_proxy_hcheck: no stickylb "
+                                 "probe", w->s->name, b->s->name);
+                    continue;
+                }
+                t = apr_array_push(pb->targets);
+                memset(t, 0, sizeof(*t));
+                t->b = b;
+                t->w = w;
+                t->conf = conf;
+                t->key = key;
+                t->s = sr;
+                t->next_due = 0;
+                apr_hash_set(seen, apr_pmemdup(pb->pool, &key, sizeof(key)),
+                             sizeof(key), t);
+            }
+        }
+    }
+    pb->built = 1;
+}
+
+static void apply(target_t *t, const slb_probe *r, apr_time_t now)
+{
+    health_t *h = health_of(t->key, 1);
+    proxy_worker *w = t->w;
+
+    if (h == NULL) {
+        return;
+    }
+    h->last_probe = now;
+    h->last_latency = r->latency;
+    apr_cpystrn(h->last_why, r->ok ? "ok" : r->why, sizeof(h->last_why));
+    if (r->ok) {
+        h->fails = 0;
+        h->passes++;
+        if (h->down && h->passes >= (apr_uint32_t)t->conf->rise) {
+            h->down = 0;
+            h->last_change = now;
+            h->up_since = now;
+            h->passive_fails = 0;
+            ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, 0, w);
+            /* a member the passive check put in error is back too */
+            ap_proxy_set_wstatus(PROXY_WORKER_IN_ERROR_FLAG, 0, w);
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, t->s,
+                         SLB_LOG_TAG "SLB0304: member %s (route %s) of %s "
+                         "is up: %u probes passed", w->s->name, w->s->route,
+                         t->b->s->name, h->passes);
+        }
+    }
+    else {
+        h->passes = 0;
+        h->fails++;
+        if (!h->down && h->fails >= (apr_uint32_t)t->conf->fall) {
+            h->down = 1;
+            h->last_change = now;
+            ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, 1, w);
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, t->s,
+                         SLB_LOG_TAG "SLB0305: member %s (route %s) of %s "
+                         "is down: %u probes failed (%s)", w->s->name,
+                         w->s->route, t->b->s->name, h->fails, r->why);
+        }
+    }
+    /* the member's flag follows our verdict, also when something reset it
+     * (a restart re-creates the members' shared status, ours is kept) */
+    if (h->down && !PROXY_WORKER_IS_HCFAILED(w)) {
+        ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, 1, w);
+    }
+    else if (!h->down && PROXY_WORKER_IS_HCFAILED(w)) {
+        ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, 0, w);
+    }
+}
+
+static apr_status_t probe_tick(int state, void *data, apr_pool_t *pool)
+{
+    prober_t *pb = (prober_t *)data;
+    apr_time_t now = apr_time_now();
+    apr_array_header_t *batch;
+    apr_array_header_t *owners;
+    int i;
+
+    if (state != AP_WATCHDOG_STATE_RUNNING) {
+        if (state == AP_WATCHDOG_STATE_STOPPING) {
+            pb->built = 0;
+        }
+        return APR_SUCCESS;
+    }
+    if (!pb->built) {
+        apr_pool_create(&pb->pool, pb->s->process->pool);
+        build_targets(pb);
+    }
+    batch = apr_array_make(pool, 16, sizeof(slb_probe));
+    owners = apr_array_make(pool, 16, sizeof(target_t *));
+    for (i = 0; i < pb->targets->nelts; i++) {
+        target_t *t = &APR_ARRAY_IDX(pb->targets, i, target_t);
+        slb_probe *pr;
+
+        if (t->next_due > now) {
+            continue;
+        }
+        t->next_due = now + t->conf->interval;
+        if (t->addr == NULL) {
+            const char *host = t->w->s->hostname_ex[0] ? t->w->s->hostname_ex
+                                                       : t->w->s->hostname;
+            if (apr_sockaddr_info_get(&t->addr, host, APR_UNSPEC,
+                                      t->w->s->port, 0, pb->pool)
+                != APR_SUCCESS) {
+                slb_probe fake;
+                t->addr = NULL;
+                memset(&fake, 0, sizeof(fake));
+                fake.why = "cannot resolve";
+                apply(t, &fake, now);
+                continue;
+            }
+            t->request = slb_probe_request(pb->pool, t->conf,
+                                           apr_psprintf(pb->pool, "%s:%u",
+                                                        host,
+                                                        t->w->s->port));
+        }
+        pr = apr_array_push(batch);
+        memset(pr, 0, sizeof(*pr));
+        pr->conf = t->conf;
+        pr->addr = t->addr;
+        pr->request = t->request;
+        APR_ARRAY_PUSH(owners, target_t *) = t;
+    }
+    if (batch->nelts == 0) {
+        return APR_SUCCESS;
+    }
+    slb_probe_run(pool, (slb_probe *)batch->elts, batch->nelts);
+    now = apr_time_now();
+    for (i = 0; i < batch->nelts; i++) {
+        apply(APR_ARRAY_IDX(owners, i, target_t *),
+              &APR_ARRAY_IDX(batch, i, slb_probe), now);
+    }
+    return APR_SUCCESS;
+}
+
+/* mod_watchdog starts a child watchdog only when a module needs it */
+static int slb_watchdog_need(server_rec *s, const char *name, int parent,
+                             int singleton)
+{
+    (void)s;
+    (void)singleton;
+    if (probes_wanted && !parent && name && !strcmp(name, PROBE_WATCHDOG)) {
+        return OK;
+    }
+    return DECLINED;
+}
+
+void slb_probe_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    APR_OPTIONAL_HOOK(ap, watchdog_need, slb_watchdog_need, NULL, NULL,
+                      APR_HOOK_MIDDLE);
+}
+
+int slb_probe_post_config(apr_pool_t *pconf, server_rec *s, int any_probe)
+{
+    ap_watchdog_t *wd;
+    prober_t *pb;
+    apr_status_t rv;
+
+    probes_wanted = any_probe;
+    if (!any_probe) {
+        return OK;
+    }
+    wd_get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
+    wd_register = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
+    if (!wd_get_instance || !wd_register) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     SLB_LOG_TAG "SLB0306: StickyLBProbe needs mod_watchdog");
+        return !OK;
+    }
+    rv = wd_get_instance(&wd, PROBE_WATCHDOG, 0, 1, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     SLB_LOG_TAG "SLB0307: cannot create the probe watchdog");
+        return !OK;
+    }
+    pb = apr_pcalloc(pconf, sizeof(*pb));
+    pb->s = s;
+    rv = wd_register(wd, PROBE_TICK, pb, probe_tick);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     SLB_LOG_TAG "SLB0308: cannot register the probe "
+                     "callback");
+        return !OK;
+    }
+    return OK;
+}

@@ -1,0 +1,540 @@
+/*
+ * stickylb_probe.c - active health probes (see stickylb_probe.h).
+ */
+#include <string.h>
+#include <stdlib.h>
+#include <errno.h>
+#include <sys/socket.h>
+
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <apr_poll.h>
+#include <apr_portable.h>
+
+#include "stickylb_probe.h"
+#include "stickylb_codec.h"
+
+void slb_probe_conf_init(slb_probe_conf *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->kind = SLB_PROBE_NONE;
+    c->method = "GET";
+    c->path = "/";
+    c->nranges = 1;
+    c->lo[0] = 200;
+    c->hi[0] = 399;
+    c->interval = apr_time_from_sec(5);
+    c->timeout = apr_time_from_sec(2);
+    c->rise = 2;
+    c->fall = 3;
+}
+
+static int parse_time(const char *v, apr_interval_time_t *out)
+{
+    char *end;
+    long n;
+
+    if (!apr_isdigit(*v)) {
+        return 0;
+    }
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || n <= 0 || n > 3600000) {
+        return 0;
+    }
+    if (*end == '\0' || !strcmp(end, "s")) {
+        if (n > 3600) {
+            return 0;
+        }
+        *out = apr_time_from_sec(n);
+        return 1;
+    }
+    if (!strcmp(end, "ms")) {
+        *out = (apr_interval_time_t)n * 1000;
+        return 1;
+    }
+    return 0;
+}
+
+static int parse_int(const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    long n;
+
+    if (!apr_isdigit(*v)) {
+        return 0;
+    }
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || *end || n < lo || n > hi) {
+        return 0;
+    }
+    *out = (int)n;
+    return 1;
+}
+
+static const char *parse_expect(apr_pool_t *p, slb_probe_conf *c,
+                                const char *v)
+{
+    char *copy = apr_pstrdup(p, v), *tok, *last;
+
+    c->nranges = 0;
+    for (tok = apr_strtok(copy, ",", &last); tok;
+         tok = apr_strtok(NULL, ",", &last)) {
+        char *dash = strchr(tok, '-');
+        int lo, hi;
+
+        if (c->nranges >= SLB_PROBE_MAX_RANGES) {
+            return "expect= takes at most 8 statuses or ranges";
+        }
+        if (dash) {
+            *dash = '\0';
+            if (!parse_int(tok, 100, 599, &lo)
+                || !parse_int(dash + 1, 100, 599, &hi) || hi < lo) {
+                return apr_psprintf(p, "expect='%s' is not a status range "
+                                    "like 200-399", v);
+            }
+        }
+        else {
+            if (!parse_int(tok, 100, 599, &lo)) {
+                return apr_psprintf(p, "expect='%s' is not a status list "
+                                    "like 200,204", v);
+            }
+            hi = lo;
+        }
+        c->lo[c->nranges] = lo;
+        c->hi[c->nranges] = hi;
+        c->nranges++;
+    }
+    if (c->nranges == 0) {
+        return "expect= is empty";
+    }
+    return NULL;
+}
+
+const char *slb_probe_conf_parse(apr_pool_t *p, slb_probe_conf *c,
+                                 int argc, const char *const *argv)
+{
+    int i;
+
+    slb_probe_conf_init(c);
+    if (argc < 1) {
+        return "needs tcp, http or none";
+    }
+    if (!strcasecmp(argv[0], "tcp")) {
+        c->kind = SLB_PROBE_TCP;
+    }
+    else if (!strcasecmp(argv[0], "http")) {
+        c->kind = SLB_PROBE_HTTP;
+    }
+    else if (!strcasecmp(argv[0], "none") && argc == 1) {
+        c->kind = SLB_PROBE_NONE;
+        return NULL;
+    }
+    else {
+        return apr_psprintf(p, "'%s': the first word must be tcp, http or "
+                            "none", argv[0]);
+    }
+    for (i = 1; i < argc; i++) {
+        const char *w = argv[i], *eq = strchr(w, '=');
+        const char *k, *v;
+
+        if (eq == NULL) {
+            return apr_psprintf(p, "'%s' is not key=value", w);
+        }
+        k = apr_pstrmemdup(p, w, (apr_size_t)(eq - w));
+        v = eq + 1;
+        if (!strcasecmp(k, "method")) {
+            if (!slb_is_token(v, 20)) {
+                return apr_psprintf(p, "method='%s' is not an HTTP method",
+                                    v);
+            }
+            c->method = v;
+        }
+        else if (!strcasecmp(k, "path")) {
+            const char *s;
+            if (*v != '/') {
+                return apr_psprintf(p, "path='%s' must start with '/'", v);
+            }
+            for (s = v; *s; s++) {
+                if ((unsigned char)*s <= 0x20 || *s == 0x7f) {
+                    return apr_psprintf(p, "path='%s' holds spaces or "
+                                        "control bytes", v);
+                }
+            }
+            c->path = v;
+        }
+        else if (!strcasecmp(k, "host")) {
+            const char *s;
+            if (*v == '\0') {
+                return "host= is empty";
+            }
+            for (s = v; *s; s++) {
+                if (!apr_isalnum(*s) && !strchr(".-:[]", *s)) {
+                    return apr_psprintf(p, "host='%s' is not a host name",
+                                        v);
+                }
+            }
+            c->host = v;
+        }
+        else if (!strcasecmp(k, "expect")) {
+            const char *err = parse_expect(p, c, v);
+            if (err) {
+                return err;
+            }
+        }
+        else if (!strcasecmp(k, "body")) {
+            if (*v == '\0' || strlen(v) > 256) {
+                return "body= must be 1 to 256 characters";
+            }
+            c->body = v;
+        }
+        else if (!strcasecmp(k, "interval")) {
+            if (!parse_time(v, &c->interval)
+                || c->interval < apr_time_from_msec(100)) {
+                return apr_psprintf(p, "interval='%s' must be 100ms to "
+                                    "3600s", v);
+            }
+        }
+        else if (!strcasecmp(k, "timeout")) {
+            if (!parse_time(v, &c->timeout)
+                || c->timeout < apr_time_from_msec(10)) {
+                return apr_psprintf(p, "timeout='%s' must be 10ms to 3600s",
+                                    v);
+            }
+        }
+        else if (!strcasecmp(k, "rise")) {
+            if (!parse_int(v, 1, 100, &c->rise)) {
+                return apr_psprintf(p, "rise='%s' must be 1 to 100", v);
+            }
+        }
+        else if (!strcasecmp(k, "fall")) {
+            if (!parse_int(v, 1, 100, &c->fall)) {
+                return apr_psprintf(p, "fall='%s' must be 1 to 100", v);
+            }
+        }
+        else if (!strcasecmp(k, "route")) {
+            if (!slb_route_ok(v, strlen(v))) {
+                return apr_psprintf(p, "route='%s' is not a route", v);
+            }
+            c->route = v;
+        }
+        else {
+            return apr_psprintf(p, "unknown option '%s' (method, path, host, "
+                                "expect, body, interval, timeout, rise, fall, "
+                                "route)", k);
+        }
+    }
+    if (c->timeout > c->interval) {
+        return "timeout= must not exceed interval=";
+    }
+    if (c->kind == SLB_PROBE_TCP && (c->body || c->host)) {
+        return "body= and host= need an http probe";
+    }
+    return NULL;
+}
+
+int slb_probe_status_ok(const slb_probe_conf *c, int status)
+{
+    int i;
+
+    for (i = 0; i < c->nranges; i++) {
+        if (status >= c->lo[i] && status <= c->hi[i]) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* memmem for a possibly binary buffer */
+static int contains(const char *buf, apr_size_t len, const char *needle)
+{
+    apr_size_t n = strlen(needle), i;
+
+    if (n == 0 || n > len) {
+        return n == 0;
+    }
+    for (i = 0; i + n <= len; i++) {
+        if (buf[i] == needle[0] && memcmp(buf + i, needle, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int slb_probe_judge_http(const slb_probe_conf *c, const char *buf,
+                         apr_size_t len, int eof, const char **why)
+{
+    const char *eol, *body;
+    int status = 0, i;
+
+    eol = memchr(buf, '\n', len);
+    if (eol == NULL) {
+        if (eof || len >= SLB_PROBE_READ_MAX) {
+            *why = "no HTTP status line";
+            return 0;
+        }
+        return -1;
+    }
+    /* "HTTP/1.x NNN ..." */
+    if (len < 12 || memcmp(buf, "HTTP/", 5) != 0) {
+        *why = "not an HTTP response";
+        return 0;
+    }
+    for (i = 0; i < (int)len && buf[i] != ' '; i++) {
+    }
+    if (i + 4 > (int)len || !apr_isdigit(buf[i + 1])
+        || !apr_isdigit(buf[i + 2]) || !apr_isdigit(buf[i + 3])) {
+        *why = "bad HTTP status line";
+        return 0;
+    }
+    status = (buf[i + 1] - '0') * 100 + (buf[i + 2] - '0') * 10
+             + (buf[i + 3] - '0');
+    if (!slb_probe_status_ok(c, status)) {
+        *why = "unexpected status";
+        return 0;
+    }
+    if (c->body == NULL) {
+        return 1;
+    }
+    body = NULL;
+    for (i = 0; i + 3 < (int)len; i++) {
+        if (!memcmp(buf + i, "\r\n\r\n", 4)) {
+            body = buf + i + 4;
+            break;
+        }
+    }
+    if (body && contains(body, len - (apr_size_t)(body - buf), c->body)) {
+        return 1;
+    }
+    if (eof || len >= SLB_PROBE_READ_MAX) {
+        *why = "body does not match";
+        return 0;
+    }
+    return -1;
+}
+
+const char *slb_probe_request(apr_pool_t *p, const slb_probe_conf *c,
+                              const char *default_host)
+{
+    return apr_pstrcat(p, c->method, " ", c->path, " HTTP/1.0\r\nHost: ",
+                       c->host ? c->host : default_host,
+                       "\r\nUser-Agent: mod_stickylb-probe\r\n"
+                       "Connection: close\r\n\r\n", NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* the batch runner                                                     */
+
+typedef enum { ST_CONNECT, ST_SEND, ST_READ, ST_DONE } probe_state;
+
+typedef struct {
+    slb_probe *pr;
+    apr_socket_t *sock;
+    apr_pollfd_t pfd;
+    probe_state st;
+    apr_time_t start, deadline;
+    apr_size_t sent, got;
+    char buf[SLB_PROBE_READ_MAX];
+} run_t;
+
+static void finish(apr_pollset_t *ps, run_t *r, int ok, const char *why)
+{
+    if (r->st == ST_DONE) {
+        return;
+    }
+    if (r->sock) {
+        apr_pollset_remove(ps, &r->pfd);
+        apr_socket_close(r->sock);
+        r->sock = NULL;
+    }
+    r->st = ST_DONE;
+    r->pr->ok = ok;
+    r->pr->why = ok ? NULL : why;
+    r->pr->latency = apr_time_now() - r->start;
+}
+
+static void want(apr_pollset_t *ps, run_t *r, apr_int16_t events)
+{
+    apr_pollset_remove(ps, &r->pfd);
+    r->pfd.reqevents = events;
+    apr_pollset_add(ps, &r->pfd);
+}
+
+static int connect_error(apr_socket_t *s)
+{
+    apr_os_sock_t fd;
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (apr_os_sock_get(&fd, s) != APR_SUCCESS
+        || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+        return -1;
+    }
+    return err;
+}
+
+static void step(apr_pollset_t *ps, run_t *r, apr_int16_t rtn)
+{
+    const slb_probe_conf *c = r->pr->conf;
+    apr_status_t rv;
+
+    if (r->st == ST_CONNECT) {
+        if (connect_error(r->sock) != 0) {
+            finish(ps, r, 0, "connect failed");
+            return;
+        }
+        if (c->kind == SLB_PROBE_TCP) {
+            finish(ps, r, 1, NULL);
+            return;
+        }
+        r->st = ST_SEND;
+    }
+    if (r->st == ST_SEND) {
+        apr_size_t total = strlen(r->pr->request);
+        apr_size_t n = total - r->sent;
+
+        rv = apr_socket_send(r->sock, r->pr->request + r->sent, &n);
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv)) {
+            finish(ps, r, 0, "send failed");
+            return;
+        }
+        r->sent += n;
+        if (r->sent < total) {
+            want(ps, r, APR_POLLOUT);
+            return;
+        }
+        r->st = ST_READ;
+        want(ps, r, APR_POLLIN);
+        return;
+    }
+    if (r->st == ST_READ && (rtn & (APR_POLLIN | APR_POLLHUP | APR_POLLERR))) {
+        for (;;) {
+            apr_size_t n = sizeof(r->buf) - r->got;
+            const char *why = NULL;
+            int verdict, eof = 0;
+
+            if (n == 0) {
+                eof = 1;
+            }
+            else {
+                rv = apr_socket_recv(r->sock, r->buf + r->got, &n);
+                if (APR_STATUS_IS_EAGAIN(rv)) {
+                    return;
+                }
+                if (rv == APR_EOF || n == 0) {
+                    eof = 1;
+                }
+                else if (rv != APR_SUCCESS) {
+                    finish(ps, r, 0, "receive failed");
+                    return;
+                }
+                r->got += n;
+            }
+            verdict = slb_probe_judge_http(c, r->buf, r->got, eof, &why);
+            if (verdict >= 0) {
+                finish(ps, r, verdict, why);
+                return;
+            }
+            if (eof) {
+                finish(ps, r, 0, "truncated response");
+                return;
+            }
+        }
+    }
+}
+
+apr_status_t slb_probe_run(apr_pool_t *p, slb_probe *probes, int n)
+{
+    apr_pollset_t *ps;
+    run_t *runs;
+    int i, left = 0;
+    apr_status_t rv;
+
+    if (n <= 0) {
+        return APR_SUCCESS;
+    }
+    rv = apr_pollset_create(&ps, (apr_uint32_t)n, p, 0);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    runs = apr_pcalloc(p, sizeof(run_t) * (apr_size_t)n);
+    for (i = 0; i < n; i++) {
+        run_t *r = &runs[i];
+
+        r->pr = &probes[i];
+        r->start = apr_time_now();
+        r->deadline = r->start + probes[i].conf->timeout;
+        r->st = ST_CONNECT;
+        rv = apr_socket_create(&r->sock, probes[i].addr->family, SOCK_STREAM,
+                               APR_PROTO_TCP, p);
+        if (rv != APR_SUCCESS) {
+            r->sock = NULL;
+            r->st = ST_DONE;
+            probes[i].ok = 0;
+            probes[i].why = "no socket";
+            continue;
+        }
+        apr_socket_opt_set(r->sock, APR_SO_NONBLOCK, 1);
+        apr_socket_timeout_set(r->sock, 0);
+        r->pfd.p = p;
+        r->pfd.desc_type = APR_POLL_SOCKET;
+        r->pfd.desc.s = r->sock;
+        r->pfd.client_data = r;
+        rv = apr_socket_connect(r->sock, probes[i].addr);
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_EINPROGRESS(rv)) {
+            apr_socket_close(r->sock);
+            r->sock = NULL;
+            r->st = ST_DONE;
+            probes[i].ok = 0;
+            probes[i].why = "connect failed";
+            probes[i].latency = apr_time_now() - r->start;
+            continue;
+        }
+        r->pfd.reqevents = APR_POLLOUT;
+        apr_pollset_add(ps, &r->pfd);
+        left++;
+    }
+    while (left > 0) {
+        apr_time_t now = apr_time_now(), next = 0;
+        const apr_pollfd_t *out;
+        apr_int32_t num = 0;
+
+        for (i = 0; i < n; i++) {
+            if (runs[i].st == ST_DONE) {
+                continue;
+            }
+            if (runs[i].deadline <= now) {
+                finish(ps, &runs[i], 0, "timeout");
+                left--;
+                continue;
+            }
+            if (next == 0 || runs[i].deadline < next) {
+                next = runs[i].deadline;
+            }
+        }
+        if (left <= 0) {
+            break;
+        }
+        rv = apr_pollset_poll(ps, next - now, &num, &out);
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_TIMEUP(rv)
+            && !APR_STATUS_IS_EINTR(rv)) {
+            break;
+        }
+        for (i = 0; i < num; i++) {
+            run_t *r = out[i].client_data;
+            if (r->st != ST_DONE) {
+                step(ps, r, out[i].rtnevents);
+                if (r->st == ST_DONE) {
+                    left--;
+                }
+            }
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (runs[i].st != ST_DONE) {
+            finish(ps, &runs[i], 0, "poll failed");
+        }
+    }
+    return APR_SUCCESS;
+}

@@ -1,0 +1,116 @@
+# Health: active probes from the watchdog singleton (no client traffic
+# needed), HTTP status checks, a black-holed member that stalls nobody,
+# slow start, passive marking, and a member left to mod_proxy_hcheck.
+# Probes: interval 1 s, timeout 500 ms, fall 2, rise 2, WatchdogInterval
+# 200 ms: a member is marked down within interval x fall + 1.5 s (the
+# slack: scheduling granularity and the batch's longest timeout).
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use IO::Socket::INET;
+use Time::HiRes qw(time sleep);
+use Apache::Test ();
+use Apache::TestRequest ();
+use StickyLB::Client;
+use StickyLB::Backends;
+
+my $mgr = url('slb_probe', '/balancer-manager');
+
+# the status cell of a member of a balancer in balancer-manager
+sub status_of {
+    my ($port, $bal) = @_;
+    $bal //= 'probed';
+    my $page = Apache::TestRequest::GET($mgr)->content;
+    my ($section) = $page =~ m{(balancer://\Q$bal\E</a>.*?)(?:<h3>|\z)}s;
+    $section //= '';
+    while ($section =~ m{<tr>(.*?)</tr>}sg) {
+        my $row = $1;
+        next unless $row =~ /127\.0\.0\.1:\Q$port\E</;
+        my @cells = $row =~ m{<td[^>]*>(.*?)</td>}sg;
+        for (@cells) { s/<[^>]*>//g }
+        my ($st) = grep { /\b(Init|Ok|Err|HcFl|Dis|Stop|Drn)\b/ } @cells;
+        return $st // '';
+    }
+    return '';
+}
+sub is_down { return status_of(@_) =~ /HcFl/ ? 1 : 0 }
+
+sub wait_for {
+    my ($what, $limit) = @_;
+    my $t0 = time;
+    while (time - $t0 < $limit) {
+        return time - $t0 if $what->();
+        sleep 0.1;
+    }
+    return undef;
+}
+
+# the black hole: listens (the kernel completes handshakes) and never reads
+my $hole = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                 LocalPort => $ENV{SLB_HOLE_PORT},
+                                 Listen => 64, ReuseAddr => 1)
+    or die "hole: $!";
+start_backend(route => 't4', port => backend_port('t4'));
+
+my $up = wait_for(sub { !is_down(backend_port('t4')) && status_of(backend_port('t4')) ne '' }, 5);
+ok(defined $up, 't4 is up');
+my $t = wait_for(sub { is_down(backend_port('t3')) }, 4);
+ok(defined $t, sprintf('a member that answers 500 to the HTTP probe is marked down (%.1f s)', $t // -1))
+    or diag(Apache::TestRequest::GET($mgr)->content);
+$t = wait_for(sub { is_down($ENV{SLB_HOLE_PORT}) }, 4);
+ok(defined $t, sprintf('a member that never answers is marked down (%.1f s)', $t // -1));
+ok(!is_down(backend_port('t1')) && !is_down(backend_port('t2'))
+   && status_of(backend_port('t1')) =~ /Ok/, 'healthy members stay up');
+
+# t4 killed with no client traffic at all
+sleep 1.2;
+stop_backend('t4');
+$t = wait_for(sub { is_down(backend_port('t4')) }, 6);
+ok(defined $t && $t <= 3.5,
+   sprintf('t4 killed: marked down in %.1f s without traffic (bound 2 x 1 s + 1.5 s, with a black-holed member probed alongside)', $t // -1));
+
+my %n;
+for (1 .. 12) {
+    my $x = req('slb_probe', '/probed/');
+    $n{ $x->code . ' ' . backend($x) }++;
+}
+ok(!grep({ /t4|t3|hole/ } keys %n) && !grep({ !/^200 / } keys %n),
+   'new sessions avoid the members marked down: ' . join(', ', map { "$_ x$n{$_}" } sort keys %n));
+my $x = req('slb_probe', '/probed/', Cookie => 'JSESSIONID=0a1b.t4');
+ok($x->code == 200 && backend($x) =~ /^t[12]$/ && (slb($x))[0] eq 'failover',
+   'a session on t4 fails over (' . $x->code . ' ' . backend($x) . ')');
+
+# t4 back: marked up after rise, then ramped up (slow start 30 s)
+start_backend(route => 't4', port => backend_port('t4'));
+$t = wait_for(sub { !is_down(backend_port('t4')) }, 6);
+ok(defined $t && $t <= 3.5, sprintf('t4 back: marked up in %.1f s (rise 2)', $t // -1));
+%n = ();
+$n{ backend(req('slb_probe', '/probed/')) }++ for 1 .. 30;
+ok(($n{t4} // 0) <= 4, 'slow start: t4 gets ' . ($n{t4} // 0)
+   . ' of 30 new sessions right after it came back (full share: 10)');
+is(backend(req('slb_probe', '/probed/', Cookie => 'JSESSIONID=0a1b.t4')), 't4',
+   'sessions on t4 reach it again');
+ok(is_down(backend_port('t3')) && is_down($ENV{SLB_HOLE_PORT}), 'the failing members stay down');
+stop_backend('t4');
+close $hole;
+
+# passive marking: two 500s in a row put t2 in error
+for (1 .. 2) {
+    req('slb_probe', '/passive/status/500', Cookie => 'JSESSIONID=0a1b.t2');
+}
+$x = req('slb_probe', '/passive/', Cookie => 'JSESSIONID=0a1b.t2');
+is(backend($x) . ' ' . (slb($x))[0], 't1 failover', 'passive: after 2 listed statuses t2 is in error, its session fails over');
+like(status_of(backend_port('t2'), 'passive'), qr/Err/, 'passive: balancer-manager shows t2 in error');
+
+# mod_proxy_hcheck on a member: the module leaves it alone
+my $log = Apache::Test::vars('t_logs') . '/error_log';
+open my $fh, '<', $log or die $!;
+my $skip = grep { /SLB0303: member http:\/\/127\.0\.0\.1:9 of balancer:\/\/hc is checked by mod_proxy_hcheck/ } <$fh>;
+close $fh;
+ok($skip, 'a member with hcmethod= is left to mod_proxy_hcheck (logged)');
+$t = wait_for(sub { is_down(9, 'hc') }, 5);
+ok(defined $t, 'mod_proxy_hcheck marks that member down itself');
+
+done_testing();
