@@ -90,6 +90,19 @@ my @bad = (
     ['StickyLBMaxLifetime forever',                'StickyLBMaxLifetime', 'forever'],
     ['StickyLBNamespace "a b"',                    'StickyLBNamespace',   'a b'],
     ['StickyLBTableSize 1000',                     'StickyLBTableSize',   'not allowed'],
+    ['StickyLBStore redis',                        'StickyLBStore',       'redis'],
+    ['StickyLBProbe ping',                         'StickyLBProbe',       'ping'],
+    ['StickyLBProbe http interval=0',              'StickyLBProbe',       'interval'],
+    ['StickyLBProbe http interval=1 timeout=2',    'StickyLBProbe',       'timeout'],
+    ['StickyLBProbe http expect=2xx',              'StickyLBProbe',       'expect'],
+    ['StickyLBProbe http path=health',             'StickyLBProbe',       'path'],
+    ['StickyLBProbe tcp body=OK',                  'StickyLBProbe',       'body'],
+    ['StickyLBProbe http rise=0',                  'StickyLBProbe',       'rise'],
+    ['StickyLBProbe http colour=red',              'StickyLBProbe',       'colour'],
+    ["StickyLBProbe tcp\n StickyLBProbe http",     'StickyLBProbe',       'already'],
+    ['StickyLBPassive 5000',                       'StickyLBPassive',     '5000'],
+    ['StickyLBPassive 500 fall=0',                 'StickyLBPassive',     'fall'],
+    ['StickyLBSlowStart 7200',                     'StickyLBSlowStart',   '3600'],
 );
 for my $b (@bad) {
     my ($directive, $name, $word) = @$b;
@@ -98,6 +111,14 @@ for my $b (@bad) {
        "configtest rejects '$directive' naming $name") or diag $out;
 }
 
+($rc, $out) = configtest(balancer("StickyLBStore memcached"));
+ok($rc != 0 && $out =~ /StickyLBStore memcached: no StickyLBMemcached/, 'memcached store without servers rejected') or diag $out;
+($rc, $out) = configtest("StickyLBMemcached \"--SERVER=127.0.0.1:11211\" timeout=abc\n");
+ok($rc != 0 && $out =~ /StickyLBMemcached: 'timeout=abc'/, 'bad StickyLBMemcached option rejected') or diag $out;
+($rc, $out) = configtest("StickyLBMemcached \"--SERVER=\"\n");
+ok($rc != 0 && $out =~ /StickyLBMemcached:/, 'bad memcached server string rejected') or diag $out;
+($rc, $out) = configtest("StickyLBMemcached \"--SERVER=127.0.0.1:11211\" cache=1\n" . balancer("StickyLBStore memcached\n StickyLBProbe http path=/health expect=200,204 body=UP interval=2 timeout=500ms\n StickyLBProbe tcp route=a\n StickyLBPassive 500 502-504 fall=2\n StickyLBSlowStart 30"));
+is($rc, 0, 'memcached, probe, passive and slow start directives pass configtest') or diag $out;
 ($rc, $out) = configtest("StickyLBTableSize 8\n");
 ok($rc != 0 && $out =~ /StickyLBTableSize: '8' must be/, 'StickyLBTableSize below 16 rejected') or diag $out;
 ($rc, $out) = configtest("StickyLBTableSize 1000000\n" . balancer("StickyLBLearnCookie JSESSIONID PHPSESSID\n StickyLBKey header X-S\n StickyLBKey address\n StickyLBIdleTimeout 600\n StickyLBMaxLifetime 0\n StickyLBNamespace shop"));
