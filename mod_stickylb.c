@@ -810,6 +810,7 @@ typedef struct {
     const char *cookie_route;        /* first valid route cookie value */
     slb_decision decision;           /* of the last finder call */
     int decided;
+    proxy_worker *worker;            /* its choice */
     int cookie_done;                 /* response side handled */
 } slb_req;
 
@@ -1293,6 +1294,10 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
     set_request_vars(r, rq, &d, w);
     rq->decision = d;
     rq->decided = 1;
+    rq->worker = w;
+    if (w) {
+        slb_health_count(b, w, d.kind);
+    }
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                   SLB_LOG_TAG "%s: %s -> %s", b->s->name,
                   slb_decision_name(d.kind), w ? w->s->name : "(none)");
@@ -1391,6 +1396,15 @@ static void update_store(request_rec *r, slb_req *rq, const char *route)
     slb_lifetime lt = conf_lifetime(rq->conf);
     int i;
 
+    /* a draining member keeps its sessions but gets no new binding: the
+     * ids it issues now are not learned, so the drain converges */
+    if (rq->worker && PROXY_WORKER_IS_DRAINING(rq->worker)
+        && strcmp(rq->worker->s->route, route) == 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      SLB_LOG_TAG "member %s is draining: nothing learned",
+                      rq->worker->s->name);
+        return;
+    }
     if (rq->conf->learn_cookies && rq->conf->learn_cookies->nelts > 0) {
         learn_ctx lc;
         lc.r = r;
@@ -1592,6 +1606,9 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
             }
         }
     }
+    if (slb_status_post_config(pconf, s) != OK) {
+        return !OK;
+    }
     return slb_probe_post_config(pconf, s, any_probe);
 }
 
@@ -1649,6 +1666,7 @@ static void slb_register_hooks(apr_pool_t *p)
     proxy_hook_post_request(slb_post_request, NULL, before_balancer,
                             APR_HOOK_FIRST);
     slb_probe_register_hooks(p);
+    slb_status_register_hooks(p);
     ap_hook_post_config(slb_post_config, after_proxy, NULL,
                         APR_HOOK_MIDDLE);
     ap_hook_insert_error_filter(slb_insert_error_filter, NULL, NULL,

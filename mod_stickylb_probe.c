@@ -43,6 +43,10 @@ typedef struct {
     apr_time_t last_probe;
     apr_interval_time_t last_latency;
     char last_why[32];
+    apr_uint64_t requests;       /* chosen by the finder */
+    apr_uint64_t new_sessions;   /* ... for a new session */
+    apr_uint64_t failovers;      /* ... instead of the session's member */
+    apr_uint32_t probed;         /* 1 when the prober looks after it */
 } health_t;
 
 static health_t *health = NULL;  /* HEALTH_SLOTS entries in shm */
@@ -124,6 +128,47 @@ int slb_health_post_config(apr_pool_t *pconf, server_rec *s)
     }
     health = apr_shm_baseaddr_get(shm);
     return OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* counters and snapshots for the status handler                        */
+
+void slb_health_count(proxy_balancer *b, proxy_worker *w, int kind)
+{
+    health_t *h = health_of(member_key(b, w), 1);
+
+    if (h == NULL) {
+        return;
+    }
+    __atomic_fetch_add(&h->requests, 1, __ATOMIC_RELAXED);
+    if (kind == SLB_DECIDE_NEW || kind == SLB_DECIDE_FAILOVER) {
+        __atomic_fetch_add(&h->new_sessions, 1, __ATOMIC_RELAXED);
+    }
+    if (kind == SLB_DECIDE_FAILOVER) {
+        __atomic_fetch_add(&h->failovers, 1, __ATOMIC_RELAXED);
+    }
+}
+
+int slb_health_snapshot(proxy_balancer *b, proxy_worker *w,
+                        slb_health_view *v)
+{
+    health_t *h = health_of(member_key(b, w), 0);
+
+    memset(v, 0, sizeof(*v));
+    if (h == NULL) {
+        return 0;
+    }
+    v->probed = h->probed;
+    v->down = h->down;
+    v->last_change = h->last_change;
+    v->last_probe = h->last_probe;
+    v->last_latency = h->last_latency;
+    apr_cpystrn(v->last_result, h->last_why, sizeof(v->last_result));
+    v->requests = __atomic_load_n(&h->requests, __ATOMIC_RELAXED);
+    v->new_sessions = __atomic_load_n(&h->new_sessions, __ATOMIC_RELAXED);
+    v->failovers = __atomic_load_n(&h->failovers, __ATOMIC_RELAXED);
+    v->up_since = h->up_since;
+    return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -301,6 +346,7 @@ static void apply(target_t *t, const slb_probe *r, apr_time_t now)
     if (h == NULL) {
         return;
     }
+    h->probed = 1;
     h->last_probe = now;
     h->last_latency = r->latency;
     apr_cpystrn(h->last_why, r->ok ? "ok" : r->why, sizeof(h->last_why));

@@ -52,11 +52,13 @@ static slb_mc *mc = NULL;            /* per child */
 static int mc_cache_s = SLB_DEFAULT_MC_CACHE;
 static apr_time_t last_error_log = 0;
 static apr_uint32_t suppressed_errors = 0;
+static apr_uint64_t store_errors = 0;     /* this process */
 
 static void log_store_error(request_rec *r, apr_status_t rv, const char *op)
 {
     apr_time_t now = apr_time_now();
 
+    __atomic_fetch_add(&store_errors, 1, __ATOMIC_RELAXED);
     if (now - last_error_log < apr_time_from_sec(60)) {
         suppressed_errors++;
         return;
@@ -404,4 +406,41 @@ apr_status_t slb_store_del(request_rec *r, int use_mc, const slb_key *key)
         log_store_error(r, rv, "delete");
     }
     return rv;
+}
+
+void slb_store_snapshot(apr_pool_t *p, slb_store_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    if (table) {
+        slb_table_stats st;
+        slb_table_stats_get(table, &st);
+        v->have_table = 1;
+        v->capacity = st.capacity;
+        v->bytes = st.bytes;
+        v->entries = slb_table_count_live(table, apr_time_now());
+        v->hits = st.hits;
+        v->misses = st.misses;
+        v->inserts = st.inserts;
+        v->replaces = st.replaces;
+        v->evictions = st.evictions;
+        v->expired = st.expired;
+        v->lock_timeouts = st.lock_timeouts;
+    }
+    if (mc) {
+        v->have_mc = 1;
+        slb_mc_stats_get(mc, &v->mc);
+        v->mc_servers = slb_mc_servers(mc, p);
+    }
+    v->errors = __atomic_load_n(&store_errors, __ATOMIC_RELAXED);
+}
+
+apr_uint32_t slb_store_unbind_route(const char *ns, const char *route)
+{
+    int id;
+
+    if (table == NULL) {
+        return 0;
+    }
+    id = slb_table_route_id(table, ns, route);
+    return id < 0 ? 0 : slb_table_del_route(table, id);
 }

@@ -734,6 +734,38 @@ apr_uint32_t slb_table_sweep(slb_table *t, apr_time_t now,
     return reclaimed;
 }
 
+apr_uint32_t slb_table_del_route(slb_table *t, int id)
+{
+    bucket_t *bs = buckets(t);
+    apr_uint32_t i, n = 0;
+    int k;
+
+    if (id < 0 || id >= SLB_TABLE_MAX_ROUTES) {
+        return 0;
+    }
+    for (i = 0; i < t->nbuckets; i++) {
+        bucket_t *b = &bs[i];
+        int hit = 0;
+
+        for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+            hit |= LOAD(b->s[k].idle_dl) != 0
+                   && LOAD(b->s[k].route) == (apr_uint16_t)id;
+        }
+        if (!hit || !lock_bucket(t, b)) {
+            continue;
+        }
+        for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+            slot_t *s = &b->s[k];
+            if (LOAD(s->idle_dl) != 0 && s->route == (apr_uint16_t)id) {
+                clear_slot(t, s);
+                n++;
+            }
+        }
+        unlock_bucket(b);
+    }
+    return n;
+}
+
 void slb_table_stats_get(const slb_table *t, slb_table_stats *st)
 {
     int i;

@@ -91,6 +91,23 @@ int slb_health_factor(struct proxy_balancer *b, struct proxy_worker *w,
                       const slb_dir_conf *c, apr_time_t now);
 void slb_health_passive(request_rec *r, struct proxy_balancer *b,
                         struct proxy_worker *w, const slb_dir_conf *c);
+/* count a finder decision for w (slb_decision_kind) */
+void slb_health_count(struct proxy_balancer *b, struct proxy_worker *w,
+                      int kind);
+typedef struct {
+    int probed, down;
+    apr_time_t last_change, last_probe, up_since;
+    apr_interval_time_t last_latency;
+    char last_result[32];
+    apr_uint64_t requests, new_sessions, failovers;
+} slb_health_view;
+/* 1 and *v filled when the member has an entry */
+int slb_health_snapshot(struct proxy_balancer *b, struct proxy_worker *w,
+                        slb_health_view *v);
+
+/* mod_stickylb_status.c: the status and control handler. */
+void slb_status_register_hooks(apr_pool_t *p);
+int slb_status_post_config(apr_pool_t *pconf, server_rec *s);
 
 /* mod_stickylb_store.c: the stick table seen from the module. */
 int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -125,5 +142,20 @@ const char *slb_store_check(server_rec *s, int any_mc);
 /* Live bindings of (namespace, route) in the embedded table: memory only,
  * safe under the balancer's lock. */
 apr_uint32_t slb_store_route_sessions(const char *ns, const char *route);
+/* For the status handler. */
+typedef struct {
+    int have_table;
+    apr_uint64_t capacity, entries, bytes;
+    apr_uint64_t hits, misses, inserts, replaces, evictions, expired,
+                 lock_timeouts;
+    int have_mc;                 /* this process's memcached client */
+    slb_mc_stats mc;
+    apr_array_header_t *mc_servers;   /* slb_mc_server */
+    apr_uint64_t errors;         /* store errors of this process */
+} slb_store_view;
+void slb_store_snapshot(apr_pool_t *p, slb_store_view *v);
+/* Unbind every key of (namespace, route) in the embedded table: returns
+ * how many were removed. */
+apr_uint32_t slb_store_unbind_route(const char *ns, const char *route);
 
 #endif /* MOD_STICKYLB_H */

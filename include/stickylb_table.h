@@ -128,6 +128,10 @@ void slb_table_stats_get(const slb_table *t, slb_table_stats *st);
  * evictions and sweeps; expired slots count until swept). */
 apr_uint32_t slb_table_route_sessions(const slb_table *t, int id);
 
+/* Remove every binding to route number id (scans the whole table, one
+ * bucket locked at a time); returns how many were removed. */
+apr_uint32_t slb_table_del_route(slb_table *t, int id);
+
 /* Count live bindings by scanning the whole table (status pages only). */
 apr_uint32_t slb_table_count_live(const slb_table *t, apr_time_t now);
 
