@@ -691,6 +691,13 @@ static int control(request_rec *r)
     else {
         return reply(r, HTTP_BAD_REQUEST, 0, "\"error\":\"unknown action\"");
     }
+    if (c->store_mc == 1 && strcmp(action, "weight") != 0) {
+        /* every balancer on the same memcached namespace follows */
+        slb_store_publish_state(r, ns, w->s->route,
+                                !strcmp(action, "drain") ? "drain"
+                                : !strcmp(action, "maintenance") ? "maint"
+                                : "up");
+    }
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                   SLB_LOG_TAG "SLB0404: %s on member %s of %s by %s", action,
                   w->s->name, b->s->name, r->useragent_ip);

@@ -154,6 +154,14 @@ typedef struct {
     apr_uint64_t errors;         /* store errors of this process */
 } slb_store_view;
 void slb_store_snapshot(apr_pool_t *p, slb_store_view *v);
+/* Member states (drain, maint, up) shared through memcached by every
+ * balancer of the namespace. */
+apr_status_t slb_store_publish_state(request_rec *r, const char *ns,
+                                     const char *route, const char *state);
+const char *slb_store_fetch_state(apr_pool_t *p, const char *ns,
+                                  const char *route);
+#define SLB_STATE_SYNC_INTERVAL apr_time_from_sec(2)
+
 /* Unbind every key of (namespace, route) in the embedded table: returns
  * how many were removed. */
 apr_uint32_t slb_store_unbind_route(const char *ns, const char *route);

@@ -12,6 +12,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Time::HiRes qw(time sleep);
 use POSIX ();
+use Apache::TestRequest ();
 use StickyLB::Client;
 use StickyLB::Backends;
 use StickyLB::Services;
@@ -31,6 +32,10 @@ StickyLBMemcached "--SERVER=127.0.0.1:$ENV{SLB_MC1_PORT}" connect-timeout=50 tim
     StickyLBKey header X-Session
 </Proxy>
 ProxyPass "/shared" "balancer://shared"
+<Location "/stickylb-status">
+    SetHandler stickylb-status
+</Location>
+ProxyPass "/stickylb-status" "!"
 CONF
 
 END { local $?; stop_lb2(); stop_memcached(); stop_backend('t4'); }
@@ -155,5 +160,30 @@ for (1 .. 12) {
 }
 is($seen, "200 $nb sticky learned",
    'memcached back: the binding made during the outage reached lb2');
+
+# --- a drain decided on lb1 is followed by lb2 (same memcached namespace)
+require JSON::PP;
+my $st = url('slb_mc', '/stickylb-status');
+my $nonce = JSON::PP::decode_json(Apache::TestRequest::GET("$st?format=json")->content)->{nonce};
+my $d = Apache::TestRequest::POST($st, [nonce => $nonce, balancer => 'shared',
+                                        member => 't1', action => 'drain']);
+is($d->code, 200, 'lb1: drain t1 through the status handler');
+sub lb2_state {
+    my $j = JSON::PP::decode_json(lb2('/stickylb-status?format=json')->content);
+    my ($m) = grep { $_->{route} eq 't1' } @{ $j->{balancers}[0]{members} };
+    return $m->{state};
+}
+lb2('/shared/');      # lb2 fetches member states at most every 2 s
+sleep 2.2;
+my %n;
+$n{ backend(lb2('/shared/')) }++ for 1 .. 6;
+ok(!$n{t1}, 'lb2 follows the drain within 2 s: new sessions ' . join(',', map { "$_=$n{$_}" } sort keys %n));
+is(lb2_state(), 'draining', "lb2's status page shows t1 draining");
+Apache::TestRequest::POST($st, [nonce => $nonce, balancer => 'shared',
+                                member => 't1', action => 'undrain']);
+lb2('/shared/');
+sleep 2.2;
+lb2('/shared/');
+is(lb2_state(), 'up', 'lb2 follows the undrain within 2 s');
 
 done_testing();
