@@ -473,6 +473,10 @@ apr_status_t slb_store_publish_state(request_rec *r, const char *ns,
     b.created = apr_time_now();
     rv = slb_mc_set(mc, &key, &b, 0);
     if (rv != APR_SUCCESS) {
+        /* an operator's decision: one more try before giving up */
+        rv = slb_mc_set(mc, &key, &b, 0);
+    }
+    if (rv != APR_SUCCESS) {
         log_store_error(r, rv, "memcached member state write");
     }
     return rv;
