@@ -102,6 +102,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->route_cookie_set = add->route_cookie_set || base->route_cookie_set;
     c->route_cookie = add->route_cookie_set ? add->route_cookie
                                             : base->route_cookie;
+    c->ring = add->route_cookie_set ? add->ring : base->ring;
     c->learn_cookies_set = add->learn_cookies_set || base->learn_cookies_set;
     c->learn_cookies = add->learn_cookies_set ? add->learn_cookies
                                               : base->learn_cookies;
@@ -324,6 +325,18 @@ static const char *set_route_cookie(cmd_parms *cmd, void *dconf, int argc,
                                 (const char *const *)argv);
     if (err) {
         return apr_pstrcat(cmd->pool, "StickyLBRouteCookie: ", err, NULL);
+    }
+    c->ring = NULL;
+    if (c->route_cookie.sign_file) {
+        const char *path = ap_server_root_relative(cmd->pool,
+                                                   c->route_cookie.sign_file);
+        c->ring = apr_pcalloc(cmd->pool, sizeof(*c->ring));
+        err = path ? slb_keyring_load(cmd->pool, path, c->ring)
+                   : "bad key file path";
+        if (err) {
+            return apr_pstrcat(cmd->pool, "StickyLBRouteCookie: sign=: ",
+                               err, NULL);
+        }
     }
     return NULL;
 }
@@ -808,6 +821,10 @@ typedef struct {
     apr_array_header_t *candidates;  /* slb_candidate */
     apr_array_header_t *stored;      /* slb_stored_key */
     const char *cookie_route;        /* first valid route cookie value */
+    int cookie_signed;               /* it was of the signed form */
+    int cookie_resign;               /* ... signed by an older key */
+    apr_time_t cookie_issued;        /* its times (signed form) */
+    apr_time_t cookie_refreshed;
     slb_decision decision;           /* of the last finder call */
     int decided;
     proxy_worker *worker;            /* its choice */
@@ -967,6 +984,107 @@ static apr_array_header_t *store_candidates(request_rec *r, slb_req *rq,
     return hits;
 }
 
+/* The member route a token stands for, or NULL. */
+static const char *route_of_token(request_rec *r, const slb_keyring *ring,
+                                  proxy_balancer *b, const char *token)
+{
+    int i;
+
+    for (i = 0; i < b->workers->nelts; i++) {
+        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+        if (*w->s->route
+            && !strcmp(slb_route_token(r->pool, ring, w->s->route), token)) {
+            return w->s->route;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Route cookies with sign=: verified (any key of the ring), tokens mapped
+ * back to routes (opaque), maxlife/maxidle enforced.  An unsigned value is
+ * accepted only without strict; a forged or expired one is ignored (the
+ * client is treated as having no route cookie).
+ */
+static apr_array_header_t *signed_candidates(request_rec *r, slb_req *rq,
+                                             proxy_balancer *b,
+                                             apr_array_header_t *hdrs)
+{
+    const slb_cookie_conf *cc = &rq->conf->route_cookie;
+    apr_array_header_t *out = apr_array_make(r->pool, 1,
+                                             sizeof(slb_candidate));
+    apr_time_t now = apr_time_now();
+    int i, j;
+
+    for (i = 0; i < hdrs->nelts; i++) {
+        slb_span v[SLB_MAX_SAME_NAME];
+        int n = slb_cookie_values(APR_ARRAY_IDX(hdrs, i, const char *),
+                                  cc->name, v, SLB_MAX_SAME_NAME);
+        for (j = 0; j < n; j++) {
+            const char *val = apr_pstrmemdup(r->pool, v[j].ptr, v[j].len);
+            const char *route = NULL;
+            apr_time_t issued = 0, refreshed = 0;
+            int ok = slb_verify_value(r->pool, rq->conf->ring, val, &route,
+                                      &issued, &refreshed);
+            slb_candidate *c;
+
+            if (ok == 0) {
+                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                              SLB_LOG_TAG "SLB0107: %s cookie does not "
+                              "verify: ignored", cc->name);
+                continue;
+            }
+            if (ok < 0) {
+                if (cc->strict) {
+                    continue;
+                }
+                route = val[0] == conf_separator(rq->conf) ? val + 1 : val;
+                if (!slb_route_ok(route, strlen(route))) {
+                    continue;
+                }
+            }
+            else {
+                if (cc->opaque) {
+                    route = route_of_token(r, rq->conf->ring, b, route);
+                    if (route == NULL) {
+                        continue;
+                    }
+                }
+                if ((cc->maxlife > 0
+                     && now - issued > apr_time_from_sec(cc->maxlife))
+                    || (cc->maxidle > 0
+                        && now - refreshed > apr_time_from_sec(cc->maxidle))) {
+                    continue;   /* expired: the client is rebalanced */
+                }
+            }
+            if (rq->cookie_route == NULL) {
+                rq->cookie_signed = ok > 0;
+                rq->cookie_issued = issued;
+                rq->cookie_refreshed = refreshed;
+                /* verified by an older key of the ring: sign it anew */
+                rq->cookie_resign = ok > 0 && rq->conf->ring->nkeys > 1
+                    && strcmp(val, slb_sign_value(r->pool, rq->conf->ring,
+                                                  cc->opaque
+                                                      ? slb_route_token(
+                                                            r->pool,
+                                                            rq->conf->ring,
+                                                            route)
+                                                      : route,
+                                                  issued, refreshed)) != 0;
+            }
+            c = apr_array_push(out);
+            c->src = SLB_SRC_ROUTE_COOKIE;
+            c->name = cc->name;
+            c->id = "";
+            c->route = route;
+            if (rq->cookie_route == NULL) {
+                rq->cookie_route = route;
+            }
+        }
+    }
+    return out;
+}
+
 /* Insert `more` after the route cookie candidates (its precedence). */
 static apr_array_header_t *merge_candidates(apr_pool_t *p,
                                             apr_array_header_t *base,
@@ -1014,7 +1132,8 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
     cc.values = apr_array_make(r->pool, 2, sizeof(const char *));
     apr_table_do(collect_cookie_hdr, &cc, r->headers_in, "Cookie", NULL);
 
-    spec.route_cookie = rq->conf->route_cookie.name;
+    /* a signed route cookie is read here, not by the codec */
+    spec.route_cookie = rq->conf->ring ? NULL : rq->conf->route_cookie.name;
     spec.session_cookies = conf_session_cookies(rq->conf);
     spec.path_param = conf_path_param(rq->conf);
     spec.separator = conf_separator(rq->conf);
@@ -1026,6 +1145,13 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
         rq->candidates = merge_candidates(r->pool, rq->candidates,
                                           store_candidates(r, rq, cc.values,
                                                            allow_io));
+    }
+    if (rq->conf->ring) {
+        rq->candidates = merge_candidates(r->pool, rq->candidates,
+                                          signed_candidates(r, rq, b,
+                                                            cc.values));
+        /* signed candidates go first: merge put them after the (absent)
+         * route cookie candidates, i.e. at the front */
     }
     for (i = 0; i < rq->candidates->nelts; i++) {
         const slb_candidate *c = &APR_ARRAY_IDX(rq->candidates, i,
@@ -1527,11 +1653,33 @@ static void finish_response(request_rec *r, slb_req *rq)
     if (cc->name == NULL || !cc->insert) {
         return;
     }
-    if (rq->cookie_route && !strcmp(rq->cookie_route, route)) {
-        return;
+    if (rq->conf->ring) {
+        apr_time_t now = apr_time_now();
+        int same = rq->cookie_route && !strcmp(rq->cookie_route, route);
+        int refresh = cc->maxidle > 0 && rq->cookie_signed
+                      && now - rq->cookie_refreshed
+                             >= apr_time_from_sec(cc->maxidle / 4 + 1);
+
+        if (same && rq->cookie_signed && !refresh && !rq->cookie_resign) {
+            return;
+        }
+        apr_table_addn(r->err_headers_out, "Set-Cookie",
+                       slb_cookie_build(r->pool, cc, slb_sign_value(
+                           r->pool, rq->conf->ring,
+                           cc->opaque ? slb_route_token(r->pool,
+                                                        rq->conf->ring, route)
+                                      : route,
+                           same && rq->cookie_signed ? rq->cookie_issued
+                                                     : now,
+                           now)));
     }
-    apr_table_addn(r->err_headers_out, "Set-Cookie",
-                   slb_cookie_build(r->pool, cc, route));
+    else {
+        if (rq->cookie_route && !strcmp(rq->cookie_route, route)) {
+            return;
+        }
+        apr_table_addn(r->err_headers_out, "Set-Cookie",
+                       slb_cookie_build(r->pool, cc, route));
+    }
     if (cc->nocache) {
         const char *a = apr_table_get(r->headers_out, "Cache-Control");
         const char *e = apr_table_get(r->err_headers_out, "Cache-Control");

@@ -520,6 +520,28 @@ void slb_cookie_conf_init(slb_cookie_conf *c)
     c->httponly = 1;
     c->samesite = SLB_SAMESITE_LAX;
     c->max_age = -1;
+    c->sign_file = NULL;
+    c->strict = 0;
+    c->opaque = 0;
+    c->maxidle = -1;
+    c->maxlife = -1;
+}
+
+static int parse_secs(const char *v, long *out)
+{
+    char *end;
+    long n;
+
+    if (!apr_isdigit(*v)) {
+        return 0;
+    }
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno || *end || n < 1 || n > 315360000L) {
+        return 0;
+    }
+    *out = n;
+    return 1;
 }
 
 static int parse_onoff(const char *v, int *out)
@@ -594,11 +616,17 @@ const char *slb_cookie_conf_parse(apr_pool_t *p, slb_cookie_conf *c,
         else if (!strcasecmp(w, "nocache")) {
             c->nocache = 1;
         }
+        else if (!strcasecmp(w, "strict")) {
+            c->strict = 1;
+        }
+        else if (!strcasecmp(w, "opaque")) {
+            c->opaque = 1;
+        }
         else if (eq == NULL) {
             return apr_psprintf(p, "unknown option '%s' (expected insert, "
-                                "indirect, nocache, path=, domain=, "
-                                "secure=, httponly=, samesite=, max-age=)",
-                                w);
+                                "indirect, nocache, strict, opaque, path=, "
+                                "domain=, secure=, httponly=, samesite=, "
+                                "max-age=, sign=, maxidle=, maxlife=)", w);
         }
         else {
             const char *k = apr_pstrmemdup(p, w, (apr_size_t)(eq - w));
@@ -660,6 +688,24 @@ const char *slb_cookie_conf_parse(apr_pool_t *p, slb_cookie_conf *c,
                 }
                 c->max_age = n;
             }
+            else if (!strcasecmp(k, "sign")) {
+                if (*v == '\0') {
+                    return "sign= needs the path of a key file";
+                }
+                c->sign_file = v;
+            }
+            else if (!strcasecmp(k, "maxidle")) {
+                if (!parse_secs(v, &c->maxidle)) {
+                    return apr_psprintf(p, "maxidle='%s' must be 1 to "
+                                        "315360000 seconds", v);
+                }
+            }
+            else if (!strcasecmp(k, "maxlife")) {
+                if (!parse_secs(v, &c->maxlife)) {
+                    return apr_psprintf(p, "maxlife='%s' must be 1 to "
+                                        "315360000 seconds", v);
+                }
+            }
             else {
                 return apr_psprintf(p, "unknown attribute '%s'", w);
             }
@@ -671,6 +717,13 @@ const char *slb_cookie_conf_parse(apr_pool_t *p, slb_cookie_conf *c,
     }
     if (c->nocache && !c->insert) {
         return "nocache only applies with insert";
+    }
+    if (!c->sign_file && (c->strict || c->opaque || c->maxidle > 0
+                          || c->maxlife > 0)) {
+        return "strict, opaque, maxidle= and maxlife= need sign=KEYFILE";
+    }
+    if ((c->opaque || c->maxidle > 0 || c->maxlife > 0) && !c->insert) {
+        return "opaque, maxidle= and maxlife= need insert";
     }
     return NULL;
 }

@@ -14,6 +14,7 @@
 #include "stickylb_store.h"
 #include "stickylb_mc.h"
 #include "stickylb_probe.h"
+#include "stickylb_sign.h"
 
 /* LogLevel stickylb:trace3 works for every file of the glue */
 APLOG_USE_MODULE(stickylb);
@@ -44,6 +45,7 @@ typedef struct {
     int separator;                       /* SLB_UNSET or a char */
     slb_cookie_conf route_cookie;        /* name NULL = none */
     int route_cookie_set;
+    slb_keyring *ring;                   /* route_cookie.sign_file loaded */
     apr_array_header_t *learn_cookies;   /* const char *; learn from these */
     int learn_cookies_set;
     apr_array_header_t *keys;            /* slb_key_source */

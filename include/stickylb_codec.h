@@ -164,6 +164,11 @@ typedef struct {
     int httponly;            /* default on */
     slb_samesite samesite;   /* default Lax */
     long max_age;            /* -1: session cookie (default) */
+    const char *sign_file;   /* sign=: HMAC key file; NULL = unsigned */
+    int strict;              /* unsigned or forged values ignored */
+    int opaque;              /* a token instead of the route name */
+    long maxidle;            /* seconds; -1 = none */
+    long maxlife;            /* seconds; -1 = none */
 } slb_cookie_conf;
 
 /* Fill with the defaults above (name NULL). */
@@ -173,7 +178,8 @@ void slb_cookie_conf_init(slb_cookie_conf *c);
  * Parse the arguments of StickyLBRouteCookie: the cookie name first, then
  * flags (insert, indirect, nocache) and attributes (path=, domain=,
  * secure=on|off, httponly=on|off, samesite=lax|strict|none|off,
- * max-age=N).  Returns NULL on success or an error message (from p) that
+ * max-age=N, sign=KEYFILE, strict, opaque, maxidle=N, maxlife=N; the last
+ * four need sign=).  Returns NULL on success or an error message (from p) that
  * names the offending word.
  */
 const char *slb_cookie_conf_parse(apr_pool_t *p, slb_cookie_conf *c,

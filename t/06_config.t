@@ -103,7 +103,17 @@ my @bad = (
     ['StickyLBPassive 5000',                       'StickyLBPassive',     '5000'],
     ['StickyLBPassive 500 fall=0',                 'StickyLBPassive',     'fall'],
     ['StickyLBSlowStart 7200',                     'StickyLBSlowStart',   '3600'],
+    ['StickyLBRouteCookie ROUTEID insert strict',  'StickyLBRouteCookie', 'sign='],
+    ['StickyLBRouteCookie ROUTEID insert sign=/nonexistent/keys', 'StickyLBRouteCookie', '/nonexistent/keys'],
+    ['StickyLBRouteCookie ROUTEID insert maxidle=0 sign=/x', 'StickyLBRouteCookie', 'maxidle'],
+    ['StickyLBRouteCookie ROUTEID opaque sign=/x', 'StickyLBRouteCookie', 'insert'],
 );
+{
+    open my $k, '>', "$dir/short.keys" or die $!;
+    print $k "short\n";
+    close $k;
+    push @bad, ["StickyLBRouteCookie ROUTEID insert sign=$dir/short.keys", 'StickyLBRouteCookie', 'shorter than 16'];
+}
 for my $b (@bad) {
     my ($directive, $name, $word) = @$b;
     ($rc, $out) = configtest(balancer($directive));

@@ -14,5 +14,6 @@ Suite *select_suite(void);
 Suite *table_suite(void);
 Suite *key_suite(void);
 Suite *mc_suite(void);
+Suite *sign_suite(void);
 
 #endif /* CHECK_STICKYLB_H */
