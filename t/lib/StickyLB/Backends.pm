@@ -164,14 +164,27 @@ sub port_open {
 }
 
 my %handed_out;
+# A free port BELOW the kernel's ephemeral range (32768-60999 on Linux):
+# a port taken from that range can be grabbed as the source port of an
+# outgoing connection (to a backend, to memcached) before the process that
+# should listen on it starts.
 sub free_port {
-    for (1 .. 50) {
-        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                      Proto => 'tcp', Listen => 1)
-            or die "free_port: cannot bind: $@\n";
-        my $port = $s->sockport;
+    my ($lo, $hi) = (20000, 32000);
+    if (open my $fh, '<', '/proc/sys/net/ipv4/ip_local_port_range') {
+        my ($elo) = split ' ', scalar <$fh>;
+        close $fh;
+        $hi = $elo - 1 if $elo && $elo - 1 < $hi;
+        $lo = 1024 if $hi - $lo < 1000;
+    }
+    for (1 .. 200) {
+        my $port = $lo + int(rand($hi - $lo));
+        next if $handed_out{$port};
+        my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
+                                      LocalPort => $port, Proto => 'tcp',
+                                      Listen => 1, ReuseAddr => 1)
+            or next;
         close $s;
-        next if $handed_out{$port}++;
+        $handed_out{$port} = 1;
         return $port;
     }
     die "free_port: no free port found\n";
