@@ -9,12 +9,11 @@
 use strict;
 use warnings;
 use FindBin;
-use lib "$FindBin::Bin/../../t/lib";
+use lib "$FindBin::Bin/lib";
 use Test::More;
-use File::Temp qw(tempdir);
 use IO::Socket::INET;
-use POSIX ();
 use Time::HiRes qw(time sleep);
+use StickyLB::System;
 
 if ($> != 0) {
     plan skip_all => 'needs root (iptables)';
@@ -22,51 +21,9 @@ if ($> != 0) {
 my $iptables = (grep { -x } qw(/usr/sbin/iptables /sbin/iptables))[0];
 plan skip_all => 'iptables missing' unless $iptables;
 
-my $top = "$FindBin::Bin/../..";
-my $build = $ENV{SLB_BUILD_DIR} || "$top/_build";
-my $module = "$build/.libs/mod_stickylb.so";
-die "no $module" unless -f $module;
-my $libexec = `apxs -q LIBEXECDIR`;
-chomp $libexec;
-
-my $dir = tempdir('stickylb-outage-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-chmod 0755, $dir;
-my (@pids, $rule);
-
-sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Listen => 1) or die $!;
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
-sub wait_port {
-    my ($port) = @_;
-    for (1 .. 100) {
-        return 1 if IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                          PeerPort => $port, Timeout => 1);
-        sleep 0.05;
-    }
-    die "nothing listens on $port\n";
-}
-
-sub spawn {
-    my ($log, @cmd) = @_;
-    my $pid = fork();
-    die "fork: $!" unless defined $pid;
-    if ($pid == 0) {
-        open STDOUT, '>', $log;
-        open STDERR, '>&', \*STDOUT;
-        { exec @cmd }
-        POSIX::_exit(127);
-    }
-    push @pids, $pid;
-    return $pid;
-}
-
 my ($mcport, $lb) = (free_port(), free_port());
 my %port = map { $_ => free_port() } qw(t1 t2 t3);
+my $rule;
 
 sub drop_rule {
     my ($op) = @_;
@@ -78,43 +35,15 @@ sub drop_rule {
 END {
     local $?;
     drop_rule('-D') if $rule;
-    if (-s "$dir/httpd.pid") {
-        system('/usr/sbin/apache2', '-f', "$dir/httpd.conf", '-k', 'stop');
-        for (1 .. 100) { last unless -e "$dir/httpd.pid"; sleep 0.05 }
-    }
-    for my $p (@pids) { kill 'TERM', $p; waitpid($p, 0) }
+    stop_all();
 }
 
-spawn("$dir/memcached.log", '/usr/bin/memcached', '-u', 'nobody', '-l',
-      '127.0.0.1', '-p', $mcport, '-U', '0', '-m', '16');
-for my $r (sort keys %port) {
-    spawn("$dir/$r.log", 'perl', "$top/t/backend.pl", '--host', '127.0.0.1',
-          '--port', $port{$r}, '--route', $r, '--no-route-suffix');
-}
-wait_port($_) for $mcport, values %port;
-
-open my $fh, '>', "$dir/httpd.conf" or die $!;
-print $fh <<"CONF";
-ServerRoot "$dir"
-ServerName 127.0.0.1
-Listen 127.0.0.1:$lb
-PidFile "$dir/httpd.pid"
-DefaultRuntimeDir "$dir"
-Mutex file:$dir default
-ErrorLog "$dir/error.log"
-LogLevel warn
-User nobody
-Group nogroup
-LoadModule mpm_event_module $libexec/mod_mpm_event.so
-LoadModule authz_core_module $libexec/mod_authz_core.so
-LoadModule headers_module $libexec/mod_headers.so
-LoadModule slotmem_shm_module $libexec/mod_slotmem_shm.so
-LoadModule proxy_module $libexec/mod_proxy.so
-LoadModule proxy_http_module $libexec/mod_proxy_http.so
-LoadModule proxy_balancer_module $libexec/mod_proxy_balancer.so
-LoadModule stickylb_module $module
+spawn(workdir() . '/memcached.log', '/usr/bin/memcached', '-u', 'nobody',
+      '-l', '127.0.0.1', '-p', $mcport, '-U', '0', '-m', '16');
+wait_port($mcport);
+backend_start($_, $port{$_}, '--no-route-suffix') for sort keys %port;
+start_apache($lb, <<"CONF");
 StickyLBMemcached "--SERVER=127.0.0.1:$mcport" connect-timeout=50 timeout=50 retry=1 failure-limit=1 cache=2
-Header always set X-SLB "%{STICKYLB_DECISION}e %{STICKYLB_KEY_SOURCE}e"
 <Proxy "balancer://app">
     BalancerMember "http://127.0.0.1:$port{t1}" route=t1
     BalancerMember "http://127.0.0.1:$port{t2}" route=t2
@@ -125,32 +54,9 @@ Header always set X-SLB "%{STICKYLB_DECISION}e %{STICKYLB_KEY_SOURCE}e"
     StickyLBLearnCookie JSESSIONID
 </Proxy>
 ProxyPass "/app" "balancer://app"
-<Location "/">
-    Require all granted
-</Location>
 CONF
-close $fh;
-system('/usr/sbin/apache2', '-f', "$dir/httpd.conf", '-k', 'start') == 0
-    or die "apache did not start\n";
-wait_port($lb);
 
-# one request: (status, backend, decision, seconds, new session id)
-sub get {
-    my ($cookie) = @_;
-    my $t0 = time;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $lb,
-                                  Timeout => 10) or return (0, '', '', 10);
-    print $s "GET /app/ HTTP/1.0\r\nHost: 127.0.0.1\r\n"
-        . ($cookie ? "Cookie: JSESSIONID=$cookie\r\n" : '') . "\r\n";
-    local $/;
-    my $resp = <$s> // '';
-    my $dt = time - $t0;
-    my ($code) = $resp =~ m{^HTTP/1\.\d (\d+)};
-    my ($be) = $resp =~ /^X-Backend: (\S+)/m;
-    my ($dec) = $resp =~ /^X-SLB: (\S+)/m;
-    my ($sid) = $resp =~ /^Set-Cookie: JSESSIONID=([^;\s]+)/m;
-    return ($code // 0, $be // '', $dec // '', $dt, $sid);
-}
+sub get { my ($sid) = @_; return http_get($lb, '/app/', $sid ? ("Cookie: JSESSIONID=$sid") : ()) }
 
 # 12 sessions, learned while memcached is fine
 my %owner;

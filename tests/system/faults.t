@@ -1,0 +1,162 @@
+#!/usr/bin/env perl
+# Fault tests under bounded load (root: Apache runs its children as nobody):
+#  1. a member killed and restarted during traffic,
+#  2. apachectl -k graceful during traffic,
+#  3. a flood of hostile requests during normal traffic.
+# Each phase runs 4 client processes for a few seconds and asserts figures.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use JSON::PP ();
+use POSIX ();
+use Time::HiRes qw(time sleep);
+use StickyLB::System;
+
+plan skip_all => 'needs root' if $> != 0;
+
+my $lb = free_port();
+my %port = map { $_ => free_port() } qw(t1 t2 t3);
+END { local $?; stop_all() }
+
+backend_start($_, $port{$_}, '--no-route-suffix') for sort keys %port;
+start_apache($lb, <<"CONF");
+<Proxy "balancer://app">
+    BalancerMember "http://127.0.0.1:$port{t1}" route=t1 retry=1
+    BalancerMember "http://127.0.0.1:$port{t2}" route=t2 retry=1
+    BalancerMember "http://127.0.0.1:$port{t3}" route=t3 retry=1
+    ProxySet lbmethod=stickylb
+    StickyLBSessionCookie none
+    StickyLBLearnCookie JSESSIONID
+</Proxy>
+ProxyPass "/st" "!"
+ProxyPass "/app" "balancer://app"
+<Location "/st">
+    SetHandler stickylb-status
+</Location>
+CONF
+
+my %owner;
+for (1 .. 40) {
+    my ($code, $be, undef, undef, $sid) = http_get($lb, '/app/');
+    $owner{$sid} = $be if $code == 200 && $sid;
+}
+is(scalar keys %owner, 40, '40 sessions learned');
+
+# run $workers clients for $secs over the sessions; each line of the
+# result: "code backend sid"
+sub load {
+    my ($secs, $during, @extra) = @_;
+    my @sids = sort keys %owner;
+    my @kids;
+    my $dir = workdir();
+    for my $w (0 .. 3) {
+        my $pid = fork();
+        die "fork: $!" unless defined $pid;
+        if ($pid == 0) {
+            open my $out, '>', "$dir/load.$w" or POSIX::_exit(1);
+            my $end = time + $secs;
+            my ($i, $n) = ($w, 0);
+            while (time < $end && $n < 20000) {
+                my $sid = $sids[$i % @sids];
+                my ($code, $be) = http_get($lb, '/app/', "Cookie: JSESSIONID=$sid");
+                print $out "$code $be $sid\n";
+                $i += 4;
+                $n++;
+            }
+            close $out;
+            POSIX::_exit(0);
+        }
+        push @kids, $pid;
+    }
+    $during->() if $during;
+    waitpid($_, 0) for @kids;
+    my @lines;
+    for my $w (0 .. 3) {
+        open my $in, '<', "$dir/load.$w" or next;
+        push @lines, map { [split ' '] } <$in>;
+        close $in;
+    }
+    return @lines;
+}
+
+# --- 1. t2 killed after 2 s, back after 5 s, traffic for 8 s
+my @r = load(8, sub {
+    sleep 2;
+    backend_stop('t2');
+    sleep 3;
+    backend_start('t2', $port{t2}, '--no-route-suffix');
+});
+my $err = grep { $_->[0] >= 500 || $_->[0] == 0 } @r;
+my $moved = grep { $owner{ $_->[2] } ne 't2' && $_->[1] ne $owner{ $_->[2] } } @r;
+my $from2 = grep { $owner{ $_->[2] } eq 't2' && $_->[0] == 200 && $_->[1] ne 't2' } @r;
+ok(@r > 200, scalar(@r) . ' requests while t2 was killed and restarted');
+ok($err <= 4, "$err errors (bound: the 4 requests that can be in flight on t2 when it dies)");
+is($moved, 0, 'sessions on t1 and t3 kept their member');
+ok($from2 > 0, "sessions of t2 were served elsewhere meanwhile ($from2 requests)");
+diag("phase 1: " . scalar(@r) . " requests, $err errors, $moved moved, $from2 failed over");
+
+# the owners now (t2's sessions were re-pinned)
+for my $sid (keys %owner) {
+    my ($code, $be) = http_get($lb, '/app/', "Cookie: JSESSIONID=$sid");
+    $owner{$sid} = $be if $code == 200;
+}
+
+# --- 2. graceful restart after 2 s of 6 s of traffic
+@r = load(6, sub { sleep 2; graceful() });
+$err = grep { $_->[0] != 200 } @r;
+$moved = grep { $_->[1] ne $owner{ $_->[2] } } @r;
+ok(@r > 200, scalar(@r) . ' requests around apachectl -k graceful');
+is($err, 0, 'graceful: zero errors');
+is($moved, 0, 'graceful: zero sticky misses');
+
+# --- 3. hostile flood for 6 s while 4 normal clients run
+my $status = sub {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $lb, Timeout => 5);
+    print $s "GET /st?format=json HTTP/1.0\r\nHost: x\r\n\r\n";
+    local $/;
+    my ($json) = (<$s> // '') =~ /\r\n\r\n(.*)$/s;
+    return JSON::PP::decode_json($json);
+};
+my $before = $status->()->{store}{table};
+my @attackers;
+my $invented = 'hostile' . int(rand(1e9));
+for my $a (1 .. 2) {
+    my $pid = fork();
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        my $end = time + 6;
+        my $n = 0;
+        while (time < $end && $n < 20000) {
+            my $kind = $n % 4;
+            my $cookie = $kind == 0 ? 'JSESSIONID=' . ('A' x 4000)
+                       : $kind == 1 ? "JSESSIONID=${invented}x$a$n; JSESSIONID=\x01\x02; =;;;"
+                       : $kind == 2 ? join('; ', map { "c$_=v" } 1 .. 150)
+                       :              "JSESSIONID=t2x$invented$n";
+            http_get($lb, "/app/;jsessionid=$invented$n?x=$n", "Cookie: $cookie");
+            $n++;
+        }
+        POSIX::_exit(0);
+    }
+    push @attackers, $pid;
+}
+@r = load(6);
+waitpid($_, 0) for @attackers;
+$err = grep { $_->[0] != 200 } @r;
+$moved = grep { $_->[1] ne $owner{ $_->[2] } } @r;
+ok(@r > 100, scalar(@r) . ' normal requests during the flood');
+is($err, 0, 'flood: normal clients got no error');
+is($moved, 0, 'flood: normal clients kept their member');
+my $after = $status->()->{store}{table};
+ok($after->{entries} <= $after->{capacity} && $after->{bytes} == $before->{bytes},
+   "flood: the table stays within its fixed size ($after->{entries} of $after->{capacity} bindings, $after->{bytes} bytes)");
+# ids the attackers invented were never bound
+my $bound = 0;
+for my $n (0 .. 40) {
+    my ($code, $be, $dec) = http_get($lb, '/app/', "Cookie: JSESSIONID=t2x$invented$n");
+    $bound++ if $dec eq 'sticky';
+}
+is($bound, 0, 'flood: no id a client invented was stored');
+
+done_testing();
