@@ -84,12 +84,12 @@ static bucket_t *buckets(const slb_table *t)
 
 static apr_uint64_t le64(const unsigned char *p)
 {
-    apr_uint64_t v = 0;
-    int i;
+    apr_uint64_t v;
 
-    for (i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
+    memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
     return v;
 }
 
@@ -225,8 +225,9 @@ static void place_of(const slb_table *t, const slb_key *key, place_t *pl)
     apr_uint64_t h = siphash24(t->secret, key->digest, SLB_KEY_DIGEST_LEN);
     apr_uint32_t n = t->nbuckets;
 
-    pl->b[0] = (apr_uint32_t)(h % n);
-    pl->b[1] = (apr_uint32_t)((h >> 32) % n);
+    /* multiply-shift maps 32 random bits onto 0..n-1 without a division */
+    pl->b[0] = (apr_uint32_t)(((h & 0xffffffffu) * (apr_uint64_t)n) >> 32);
+    pl->b[1] = (apr_uint32_t)(((h >> 32) * (apr_uint64_t)n) >> 32);
     if (pl->b[1] == pl->b[0]) {
         pl->b[1] = (pl->b[0] + 1) % n;
     }
@@ -470,6 +471,7 @@ apr_status_t slb_table_get_age(slb_table *t, const slb_key *key,
     int i, k;
 
     place_of(t, key, &pl);
+    __builtin_prefetch(&bs[pl.b[1]]);
     for (i = 0; i < 2; i++) {
         bucket_t copy;
         bucket_t *b = &bs[pl.b[i]];
