@@ -329,10 +329,21 @@ static void build_targets(prober_t *pb)
                 t->conf = conf;
                 t->key = key;
                 t->s = sr;
-                t->next_due = 0;
+                t->next_due = 0;    /* spread over the interval below */
                 apr_hash_set(seen, apr_pmemdup(pb->pool, &key, sizeof(key)),
                              sizeof(key), t);
             }
+        }
+    }
+    /* stagger the first probes over each member's interval: every tick
+     * then starts a small batch instead of all members at once */
+    {
+        apr_time_t now = apr_time_now();
+        int k, n = pb->targets->nelts;
+        for (k = 0; k < n; k++) {
+            target_t *t = &APR_ARRAY_IDX(pb->targets, k, target_t);
+            t->next_due = now + (apr_time_t)(t->conf->interval
+                                             * (apr_int64_t)k / n);
         }
     }
     pb->built = 1;

@@ -330,6 +330,8 @@ typedef enum { ST_CONNECT, ST_SEND, ST_READ, ST_DONE } probe_state;
 
 typedef struct {
     slb_probe *pr;
+    apr_pool_t *sp;              /* the socket's own pool: closing it costs
+                                  * O(1), not a walk of the batch pool */
     apr_socket_t *sock;
     apr_pollfd_t pfd;
     probe_state st;
@@ -347,6 +349,10 @@ static void finish(apr_pollset_t *ps, run_t *r, int ok, const char *why)
         apr_pollset_remove(ps, &r->pfd);
         apr_socket_close(r->sock);
         r->sock = NULL;
+    }
+    if (r->sp) {
+        apr_pool_destroy(r->sp);
+        r->sp = NULL;
     }
     r->st = ST_DONE;
     r->pr->ok = ok;
@@ -466,9 +472,12 @@ apr_status_t slb_probe_run(apr_pool_t *p, slb_probe *probes, int n)
         r->start = apr_time_now();
         r->deadline = r->start + probes[i].conf->timeout;
         r->st = ST_CONNECT;
+        apr_pool_create(&r->sp, p);
         rv = apr_socket_create(&r->sock, probes[i].addr->family, SOCK_STREAM,
-                               APR_PROTO_TCP, p);
+                               APR_PROTO_TCP, r->sp);
         if (rv != APR_SUCCESS) {
+            apr_pool_destroy(r->sp);
+            r->sp = NULL;
             r->sock = NULL;
             r->st = ST_DONE;
             probes[i].ok = 0;
@@ -485,6 +494,8 @@ apr_status_t slb_probe_run(apr_pool_t *p, slb_probe *probes, int n)
         if (rv != APR_SUCCESS && !APR_STATUS_IS_EINPROGRESS(rv)) {
             apr_socket_close(r->sock);
             r->sock = NULL;
+            apr_pool_destroy(r->sp);
+            r->sp = NULL;
             r->st = ST_DONE;
             probes[i].ok = 0;
             probes[i].why = "connect failed";
