@@ -363,7 +363,7 @@ CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 # at the listeners, none accepted for 400 ms) to the same moment after the
 # K-th batch from there, K = ceil(S / interval): K whole batches, K intervals
 quiet_stats() {   # MIN_BURSTS: the listeners' stats at such a moment
-    local min=$1 s open idle bursts end=$((SECONDS + INTERVAL + 10))
+    local min=$1 s open idle bursts end=$((SECONDS + INTERVAL + 2))
     while :; do
         s=$(stats_now)
         open=$(stat_field open "$s"); idle=$(stat_field idle_ms "$s")
@@ -378,8 +378,13 @@ quiet_stats() {   # MIN_BURSTS: the listeners' stats at such a moment
     done
 }
 K=$(( (SECS + INTERVAL - 1) / INTERVAL ))
-S1=$(quiet_stats $(( $(stat_field bursts "$(stats_now)") + 1 ))) \
-    || die "no quiet moment after a probe batch"
+# probes spread over the interval leave no quiet moment: then the window is
+# a fixed SECS seconds, started anywhere (the load is steady)
+CONTINUOUS=0
+S1=$(quiet_stats $(( $(stat_field bursts "$(stats_now)") + 1 ))) || {
+    CONTINUOUS=1
+    S1=$(stats_now)
+}
 P_T0=$(ticks_of "/proc/$APID/stat")
 L_T0=$(ticks_of "/proc/$LPID/stat")
 C_T0=$(ticks_of "/proc/$CPID/stat")
@@ -388,8 +393,13 @@ threads_snap >"$WORK/threads.0"
 T0=$(date +%s.%N)
 kill -USR2 "$LPID"   # the largest spread of this window only
 B1=$(stat_field bursts "$S1")
-[ "$SECS" -gt "$INTERVAL" ] && sleep $((SECS - INTERVAL))
-S2=$(quiet_stats $((B1 + K))) || die "the probe batches stopped or never end (see $WORK/error.log)"
+if [ "$CONTINUOUS" = 1 ]; then
+    sleep "$SECS"
+    S2=$(stats_now)
+else
+    [ "$SECS" -gt "$INTERVAL" ] && sleep $((SECS - INTERVAL))
+    S2=$(quiet_stats $((B1 + K))) || die "the probe batches stopped or never end (see $WORK/error.log)"
+fi
 T1=$(date +%s.%N)
 threads_snap >"$WORK/threads.1"
 C_T1=$(ticks_of "/proc/$CPID/stat")
