@@ -75,10 +75,10 @@ rm -f /etc/apache2/sites-available/stickylb-bad.conf
 # Remove everything again.
 a2dissite -q stickylb-readme-example >/dev/null 2>&1
 rm -f "$SITE"
-a2dismod -q -f stickylb >/dev/null 2>&1
+a2dismod -q -f -p stickylb >/dev/null 2>&1
 ok $? "a2dismod stickylb"
 for m in headers proxy_balancer proxy_http proxy; do
-    case " $was_enabled " in *" $m "*) ;; *) a2dismod -q -f "$m" >/dev/null 2>&1 ;; esac
+    case " $was_enabled " in *" $m "*) ;; *) a2dismod -q -f -p "$m" >/dev/null 2>&1 ;; esac
 done
 test ! -e "$ENABLED/stickylb.load"
 ok $? "stickylb no longer enabled"

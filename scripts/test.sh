@@ -6,7 +6,9 @@
 #   3. unit     `make check` in the build dir: the Check unit tests
 #   4. system   root only, under prove: scripts/install-test.sh (make install,
 #               a2enmod stickylb, configtest with README's examples, removal)
-#               and tests/system/*.t (memcached black-holed with iptables)
+#               scripts/deb-test.sh (the .deb built, installed, enabled,
+#               configtested, purged) and tests/system/*.t (faults under
+#               load, memcached black-holed with iptables)
 #   5. apache   Apache::Test: perl t/TEST.PL (t/*.t)
 #   6. summary  last line: "stickylb: P passed, F failed"
 #
@@ -148,9 +150,9 @@ fi
 
 # ---------------------------------------------------------------- 4. install
 if is_root; then
-    note "system tests (prove scripts/install-test.sh tests/system/*.t)"
+    note "system tests (prove scripts/install-test.sh scripts/deb-test.sh tests/system/*.t)"
     rc=0
-    timeout -k 10 600 prove -v scripts/install-test.sh tests/system/*.t \
+    timeout -k 10 900 env SLB_DEB_NOCHECK=1 prove -v scripts/install-test.sh scripts/deb-test.sh tests/system/*.t \
         > "$LOGDIR/install.out" 2>&1 < /dev/null || rc=$?
     cat "$LOGDIR/install.out"
     in_tests=$(sed -nE 's/^Files=[0-9]+, Tests=([0-9]+),.*/\1/p' "$LOGDIR/install.out" | tail -n1)
