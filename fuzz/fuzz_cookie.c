@@ -1,0 +1,273 @@
+/*
+ * fuzz_cookie.c - Cookie request headers: slb_cookie_values,
+ * slb_split_route, slb_collect_candidates and slb_cookie_strip.
+ *
+ * Input: byte 0 is the id/route separator (any byte, NUL included), then
+ * NUL-separated fields:
+ *   0 cookie name looked up and stripped
+ *   1 route cookie name ("" = none)
+ *   2 path parameter name ("" = none)
+ *   3 session cookie names, separated by spaces ("" = none)
+ *   4 raw request URI
+ *   5.. up to 4 Cookie headers (an empty field stands for a NULL entry)
+ */
+#include "fuzz_common.h"
+
+#include <apr_strings.h>
+#include <apr_tables.h>
+
+#include "stickylb_codec.h"
+
+#define MANY 1024
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* a value found by slb_cookie_values in hdr (len bytes) */
+static void check_value(const char *hdr, size_t len, slb_span v)
+{
+    FZ_CHECK(v.ptr != NULL);
+    FZ_CHECK(FZ_INSIDE(v.ptr, v.len, hdr, len));
+    FZ_CHECK(slb_value_ok(v.ptr, v.len));
+    /* a value starts after '=', the whitespace after it or a quote */
+    FZ_CHECK(v.ptr > hdr);
+    FZ_CHECK(v.ptr[-1] == '=' || v.ptr[-1] == '"' || is_ws(v.ptr[-1]));
+    /* and ends at the end of its pair, its closing quote or whitespace */
+    FZ_CHECK(v.ptr[v.len] == '\0' || v.ptr[v.len] == ';'
+             || v.ptr[v.len] == ',' || v.ptr[v.len] == '"'
+             || is_ws(v.ptr[v.len]));
+}
+
+static void check_split(const char *v, size_t len, char sep)
+{
+    slb_span id = { NULL, 0 }, route = { NULL, 0 };
+    slb_span id1 = { NULL, 0 }, route1 = { NULL, 0 };
+    int r0 = slb_split_route(v, len, sep, 0, &id, &route);
+    int r1 = slb_split_route(v, len, sep, 1, &id1, &route1);
+
+    FZ_CHECK(r0 == 0 || r0 == 1);
+    FZ_CHECK(r1 == 0 || r1 == 1);
+    FZ_CHECK(!r0 || r1);               /* allowing an empty id only adds */
+    if (r1) {
+        FZ_CHECK(sep != '\0');
+        FZ_CHECK(id1.ptr == v);
+        FZ_CHECK(id1.len < len);
+        FZ_CHECK(v[id1.len] == sep);
+        FZ_CHECK(memchr(v, sep, id1.len) == NULL);   /* the first one */
+        FZ_CHECK(route1.ptr == v + id1.len + 1);
+        FZ_CHECK(id1.len + 1 + route1.len == len);
+        FZ_CHECK(slb_route_ok(route1.ptr, route1.len));
+        FZ_CHECK(route1.len >= 1 && route1.len <= SLB_MAX_ROUTE_LEN);
+    }
+    if (r0) {
+        FZ_CHECK(id.len > 0);
+        FZ_CHECK(id.ptr == id1.ptr && id.len == id1.len);
+        FZ_CHECK(route.ptr == route1.ptr && route.len == route1.len);
+    }
+    else if (r1) {
+        FZ_CHECK(id1.len == 0);
+    }
+}
+
+/* values of `name` in hdr, as NUL-terminated copies */
+static int values_of(apr_pool_t *p, const char *hdr, const char *name,
+                     slb_span *buf, const char **out)
+{
+    int n = slb_cookie_values(hdr, name, buf, MANY), i;
+
+    FZ_CHECK(n >= 0 && n <= MANY);
+    for (i = 0; i < n; i++) {
+        out[i] = apr_pstrmemdup(p, buf[i].ptr, buf[i].len);
+    }
+    return n;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    apr_pool_t *p = fz_begin();
+    static slb_span many[MANY], many2[MANY];
+    static const char *sa[MANY], *sb[MANY];
+    char *f[9];
+    const char *hdrs[4];
+    size_t hlen[4];
+    int nf, nh, i, k;
+    char sep;
+    const char *name;
+    slb_key_spec spec;
+    apr_array_header_t *sess = NULL, *cands;
+
+    if (size < 1) {
+        fz_end();
+        return 0;
+    }
+    sep = (char)data[0];
+    nf = fz_split(data + 1, size - 1, f, 9);
+    for (i = nf; i < 9; i++) {
+        f[i] = fz_str((const uint8_t *)"", 0);
+    }
+    name = f[0];
+    nh = nf > 5 ? nf - 5 : 1;
+    for (i = 0; i < nh; i++) {
+        hdrs[i] = *f[5 + i] ? f[5 + i] : (nf > 5 ? NULL : f[5]);
+        hlen[i] = hdrs[i] ? strlen(hdrs[i]) : 0;
+    }
+
+    /* --- slb_cookie_values and slb_split_route, header by header */
+    for (i = 0; i < nh; i++) {
+        slb_span out[SLB_MAX_SAME_NAME], one;
+        int n, n1, nm;
+
+        if (hdrs[i] == NULL) {
+            continue;
+        }
+        n = slb_cookie_values(hdrs[i], name, out, SLB_MAX_SAME_NAME);
+        FZ_CHECK(n >= 0 && n <= SLB_MAX_SAME_NAME);
+        if (*name == '\0') {
+            FZ_CHECK(n == 0);
+        }
+        for (k = 0; k < n; k++) {
+            check_value(hdrs[i], hlen[i], out[k]);
+            if (k > 0) {
+                FZ_CHECK(out[k].ptr > out[k - 1].ptr);   /* in order */
+            }
+            check_split(out[k].ptr, out[k].len, sep);
+        }
+        /* max = 1 finds the first of them; a bigger max finds a superset */
+        n1 = slb_cookie_values(hdrs[i], name, &one, 1);
+        FZ_CHECK(n1 == (n > 0));
+        if (n1) {
+            FZ_CHECK(one.ptr == out[0].ptr && one.len == out[0].len);
+        }
+        nm = slb_cookie_values(hdrs[i], name, many, MANY);
+        FZ_CHECK(nm >= n && (n == SLB_MAX_SAME_NAME || nm == n));
+        for (k = 0; k < n; k++) {
+            FZ_CHECK(many[k].ptr == out[k].ptr && many[k].len == out[k].len);
+        }
+        FZ_CHECK(slb_cookie_values(hdrs[i], name, out, 0) == 0);
+        FZ_CHECK(slb_cookie_values(hdrs[i], NULL, out, 1) == 0);
+    }
+    /* split_route on raw bytes too (exactly sized, not terminated) */
+    if (size > 1) {
+        check_split(fz_mem(data + 1, size - 1), size - 1, sep);
+    }
+
+    /* --- slb_cookie_strip */
+    for (i = 0; i < nh; i++) {
+        const char *res;
+        int removed = -1, removed2 = -1, nv, na, nb, j;
+
+        if (hdrs[i] == NULL) {
+            continue;
+        }
+        res = slb_cookie_strip(p, hdrs[i], name, &removed);
+        FZ_CHECK(removed >= 0);
+        if (*name == '\0') {
+            FZ_CHECK(res == hdrs[i] && removed == 0);
+            continue;
+        }
+        nv = slb_cookie_values(hdrs[i], name, many, MANY);
+        FZ_CHECK(removed >= nv || nv == MANY);
+        if (removed == 0) {
+            FZ_CHECK(res == hdrs[i]);
+            FZ_CHECK(nv == 0);
+            continue;
+        }
+        if (res == NULL) {
+            continue;
+        }
+        FZ_CHECK(res != hdrs[i]);
+        FZ_CHECK(*res != '\0');
+        /* the name is gone: stripping again removes nothing */
+        FZ_CHECK(slb_cookie_strip(p, res, name, &removed2) == res);
+        FZ_CHECK(removed2 == 0);
+        FZ_CHECK(slb_cookie_values(res, name, many2, MANY) == 0);
+        /* every other cookie is kept byte for byte */
+        for (j = 1; j <= 3; j++) {
+            const char *other = j == 1 ? f[1] : j == 2 ? f[2] : "JSESSIONID";
+            if (*other == '\0' || strcmp(other, name) == 0) {
+                continue;
+            }
+            na = values_of(p, hdrs[i], other, many, sa);
+            nb = values_of(p, res, other, many2, sb);
+            FZ_CHECK(na == nb);
+            for (k = 0; k < na; k++) {
+                FZ_CHECK(strcmp(sa[k], sb[k]) == 0);
+            }
+        }
+    }
+
+    /* --- slb_collect_candidates */
+    if (*f[3]) {
+        char *last, *tok, *copy = apr_pstrdup(p, f[3]);
+        sess = apr_array_make(p, 2, sizeof(const char *));
+        for (tok = apr_strtok(copy, " ", &last); tok;
+             tok = apr_strtok(NULL, " ", &last)) {
+            if (sess->nelts < 8) {
+                APR_ARRAY_PUSH(sess, const char *) = tok;
+            }
+        }
+    }
+    spec.route_cookie = *f[1] ? f[1] : NULL;
+    spec.session_cookies = sess;
+    spec.path_param = *f[2] ? f[2] : NULL;
+    spec.separator = sep;
+    cands = slb_collect_candidates(p, &spec, hdrs, nh, f[4]);
+    FZ_CHECK(cands != NULL);
+    FZ_CHECK(cands->nelts >= 0 && cands->nelts <= 3 * SLB_MAX_SAME_NAME);
+    for (k = 0; k < cands->nelts; k++) {
+        const slb_candidate *c = &APR_ARRAY_IDX(cands, k, slb_candidate);
+        FZ_CHECK(c->route != NULL && c->id != NULL && c->name != NULL);
+        FZ_CHECK(slb_route_ok(c->route, strlen(c->route)));
+        if (k > 0) {
+            /* route cookie, then URL, then session cookies */
+            FZ_CHECK(c->src
+                     >= APR_ARRAY_IDX(cands, k - 1, slb_candidate).src);
+        }
+        switch (c->src) {
+        case SLB_SRC_ROUTE_COOKIE:
+            FZ_CHECK(c->name == spec.route_cookie);
+            FZ_CHECK(*c->id == '\0');
+            break;
+        case SLB_SRC_URL:
+            FZ_CHECK(c->name == spec.path_param);
+            FZ_CHECK(*c->id != '\0' && sep != '\0');
+            FZ_CHECK(slb_value_ok(c->id, strlen(c->id)));
+            FZ_CHECK(strchr(c->id, sep) == NULL);
+            break;
+        case SLB_SRC_SESSION_COOKIE: {
+            int found = 0, j;
+            for (j = 0; sess && j < sess->nelts; j++) {
+                found |= c->name == APR_ARRAY_IDX(sess, j, const char *);
+            }
+            FZ_CHECK(found);
+            FZ_CHECK(*c->id != '\0' && sep != '\0');
+            FZ_CHECK(slb_value_ok(c->id, strlen(c->id)));
+            FZ_CHECK(strchr(c->id, sep) == NULL);
+            break;
+        }
+        default:
+            FZ_CHECK(!"unexpected candidate source");
+        }
+    }
+    FZ_CHECK(slb_collect_candidates(p, NULL, hdrs, nh, f[4])->nelts == 0);
+
+    /* --- token helpers on the names */
+    for (i = 0; i < 3; i++) {
+        size_t j, n = strlen(f[i]);
+        int tok = n > 0;
+        for (j = 0; j < n; j++) {
+            tok &= slb_is_token_char((unsigned char)f[i][j]);
+        }
+        FZ_CHECK(slb_is_token(f[i], (apr_size_t)-1) == tok);
+        FZ_CHECK(slb_is_token(f[i], n) == tok);
+        if (n > 0) {
+            FZ_CHECK(slb_is_token(f[i], n - 1) == 0);
+        }
+    }
+
+    fz_end();
+    return 0;
+}
