@@ -287,6 +287,7 @@ int slb_set_cookie_value(const char *hdr, const char *name, slb_span *value)
 {
     apr_size_t nlen;
     const char *p, *semi, *eq, *v, *ve;
+    int max_age_deletes = 0;
 
     if (hdr == NULL || name == NULL || *name == '\0') {
         return 0;
@@ -320,29 +321,50 @@ int slb_set_cookie_value(const char *hdr, const char *name, slb_span *value)
         v++;
         ve--;
     }
-    /* attributes: Max-Age <= 0 deletes the cookie */
+    /* attributes: the last valid Max-Age decides (RFC 6265 5.2.2 and
+     * 5.3: a value is "-"? DIGIT+; anything else is ignored); 0 or less
+     * deletes the cookie */
     for (p = semi; *p == ';';) {
-        const char *a = p + 1, *an;
+        const char *a = p + 1, *an, *x, *xe, *d;
+        int nonzero = 0, digits = 1;
+
         while (is_ws(*a)) {
             a++;
         }
         an = a + strcspn(a, ";");
-        if (strncasecmp(a, "max-age", 7) == 0) {
-            const char *x = a + 7;
-            while (is_ws(*x)) {
-                x++;
-            }
-            if (*x == '=') {
-                x++;
-                while (is_ws(*x)) {
-                    x++;
-                }
-                if (*x == '-' || (*x == '0' && (x + 1 == an || !apr_isdigit(x[1])))) {
-                    return 2;
-                }
-            }
-        }
         p = an;
+        if (strncasecmp(a, "max-age", 7) != 0) {
+            continue;
+        }
+        x = a + 7;
+        while (is_ws(*x)) {
+            x++;
+        }
+        if (*x != '=') {
+            continue;
+        }
+        x++;
+        while (x < an && is_ws(*x)) {
+            x++;
+        }
+        xe = an;
+        while (xe > x && is_ws(xe[-1])) {
+            xe--;
+        }
+        d = x + (x < xe && *x == '-');
+        if (d == xe) {
+            continue;
+        }
+        for (; d < xe; d++) {
+            digits &= apr_isdigit(*d) != 0;
+            nonzero |= *d != '0';
+        }
+        if (digits) {
+            max_age_deletes = *x == '-' || !nonzero;
+        }
+    }
+    if (max_age_deletes) {
+        return 2;
     }
     if (ve == v) {
         return 2;
@@ -752,6 +774,22 @@ const char *slb_cookie_build(apr_pool_t *p, const slb_cookie_conf *c,
 }
 
 /* Split a header value at commas outside quoted strings; trims each part. */
+/* 0 when a quoted string of a Cache-Control value is not closed */
+static int quotes_balanced(const char *s)
+{
+    int quoted = 0;
+
+    for (; *s; s++) {
+        if (*s == '\\' && quoted && s[1]) {
+            s++;
+        }
+        else if (*s == '"') {
+            quoted = !quoted;
+        }
+    }
+    return !quoted;
+}
+
 static apr_array_header_t *split_directives(apr_pool_t *p, const char *v)
 {
     apr_array_header_t *out = apr_array_make(p, 4, sizeof(const char *));
@@ -803,7 +841,9 @@ const char *slb_cache_control_private(apr_pool_t *p, const char *existing)
     const char *out = NULL;
     int i, has_private = 0;
 
-    if (existing == NULL || *existing == '\0') {
+    if (existing == NULL || *existing == '\0' || !quotes_balanced(existing)) {
+        /* an unbalanced quote would swallow whatever we append: a value
+         * no cache can read is replaced */
         return "private";
     }
     parts = split_directives(p, existing);

@@ -637,7 +637,10 @@ static apr_status_t put(slb_table *t, const slb_key *key, int route_id,
     slot_ref r;
     apr_status_t rv = APR_SUCCESS;
 
-    if (route_id < 0 || route_id >= SLB_TABLE_MAX_ROUTES) {
+    /* only registered numbers: a binding to a number registered later
+     * would be counted against a session count that registration resets */
+    if (route_id < 0
+        || (apr_uint32_t)route_id >= __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE)) {
         return APR_EINVAL;
     }
     place_of(t, key, &pl);

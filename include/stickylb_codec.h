@@ -74,8 +74,9 @@ int slb_query_param(const char *args, const char *name, slb_span *out);
 /*
  * The value a Set-Cookie header sets for cookie `name`: 1 and *value when
  * the header sets that cookie with a value passing slb_value_ok(); 2 when
- * it deletes it (empty value, Max-Age=0 or less, or an Expires in the
- * past is not checked: only Max-Age); 0 otherwise.
+ * it deletes it (an empty value, or a last valid Max-Age of 0 or less as
+ * RFC 6265 5.2.2 reads it: invalid Max-Age values are ignored; Expires is
+ * not checked); 0 otherwise.
  */
 int slb_set_cookie_value(const char *hdr, const char *name, slb_span *value);
 
@@ -192,7 +193,8 @@ const char *slb_cookie_build(apr_pool_t *p, const slb_cookie_conf *c,
 /*
  * Cache-Control for a response that sets the route cookie: the existing
  * value (may be NULL) with "public" and "s-maxage" removed and "private"
- * added unless already private/no-store.
+ * added unless already private/no-store; a value with an unclosed quoted
+ * string becomes "private".
  */
 const char *slb_cache_control_private(apr_pool_t *p, const char *existing);
 

@@ -27,8 +27,6 @@
 #                   eight targets take about a minute)
 #   FUZZ_BUILD_DIR  build directory (default <repo>/_build/fuzz)
 #   FUZZ_CC         compiler (default clang)
-#   FUZZ_STRICT=1   also check known, unfixed deviations (-DSLB_FUZZ_STRICT,
-#                   built in <build dir>-strict): see fuzz/README.md
 #   FUZZ_JOBS       parallel compiler jobs (default 2)
 #   FUZZ_KEEP=1     keep the working corpora (new inputs found) in
 #                   $FUZZ_BUILD_DIR/work/<target>/
@@ -46,8 +44,6 @@ SECS=${FUZZ_SECONDS:-7}
 RUNS=${FUZZ_RUNS:-10000000}
 JOBS=${FUZZ_JOBS:-2}
 BUILD_DIR=${FUZZ_BUILD_DIR:-$REPO/_build/fuzz}
-STRICT=${FUZZ_STRICT:-}
-[ -z "$STRICT" ] || [ "$STRICT" = 0 ] || BUILD_DIR=$BUILD_DIR-strict
 
 ALL_TARGETS=(cookie param set_cookie cookie_conf probe mc_value key table)
 CORE_SRCS=(stickylb_codec.c stickylb_store_key.c stickylb_table.c
@@ -129,9 +125,9 @@ for pc in apr-1 apr-util-1 libmemcached; do
 done
 
 # ------------------------------------------------------------ build
-SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
-CFLAGS_COMMON="-g -O1 -fno-omit-frame-pointer $SAN -Wall -Wextra -Wno-unused-parameter"
-[ -z "$STRICT" ] || [ "$STRICT" = 0 ] || CFLAGS_COMMON="$CFLAGS_COMMON -DSLB_FUZZ_STRICT"
+# shellcheck disable=SC2054
+CFL=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined
+     -fno-sanitize-recover=undefined -Wall -Wextra -Wno-unused-parameter)
 # shellcheck disable=SC2207
 CPPFLAGS_ALL=(-I"$REPO/include" $(pkg-config --cflags apr-1 apr-util-1 libmemcached))
 # shellcheck disable=SC2207
@@ -140,7 +136,7 @@ LIBS=($(pkg-config --libs apr-1 apr-util-1 libmemcached) -lmemcachedutil -ldl)
 mkdir -p "$BUILD_DIR/obj" "$BUILD_DIR/logs" "$BUILD_DIR/artifacts"
 # everything is rebuilt when a source, a header, this script or the
 # compiler flags changed since the last build
-FLAGS_ID="$($CC --version | head -n1) $CFLAGS_COMMON ${CPPFLAGS_ALL[*]} ${LIBS[*]}"
+FLAGS_ID="$($CC --version | head -n1) ${CFL[*]} ${CPPFLAGS_ALL[*]} ${LIBS[*]}"
 STAMP=$BUILD_DIR/.stamp
 need_build=0
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$FLAGS_ID" ]; then
@@ -164,8 +160,7 @@ if [ "$need_build" -eq 1 ]; then
     compile() {   # compile <out> <src> <extra flags...>
         local out=$1 src=$2
         shift 2
-        # shellcheck disable=SC2086
-        "$CC" $CFLAGS_COMMON "$@" "${CPPFLAGS_ALL[@]}" -c "$src" -o "$out" \
+        "$CC" "${CFL[@]}" "$@" "${CPPFLAGS_ALL[@]}" -c "$src" -o "$out" \
             > "$out.log" 2>&1 || { cat "$out.log" >&2; return 1; }
     }
     # the core: coverage-instrumented (fuzzer-no-link) and sanitized
@@ -188,12 +183,13 @@ if [ "$need_build" -eq 1 ]; then
     for t in "${ALL_TARGETS[@]}"; do
         (
             compile "$BUILD_DIR/obj/fuzz_$t.o" "$REPO/fuzz/fuzz_$t.c" \
-                    -fsanitize=fuzzer-no-link -I"$REPO/fuzz" &&
-            # shellcheck disable=SC2086
-            "$CC" $CFLAGS_COMMON -fsanitize=fuzzer "$BUILD_DIR/obj/fuzz_$t.o" \
-                  "${objs[@]}" "${LIBS[@]}" -o "$BUILD_DIR/fuzz_$t" \
-                  > "$BUILD_DIR/obj/fuzz_$t.link.log" 2>&1 ||
-                { cat "$BUILD_DIR/obj/fuzz_$t.link.log" >&2; exit 1; }
+                    -fsanitize=fuzzer-no-link -I"$REPO/fuzz" || exit 1
+            if ! "$CC" "${CFL[@]}" -fsanitize=fuzzer "$BUILD_DIR/obj/fuzz_$t.o" \
+                       "${objs[@]}" "${LIBS[@]}" -o "$BUILD_DIR/fuzz_$t" \
+                       > "$BUILD_DIR/obj/fuzz_$t.link.log" 2>&1; then
+                cat "$BUILD_DIR/obj/fuzz_$t.link.log" >&2
+                exit 1
+            fi
         ) &
         pids+=($!)
         n=$((n + 1))
@@ -281,7 +277,7 @@ for t in "${TARGETS[@]}"; do
         bad="${bad:+$bad, }sanitizer or libFuzzer report"
     fi
     if [ -n "$(ls -A "$art" 2>/dev/null)" ]; then
-        bad="${bad:+$bad, }artifacts: $(ls "$art" | tr '\n' ' ')"
+        bad="${bad:+$bad, }artifacts: $(find "$art" -mindepth 1 -printf '%f ')"
     fi
     [ -n "$execs" ] || bad="${bad:+$bad, }no final statistics"
     if [ -z "$bad" ]; then

@@ -136,6 +136,7 @@ void *volatile sink;
 int main(void) { char *p = malloc(33); memset(p, 1, 33); sink = p; sink = 0; return 0; }
 EOF
     cc=${SAN_CC:-cc}
+    # shellcheck disable=SC2086
     if ! $cc $SANFLAGS -g "$LOGDIR/leak.c" -o "$LOGDIR/leak" > "$LOGDIR/leak.build" 2>&1; then
         cat "$LOGDIR/leak.build"
         problem "$cc cannot build with -fsanitize=address,undefined"

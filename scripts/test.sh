@@ -3,14 +3,20 @@
 #
 #   1. deps     scripts/deps.sh            (only when run as root)
 #   2. build    scripts/build.sh           (skip with SLB_SKIP_BUILD=1)
-#   3. unit     `make check` in the build dir: the Check unit tests
-#   4. system   root only, under prove: scripts/install-test.sh (make install,
-#               a2enmod stickylb, configtest with README's examples, removal)
+#   3. unit     `make check` in the build dir: the Check unit tests;
+#               scripts/sanitizers.sh: the same tests under ASan, UBSan and
+#               LSan; scripts/fuzz.sh: every libFuzzer target for
+#               SLB_FUZZ_SECONDS (default 7) seconds
+#   4. system   root only: scripts/install-test.sh (make install, a2enmod
+#               stickylb, configtest with README's examples, removal),
 #               scripts/deb-test.sh (the .deb built, installed, enabled,
 #               configtested, purged) and tests/system/*.t (faults under
-#               load, memcached black-holed with iptables)
+#               load, memcached black-holed with iptables, the peers
+#               scenario on network namespaces)
 #   5. apache   Apache::Test: perl t/TEST.PL (t/*.t)
-#   6. summary  last line: "stickylb: P passed, F failed"
+#   6. summary  prove reads the TAP every phase left (one stream per test
+#               program): the output ends with prove's "Files=N, Tests=M"
+#               and "Result: PASS" (or FAIL)
 #
 # Apache::Test refuses to run as root.  When this script runs as root, the
 # suite runs as the unprivileged user $SLB_TEST_USER (default stickylb-test,
@@ -27,6 +33,7 @@
 #   SLB_KEEP_WORKDIR=1   keep the /tmp copy used for Apache::Test
 #   SLB_TEST_ARGS        extra arguments for t/TEST.PL (e.g. "-verbose t/01_x.t")
 #   SLB_TIMEOUT_{DEPS,BUILD,UNIT,APACHE}  per-phase limits in seconds
+#   SLB_FUZZ_SECONDS     seconds per libFuzzer target (default 7)
 #
 # Exit status: 0 only when every phase ran and nothing failed.
 set -euo pipefail
@@ -44,8 +51,6 @@ T_APACHE=${SLB_TIMEOUT_APACHE:-1800}
 LOGDIR=$(mktemp -d /tmp/stickylb-logs-XXXXXX)
 WORKDIR=""
 
-PASSED=0
-FAILED=0
 PROBLEMS=()     # phases that failed or did not run at all
 
 note()    { printf '\n=== %s ===\n' "$*"; }
@@ -112,59 +117,95 @@ else
     note "build: skipped (SLB_SKIP_BUILD set)"
 fi
 
+# ---------------------------------------------------------------- TAP
+# Every phase leaves its TAP stream in $TAPDIR (one file per test program,
+# named in run order); the last step has prove read them all, so the run
+# ends with prove's summary ("Files=..., Tests=...", "Result: PASS|FAIL").
+TAPDIR=$LOGDIR/tap
+mkdir -p "$TAPDIR"
+TAPSEQ=0
+
+# tap_save NAME RC LABEL FILTER < output: the TAP of one test program; when
+# it exited non-zero a "not ok" line is appended (after a complete plan
+# that is an extra test: prove fails it either way); an empty stream
+# becomes a failure too.  FILTER=1 keeps only TAP lines (for wrappers
+# whose output mixes TAP with build logs).
+tap_save() {
+    local name=$1 rc=$2 label=$3 filter=${4:-0} f
+    TAPSEQ=$((TAPSEQ + 1))
+    f=$TAPDIR/$(printf '%02d' "$TAPSEQ")-$name.tap
+    if [ "$filter" = 1 ]; then
+        grep -E '^((not )?ok([ 	]|$)|1\.\.[0-9]|#|Bail out!)' > "$f" || true
+    else
+        cat > "$f"
+    fi
+    if ! grep -qE '^(not )?ok([ 	]|$)' "$f"; then
+        echo "not ok - $label: no test ran (exit $rc)" >> "$f"
+    elif [ "$rc" -ne 0 ]; then
+        echo "not ok - $label exited with status $rc" >> "$f"
+    fi
+}
+
+# phase FILE LABEL TIMEOUT CMD...: run a TAP-producing command, show its
+# output, keep its TAP
+phase() {
+    local name=$1 label=$2 limit=$3 rc=0 out
+    shift 3
+    out=$LOGDIR/$name.out
+    timeout -k 10 "$limit" "$@" > "$out" 2>&1 < /dev/null || rc=$?
+    cat "$out"
+    tap_save "$name" "$rc" "$label" 1 < "$out"
+    [ "$rc" -eq 0 ] || problem "$label failed (exit $rc)"
+}
+
 # ---------------------------------------------------------------- 3. unit tests
 note "unit tests (make check: Check)"
-UNIT_RAN=0
 if [ "$BUILD_OK" -eq 1 ] && [ -f "$SLB_BUILD_DIR/Makefile" ]; then
-    # stale per-test logs would be counted again
-    find "$SLB_BUILD_DIR/tests" -name '*.log' -exec rm -f {} + 2>/dev/null || true
+    rm -f "$LOGDIR/unit.tap"
     rc=0
-    timeout -k 10 "$T_UNIT" make -C "$SLB_BUILD_DIR" -j2 check \
+    CK_TAP_LOG_FILE_NAME=$LOGDIR/unit.tap \
+        timeout -k 10 "$T_UNIT" make -C "$SLB_BUILD_DIR" -j2 check \
         > "$LOGDIR/make-check.out" 2>&1 < /dev/null || rc=$?
     cat "$LOGDIR/make-check.out"
-    # automake's test driver keeps the Check output in <test>.log
-    mapfile -t unit_logs < <(find "$SLB_BUILD_DIR/tests" -name '*.log' \
-                                  ! -name 'test-suite.log' 2>/dev/null | sort)
-    for log in "${unit_logs[@]}"; do
-        echo "--- ${log#"$SLB_BUILD_DIR"/}"
-        cat "$log"
-        while read -r n f e; do
-            UNIT_RAN=1
-            PASSED=$((PASSED + n - f - e))
-            FAILED=$((FAILED + f + e))
-        done < <(sed -nE 's/.*[0-9]+%: Checks: ([0-9]+), Failures: ([0-9]+), Errors: ([0-9]+).*/\1 \2 \3/p' "$log")
-    done
-    if [ "$UNIT_RAN" -eq 0 ]; then
-        FAILED=$((FAILED + 1))
-        problem "Check unit tests did not run (make check exit $rc)"
-    elif [ "$rc" -ne 0 ]; then
-        # e.g. a crash after the summary line, or a timeout
-        grep -q 'Failures: [1-9]\|Errors: [1-9]' "${unit_logs[@]}" 2>/dev/null ||
-            FAILED=$((FAILED + 1))
-        problem "make check failed (exit $rc)"
-    fi
+    find "$SLB_BUILD_DIR/tests" -name '*.log' ! -name 'test-suite.log' \
+         -exec sh -c 'echo "--- $1"; cat "$1"' sh {} \; 2>/dev/null || true
+    [ -f "$LOGDIR/unit.tap" ] || : > "$LOGDIR/unit.tap"
+    tap_save unit "$rc" "Check unit tests (make check)" 1 < "$LOGDIR/unit.tap"
+    [ "$rc" -eq 0 ] || problem "make check failed (exit $rc)"
 else
-    FAILED=$((FAILED + 1))
+    tap_save unit 1 "Check unit tests (make check)" < /dev/null
     problem "Check unit tests not run: no successful build"
 fi
 
-# ---------------------------------------------------------------- 4. install
+# ---------------------------------------------------------------- 3b. sanitizers
+note "unit tests under ASan+UBSan+LSan (scripts/sanitizers.sh)"
+phase sanitizers "Check unit tests under sanitizers" "$T_UNIT" \
+      env SAN_BUILD_DIR="$SLB_BUILD_DIR/asan" bash scripts/sanitizers.sh
+
+# ---------------------------------------------------------------- 3c. fuzzing
+note "libFuzzer targets, bounded run (scripts/fuzz.sh, ${SLB_FUZZ_SECONDS:-7} s each)"
+phase fuzz "libFuzzer bounded run" 900 \
+      env FUZZ_SECONDS="${SLB_FUZZ_SECONDS:-7}" FUZZ_BUILD_DIR="$SLB_BUILD_DIR/fuzz" \
+      bash scripts/fuzz.sh
+
+# ---------------------------------------------------------------- 4. system
 if is_root; then
-    note "system tests (prove scripts/install-test.sh scripts/deb-test.sh tests/system/*.t)"
-    rc=0
-    timeout -k 10 900 env SLB_DEB_NOCHECK=1 prove -v scripts/install-test.sh scripts/deb-test.sh tests/system/*.t \
-        > "$LOGDIR/install.out" 2>&1 < /dev/null || rc=$?
-    cat "$LOGDIR/install.out"
-    in_tests=$(sed -nE 's/^Files=[0-9]+, Tests=([0-9]+),.*/\1/p' "$LOGDIR/install.out" | tail -n1)
-    in_failed=$(grep -c '^not ok' "$LOGDIR/install.out" || true)
-    if [ -z "$in_tests" ]; then
-        FAILED=$((FAILED + 1))
-        problem "system tests did not run (exit $rc)"
-    else
-        PASSED=$((PASSED + in_tests - in_failed))
-        FAILED=$((FAILED + in_failed))
-        [ "$rc" -eq 0 ] || problem "system tests failed (exit $rc)"
-    fi
+    note "system tests (scripts/install-test.sh scripts/deb-test.sh tests/system/*.t)"
+    for t in scripts/install-test.sh scripts/deb-test.sh tests/system/*.t; do
+        [ -f "$t" ] || continue
+        name=system-$(basename "$t" | sed 's/\.[a-z]*$//')
+        echo "--- $t"
+        rc=0
+        case "$t" in
+            *.sh) runner=(bash) ;;
+            *)    runner=(perl) ;;
+        esac
+        timeout -k 10 600 env SLB_DEB_NOCHECK=1 "${runner[@]}" "$t" \
+            > "$LOGDIR/$name.tap" 2> "$LOGDIR/$name.err" < /dev/null || rc=$?
+        cat "$LOGDIR/$name.tap" "$LOGDIR/$name.err"
+        tap_save "$name" "$rc" "$t" < "$LOGDIR/$name.tap"
+        [ "$rc" -eq 0 ] || problem "$t failed (exit $rc)"
+    done
 else
     note "system tests: skipped (need root)"
 fi
@@ -212,8 +253,13 @@ else
              SLB_TOP="$REPO")
     echo "test.sh: running as $(id -un) in $REPO"
 fi
+# the harness (TAP::Harness) keeps a copy of the raw TAP of every t/*.t
+# there, for the final prove
+if [ -n "$WORKDIR" ]; then AT_TAP=$WORKDIR/.tap-dump
+else AT_TAP=$LOGDIR/tap-dump; fi
+rm -rf "$AT_TAP"
 RUN_ENV+=(PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-          APACHE_TEST_NO_STICKY_PREFERENCES=1)
+          APACHE_TEST_NO_STICKY_PREFERENCES=1 PERL_TEST_HARNESS_DUMP_TAP="$AT_TAP")
 [ -n "${CI:-}" ] && RUN_ENV+=(CI="$CI")
 for v in SLB_T1_PORT SLB_T2_PORT SLB_T3_PORT SLB_T4_PORT APACHE_TEST_PORT \
          APACHE_TEST_STARTUP_TIMEOUT; do
@@ -230,20 +276,19 @@ rc=0
 
 AT_OUT=$LOGDIR/apache-test.out
 at_result=$(sed -nE 's/^Result: (PASS|FAIL).*/\1/p' "$AT_OUT" | tail -n1)
-at_tests=$(sed -nE 's/^Files=[0-9]+, Tests=([0-9]+),.*/\1/p' "$AT_OUT" | tail -n1)
-if [ -z "$at_result" ] || [ -z "$at_tests" ]; then
-    FAILED=$((FAILED + 1))
+for f in "$AT_TAP"/t/*.t; do
+    [ -f "$f" ] || continue
+    tap_save "apache-$(basename "$f" .t)" 0 "t/$(basename "$f")" < "$f"
+done
+# the exit status of each file is in the harness' summary table
+#   t/01_x.t (Wstat: 256 (exited 1) Tests: 12 Failed: 2)
+while read -r tf; do
+    tap_save "apache-exit-$(basename "$tf" .t)" 1 "$tf" < /dev/null
+done < <(sed -nE 's/^(t\/[^ ]+\.t) +\(Wstat: [1-9].*/\1/p' "$AT_OUT")
+if [ -z "$at_result" ] || ! ls "$AT_TAP"/t/*.t > /dev/null 2>&1; then
+    tap_save apache-test 1 "Apache::Test (perl t/TEST.PL) did not run to completion" < /dev/null
     problem "Apache::Test did not run to completion (exit $rc)"
 else
-    # failed subtests from Test::Harness' summary table, e.g.
-    #   t/01_x.t (Wstat: 256 (exited 1) Tests: 12 Failed: 2)
-    at_failed=$(sed -nE 's/.*\(Wstat: .* Failed: ([0-9]+)\).*/\1/p' "$AT_OUT" |
-                awk '{s += $1} END {print s + 0}')
-    PASSED=$((PASSED + at_tests - at_failed))
-    FAILED=$((FAILED + at_failed))
-    if [ "$at_result" != PASS ] && [ "$at_failed" -eq 0 ]; then
-        FAILED=$((FAILED + 1))    # a .t file died, bad plan, ...
-    fi
     [ "$at_result" = PASS ] || problem "Apache::Test result: $at_result"
     [ "$rc" -eq 0 ] || [ "$at_result" != PASS ] ||
         problem "Apache::Test exited $rc after Result: PASS"
@@ -259,17 +304,16 @@ if [ "$at_result" != PASS ] && [ -f "$APACHE_TOP/t/logs/error_log" ]; then
 fi
 
 # ---------------------------------------------------------------- 6. summary
-note "summary"
+note "summary (prove over the TAP of every phase)"
 for p in "${PROBLEMS[@]}"; do
     echo "test.sh: - $p"
 done
+rc=0
+( cd "$TAPDIR" && prove --exec cat ./*.tap ) || rc=$?
 STATUS=0
-if [ "$FAILED" -ne 0 ] || [ "${#PROBLEMS[@]}" -ne 0 ]; then
+if [ "$rc" -ne 0 ] || [ "${#PROBLEMS[@]}" -ne 0 ]; then
     STATUS=1
-    # a phase that failed without a countable test failure still fails the run
-    [ "$FAILED" -ne 0 ] || FAILED=1
 fi
 cleanup
 trap - EXIT
-echo "stickylb: $PASSED passed, $FAILED failed"
 exit "$STATUS"

@@ -61,7 +61,7 @@ sub load {
             while (time < $end && $n < 20000) {
                 my $sid = $sids[$i % @sids];
                 my ($code, $be) = http_get($lb, '/app/', "Cookie: JSESSIONID=$sid");
-                print $out "$code $be $sid\n";
+                print $out "$code " . ($be || "-") . " $sid\n";
                 $i += 4;
                 $n++;
             }

@@ -1627,10 +1627,8 @@ START_TEST(test_cc_quoted_string_argument)
 {
     /* A comma inside a quoted-string argument does not end the directive:
      * "Private" inside the quotes is a header field name, not the private
-     * directive, so the response must still be made private.
-     * FAILS with the current stickylb_codec.c (reported bug): the value is
-     * split on every ',' and the fragment `Private"` is taken for the
-     * private directive (prefix match), so no private is added. */
+     * directive, so the response must still be made private (a split on
+     * every ',' would take the fragment `Private"` for the directive). */
     const char *in = "no-cache=\"Set-Cookie, Private\"";
     const char *out = slb_cache_control_private(pool, in);
 
@@ -1638,6 +1636,80 @@ START_TEST(test_cc_quoted_string_argument)
     ck_assert_ptr_nonnull(strstr(out, in));
     ck_assert_msg(cc_has_directive(out, "private"),
                   "\"%s\" -> \"%s\": no private directive", in, out);
+}
+END_TEST
+
+START_TEST(test_cc_unbalanced_quote)
+{
+    /* whatever follows an unclosed quote is inside it for a cache: the
+     * value is replaced, not appended to */
+    ck_assert_str_eq(slb_cache_control_private(pool, "no-cache=\"Set-Cookie"),
+                     "private");
+    ck_assert_str_eq(slb_cache_control_private(pool,
+                                               "max-age=5, x=\"a\\\""),
+                     "private");
+    /* an escaped quote inside a closed string is balanced */
+    ck_assert_str_eq(slb_cache_control_private(pool, "x=\"a\\\"b\""),
+                     "x=\"a\\\"b\", private");
+}
+END_TEST
+
+/* ======================================================================
+ * slb_set_cookie_value
+ * ==================================================================== */
+
+START_TEST(test_set_cookie_value)
+{
+    slb_span v = { NULL, 0 };
+
+    ck_assert_int_eq(slb_set_cookie_value("JSESSIONID=abc; Path=/; HttpOnly",
+                                          "JSESSIONID", &v), 1);
+    ck_assert_int_eq((int)v.len, 3);
+    ck_assert_int_eq(memcmp(v.ptr, "abc", 3), 0);
+    ck_assert_int_eq(slb_set_cookie_value(" JSESSIONID = \"q1\" ; Secure",
+                                          "JSESSIONID", &v), 1);
+    ck_assert_int_eq(memcmp(v.ptr, "q1", 2), 0);
+    /* another cookie, a prefix, no '=' */
+    ck_assert_int_eq(slb_set_cookie_value("JSESSIONIDX=abc", "JSESSIONID", &v), 0);
+    ck_assert_int_eq(slb_set_cookie_value("SID=abc", "JSESSIONID", &v), 0);
+    ck_assert_int_eq(slb_set_cookie_value("JSESSIONID", "JSESSIONID", &v), 0);
+    /* an empty value deletes */
+    ck_assert_int_eq(slb_set_cookie_value("JSESSIONID=; Path=/", "JSESSIONID", &v), 2);
+    /* a value with bytes we do not accept is not learned */
+    ck_assert_int_eq(slb_set_cookie_value("JSESSIONID=a\x01b", "JSESSIONID", &v), 0);
+}
+END_TEST
+
+START_TEST(test_set_cookie_max_age)
+{
+    /* RFC 6265 5.2.2: "-"? DIGIT+, 0 or less expires; invalid values are
+     * ignored; the last valid attribute wins (5.3) */
+    static const struct { const char *hdr; int rc; } cases[] = {
+        { "S=a; Max-Age=0", 2 },
+        { "S=a; Max-Age=00", 2 },
+        { "S=a; max-age = 000 ; Path=/", 2 },
+        { "S=a; Max-Age=-1", 2 },
+        { "S=a; Max-Age=-0", 2 },
+        { "S=a; Max-Age=3600", 1 },
+        { "S=a; Max-Age=0x", 1 },
+        { "S=a; Max-Age=-", 1 },
+        { "S=a; Max-Age=", 1 },
+        { "S=a; Max-Age=+5", 1 },
+        { "S=a; Max-Age=1.5", 1 },
+        { "S=a; Max-Agex=0", 1 },
+        { "S=a; Max-Age=0; Max-Age=3600", 1 },
+        { "S=a; Max-Age=3600; Max-Age=0", 2 },
+        { "S=a; Max-Age=0; Max-Age=junk", 2 },
+        { "S=a; Max-Age=99999999999999999999999", 1 },
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        slb_span v = { NULL, 0 };
+        int rc = slb_set_cookie_value(cases[i].hdr, "S", &v);
+        ck_assert_msg(rc == cases[i].rc, "%s: %d, want %d", cases[i].hdr, rc,
+                      cases[i].rc);
+    }
 }
 END_TEST
 
@@ -1740,6 +1812,11 @@ Suite *codec_suite(void)
     tcase_add_test(tc, test_cc_required_cases);
     tcase_add_test(tc, test_cc_more_cases);
     tcase_add_test(tc, test_cc_quoted_string_argument);
+    tcase_add_test(tc, test_cc_unbalanced_quote);
+
+    NEW_TCASE("set_cookie_value");
+    tcase_add_test(tc, test_set_cookie_value);
+    tcase_add_test(tc, test_set_cookie_max_age);
 
 #undef NEW_TCASE
     return s;

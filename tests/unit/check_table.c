@@ -451,6 +451,15 @@ START_TEST(test_get_add)
                      APR_NOTFOUND);
     ck_assert_int_eq(id, -7);
 
+    /* numbers not registered are refused: registering one later resets its
+     * session count, which a binding written before would underflow */
+    ck_assert_int_eq(slb_table_add(t, &k, r2 + 1, &forever, AT(0), NULL),
+                     APR_EINVAL);
+    ck_assert_int_eq(slb_table_set(t, &k, r2 + 1, &forever, AT(0)), APR_EINVAL);
+    ck_assert_int_eq(slb_table_add(t, &k, -1, &forever, AT(0), NULL),
+                     APR_EINVAL);
+    ck_assert_int_eq(LOOKUP(t, &k, &forever, AT(0)), -1);
+
     add_ok(t, &k, r1, &forever, AT(0));
     ck_assert_int_eq(slb_table_get(t, &k, &forever, AT(0), &id),
                      APR_SUCCESS);

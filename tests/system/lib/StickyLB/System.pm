@@ -46,11 +46,15 @@ sub wait_port {
     die "nothing listens on $port\n";
 }
 
+# spawn($log, @cmd): the command runs as the leader of a process group of
+# its own, so a backend and the per-connection children it forks can be
+# killed together (a dying JVM takes its connections with it)
 sub spawn {
     my ($log, @cmd) = @_;
     my $pid = fork();
     die "fork: $!" unless defined $pid;
     if ($pid == 0) {
+        POSIX::setpgid(0, 0);
         open STDOUT, '>', $log;
         open STDERR, '>&', \*STDOUT;
         { exec @cmd }
@@ -71,7 +75,9 @@ sub backend_start {
 sub backend_stop {
     my ($route) = @_;
     my $pid = delete $backend_pid{$route} or return;
-    kill 'KILL', $pid;
+    # the whole group: connection children kept alive by Apache's
+    # keep-alive pool would otherwise go on answering as this member
+    kill 'KILL', -$pid;
     waitpid($pid, 0);
     @pids = grep { $_ != $pid } @pids;
 }
