@@ -254,6 +254,10 @@ static const char *set_session_cookie(cmd_parms *cmd, void *dconf, int argc,
     if (argc == 1 && !strcasecmp(argv[0], "none")) {
         return NULL;
     }
+    if (argc > SLB_MAX_COOKIE_NAMES) {
+        return apr_psprintf(cmd->pool, "StickyLBSessionCookie: at most %d "
+                            "cookie names", SLB_MAX_COOKIE_NAMES);
+    }
     for (i = 0; i < argc; i++) {
         if (!slb_is_token(argv[i], 128)) {
             return apr_psprintf(cmd->pool, "StickyLBSessionCookie: '%s' is "
@@ -354,6 +358,10 @@ static const char *cookie_list(cmd_parms *cmd, int argc, char *const argv[],
     *out = apr_array_make(cmd->pool, argc, sizeof(char *));
     if (argc == 1 && !strcasecmp(argv[0], "none")) {
         return NULL;
+    }
+    if (argc > SLB_MAX_COOKIE_NAMES) {
+        return apr_psprintf(cmd->pool, "%s: at most %d cookie names",
+                            cmd->cmd->name, SLB_MAX_COOKIE_NAMES);
     }
     for (i = 0; i < argc; i++) {
         if (!slb_is_token(argv[i], 128)) {
@@ -551,13 +559,22 @@ static const char *set_memcached(cmd_parms *cmd, void *dconf, int argc,
         apr_int64_t v;
         const char *k;
 
+        if (eq && !strncasecmp(argv[i], "write=", 6)) {
+            c->write_mode = slb_mc_write_mode_parse(eq + 1);
+            if (c->write_mode < 0) {
+                return apr_psprintf(cmd->pool, "StickyLBMemcached: '%s': "
+                                    "write= is sync, quiet or async",
+                                    argv[i]);
+            }
+            continue;
+        }
         if (eq == NULL || !apr_isdigit(eq[1])) {
             return apr_psprintf(cmd->pool, "StickyLBMemcached: '%s' is not "
                                 "key=number", argv[i]);
         }
         k = apr_pstrmemdup(cmd->pool, argv[i], (apr_size_t)(eq - argv[i]));
         v = apr_strtoi64(eq + 1, &end, 10);
-        if (*end || v > 100000) {
+        if (*end || v > 1000000) {
             return apr_psprintf(cmd->pool, "StickyLBMemcached: '%s' is out "
                                 "of range", argv[i]);
         }
@@ -582,6 +599,9 @@ static const char *set_memcached(cmd_parms *cmd, void *dconf, int argc,
         else if (!strcasecmp(k, "pool-wait")) {
             c->pool_wait_ms = (int)v;
         }
+        else if (!strcasecmp(k, "queue")) {
+            c->queue_max = (int)v;
+        }
         else if (!strcasecmp(k, "cache")) {
             if (v > 3600) {
                 return "StickyLBMemcached: cache= must be 0 to 3600 seconds";
@@ -592,7 +612,7 @@ static const char *set_memcached(cmd_parms *cmd, void *dconf, int argc,
             return apr_psprintf(cmd->pool, "StickyLBMemcached: unknown "
                                 "option '%s' (connect-timeout, timeout, "
                                 "retry, failure-limit, replicas, pool, "
-                                "pool-wait, cache)", k);
+                                "pool-wait, write, queue, cache)", k);
         }
     }
     err = slb_mc_check_config(cmd->pool, c);
@@ -768,7 +788,7 @@ static const command_rec slb_cmds[] = {
     AP_INIT_TAKE_ARGV("StickyLBMemcached", set_memcached, NULL, RSRC_CONF,
                       "memcached servers (libmemcached configuration string) "
                       "and options connect-timeout= timeout= retry= "
-                      "failure-limit= replicas= pool= pool-wait= cache="),
+                      "failure-limit= replicas= pool= pool-wait= write= queue= cache="),
     AP_INIT_TAKE_ARGV("StickyLBProbe", set_probe, NULL,
                       RSRC_CONF | ACCESS_CONF,
                       "Active probe: tcp|http [method= path= host= expect= "
@@ -908,7 +928,7 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
     sk->name = name;
     sk->found = 0;
     sk->route[0] = '\0';
-    slb_key_make(&sk->key, rq->ns, id, len);
+    slb_store_key(rq->conf->store_mc == 1, &sk->key, rq->ns, id, len);
     if (lookup && slb_store_get(r, rq->conf->store_mc == 1, &sk->key, rq->ns,
                                 &lt, sk->route) == APR_SUCCESS) {
         slb_candidate *c = apr_array_push(hits);
@@ -1239,6 +1259,33 @@ static void sync_member_states(request_rec *r, proxy_balancer *b,
 /* ------------------------------------------------------------------ */
 /* proxy pre_request: keys, before mod_proxy_balancer takes the lock     */
 
+/*
+ * The active balancer a "balancer://name/path" URL names, as
+ * ap_proxy_get_balancer(..., care = 1) finds it (balancer names are kept
+ * in lower case), without copying and hashing the URL: the few balancers
+ * of a server are compared by name.
+ */
+static proxy_balancer *find_balancer(proxy_server_conf *conf, const char *url)
+{
+    const char *host = strchr(url, ':');
+    apr_size_t len;
+    proxy_balancer *b;
+    int i;
+
+    if (host == NULL || host[1] != '/' || host[2] != '/' || host[3] == '\0') {
+        return NULL;
+    }
+    len = (apr_size_t)(host + 3 - url) + strcspn(host + 3, "/");
+    b = (proxy_balancer *)conf->balancers->elts;
+    for (i = 0; i < conf->balancers->nelts; i++, b++) {
+        if (strncasecmp(b->s->name, url, len) == 0 && b->s->name[len] == '\0'
+            && !b->s->inactive) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
 static int slb_pre_request(proxy_worker **worker, proxy_balancer **balancer,
                            request_rec *r, proxy_server_conf *pconf,
                            char **url)
@@ -1254,7 +1301,7 @@ static int slb_pre_request(proxy_worker **worker, proxy_balancer **balancer,
         if (*url == NULL || strncasecmp(*url, "balancer:", 9) != 0) {
             return DECLINED;
         }
-        b = ap_proxy_get_balancer(r->pool, pconf, *url, 1);
+        b = find_balancer(pconf, *url);
     }
     if (!uses_stickylb(b)) {
         return DECLINED;
@@ -1406,6 +1453,10 @@ static void set_request_vars(request_rec *r, const slb_req *rq,
 {
     apr_table_t *env = r->subprocess_env;
     const slb_candidate *c = NULL;
+    /* our own variables cannot be there before the first decision: added
+     * without a scan of the table; a failover retry replaces them */
+    void (*put)(apr_table_t *, const char *, const char *) =
+        rq->decided ? apr_table_setn : apr_table_addn;
 
     if (d->candidate >= 0) {
         c = &APR_ARRAY_IDX(rq->candidates, d->candidate, slb_candidate);
@@ -1414,11 +1465,10 @@ static void set_request_vars(request_rec *r, const slb_req *rq,
         apr_table_setn(r->notes, "session-sticky", c->name);
         apr_table_setn(r->notes, "session-route", c->route);
     }
-    apr_table_setn(env, "STICKYLB_KEY_SOURCE",
-                   slb_source_name(c ? c->src : SLB_SRC_NONE));
-    apr_table_setn(env, "STICKYLB_DECISION", slb_decision_name(d->kind));
+    put(env, "STICKYLB_KEY_SOURCE", slb_source_name(c ? c->src : SLB_SRC_NONE));
+    put(env, "STICKYLB_DECISION", slb_decision_name(d->kind));
     if (w) {
-        apr_table_setn(env, "STICKYLB_ROUTE", w->s->route);
+        put(env, "STICKYLB_ROUTE", w->s->route);
         if (*w->s->route && (d->route == NULL
                              || strcmp(d->route, w->s->route) != 0)) {
             apr_table_setn(env, "BALANCER_ROUTE_CHANGED", "1");
@@ -1549,16 +1599,17 @@ static int learn_set_cookie(void *baton, const char *key, const char *val)
         if (got == 0) {
             continue;
         }
-        lt = conf_lifetime(c);
-        slb_key_make(&sk, lc->rq->ns, v.ptr, got == 1 ? v.len : 0);
         if (got == 2) {
             /* the application ends the session: nothing to forget, we do
              * not know the id it deleted (the cookie value is empty) */
             break;
         }
+        lt = conf_lifetime(c);
+        slb_store_key(c->store_mc == 1, &sk, lc->rq->ns, v.ptr, v.len);
         existing[0] = '\0';
         if (slb_store_put(lc->r, c->store_mc == 1, &sk, lc->rq->ns,
-                          lc->route, &lt, 1, NULL, existing) == APR_EEXIST
+                          lc->route, &lt, SLB_PUT_LEARN, NULL, existing)
+            == APR_EEXIST
             && strcmp(existing, lc->route) != 0) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, lc->r,
                           SLB_LOG_TAG "SLB0104: learned %s is bound to '%s' "
@@ -1610,7 +1661,7 @@ static void update_store(request_rec *r, slb_req *rq, const char *route)
             if (strcmp(sk->route, route) != 0) {
                 /* re-pin: the session now lives on `route` */
                 slb_store_put(r, rq->conf->store_mc == 1, &sk->key, rq->ns,
-                              route, &lt, 0, sk->route, NULL);
+                              route, &lt, SLB_PUT_REPIN, sk->route, NULL);
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                               SLB_LOG_TAG "SLB0105: %s key re-pinned from "
                               "'%s' to '%s'", slb_source_name(sk->src),
@@ -1622,7 +1673,7 @@ static void update_store(request_rec *r, slb_req *rq, const char *route)
              * session id the client sent is never stored unless the
              * backend issued it */
             slb_store_put(r, rq->conf->store_mc == 1, &sk->key, rq->ns,
-                          route, &lt, 1, NULL, NULL);
+                          route, &lt, SLB_PUT_FIRST, NULL, NULL);
         }
     }
 }

@@ -58,18 +58,24 @@ static APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *wd_register;
 /* ------------------------------------------------------------------ */
 /* the shared table                                                     */
 
+/*
+ * The member's key in the shared table: from the name hashes mod_proxy
+ * keeps for the balancer and the worker (computed from their names when
+ * they are defined, so stable across restarts), mixed; no string is
+ * walked on the request path.
+ */
 static apr_uint64_t member_key(const proxy_balancer *b, const proxy_worker *w)
 {
-    apr_uint64_t h = 1469598103934665603ULL;
-    const char *s;
+    apr_uint64_t h = (((apr_uint64_t)b->hash.def << 32) | b->hash.fnv)
+                     * 0x9e3779b97f4a7c15ULL;
 
-    for (s = b->s->name; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    }
-    h = (h ^ 0xff) * 1099511628211ULL;
-    for (s = w->s->name_ex[0] ? w->s->name_ex : w->s->name; *s; s++) {
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    }
+    h ^= ((apr_uint64_t)w->s->hash.def << 32) | w->s->hash.fnv;
+    /* splitmix64's finalizer */
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
     return h ? h : 1;
 }
 

@@ -250,9 +250,18 @@ static void out_json(request_rec *r, apr_array_header_t *bvs,
                    ",\"hits\":%" APR_UINT64_T_FMT ",\"misses\":%"
                    APR_UINT64_T_FMT ",\"errors\":%" APR_UINT64_T_FMT
                    ",\"timeouts\":%" APR_UINT64_T_FMT
+                   ",\"write\":\"%s\",\"quiet_sets\":%" APR_UINT64_T_FMT
+                   ",\"writer\":{\"queued\":%" APR_UINT64_T_FMT
+                   ",\"written\":%" APR_UINT64_T_FMT ",\"dropped\":%"
+                   APR_UINT64_T_FMT ",\"failed\":%" APR_UINT64_T_FMT
+                   ",\"batches\":%" APR_UINT64_T_FMT ",\"waiting\":%"
+                   APR_UINT64_T_FMT "}"
                    ",\"latency_ms_mean\":%.2f,\"latency_ms_max\":%.2f,"
                    "\"servers\":[", m->gets, m->hits, m->misses, m->errors,
-                   m->timeouts,
+                   m->timeouts, slb_mc_write_mode_name(sv->mc_write_mode),
+                   m->quiet_sets, m->publish_queued, m->published,
+                   m->publish_dropped, m->publish_errors, m->publish_batches,
+                   m->publish_waiting,
                    m->gets + m->adds + m->sets
                        ? (double)m->latency_us_total / 1000
                          / (double)(m->gets + m->adds + m->sets + m->touches
@@ -382,7 +391,24 @@ static void out_prometheus(request_rec *r, apr_array_header_t *bvs,
         ap_rprintf(r, "stickylb_memcached_requests_total{op=\"add\"} %"
                    APR_UINT64_T_FMT "\n", sv->mc.adds);
         ap_rprintf(r, "stickylb_memcached_requests_total{op=\"set\"} %"
-                   APR_UINT64_T_FMT "\n", sv->mc.sets);
+                   APR_UINT64_T_FMT "\n", sv->mc.sets - sv->mc.quiet_sets);
+        ap_rprintf(r, "stickylb_memcached_requests_total{op=\"quiet_set\"} %"
+                   APR_UINT64_T_FMT "\n", sv->mc.quiet_sets);
+        prom_head(r, "stickylb_memcached_writer_bindings_total", "counter",
+                  "learned bindings handed to the writer thread of the "
+                  "process that answered (write=async), by outcome");
+        ap_rprintf(r, "stickylb_memcached_writer_bindings_total{result="
+                   "\"written\"} %" APR_UINT64_T_FMT "\n", sv->mc.published);
+        ap_rprintf(r, "stickylb_memcached_writer_bindings_total{result="
+                   "\"dropped\"} %" APR_UINT64_T_FMT "\n",
+                   sv->mc.publish_dropped);
+        ap_rprintf(r, "stickylb_memcached_writer_bindings_total{result="
+                   "\"failed\"} %" APR_UINT64_T_FMT "\n",
+                   sv->mc.publish_errors);
+        prom_head(r, "stickylb_memcached_writer_queue", "gauge",
+                  "learned bindings waiting for the writer thread");
+        ap_rprintf(r, "stickylb_memcached_writer_queue %" APR_UINT64_T_FMT
+                   "\n", sv->mc.publish_waiting);
         prom_head(r, "stickylb_memcached_errors_total", "counter",
                   "failed memcached calls of the process that answered");
         ap_rprintf(r, "stickylb_memcached_errors_total %" APR_UINT64_T_FMT
@@ -510,9 +536,19 @@ static void out_html(request_rec *r, apr_array_header_t *bvs,
                    APR_UINT64_T_FMT "</td></tr><tr><th>errors / timeouts"
                    "</th><td class=\"num\">%" APR_UINT64_T_FMT " / %"
                    APR_UINT64_T_FMT "</td></tr><tr><th>slowest call</th>"
-                   "<td class=\"num\">%.1f ms</td></tr>",
+                   "<td class=\"num\">%.1f ms</td></tr>"
+                   "<tr><th>learned bindings written</th><td>%s",
                    sv->mc.gets, sv->mc.hits, sv->mc.misses, sv->mc.errors,
-                   sv->mc.timeouts, (double)sv->mc.latency_us_max / 1000);
+                   sv->mc.timeouts, (double)sv->mc.latency_us_max / 1000,
+                   slb_mc_write_mode_name(sv->mc_write_mode));
+        if (sv->mc_write_mode == SLB_MC_WRITE_ASYNC) {
+            ap_rprintf(r, ": %" APR_UINT64_T_FMT " written, %" APR_UINT64_T_FMT
+                       " waiting, %" APR_UINT64_T_FMT " dropped, %"
+                       APR_UINT64_T_FMT " failed", sv->mc.published,
+                       sv->mc.publish_waiting, sv->mc.publish_dropped,
+                       sv->mc.publish_errors);
+        }
+        ap_rputs("</td></tr>", r);
         for (i = 0; sv->mc_servers && i < sv->mc_servers->nelts; i++) {
             slb_mc_server *ms = &APR_ARRAY_IDX(sv->mc_servers, i,
                                                slb_mc_server);
@@ -632,7 +668,7 @@ static int control(request_rec *r)
             return reply(r, HTTP_BAD_REQUEST, 0,
                          "\"error\":\"a session id is needed\"");
         }
-        slb_key_make(&key, ns, id, strlen(id));
+        slb_store_key(c->store_mc == 1, &key, ns, id, strlen(id));
         if (!strcmp(action, "delete")) {
             apr_status_t rv = slb_store_del(r, c->store_mc == 1, &key);
             ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,

@@ -50,6 +50,7 @@ static void *table_mem(apr_shm_t *shm)
 static slb_table *table = NULL;
 static slb_mc *mc = NULL;            /* per child */
 static int mc_cache_s = SLB_DEFAULT_MC_CACHE;
+static int mc_write_mode = SLB_MC_WRITE_SYNC;
 static apr_time_t last_error_log = 0;
 static apr_uint32_t suppressed_errors = 0;
 static apr_uint64_t store_errors = 0;     /* this process */
@@ -156,6 +157,7 @@ void slb_store_child_init(apr_pool_t *p, server_rec *s)
         return;
     }
     mc_cache_s = sc->mc_cache_s;
+    mc_write_mode = sc->mc->write_mode;
     /* connections are opened on first use, in this child only */
     rv = slb_mc_create(&mc, p, sc->mc);
     if (rv != APR_SUCCESS) {
@@ -264,6 +266,17 @@ static apr_status_t mc_get(request_rec *r, const slb_key *key,
     return APR_NOTFOUND;
 }
 
+void slb_store_key(int use_mc, slb_key *key, const char *ns, const char *id,
+                   apr_size_t len)
+{
+    if (use_mc || table == NULL) {
+        slb_key_make(key, ns, id, len);
+    }
+    else {
+        slb_table_key(table, key, ns, id, len);
+    }
+}
+
 apr_status_t slb_store_get(request_rec *r, int use_mc, const slb_key *key,
                            const char *ns, const slb_lifetime *lt,
                            char *route_out)
@@ -289,14 +302,35 @@ apr_status_t slb_store_get(request_rec *r, int use_mc, const slb_key *key,
     return APR_NOTFOUND;
 }
 
+/* The route this server's table binds key to (fresh or not), or NULL. */
+static const char *cached_route(const slb_key *key, const slb_lifetime *lt)
+{
+    int id = -1;
+    const char *name;
+
+    if (slb_table_get(table, key, lt, apr_time_now(), &id) != APR_SUCCESS) {
+        return NULL;
+    }
+    name = slb_table_route_name(table, id);
+    return *name ? name : NULL;
+}
+
 static apr_status_t mc_put(request_rec *r, const slb_key *key,
                            const char *ns, const char *route,
-                           const slb_lifetime *lt, int only_if_absent,
+                           const slb_lifetime *lt, slb_put_mode mode,
                            const char *previous, char *existing_out)
 {
     slb_binding b, cur;
     apr_status_t rv;
+    const char *known;
 
+    if (mode == SLB_PUT_LEARN && (known = cached_route(key, lt)) != NULL) {
+        /* learned here before: only new bindings are written */
+        if (existing_out) {
+            apr_cpystrn(existing_out, known, SLB_MAX_ROUTE_LEN + 1);
+        }
+        return APR_EEXIST;
+    }
     memset(&b, 0, sizeof(b));
     apr_cpystrn(b.route, route, sizeof(b.route));
     b.created = apr_time_now();
@@ -304,7 +338,24 @@ static apr_status_t mc_put(request_rec *r, const slb_key *key,
         cache_put(key, ns, route, lt);
         return APR_SUCCESS;
     }
-    if (only_if_absent) {
+    if (mode == SLB_PUT_LEARN && mc_write_mode != SLB_MC_WRITE_SYNC) {
+        /* an id one member issued: no agreement to reach, a set does;
+         * bound here at once, written without waiting for a reply */
+        cache_put(key, ns, route, lt);
+        if (mc_write_mode == SLB_MC_WRITE_ASYNC) {
+            rv = slb_mc_publish(mc, key, &b, mc_ttl(lt));
+        }
+        else {
+            rv = slb_mc_set_quiet(mc, key, &b, mc_ttl(lt));
+        }
+        if (rv != APR_SUCCESS) {
+            log_store_error(r, rv, rv == APR_ENOSPC
+                                       ? "memcached write (writer queue full)"
+                                       : "memcached write");
+        }
+        return APR_SUCCESS;
+    }
+    if (mode != SLB_PUT_REPIN) {
         rv = slb_mc_add(mc, key, &b, mc_ttl(lt), &cur);
         if (rv == APR_EEXIST) {
             /* the other balancer bound it first: its binding wins */
@@ -338,7 +389,7 @@ static apr_status_t mc_put(request_rec *r, const slb_key *key,
 
 apr_status_t slb_store_put(request_rec *r, int use_mc, const slb_key *key,
                            const char *ns, const char *route,
-                           const slb_lifetime *lt, int only_if_absent,
+                           const slb_lifetime *lt, slb_put_mode mode,
                            const char *previous, char *existing_out)
 {
     int id, existing = -1;
@@ -348,9 +399,10 @@ apr_status_t slb_store_put(request_rec *r, int use_mc, const slb_key *key,
         return APR_EGENERAL;
     }
     if (use_mc) {
-        rv = mc_put(r, key, ns, route, lt, only_if_absent, previous,
-                    existing_out);
-        slb_table_sweep(table, apr_time_now(), 8);
+        rv = mc_put(r, key, ns, route, lt, mode, previous, existing_out);
+        if (rv == APR_SUCCESS) {
+            slb_table_sweep(table, apr_time_now(), 8);
+        }
         return rv;
     }
     id = slb_table_route_id(table, ns, route);
@@ -358,7 +410,7 @@ apr_status_t slb_store_put(request_rec *r, int use_mc, const slb_key *key,
         log_store_error(r, APR_ENOSPC, "route registration");
         return APR_ENOSPC;
     }
-    if (only_if_absent) {
+    if (mode != SLB_PUT_REPIN) {
         rv = slb_table_add(table, key, id, lt, apr_time_now(), &existing);
         if (rv == APR_EEXIST && existing_out) {
             apr_cpystrn(existing_out, slb_table_route_name(table, existing),
@@ -373,7 +425,9 @@ apr_status_t slb_store_put(request_rec *r, int use_mc, const slb_key *key,
     }
     /* every write reclaims the expired bindings of a few buckets, so the
      * per-member session counts stay exact without a sweeper thread */
-    slb_table_sweep(table, apr_time_now(), 8);
+    if (rv == APR_SUCCESS) {
+        slb_table_sweep(table, apr_time_now(), 8);
+    }
     return rv;
 }
 
@@ -428,6 +482,7 @@ void slb_store_snapshot(apr_pool_t *p, slb_store_view *v)
     }
     if (mc) {
         v->have_mc = 1;
+        v->mc_write_mode = mc_write_mode;
         slb_mc_stats_get(mc, &v->mc);
         v->mc_servers = slb_mc_servers(mc, p);
     }

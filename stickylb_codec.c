@@ -50,22 +50,30 @@ int slb_is_token(const char *s, apr_size_t maxlen)
     return 1;
 }
 
-static int value_char_ok(unsigned char c)
-{
-    /* RFC 6265 cookie-octet */
-    return c > 0x20 && c < 0x7f && c != '"' && c != ',' && c != ';'
-           && c != '\\';
-}
+/* RFC 6265 cookie-octet: %x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E */
+#define OCT4(c) ((c) > 0x20 && (c) < 0x7f && (c) != '"' && (c) != ','    \
+                 && (c) != ';' && (c) != '\\')
+#define OCT_ROW(b) OCT4(b), OCT4(b + 1), OCT4(b + 2), OCT4(b + 3),        \
+                   OCT4(b + 4), OCT4(b + 5), OCT4(b + 6), OCT4(b + 7)
+static const unsigned char cookie_octet[256] = {
+    OCT_ROW(0x00), OCT_ROW(0x08), OCT_ROW(0x10), OCT_ROW(0x18),
+    OCT_ROW(0x20), OCT_ROW(0x28), OCT_ROW(0x30), OCT_ROW(0x38),
+    OCT_ROW(0x40), OCT_ROW(0x48), OCT_ROW(0x50), OCT_ROW(0x58),
+    OCT_ROW(0x60), OCT_ROW(0x68), OCT_ROW(0x70), OCT_ROW(0x78)
+    /* 0x80..0xff: 0 */
+};
+#undef OCT_ROW
+#undef OCT4
 
 int slb_value_ok(const char *v, apr_size_t len)
 {
-    apr_size_t i;
+    const unsigned char *u = (const unsigned char *)v, *e;
 
     if (v == NULL || len == 0 || len > SLB_MAX_VALUE_LEN) {
         return 0;
     }
-    for (i = 0; i < len; i++) {
-        if (!value_char_ok((unsigned char)v[i])) {
+    for (e = u + len; u < e; u++) {
+        if (!cookie_octet[*u]) {
             return 0;
         }
     }
@@ -98,7 +106,7 @@ static void walk_pairs(const char *hdr, pair_fn fn, void *baton)
         return;
     }
     while (*p) {
-        const char *start, *eq = NULL, *end, *ne;
+        const char *start, *eq, *end, *ne;
         slb_span name, value, whole;
 
         /* ';' separates pairs (RFC 6265); ',' too: it cannot occur in a
@@ -110,13 +118,9 @@ static void walk_pairs(const char *hdr, pair_fn fn, void *baton)
             break;
         }
         start = p;
-        while (*p && *p != ';' && *p != ',') {
-            if (*p == '=' && eq == NULL) {
-                eq = p;
-            }
-            p++;
-        }
+        p += strcspn(p, ";,");
         end = p;
+        eq = memchr(start, '=', (apr_size_t)(end - start));
         while (end > start && is_ws(end[-1])) {
             end--;
         }
@@ -393,18 +397,67 @@ static void push_candidate(apr_pool_t *p, apr_array_header_t *arr,
     c->route = apr_pstrmemdup(p, route.ptr, route.len);
 }
 
-/* Values of cookie `name` across all Cookie headers, at most max. */
-static int all_cookie_values(const char *const *hdrs, int n_hdrs,
-                             const char *name, slb_span *out, int max)
-{
-    int i, n = 0;
+/*
+ * The values of several cookie names across all Cookie headers in one
+ * pass over them: for names[k], at most SLB_MAX_SAME_NAME values in
+ * out[k * SLB_MAX_SAME_NAME ...], in header order, n[k] of them (the
+ * same values slb_cookie_values() gives for each name alone).
+ */
+#define MULTI_MAX (SLB_MAX_COOKIE_NAMES + 1)
+typedef struct {
+    const char *const *names;
+    apr_size_t nlen[MULTI_MAX];
+    int nnames;
+    slb_span *out;
+    int *n;
+} multi_baton;
 
-    for (i = 0; i < n_hdrs && n < max; i++) {
-        if (hdrs[i]) {
-            n += slb_cookie_values(hdrs[i], name, out + n, max - n);
+static int multi_cb(void *b, slb_span name, const slb_span *value,
+                    slb_span whole)
+{
+    multi_baton *mb = b;
+    int k;
+
+    (void)whole;
+    if (value == NULL) {
+        return 0;
+    }
+    for (k = 0; k < mb->nnames; k++) {
+        if (name.len == mb->nlen[k]
+            && memcmp(name.ptr, mb->names[k], name.len) == 0) {
+            slb_span v = *value;
+            if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"') {
+                v.ptr++;
+                v.len -= 2;
+            }
+            if (mb->n[k] < SLB_MAX_SAME_NAME && slb_value_ok(v.ptr, v.len)) {
+                mb->out[k * SLB_MAX_SAME_NAME + mb->n[k]++] = v;
+            }
         }
     }
-    return n;
+    return 0;
+}
+
+static void multi_cookie_values(const char *const *hdrs, int n_hdrs,
+                                const char *const *names, int nnames,
+                                slb_span *out, int *n)
+{
+    multi_baton mb;
+    int i;
+
+    mb.names = names;
+    mb.nnames = nnames;
+    mb.out = out;
+    mb.n = n;
+    for (i = 0; i < nnames; i++) {
+        mb.nlen[i] = strlen(names[i]);
+        n[i] = 0;
+    }
+    for (i = 0; i < n_hdrs; i++) {
+        if (hdrs[i]) {
+            walk_pairs(hdrs[i], multi_cb, &mb);
+        }
+    }
 }
 
 apr_array_header_t *slb_collect_candidates(apr_pool_t *p,
@@ -413,17 +466,42 @@ apr_array_header_t *slb_collect_candidates(apr_pool_t *p,
                                            int n_hdrs, const char *raw_uri)
 {
     apr_array_header_t *arr = apr_array_make(p, 4, sizeof(slb_candidate));
-    slb_span vals[SLB_MAX_SAME_NAME];
+    const char *names[MULTI_MAX];
+    int nnames = 0, first_session = 0, nsessions = 0;
+    slb_span vals[MULTI_MAX * SLB_MAX_SAME_NAME];
+    int counts[MULTI_MAX];
     slb_span id, route;
-    int i, n;
+    int i, k;
 
     if (spec == NULL) {
         return arr;
     }
-    if (spec->route_cookie) {
-        n = all_cookie_values(cookie_hdrs, n_hdrs, spec->route_cookie,
-                              vals, SLB_MAX_SAME_NAME);
-        for (i = 0; i < n; i++) {
+    /* every cookie name wanted, in precedence order: the route cookie,
+     * then the session cookies (at most SLB_MAX_COOKIE_NAMES of them) */
+    if (spec->route_cookie && *spec->route_cookie) {
+        names[nnames++] = spec->route_cookie;
+    }
+    first_session = nnames;
+    if (spec->session_cookies) {
+        for (k = 0; k < spec->session_cookies->nelts && nnames < MULTI_MAX; k++) {
+            const char *name = APR_ARRAY_IDX(spec->session_cookies, k,
+                                             const char *);
+            if (name && *name) {
+                names[nnames++] = name;
+                nsessions++;
+            }
+        }
+    }
+    if (nnames > 0 && n_hdrs > 0) {
+        multi_cookie_values(cookie_hdrs, n_hdrs, names, nnames, vals, counts);
+    }
+    else {
+        for (k = 0; k < nnames; k++) {
+            counts[k] = 0;
+        }
+    }
+    if (first_session == 1) {
+        for (i = 0; i < counts[0]; i++) {
             /* our own form is the bare route; the classic mod_headers
              * recipe writes ".route": accept both */
             route = vals[i];
@@ -447,19 +525,13 @@ apr_array_header_t *slb_collect_candidates(apr_pool_t *p,
             push_candidate(p, arr, SLB_SRC_URL, spec->path_param, id, route);
         }
     }
-    if (spec->session_cookies) {
-        int k;
-        for (k = 0; k < spec->session_cookies->nelts; k++) {
-            const char *name = APR_ARRAY_IDX(spec->session_cookies, k,
-                                             const char *);
-            n = all_cookie_values(cookie_hdrs, n_hdrs, name, vals,
-                                  SLB_MAX_SAME_NAME);
-            for (i = 0; i < n; i++) {
-                if (slb_split_route(vals[i].ptr, vals[i].len,
-                                    spec->separator, 0, &id, &route)) {
-                    push_candidate(p, arr, SLB_SRC_SESSION_COOKIE, name, id,
-                                   route);
-                }
+    for (k = first_session; k < first_session + nsessions; k++) {
+        const slb_span *kv = &vals[k * SLB_MAX_SAME_NAME];
+        for (i = 0; i < counts[k]; i++) {
+            if (slb_split_route(kv[i].ptr, kv[i].len, spec->separator, 0,
+                                &id, &route)) {
+                push_candidate(p, arr, SLB_SRC_SESSION_COOKIE, names[k], id,
+                               route);
             }
         }
     }

@@ -26,6 +26,13 @@
  *  - A call that fails on a broken connection (a server restarted or died
  *    since the handle last used it) is tried once more: the retry
  *    reconnects, or reads a replica once the connect fails.
+ *  - The writer thread (slb_mc_publish) owns a clone of the master with
+ *    NOREPLY and BUFFER_REQUESTS: its sets are quiet (SETQ: memcached
+ *    answers only an error) and leave in one write per server per batch
+ *    at memcached_flush_buffers().  Quiet requests never share a
+ *    connection with the pool's calls, whose replies are matched in
+ *    order: an error answer to a quiet request would be taken for the
+ *    reply of the next call.
  */
 #include <string.h>
 #include <time.h>
@@ -33,6 +40,7 @@
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include <apr_thread_cond.h>
+#include <apr_thread_proc.h>
 #include <apr_atomic.h>
 #include <apr_time.h>
 #include <apr_version.h>
@@ -92,7 +100,20 @@ typedef struct {
     slb_counter gets, hits, misses, adds, add_conflicts, sets, touches,
                 deletes, errors, timeouts, malformed, pool_exhausted,
                 latency_us_total, latency_us_max;
+    slb_counter publish_queued, published, publish_dropped, publish_errors,
+                publish_batches, quiet_sets;
 } mc_counters;
+
+/* a binding waiting for the writer thread */
+typedef struct {
+    char key[KEY_LEN];
+    char route[SLB_MAX_ROUTE_LEN + 1];
+    apr_time_t created;
+    apr_uint32_t ttl_s;
+} pub_item;
+
+/* bindings written per batch at most */
+#define WRITER_BATCH 256
 
 struct slb_mc {
     slb_mc_conf conf;
@@ -105,6 +126,19 @@ struct slb_mc {
     mc_server *servers;
     int nservers;
     mc_counters c;
+    /* quiet handles for slb_mc_set_quiet (clones of qmaster) */
+    memcached_st *qmaster;
+    memcached_pool_st *qpool;
+    /* the writer thread (queue_max > 0) */
+    memcached_st *pub_h;           /* its own quiet, buffered handle */
+    apr_thread_t *pub_thread;
+    apr_thread_mutex_t *q_lock;    /* guards the fields below */
+    apr_thread_cond_t *q_cond;
+    pub_item *q;                   /* ring of queue_max items */
+    pub_item *batch;               /* the writer's copy of one batch */
+    apr_uint32_t q_head, q_len;
+    int q_idle;                    /* the writer waits for work */
+    int q_stop;
 };
 
 /* ---------------------------------------------------------------------
@@ -122,6 +156,35 @@ void slb_mc_conf_init(slb_mc_conf *c)
     c->replicas = 0;
     c->pool_max = 64;
     c->pool_wait_ms = 20;
+    c->write_mode = SLB_MC_WRITE_SYNC;
+    c->queue_max = 4096;
+}
+
+const char *slb_mc_write_mode_name(int mode)
+{
+    switch (mode) {
+    case SLB_MC_WRITE_SYNC:  return "sync";
+    case SLB_MC_WRITE_QUIET: return "quiet";
+    case SLB_MC_WRITE_ASYNC: return "async";
+    default:                 return "?";
+    }
+}
+
+int slb_mc_write_mode_parse(const char *name)
+{
+    if (name == NULL) {
+        return -1;
+    }
+    if (!strcmp(name, "sync")) {
+        return SLB_MC_WRITE_SYNC;
+    }
+    if (!strcmp(name, "quiet")) {
+        return SLB_MC_WRITE_QUIET;
+    }
+    if (!strcmp(name, "async")) {
+        return SLB_MC_WRITE_ASYNC;
+    }
+    return -1;
 }
 
 static const char *check_range(apr_pool_t *p, const char *name, int v,
@@ -277,7 +340,11 @@ static const char *check_numbers(apr_pool_t *p, const slb_mc_conf *c)
         || (err = check_range(p, "replicas", c->replicas, 0, 255))
         || (err = check_range(p, "pool size", c->pool_max, 1, 100000))
         || (err = check_range(p, "pool wait (ms)", c->pool_wait_ms,
-                              0, 60000))) {
+                              0, 60000))
+        || (err = check_range(p, "write mode", c->write_mode,
+                              SLB_MC_WRITE_SYNC, SLB_MC_WRITE_ASYNC))
+        || (err = check_range(p, "writer queue (bindings)", c->queue_max,
+                              1, 1000000))) {
         return err;
     }
     return NULL;
@@ -310,6 +377,14 @@ static apr_status_t mc_cleanup(void *data)
 {
     slb_mc *mc = data;
 
+    if (mc->qpool) {
+        (void)memcached_pool_destroy(mc->qpool);
+        mc->qpool = NULL;
+    }
+    if (mc->qmaster) {
+        memcached_free(mc->qmaster);
+        mc->qmaster = NULL;
+    }
     if (mc->pool) {
         /* frees every clone; hands the master back */
         (void)memcached_pool_destroy(mc->pool);
@@ -320,6 +395,62 @@ static apr_status_t mc_cleanup(void *data)
         mc->master = NULL;
     }
     return APR_SUCCESS;
+}
+
+static void *APR_THREAD_FUNC writer_main(apr_thread_t *t, void *data);
+
+/* A pre-cleanup: the writer stops (its current write is bounded by the
+ * timeouts) before the pool's subpools and the handles go. */
+static apr_status_t writer_stop(void *data)
+{
+    slb_mc *mc = data;
+    apr_status_t trv;
+
+    if (mc->pub_thread) {
+        apr_thread_mutex_lock(mc->q_lock);
+        mc->q_stop = 1;
+        apr_thread_cond_signal(mc->q_cond);
+        apr_thread_mutex_unlock(mc->q_lock);
+        apr_thread_join(&trv, mc->pub_thread);
+        mc->pub_thread = NULL;
+    }
+    if (mc->pub_h) {
+        memcached_free(mc->pub_h);
+        mc->pub_h = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t writer_start(slb_mc *mc, apr_pool_t *p)
+{
+    apr_status_t rv;
+
+    mc->q = apr_pcalloc(p, sizeof(pub_item) * (apr_size_t)mc->conf.queue_max);
+    mc->batch = apr_pcalloc(p, sizeof(pub_item) * WRITER_BATCH);
+    if ((rv = apr_thread_mutex_create(&mc->q_lock, APR_THREAD_MUTEX_DEFAULT,
+                                      p)) != APR_SUCCESS
+        || (rv = apr_thread_cond_create(&mc->q_cond, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    mc->pub_h = memcached_clone(NULL, mc->master);
+    if (mc->pub_h == NULL
+        || memcached_failed(memcached_behavior_set(mc->pub_h,
+                                                   MEMCACHED_BEHAVIOR_NOREPLY,
+                                                   1))
+        || memcached_failed(memcached_behavior_set(
+               mc->pub_h, MEMCACHED_BEHAVIOR_BUFFER_REQUESTS, 1))) {
+        if (mc->pub_h) {
+            memcached_free(mc->pub_h);
+            mc->pub_h = NULL;
+        }
+        return APR_EGENERAL;
+    }
+    apr_pool_pre_cleanup_register(p, mc, writer_stop);
+    rv = apr_thread_create(&mc->pub_thread, NULL, writer_main, mc, p);
+    if (rv != APR_SUCCESS) {
+        mc->pub_thread = NULL;
+    }
+    return rv;
 }
 
 apr_status_t slb_mc_create(slb_mc **out, apr_pool_t *p, const slb_mc_conf *c)
@@ -361,8 +492,22 @@ apr_status_t slb_mc_create(slb_mc **out, apr_pool_t *p, const slb_mc_conf *c)
         || (rv = apr_thread_cond_create(&mc->freed, p)) != APR_SUCCESS) {
         return rv;
     }
+    if (c->write_mode == SLB_MC_WRITE_ASYNC
+        && (rv = writer_start(mc, p)) != APR_SUCCESS) {
+        return rv;
+    }
     mc->pool = memcached_pool_create(m, 1, (uint32_t)c->pool_max);
     if (mc->pool == NULL) {
+        return APR_ENOMEM;
+    }
+    mc->qmaster = memcached_clone(NULL, m);
+    if (mc->qmaster == NULL
+        || memcached_failed(memcached_behavior_set(mc->qmaster,
+                                                   MEMCACHED_BEHAVIOR_NOREPLY,
+                                                   1))
+        || (mc->qpool = memcached_pool_create(mc->qmaster, 1,
+                                              (uint32_t)c->pool_max))
+           == NULL) {
         return APR_ENOMEM;
     }
     *out = mc;
@@ -625,6 +770,22 @@ static apr_status_t call_begin(mc_call *c, slb_mc *mc, const slb_key *key)
     return APR_SUCCESS;
 }
 
+/* A call routed to s failed with rv (with handle h). */
+static void server_failed(slb_mc *mc, memcached_st *h, mc_server *s,
+                          apr_status_t rv)
+{
+    CNT_INC(s->failures);
+    apr_atomic_set32(&s->up, 0);
+    if (rv == APR_TIMEUP
+        && apr_atomic_inc32(&s->timeouts_in_row) + 1
+           >= (apr_uint32_t)mc->conf.server_failure_limit) {
+        /* answers nothing: hold it for retry_timeout_s */
+        CNT_SET(s->hold_until, (apr_uint64_t)(apr_time_now()
+                + apr_time_from_sec(mc->conf.retry_timeout_s)));
+        eject(mc, h, s);
+    }
+}
+
 /* Account for a call that ends with rv (the caller's status); give the
  * handle back; returns rv. */
 static apr_status_t call_end(mc_call *c, apr_status_t rv)
@@ -658,16 +819,7 @@ static apr_status_t call_end(mc_call *c, apr_status_t rv)
             failed = 1;
         }
         if (failed) {
-            CNT_INC(s->failures);
-            apr_atomic_set32(&s->up, 0);
-            if (rv == APR_TIMEUP
-                && apr_atomic_inc32(&s->timeouts_in_row) + 1
-                   >= (apr_uint32_t)mc->conf.server_failure_limit) {
-                /* answers nothing: hold it for retry_timeout_s */
-                CNT_SET(s->hold_until, (apr_uint64_t)(apr_time_now()
-                        + apr_time_from_sec(mc->conf.retry_timeout_s)));
-                eject(mc, c->h, s);
-            }
+            server_failed(mc, c->h, s, rv);
         }
         else {
             apr_atomic_set32(&s->timeouts_in_row, 0);
@@ -959,6 +1111,213 @@ apr_status_t slb_mc_delete(slb_mc *mc, const slb_key *key)
 }
 
 /* ---------------------------------------------------------------------
+ * quiet writes from the caller's thread
+ * ------------------------------------------------------------------- */
+
+apr_status_t slb_mc_set_quiet(slb_mc *mc, const slb_key *key,
+                              const slb_binding *b, apr_uint32_t ttl_s)
+{
+    static struct timespec no_wait = { 0, 0 };
+    char val[SLB_MC_MAX_VALUE_LEN + 16];
+    apr_size_t len;
+    memcached_return_t rc;
+    memcached_st *h;
+    mc_server *s;
+    apr_status_t rv = APR_SUCCESS;
+    apr_time_t start = apr_time_now();
+
+    CNT_INC(mc->c.sets);
+    CNT_INC(mc->c.quiet_sets);
+    if (!key_ok(key) || b == NULL
+        || (len = value_format(val, sizeof(val), b)) == 0) {
+        return APR_EINVAL;
+    }
+    h = memcached_pool_fetch(mc->qpool, &no_wait, &rc);
+    if (h == NULL) {
+        CNT_INC(mc->c.pool_exhausted);
+        CNT_INC(mc->c.errors);
+        return APR_EAGAIN;
+    }
+    s = server_of(mc, h, key);
+    if (s && held(s)) {
+        eject(mc, h, s);
+        s = server_of(mc, h, key);
+    }
+    if (s && held(s)) {
+        rv = APR_EGENERAL;
+    }
+    else {
+        rc = memcached_set(h, key->text, KEY_LEN, val, len,
+                           expiration(ttl_s), 0);
+        if (mc->conf.replicas > 0 && memcached_success(rc)) {
+            rc = memcached_flush_buffers(h);
+        }
+        if (!memcached_success(rc) && rc != MEMCACHED_BUFFERED) {
+            rv = failure(rc, &rc);
+            if (s) {
+                server_failed(mc, h, s, rv);
+            }
+        }
+    }
+    (void)memcached_pool_release(mc->qpool, h);
+    CNT_ADD(mc->c.latency_us_total, (apr_uint64_t)(apr_time_now() - start));
+    if (rv != APR_SUCCESS) {
+        CNT_INC(mc->c.errors);
+        if (rv == APR_TIMEUP) {
+            CNT_INC(mc->c.timeouts);
+        }
+    }
+    return rv;
+}
+
+/* ---------------------------------------------------------------------
+ * the writer thread
+ * ------------------------------------------------------------------- */
+
+int slb_mc_publishes(const slb_mc *mc)
+{
+    return mc != NULL && mc->pub_thread != NULL;
+}
+
+apr_status_t slb_mc_publish(slb_mc *mc, const slb_key *key,
+                            const slb_binding *b, apr_uint32_t ttl_s)
+{
+    pub_item *it;
+    apr_size_t rlen;
+
+    if (!slb_mc_publishes(mc)) {
+        return APR_ENOTIMPL;
+    }
+    if (!key_ok(key) || b == NULL
+        || !slb_route_ok(b->route, (rlen = strnlen(b->route,
+                                                   sizeof(b->route))))) {
+        return APR_EINVAL;
+    }
+    apr_thread_mutex_lock(mc->q_lock);
+    if (mc->q_len >= (apr_uint32_t)mc->conf.queue_max) {
+        apr_thread_mutex_unlock(mc->q_lock);
+        CNT_INC(mc->c.publish_dropped);
+        return APR_ENOSPC;
+    }
+    it = &mc->q[(mc->q_head + mc->q_len) % (apr_uint32_t)mc->conf.queue_max];
+    memcpy(it->key, key->text, KEY_LEN);
+    memcpy(it->route, b->route, rlen);
+    it->route[rlen] = '\0';
+    it->created = b->created > 0 ? b->created : apr_time_now();
+    it->ttl_s = ttl_s;
+    mc->q_len++;
+    if (mc->q_idle || mc->q_len == WRITER_BATCH) {
+        /* wake the writer: it was idle, or a batch is full */
+        mc->q_idle = 0;
+        apr_thread_cond_signal(mc->q_cond);
+    }
+    apr_thread_mutex_unlock(mc->q_lock);
+    CNT_INC(mc->c.publish_queued);
+    return APR_SUCCESS;
+}
+
+/* Write n bindings with the writer's quiet handle: one network write per
+ * server at the flush.  Runs without q_lock. */
+static void write_batch(slb_mc *mc, const pub_item *it, int n)
+{
+    memcached_st *h = mc->pub_h;
+    memcached_return_t rc;
+    int i, failed = 0;
+
+    for (i = 0; i < n; i++) {
+        char val[SLB_MC_MAX_VALUE_LEN + 16];
+        slb_binding b;
+        apr_size_t len;
+        mc_server *s;
+
+        memcpy(b.route, it[i].route, sizeof(b.route));
+        b.created = it[i].created;
+        len = value_format(val, sizeof(val), &b);
+        s = server_named(mc, memcached_server_by_key(h, it[i].key, KEY_LEN,
+                                                     &rc));
+        if (s && held(s)) {
+            eject(mc, h, s);
+            s = server_named(mc, memcached_server_by_key(h, it[i].key,
+                                                         KEY_LEN, &rc));
+            if (s && held(s)) {
+                failed++;                /* no other server: not written */
+                continue;
+            }
+        }
+        rc = memcached_set(h, it[i].key, KEY_LEN, val, len,
+                           expiration(it[i].ttl_s), 0);
+        if (rc != MEMCACHED_SUCCESS && rc != MEMCACHED_BUFFERED) {
+            failed++;
+            if (s) {
+                server_failed(mc, h, s, map_rc(rc));
+            }
+        }
+    }
+    rc = memcached_flush_buffers(h);
+    if (memcached_failed(rc)) {
+        /* what was buffered is lost; which bindings it held is unknown */
+        mc_server *s = server_named(mc,
+                                    memcached_server_get_last_disconnect(h));
+        failed = n;
+        if (s) {
+            server_failed(mc, h, s, map_rc(rc));
+        }
+    }
+    CNT_INC(mc->c.publish_batches);
+    CNT_ADD(mc->c.published, (apr_uint64_t)(n - failed));
+    if (failed) {
+        CNT_ADD(mc->c.publish_errors, (apr_uint64_t)failed);
+        CNT_ADD(mc->c.errors, (apr_uint64_t)failed);
+    }
+}
+
+/*
+ * Waits for bindings; writes them at once after a quiet spell, or gathers
+ * them for up to SLB_MC_GATHER_US after the last write while they keep
+ * coming (one write then carries many).
+ */
+static void *APR_THREAD_FUNC writer_main(apr_thread_t *t, void *data)
+{
+    slb_mc *mc = data;
+    apr_time_t last_write = 0;
+    apr_uint32_t cap = (apr_uint32_t)mc->conf.queue_max;
+
+    apr_thread_mutex_lock(mc->q_lock);
+    while (!mc->q_stop) {
+        apr_interval_time_t since;
+        apr_uint32_t n, i;
+
+        if (mc->q_len == 0) {
+            mc->q_idle = 1;
+            apr_thread_cond_wait(mc->q_cond, mc->q_lock);
+            mc->q_idle = 0;
+            continue;
+        }
+        since = apr_time_now() - last_write;
+        if (since >= 0 && since < SLB_MC_GATHER_US && mc->q_len < WRITER_BATCH) {
+            (void)apr_thread_cond_timedwait(mc->q_cond, mc->q_lock,
+                                            SLB_MC_GATHER_US - since);
+            if (mc->q_stop) {
+                break;
+            }
+        }
+        n = mc->q_len < WRITER_BATCH ? mc->q_len : WRITER_BATCH;
+        for (i = 0; i < n; i++) {
+            mc->batch[i] = mc->q[(mc->q_head + i) % cap];
+        }
+        mc->q_head = (mc->q_head + n) % cap;
+        mc->q_len -= n;
+        apr_thread_mutex_unlock(mc->q_lock);
+        write_batch(mc, mc->batch, (int)n);
+        last_write = apr_time_now();
+        apr_thread_mutex_lock(mc->q_lock);
+    }
+    apr_thread_mutex_unlock(mc->q_lock);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------
  * observability
  * ------------------------------------------------------------------- */
 
@@ -978,6 +1337,18 @@ void slb_mc_stats_get(slb_mc *mc, slb_mc_stats *out)
     out->pool_exhausted = CNT_READ(mc->c.pool_exhausted);
     out->latency_us_total = CNT_READ(mc->c.latency_us_total);
     out->latency_us_max = CNT_READ(mc->c.latency_us_max);
+    out->publish_queued = CNT_READ(mc->c.publish_queued);
+    out->published = CNT_READ(mc->c.published);
+    out->publish_dropped = CNT_READ(mc->c.publish_dropped);
+    out->publish_errors = CNT_READ(mc->c.publish_errors);
+    out->publish_batches = CNT_READ(mc->c.publish_batches);
+    out->quiet_sets = CNT_READ(mc->c.quiet_sets);
+    out->publish_waiting = 0;
+    if (mc->q_lock) {
+        apr_thread_mutex_lock(mc->q_lock);
+        out->publish_waiting = mc->q_len;
+        apr_thread_mutex_unlock(mc->q_lock);
+    }
 }
 
 apr_array_header_t *slb_mc_servers(slb_mc *mc, apr_pool_t *p)

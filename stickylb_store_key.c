@@ -35,4 +35,5 @@ void slb_key_make(slb_key *key, const char *ns, const char *id,
         key->text[5 + 2 * i + 1] = hex[key->digest[i] & 15];
     }
     key->text[SLB_KEY_TEXT_LEN - 1] = '\0';
+    key->keyed = 0;
 }

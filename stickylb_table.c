@@ -126,6 +126,112 @@ static apr_uint64_t siphash24(const unsigned char key[16],
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
+/*
+ * SipHash-2-4 with 128 bits of output over two byte strings as if
+ * concatenated (the namespace, a NUL, the id), keyed by the table's
+ * secret: the key of a binding that only this table holds.
+ */
+typedef struct {
+    apr_uint64_t v0, v1, v2, v3;
+    unsigned char buf[8];
+    apr_size_t nbuf, total;
+} sip_state;
+
+static void sip_init(sip_state *st, const unsigned char key[16])
+{
+    apr_uint64_t k0 = le64(key), k1 = le64(key + 8);
+
+    st->v0 = 0x736f6d6570736575ULL ^ k0;
+    st->v1 = 0x646f72616e646f6dULL ^ k1 ^ 0xee;
+    st->v2 = 0x6c7967656e657261ULL ^ k0;
+    st->v3 = 0x7465646279746573ULL ^ k1;
+    st->nbuf = 0;
+    st->total = 0;
+}
+
+static void sip_update(sip_state *st, const unsigned char *in, apr_size_t len)
+{
+    apr_uint64_t v0 = st->v0, v1 = st->v1, v2 = st->v2, v3 = st->v3, m;
+
+    st->total += len;
+    if (st->nbuf) {
+        while (st->nbuf < 8 && len) {
+            st->buf[st->nbuf++] = *in++;
+            len--;
+        }
+        if (st->nbuf < 8) {
+            return;
+        }
+        m = le64(st->buf);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+        st->nbuf = 0;
+    }
+    for (; len >= 8; in += 8, len -= 8) {
+        m = le64(in);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    memcpy(st->buf, in, len);
+    st->nbuf = len;
+    st->v0 = v0;
+    st->v1 = v1;
+    st->v2 = v2;
+    st->v3 = v3;
+}
+
+static void sip_final128(sip_state *st, apr_uint64_t out[2])
+{
+    apr_uint64_t v0 = st->v0, v1 = st->v1, v2 = st->v2, v3 = st->v3;
+    unsigned char tail[8] = { 0 };
+    apr_uint64_t b;
+
+    memcpy(tail, st->buf, st->nbuf);
+    b = (((apr_uint64_t)st->total) << 56) | le64(tail);
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xee;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    out[0] = v0 ^ v1 ^ v2 ^ v3;
+    v1 ^= 0xdd;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    out[1] = v0 ^ v1 ^ v2 ^ v3;
+}
+
+void slb_table_key(const slb_table *t, slb_key *key, const char *ns,
+                   const char *id, apr_size_t len)
+{
+    sip_state st;
+    apr_uint64_t h[2];
+
+    sip_init(&st, t->secret);
+    if (ns) {
+        sip_update(&st, (const unsigned char *)ns, strlen(ns));
+    }
+    sip_update(&st, (const unsigned char *)"", 1);
+    if (id && len) {
+        sip_update(&st, (const unsigned char *)id, len);
+    }
+    sip_final128(&st, h);
+    memcpy(key->digest, &h[0], 8);       /* the id the slot keeps */
+    memcpy(key->digest + 8, &h[1], 8);   /* the buckets */
+    memset(key->digest + 16, 0, SLB_KEY_DIGEST_LEN - 16);
+    key->keyed = 1;
+    key->text[0] = '\0';                 /* never a memcached key */
+}
+
 /* ------------------------------------------------------------------ */
 /* sizes                                                                */
 
@@ -222,7 +328,11 @@ typedef struct {
 
 static void place_of(const slb_table *t, const slb_key *key, place_t *pl)
 {
-    apr_uint64_t h = siphash24(t->secret, key->digest, SLB_KEY_DIGEST_LEN);
+    /* a keyed key (slb_table_key) is random to clients already; a SHA-1
+     * digest (memcached keys) is hashed with the secret first */
+    apr_uint64_t h = key->keyed ? le64(key->digest + 8)
+                                : siphash24(t->secret, key->digest,
+                                            SLB_KEY_DIGEST_LEN);
     apr_uint32_t n = t->nbuckets;
 
     /* multiply-shift maps 32 random bits onto 0..n-1 without a division */

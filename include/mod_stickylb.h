@@ -116,6 +116,13 @@ int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s);
 void slb_store_child_init(apr_pool_t *p, server_rec *s);
 /*
+ * The key of session id `id` (len bytes) of namespace ns: shared by every
+ * balancer (SHA-1) with use_mc, keyed with the embedded table's secret
+ * (cheaper) without.
+ */
+void slb_store_key(int use_mc, slb_key *key, const char *ns, const char *id,
+                   apr_size_t len);
+/*
  * Route bound to key (APR_SUCCESS, route copied to route_out), or a miss.
  * use_mc: the balancer's store is memcached (the embedded table is then a
  * cache, re-validated after StickyLBMemcached cache= seconds; when
@@ -126,16 +133,27 @@ void slb_store_child_init(apr_pool_t *p, server_rec *s);
 apr_status_t slb_store_get(request_rec *r, int use_mc, const slb_key *key,
                            const char *ns, const slb_lifetime *lt,
                            char *route_out);
-/*
- * Bind key -> route.  only_if_absent (learning, first use): when a binding
- * exists it wins and existing_out receives its route (APR_EEXIST).
- * Otherwise a re-pin after failover from `previous`: with memcached, when
- * another balancer re-pinned the key already, its binding is adopted
- * (APR_EEXIST, existing_out) instead of overwritten.
- */
+/* How slb_store_put binds. */
+typedef enum {
+    /* a session id a member issued (learned from its Set-Cookie): kept
+     * when bound already (APR_EEXIST, existing_out); no write at all when
+     * this server holds it; with memcached and its writer thread, written
+     * asynchronously (the id names one member: no agreement is needed) */
+    SLB_PUT_LEARN,
+    /* the first use of a key the balancer chose a member for (header,
+     * query, address): memcached add, so two balancers agree on the
+     * first binding (APR_EEXIST, existing_out: the winner) */
+    SLB_PUT_FIRST,
+    /* a re-pin after failover from `previous`: with memcached, when
+     * another balancer re-pinned the key already, its binding is adopted
+     * (APR_EEXIST, existing_out) instead of overwritten */
+    SLB_PUT_REPIN
+} slb_put_mode;
+
+/* Bind key -> route (see slb_put_mode). */
 apr_status_t slb_store_put(request_rec *r, int use_mc, const slb_key *key,
                            const char *ns, const char *route,
-                           const slb_lifetime *lt, int only_if_absent,
+                           const slb_lifetime *lt, slb_put_mode mode,
                            const char *previous, char *existing_out);
 apr_status_t slb_store_del(request_rec *r, int use_mc, const slb_key *key);
 /* Server config check (check_config hook): memcached balancers need
@@ -151,6 +169,7 @@ typedef struct {
     apr_uint64_t hits, misses, inserts, replaces, evictions, expired,
                  lock_timeouts;
     int have_mc;                 /* this process's memcached client */
+    int mc_write_mode;           /* SLB_MC_WRITE_* of learned bindings */
     slb_mc_stats mc;
     apr_array_header_t *mc_servers;   /* slb_mc_server */
     apr_uint64_t errors;         /* store errors of this process */

@@ -25,6 +25,8 @@ extern "C" {
 
 /* Most values of one cookie name considered in one request. */
 #define SLB_MAX_SAME_NAME 8
+/* Most session (or learned) cookie names a balancer reads. */
+#define SLB_MAX_COOKIE_NAMES 8
 
 /* A slice of a longer string (not NUL terminated). */
 typedef struct {
@@ -57,7 +59,9 @@ typedef struct {
 /* What to look for in a request. */
 typedef struct {
     const char *route_cookie;            /* NULL: no route cookie        */
-    const apr_array_header_t *session_cookies; /* of const char *; may be NULL */
+    const apr_array_header_t *session_cookies; /* of const char *; may be NULL;
+                                            * the first SLB_MAX_COOKIE_NAMES
+                                            * are read */
     const char *path_param;              /* NULL: no path parameter      */
     char separator;                      /* between id and route         */
 } slb_key_spec;

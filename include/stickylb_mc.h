@@ -92,7 +92,33 @@ typedef struct {
                                   child), 1..100000, default 64 */
     int pool_wait_ms;          /* longest wait for a free one when all are
                                   lent, 0..60000, default 20 */
+    int write_mode;            /* how the module writes a learned binding
+                                  (SLB_MC_WRITE_*): default sync */
+    int queue_max;             /* bindings waiting for the writer thread
+                                  (write_mode async), 1..1000000, default
+                                  4096 */
 } slb_mc_conf;
+
+/*
+ * How a balancer writes the binding of a session id it learned (the
+ * module's choice; this file provides each):
+ *   SYNC   slb_mc_add before the response leaves: reply waited for, so
+ *          the binding is in memcached before the client can reach
+ *          another balancer (default)
+ *   QUIET  slb_mc_set_quiet before the response leaves: the request is
+ *          written to memcached, no reply waited for; another balancer
+ *          may look the id up before memcached has read it (a window of
+ *          memcached's own delay, microseconds unless it is overloaded)
+ *   ASYNC  slb_mc_publish: the writer thread writes it, batched (a
+ *          window of up to SLB_MC_GATHER_US plus the write)
+ */
+#define SLB_MC_WRITE_SYNC 0
+#define SLB_MC_WRITE_QUIET 1
+#define SLB_MC_WRITE_ASYNC 2
+
+/* The write mode's name ("sync", "quiet", "async") and back (-1: none). */
+const char *slb_mc_write_mode_name(int mode);
+int slb_mc_write_mode_parse(const char *name);
 
 /* Fill c with the defaults above (config NULL). */
 void slb_mc_conf_init(slb_mc_conf *c);
@@ -130,6 +156,41 @@ apr_status_t slb_mc_get(slb_mc *mc, const slb_key *key, slb_binding *out);
 apr_status_t slb_mc_add(slb_mc *mc, const slb_key *key, const slb_binding *b,
                         apr_uint32_t ttl_s, slb_binding *existing);
 
+/*
+ * Asynchronous publishing (write_mode ASYNC): one writer thread per slb_mc
+ * writes bindings queued by slb_mc_publish() with memcached set on a
+ * connection of its own (binary protocol, quiet: no reply is waited for),
+ * several per network write: the caller never waits for memcached.  The
+ * writer sends at once when it was idle, and gathers for at most
+ * SLB_MC_GATHER_US while bindings keep coming; with the I/O timeouts that
+ * bounds how long a binding takes to reach memcached (see README).  A
+ * full queue drops the binding (counted: publish_dropped); a binding that
+ * could not be written is counted in publish_errors.  Set semantics: for
+ * bindings whose route cannot differ between balancers (a session id is
+ * issued by one member), where add's agreement is not needed.
+ */
+#define SLB_MC_GATHER_US 1000
+
+/* 1 when mc has a writer thread (write_mode ASYNC). */
+int slb_mc_publishes(const slb_mc *mc);
+
+/* Queue key -> b (ttl_s as for slb_mc_set) for the writer thread: memory
+ * only, never blocks on the network.  APR_SUCCESS, APR_ENOSPC (queue
+ * full: dropped), APR_EINVAL (bad key or route), APR_ENOTIMPL (no writer
+ * thread). */
+apr_status_t slb_mc_publish(slb_mc *mc, const slb_key *key,
+                            const slb_binding *b, apr_uint32_t ttl_s);
+
+/*
+ * Bind the key, replacing any binding, with a quiet set from the caller's
+ * thread: the request is written (one network write per server) and no
+ * reply is waited for.  APR_SUCCESS once written; an error when it could
+ * not be (the server is held, a write failed or timed out); APR_EAGAIN
+ * when every quiet handle is lent.
+ */
+apr_status_t slb_mc_set_quiet(slb_mc *mc, const slb_key *key,
+                              const slb_binding *b, apr_uint32_t ttl_s);
+
 /* Bind the key, replacing any binding (a rebinding after failover). */
 apr_status_t slb_mc_set(slb_mc *mc, const slb_key *key, const slb_binding *b,
                         apr_uint32_t ttl_s);
@@ -159,6 +220,12 @@ typedef struct {
     apr_uint64_t sets, touches, deletes;
     apr_uint64_t errors, timeouts, malformed, pool_exhausted;
     apr_uint64_t latency_us_total, latency_us_max;
+    /* the writer thread: bindings queued, written, dropped (queue full),
+     * not written (a write failed), network writes (batches), and the
+     * bindings waiting now */
+    apr_uint64_t publish_queued, published, publish_dropped, publish_errors,
+                 publish_batches, publish_waiting;
+    apr_uint64_t quiet_sets;    /* slb_mc_set_quiet calls (in sets too) */
 } slb_mc_stats;
 
 void slb_mc_stats_get(slb_mc *mc, slb_mc_stats *out);

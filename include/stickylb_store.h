@@ -9,10 +9,14 @@
  *   memcached  libmemcached, shared by several Apache instances
  *              (stickylb_mc.c), with the shm table in front as a cache
  *
- * Keys come from clients: they never reach a backend as raw bytes.  Every
- * key is reduced to a 20-byte SHA-1 digest of "<namespace>\0<id>"
- * (slb_key_make); the shm table indexes the digest, memcached sees
- * "slb1:" + 40 hex digits.
+ * Keys come from clients: they never reach a backend as raw bytes.  A key
+ * shared through memcached is the 20-byte SHA-1 digest of
+ * "<namespace>\0<id>" (slb_key_make): every balancer computes the same one,
+ * memcached sees "slb1:" + 40 hex digits, the shm table in front of it
+ * indexes the digest (hashed again with its secret).  A key of the shm
+ * store alone is SipHash-2-4-128 of the same bytes keyed with the table's
+ * secret (slb_table_key in stickylb_table.h): cheaper, and as opaque to
+ * clients.
  *
  * Return codes of every operation: APR_SUCCESS, APR_NOTFOUND (a miss),
  * APR_EEXIST (add: the key is bound already; *existing is filled), or an
@@ -38,10 +42,13 @@ extern "C" {
 
 typedef struct {
     unsigned char digest[SLB_KEY_DIGEST_LEN];
-    char text[SLB_KEY_TEXT_LEN];     /* memcached key */
+    char text[SLB_KEY_TEXT_LEN];     /* memcached key ("" when keyed) */
+    unsigned char keyed;             /* 1: a keyed hash of one table
+                                        (slb_table_key), 0: SHA-1 */
 } slb_key;
 
-/* Build the key of `id` (len bytes, any bytes) in namespace `ns`. */
+/* Build the shared key of `id` (len bytes, any bytes) in namespace `ns`:
+ * the same on every balancer (memcached). */
 void slb_key_make(slb_key *key, const char *ns, const char *id,
                   apr_size_t len);
 

@@ -67,6 +67,17 @@ slb_table *slb_table_format(void *mem, apr_size_t bytes,
  */
 slb_table *slb_table_attach(void *mem, apr_size_t bytes);
 
+/*
+ * The key of `id` (len bytes, any bytes) in namespace `ns` for a binding
+ * held by this table only (the shm store): SipHash-2-4-128 keyed with the
+ * table's secret (kept across graceful restart with the table), 8 bytes
+ * kept in the slot, 8 choosing the buckets; key->keyed is set and
+ * key->text is empty.  Bindings shared through memcached use
+ * slb_key_make() instead.
+ */
+void slb_table_key(const slb_table *t, slb_key *key, const char *ns,
+                   const char *id, apr_size_t len);
+
 /* Route number of (namespace, route), registered on first use; -1 when
  * the registry is full or the route is invalid. */
 int slb_table_route_id(slb_table *t, const char *ns, const char *route);

@@ -306,6 +306,21 @@ static slb_mc *mc_make(const int *ports, int n, int replicas)
     return mc;
 }
 
+static slb_mc *mc_make_async(const int *ports, int n, int replicas)
+{
+    slb_mc_conf c;
+    slb_mc *mc = NULL;
+
+    slb_mc_conf_init(&c);
+    c.config = servers_cfg(ports, n);
+    c.replicas = replicas;
+    c.retry_timeout_s = 1;
+    c.write_mode = SLB_MC_WRITE_ASYNC;
+    ck_assert_ptr_null(slb_mc_check_config(pool, &c));
+    ck_assert_int_eq(slb_mc_create(&mc, pool, &c), APR_SUCCESS);
+    return mc;
+}
+
 static slb_mc *mc_make_conf(const slb_mc_conf *c)
 {
     slb_mc *mc = NULL;
@@ -1291,6 +1306,288 @@ START_TEST(test_connect_timeout_bounded)
 }
 END_TEST
 
+
+/* ======================================================================
+ * the writer thread (slb_mc_publish)
+ * ==================================================================== */
+
+/* Poll until every key of prefix 0..n-1 is on the server of port with
+ * route `route`, for at most ms; the milliseconds it took, -1 if not. */
+static long wait_published(int port, const char *prefix, int n,
+                           const char *route, long ms)
+{
+    apr_time_t t0 = apr_time_now();
+    memcached_st *m = direct(port);
+    int i = 0;
+
+    while (i < n && ms_since(t0) < ms) {
+        slb_key k = key_n(prefix, i);
+        memcached_return_t rc;
+        size_t len = 0;
+        uint32_t flags;
+        char *v = memcached_get(m, k.text, strlen(k.text), &len, &flags, &rc);
+        slb_binding b;
+
+        if (v && slb_mc_value_parse(v, len, &b) && !strcmp(b.route, route)) {
+            i++;
+        }
+        else {
+            apr_sleep(apr_time_from_msec(1));
+        }
+        free(v);
+    }
+    memcached_free(m);
+    return i == n ? ms_since(t0) : -1;
+}
+
+
+START_TEST(test_set_quiet)
+{
+    int port, i;
+    pid_t pid;
+    slb_mc *mc;
+    slb_key k = key_n("quiet", 0);
+    slb_binding b = binding("t2", apr_time_from_sec(1700000000)), got;
+    slb_mc_stats st;
+    long ms, worst = 0;
+    apr_time_t t0;
+
+    pid = mcd_start_free(&port);
+    mc = mc_make(&port, 1, 0);
+    ck_assert_int_eq(slb_mc_set_quiet(mc, &k, &b, 60), APR_SUCCESS);
+    /* written before the call returned: another connection reads it */
+    ck_assert_msg(wait_published(port, "quiet", 1, "t2", 1000) >= 0,
+                  "a quiet set did not reach memcached");
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+    ck_assert_str_eq(got.route, "t2");
+    ck_assert(got.created == apr_time_from_sec(1700000000));
+    /* interleaved with replying calls, whose replies stay matched (quiet
+     * requests have connections of their own); memcached reads each
+     * connection on its own, so a quiet write is visible to others once
+     * memcached got to it: waited for, bounded */
+    for (i = 1; i < 100; i++) {
+        slb_key ki = key_n("quiet", i);
+        slb_binding bi = binding(i % 2 ? "t1" : "t3", 0);
+        slb_key absent = key_n("absent", i);
+
+        ck_assert_int_eq(slb_mc_set_quiet(mc, &ki, &bi, 60), APR_SUCCESS);
+        ck_assert_int_eq(slb_mc_get(mc, &absent, &got), APR_NOTFOUND);
+        t0 = apr_time_now();
+        while (slb_mc_get(mc, &ki, &got) != APR_SUCCESS && ms_since(t0) < 500) {
+            apr_sleep(200);
+        }
+        worst = ms_since(t0) > worst ? ms_since(t0) : worst;
+        ck_assert_int_eq(slb_mc_add(mc, &ki, &b, 60, &got), APR_EEXIST);
+        ck_assert_str_eq(got.route, i % 2 ? "t1" : "t3");
+    }
+    fprintf(stderr, "check_mc: quiet set: visible to another connection "
+            "within %ld ms (worst of 99)\n", worst);
+    ck_assert_msg(worst < fast_ms(), "a quiet set took %ld ms to be seen",
+                  worst);
+    worst = 0;
+    ck_assert_int_eq(slb_mc_set_quiet(mc, &k, NULL, 60), APR_EINVAL);
+    slb_mc_stats_get(mc, &st);
+    ck_assert_uint_eq(st.errors, 0);
+
+    /* a dead server: an error, at once */
+    mcd_kill(pid);
+    for (i = 0; i < 10; i++) {
+        apr_status_t rv;
+
+        t0 = apr_time_now();
+        rv = slb_mc_set_quiet(mc, &k, &b, 60);
+        ms = ms_since(t0);
+        worst = ms > worst ? ms : worst;
+        /* the first write after the kill may still land in the socket */
+        ck_assert_msg(i < 2 || rv != APR_SUCCESS,
+                      "quiet set %d succeeded on a dead server", i);
+    }
+    ck_assert_msg(worst < 50 + 50 + slack_ms(), "a quiet set took %ld ms",
+                  worst);
+}
+END_TEST
+
+START_TEST(test_publish_basic)
+{
+    int port, i;
+    slb_mc *mc;
+    slb_key k = key_n("pub1", 0);
+    slb_binding b = binding("t3", apr_time_from_sec(1700000000)), got;
+    slb_mc_stats st;
+    apr_time_t t0;
+    long ms, worst_call = 0;
+
+    mcd_start_free(&port);
+    mc = mc_make_async(&port, 1, 0);
+    ck_assert_int_eq(slb_mc_publishes(mc), 1);
+
+    /* one binding when the writer is idle: written at once */
+    ck_assert_int_eq(slb_mc_publish(mc, &k, &b, 60), APR_SUCCESS);
+    ms = wait_published(port, "pub1", 1, "t3", 2000);
+    ck_assert_msg(ms >= 0, "a published binding did not reach memcached");
+    ck_assert_msg(ms < 20 + slack_ms(), "an idle writer took %ld ms", ms);
+    ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+    ck_assert_str_eq(got.route, "t3");
+    ck_assert(got.created == apr_time_from_sec(1700000000));
+    fprintf(stderr, "check_mc: writer: one binding in memcached after %ld ms\n",
+            ms);
+
+    /* 2000 in a burst: the caller never waits, the writer batches */
+    for (i = 0; i < 2000; i++) {
+        slb_key ki = key_n("pub2", i);
+        slb_binding bi = binding("t1", 0);
+
+        t0 = apr_time_now();
+        ck_assert_int_eq(slb_mc_publish(mc, &ki, &bi, 60), APR_SUCCESS);
+        ms = ms_since(t0);
+        worst_call = ms > worst_call ? ms : worst_call;
+    }
+    ms = wait_published(port, "pub2", 2000, "t1", 5000);
+    ck_assert_msg(ms >= 0, "not all of 2000 bindings reached memcached");
+    slb_mc_stats_get(mc, &st);
+    ck_assert_uint_eq(st.publish_queued, 2001);
+    ck_assert_uint_eq(st.published, 2001);
+    ck_assert_uint_eq(st.publish_dropped, 0);
+    ck_assert_uint_eq(st.publish_errors, 0);
+    ck_assert_uint_eq(st.publish_waiting, 0);
+    /* gathered: far fewer network writes than bindings */
+    ck_assert_msg(st.publish_batches * 4 < 2001, "%" APR_UINT64_T_FMT
+                  " batches for 2001 bindings", st.publish_batches);
+    ck_assert_msg(worst_call < fast_ms(), "a publish call took %ld ms",
+                  worst_call);
+    fprintf(stderr, "check_mc: writer: 2000 bindings in %ld ms, %"
+            APR_UINT64_T_FMT " batches, slowest call %ld ms\n", ms,
+            st.publish_batches - 1, worst_call);
+
+    /* the set replaces: a later binding of the same key wins */
+    b = binding("t2", 0);
+    ck_assert_int_eq(slb_mc_publish(mc, &k, &b, 60), APR_SUCCESS);
+    ck_assert_msg(wait_published(port, "pub1", 1, "t2", 2000) >= 0,
+                  "the second binding of a key did not replace the first");
+
+    /* bad arguments: nothing queued */
+    {
+        slb_key bad = k;
+        slb_binding badb = binding("t 1", 0);
+
+        bad.text[3] = '\0';
+        ck_assert_int_eq(slb_mc_publish(mc, &bad, &b, 60), APR_EINVAL);
+        ck_assert_int_eq(slb_mc_publish(mc, &k, &badb, 60), APR_EINVAL);
+        ck_assert_int_eq(slb_mc_publish(mc, &k, NULL, 60), APR_EINVAL);
+    }
+}
+END_TEST
+
+START_TEST(test_publish_replicas)
+{
+    int ports[2], i;
+    slb_mc *mc;
+
+    mcd_start_free(&ports[0]);
+    mcd_start_free(&ports[1]);
+    mc = mc_make_async(ports, 2, 1);
+    for (i = 0; i < 50; i++) {
+        slb_key k = key_n("rep", i);
+        slb_binding b = binding("t2", 0);
+        ck_assert_int_eq(slb_mc_publish(mc, &k, &b, 60), APR_SUCCESS);
+    }
+    /* replicas=1 of 2 servers: every binding is on both */
+    ck_assert_msg(wait_published(ports[0], "rep", 50, "t2", 3000) >= 0,
+                  "bindings missing on the first server");
+    ck_assert_msg(wait_published(ports[1], "rep", 50, "t2", 3000) >= 0,
+                  "bindings missing on the second server");
+}
+END_TEST
+
+START_TEST(test_publish_no_writer)
+{
+    int port;
+    slb_mc_conf c;
+    slb_mc *mc;
+    slb_key k = key_n("nowriter", 0);
+    slb_binding b = binding("t1", 0);
+
+    mcd_start_free(&port);
+    slb_mc_conf_init(&c);
+    ck_assert_int_eq(c.queue_max, 4096);
+    ck_assert_int_eq(c.write_mode, SLB_MC_WRITE_SYNC);
+    c.config = apr_psprintf(pool, "--SERVER=127.0.0.1:%d", port);
+    /* sync (the default) and quiet: no writer thread */
+    mc = mc_make_conf(&c);
+    ck_assert_int_eq(slb_mc_publishes(mc), 0);
+    ck_assert_int_eq(slb_mc_publish(mc, &k, &b, 60), APR_ENOTIMPL);
+    c.write_mode = SLB_MC_WRITE_QUIET;
+    mc = mc_make_conf(&c);
+    ck_assert_int_eq(slb_mc_publishes(mc), 0);
+    c.write_mode = 3;
+    ck_assert_ptr_nonnull(strstr(slb_mc_check_config(pool, &c), "write mode"));
+    c.write_mode = SLB_MC_WRITE_ASYNC;
+    c.queue_max = 0;
+    ck_assert_ptr_nonnull(strstr(slb_mc_check_config(pool, &c), "queue"));
+    c.queue_max = 1000001;
+    ck_assert_ptr_nonnull(strstr(slb_mc_check_config(pool, &c), "queue"));
+    /* names */
+    ck_assert_int_eq(slb_mc_write_mode_parse("sync"), SLB_MC_WRITE_SYNC);
+    ck_assert_int_eq(slb_mc_write_mode_parse("quiet"), SLB_MC_WRITE_QUIET);
+    ck_assert_int_eq(slb_mc_write_mode_parse("async"), SLB_MC_WRITE_ASYNC);
+    ck_assert_int_eq(slb_mc_write_mode_parse("Async"), -1);
+    ck_assert_int_eq(slb_mc_write_mode_parse(NULL), -1);
+    ck_assert_str_eq(slb_mc_write_mode_name(SLB_MC_WRITE_ASYNC), "async");
+}
+END_TEST
+
+START_TEST(test_publish_blackhole)
+{
+    /* the server never answers: publishing stays memory-only for the
+     * callers, a full queue drops, and stopping the writer is bounded */
+    int port, i, queued = 0, dropped = 0;
+    slb_mc_conf c;
+    slb_mc *mc = NULL;
+    apr_pool_t *sub;
+    slb_mc_stats st;
+    apr_time_t t0;
+    long worst = 0, ms;
+
+    blackhole_start(&port);
+    slb_mc_conf_init(&c);
+    c.config = apr_psprintf(pool, "--SERVER=127.0.0.1:%d", port);
+    c.write_mode = SLB_MC_WRITE_ASYNC;
+    c.queue_max = 64;
+    ck_assert_int_eq(apr_pool_create(&sub, pool), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_create(&mc, sub, &c), APR_SUCCESS);
+    for (i = 0; i < 20000; i++) {
+        slb_key k = key_n("hole", i);
+        slb_binding b = binding("t1", 0);
+        apr_status_t rv;
+
+        t0 = apr_time_now();
+        rv = slb_mc_publish(mc, &k, &b, 60);
+        ms = ms_since(t0);
+        worst = ms > worst ? ms : worst;
+        ck_assert(rv == APR_SUCCESS || rv == APR_ENOSPC);
+        if (rv == APR_SUCCESS) {
+            queued++;
+        }
+        else {
+            dropped++;
+        }
+    }
+    ck_assert_msg(worst < fast_ms(), "a publish call took %ld ms", worst);
+    slb_mc_stats_get(mc, &st);
+    ck_assert_uint_eq(st.publish_queued, (apr_uint64_t)queued);
+    ck_assert_uint_eq(st.publish_dropped, (apr_uint64_t)dropped);
+    ck_assert_msg(dropped > 0, "a 64-binding queue took 20000 bindings");
+    t0 = apr_time_now();
+    apr_pool_destroy(sub);
+    ms = ms_since(t0);
+    ck_assert_msg(ms < 4 * 50 + slack_ms(), "stopping the writer took %ld ms",
+                  ms);
+    fprintf(stderr, "check_mc: writer, black hole: %d queued, %d dropped, "
+            "slowest call %ld ms, stopped in %ld ms\n", queued, dropped,
+            worst, ms);
+}
+END_TEST
+
 Suite *mc_suite(void)
 {
     Suite *s = suite_create("memcached");
@@ -1335,6 +1632,16 @@ Suite *mc_suite(void)
     tcase_add_test(tc, test_blackhole_with_live_server);
     tcase_add_test(tc, test_pool_exhausted);
     tcase_add_test(tc, test_connect_timeout_bounded);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("quiet writes and the writer thread");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_set_quiet);
+    tcase_add_test(tc, test_publish_basic);
+    tcase_add_test(tc, test_publish_replicas);
+    tcase_add_test(tc, test_publish_no_writer);
+    tcase_add_test(tc, test_publish_blackhole);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1105,6 +1105,68 @@ END_TEST
  * keys, secrets
  * ==================================================================== */
 
+/* slb_table_key: SipHash-2-4-128 keyed with the table's secret (secret_a
+ * is the reference key 00..0f; vectors from the reference implementation,
+ * the first two are its published vectors for "" and "\0") */
+START_TEST(test_table_key)
+{
+    static const unsigned char v_nul[16] = {
+        0xda, 0x87, 0xc1, 0xd8, 0x6b, 0x99, 0xaf, 0x44,
+        0x34, 0x76, 0x59, 0x11, 0x9b, 0x22, 0xfc, 0x45 };
+    static const unsigned char v_ns[16] = {
+        0xf8, 0x26, 0x5d, 0xfb, 0x7c, 0x12, 0xbf, 0xc4,
+        0x74, 0xbe, 0x45, 0xcc, 0xe9, 0xb3, 0x5b, 0xa3 };
+    static const unsigned char v_long[16] = {
+        0xf5, 0x04, 0x08, 0x9b, 0x50, 0x80, 0xab, 0xe2,
+        0xe4, 0x3d, 0xea, 0xcd, 0x7a, 0x01, 0x23, 0x9d };
+    static const unsigned char zeros[4] = { 0 };
+    char a37[37];
+    slb_table *t = new_table(100), *tb = new_table_ex(100, secret_b, NULL, NULL);
+    slb_key k, k2, sha;
+    int r = slb_table_route_id(t, "ns", "web1");
+    int i;
+
+    memset(a37, 'A', sizeof(a37));
+    slb_table_key(t, &k, NULL, NULL, 0);          /* the bytes "\0" */
+    ck_assert(memcmp(k.digest, v_nul, 16) == 0);
+    ck_assert(memcmp(k.digest + 16, zeros, 4) == 0);
+    ck_assert_int_eq(k.keyed, 1);
+    ck_assert_str_eq(k.text, "");
+    slb_table_key(t, &k, "ns", "session-1", 9);
+    ck_assert(memcmp(k.digest, v_ns, 16) == 0);
+    /* 15 + 1 + 37 bytes: the namespace and the id cross word boundaries */
+    slb_table_key(t, &k, "balancer://app", a37, sizeof(a37));
+    ck_assert(memcmp(k.digest, v_long, 16) == 0);
+
+    /* the NUL between namespace and id is part of it */
+    slb_table_key(t, &k, "ab", "c", 1);
+    slb_table_key(t, &k2, "a", "bc", 2);
+    ck_assert(memcmp(k.digest, k2.digest, 16) != 0);
+    /* another table's secret, another key */
+    slb_table_key(tb, &k2, "ab", "c", 1);
+    ck_assert(memcmp(k.digest, k2.digest, 16) != 0);
+
+    /* keyed keys bind, look up and delete like SHA-1 ones, and are not
+     * confused with the SHA-1 key of the same id */
+    for (i = 0; i < 50; i++) {
+        char id[16];
+        int n = apr_snprintf(id, sizeof(id), "s%d", i);
+
+        slb_table_key(t, &k, "ns", id, (apr_size_t)n);
+        add_ok(t, &k, r, &forever, AT(0));
+        ck_assert_int_eq(LOOKUP(t, &k, NULL, AT(0)), r);
+        slb_key_make(&sha, "ns", id, (apr_size_t)n);
+        ck_assert_int_eq(LOOKUP(t, &sha, NULL, AT(0)), -1);
+    }
+    ck_assert_uint_eq(slb_table_count_live(t, AT(0)), 50);
+    slb_table_key(t, &k, "ns", "s7", 2);
+    ck_assert_int_eq(slb_table_del(t, &k), APR_SUCCESS);
+    ck_assert_int_eq(LOOKUP(t, &k, NULL, AT(0)), -1);
+    slb_table_key(t, &k, "ns", "s8", 2);
+    ck_assert_int_eq(LOOKUP(t, &k, NULL, AT(0)), r);
+}
+END_TEST
+
 START_TEST(test_key_namespaces)
 {
     slb_table *t = new_table(100);
@@ -1623,6 +1685,7 @@ Suite *table_suite(void)
 
     TC("keys_secrets");
     tcase_add_test(tc, test_key_namespaces);
+    tcase_add_test(tc, test_table_key);
     tcase_add_test(tc, test_secrets);
 
     TC("concurrency");
