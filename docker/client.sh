@@ -31,10 +31,16 @@ WAIT=${WAIT:-60}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/stickylb-client-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
-# one request; prints "<load balancer> <backend> <session> <new-session>"
-hit() {  # hit URL JAR
+# one request; prints "<load balancer> <backend> <session> <new-session>".
+# The session cookie is sent explicitly (COOKIE: the JSESSIONID value,
+# empty for none) rather than from a cookie jar: to curl, lb1 and lb2 are
+# two hosts and a jar would not send lb1's cookie to lb2, whereas a
+# browser sees one site behind both balancers.
+hit() {  # hit URL COOKIE
     local hdr=$WORK/h body=$WORK/b
-    if ! curl -sS --max-time 10 -b "$2" -c "$2" -D "$hdr" -o "$body" "$1"; then
+    local args=(-sS --max-time 10 -D "$hdr" -o "$body")
+    if [ -n "$2" ]; then args+=(-b "JSESSIONID=$2"); fi
+    if ! curl "${args[@]}" "$1"; then
         echo "- - - -"
         return
     fi
@@ -69,9 +75,10 @@ printf "$fmt" session lb1-\>backend lb2-\>backend result
 passed=0
 failed=0
 for i in $(seq 1 "$SESSIONS"); do
-    jar=$WORK/jar$i
-    : > "$jar"
-    read -r lb b1 sid new < <(hit "$LB1/app/session$i" "$jar")
+    read -r lb b1 sid new < <(hit "$LB1/app/session$i" "")
+    # the browser's cookie from now on: the id the backend issued
+    cookie=$sid
+    if [ "$sid" = - ]; then cookie=""; fi
     first="$b1"
     [ "$lb" = lb1 ] || [ "$lb" = - ] || first="$b1(via $lb)"
     seen=""
@@ -80,7 +87,9 @@ for i in $(seq 1 "$SESSIONS"); do
         result="FAILED: no new session from lb1"
     fi
     for _ in $(seq 1 "$REQUESTS"); do
-        read -r lb b2 sid2 new2 < <(hit "$LB2/app/session$i" "$jar")
+        read -r lb b2 sid2 new2 < <(hit "$LB2/app/session$i" "$cookie")
+        # (a new id issued meanwhile would replace the browser's cookie)
+        if [ "$sid2" != - ]; then cookie=$sid2; fi
         seen="$seen${seen:+,}$b2"
         [ "$lb" = lb2 ] || [ "$lb" = - ] || seen="$seen(via $lb)"
         if [ "$b2" != "$b1" ] || [ "$sid2" != "$sid" ] || [ "$new2" != 0 ]; then
