@@ -723,9 +723,9 @@ static int held(mc_server *s)
 /* Leave a held server out of this handle's continuum until its hold ends
  * (libmemcached rebuilds the continuum then).  With no other live server
  * libmemcached keeps the continuum as it is. */
-static void eject(slb_mc *mc, memcached_st *h, mc_server *s)
+static void eject_until(slb_mc *mc, memcached_st *h, mc_server *s,
+                        time_t until)
 {
-    time_t until = (time_t)apr_time_sec(CNT_READ(s->hold_until)) + 1;
     uint32_t i;
 
     for (i = 0; i < memcached_server_count(h); i++) {
@@ -740,6 +740,11 @@ static void eject(slb_mc *mc, memcached_st *h, mc_server *s)
             return;
         }
     }
+}
+
+static void eject(slb_mc *mc, memcached_st *h, mc_server *s)
+{
+    eject_until(mc, h, s, (time_t)apr_time_sec(CNT_READ(s->hold_until)) + 1);
 }
 
 /* Start a call: APR_SUCCESS with c->h borrowed, or the status to return
@@ -830,6 +835,37 @@ static apr_status_t call_end(mc_call *c, apr_status_t rv)
     give_back(mc, c->h);
     c->h = NULL;
     return rv;
+}
+
+/*
+ * Whether the call that just failed with c->last is worth one more try:
+ * a broken connection (the retry reconnects, or reads a replica once the
+ * connect fails); or a timeout of the key's server when another server
+ * can take the key: the timed-out server is left out of this handle for
+ * retry_timeout_s (and counted as failing, so that every handle holds it
+ * after server_failure_limit), and the retry goes to the next server
+ * (the replica, with replicas > 0).  A lone server that timed out is not
+ * asked again: the call's time stays bounded by one timeout.
+ */
+static int retry_ok(mc_call *c)
+{
+    mc_server *was = c->s;
+
+    if (retryable(c->last)) {
+        return 1;
+    }
+    if (c->last != MEMCACHED_TIMEOUT || was == NULL || c->h == NULL) {
+        return 0;
+    }
+    eject_until(c->mc, c->h, was, (time_t)apr_time_sec(apr_time_now()
+                + apr_time_from_sec(c->mc->conf.retry_timeout_s)) + 1);
+    c->s = server_of(c->mc, c->h, c->key);
+    if (c->s == NULL || c->s == was) {
+        c->s = was;
+        return 0;
+    }
+    server_failed(c->mc, c->h, was, APR_TIMEUP);
+    return 1;
 }
 
 /* ---------------------------------------------------------------------
@@ -934,7 +970,7 @@ apr_status_t slb_mc_get(slb_mc *mc, const slb_key *key, slb_binding *out)
     for (tries = 0; rv == APR_SUCCESS; tries++) {
         c.last = MEMCACHED_SUCCESS;
         rv = read_value(c.h, key, &got, NULL, &c.last);
-        if (tries || !retryable(c.last)) {
+        if (tries || !retry_ok(&c)) {
             break;
         }
         rv = APR_SUCCESS;                   /* once more */
@@ -1026,7 +1062,7 @@ apr_status_t slb_mc_add(slb_mc *mc, const slb_key *key, const slb_binding *b,
     for (tries = 0; rv == APR_SUCCESS; tries++) {
         c.last = MEMCACHED_SUCCESS;
         rv = add_rounds(&c, val, len, expiration(ttl_s), existing);
-        if (tries || !retryable(c.last)) {
+        if (tries || !retry_ok(&c)) {
             break;
         }
         rv = APR_SUCCESS;                   /* once more */
@@ -1058,7 +1094,7 @@ apr_status_t slb_mc_set(slb_mc *mc, const slb_key *key, const slb_binding *b,
             (void)memcached_flush_buffers(c.h);
         }
         rv = memcached_success(rc) ? APR_SUCCESS : failure(rc, &c.last);
-        if (tries || !retryable(c.last)) {
+        if (tries || !retry_ok(&c)) {
             break;
         }
         rv = APR_SUCCESS;                   /* once more */
@@ -1080,7 +1116,7 @@ apr_status_t slb_mc_touch(slb_mc *mc, const slb_key *key, apr_uint32_t ttl_s)
         rc = memcached_touch(c.h, key->text, KEY_LEN, expiration(ttl_s));
         rv = rc == MEMCACHED_NOTFOUND ? APR_NOTFOUND
              : memcached_success(rc) ? APR_SUCCESS : failure(rc, &c.last);
-        if (tries || !retryable(c.last)) {
+        if (tries || !retry_ok(&c)) {
             break;
         }
         rv = APR_SUCCESS;                   /* once more */
@@ -1102,7 +1138,7 @@ apr_status_t slb_mc_delete(slb_mc *mc, const slb_key *key)
         rc = memcached_delete(c.h, key->text, KEY_LEN, 0);
         rv = rc == MEMCACHED_NOTFOUND ? APR_NOTFOUND
              : memcached_success(rc) ? APR_SUCCESS : failure(rc, &c.last);
-        if (tries || !retryable(c.last)) {
+        if (tries || !retry_ok(&c)) {
             break;
         }
         rv = APR_SUCCESS;                   /* once more */

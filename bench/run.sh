@@ -88,6 +88,8 @@ apache-rr|apache|Apache round robin (stock)
 stickylb-route|stickylb|stickylb route cookie
 stickylb-learn-shm|stickylb|stickylb learn, shm
 stickylb-learn-mc|stickylb|stickylb learn, memcached
+stickylb-learn-mc-quiet|stickylb|stickylb learn, mc quiet
+stickylb-learn-mc-async|stickylb|stickylb learn, mc async
 haproxy-cookie|haproxy|HAProxy cookie insert
 haproxy-stick|haproxy|HAProxy stick table
 direct|direct|backend direct (nginx)
@@ -313,6 +315,7 @@ curl_headers() {   # FILE N URL [curl args...]
 
 log "sessions and stickiness checks ($SESSIONS sessions a variant, 20 requests each)"
 MC_BEFORE=$(mc_stats)
+MC_START=$MC_BEFORE
 for v in "${VARIANTS[@]}"; do
     url="http://127.0.0.1:${PORT[$v]}/"
     d=$WORK/$v; mkdir -p "$d"
@@ -350,14 +353,17 @@ for v in "${VARIANTS[@]}"; do
     else
         log "$v: not sticky by design; new sessions on: $spread"
     fi
-    if [ "$v" = stickylb-learn-mc ]; then
+    case $v in stickylb-learn-mc*)
+        # (each memcached variant's writes, counted from the previous one)
         MC_AFTER=$(mc_stats)
         read -r _ _ _ set0 _ _ <<<"$MC_BEFORE"
         read -r _ _ _ set1 items _ <<<"$MC_AFTER"
         [ $((set1 - set0)) -ge "$SESSIONS" ] \
-            || die "stickylb-learn-mc: memcached received $((set1 - set0)) writes for $SESSIONS new sessions: the memcached store is not used"
-        log "stickylb-learn-mc: memcached got $((set1 - set0)) writes, holds $items items"
-    fi
+            || die "$v: memcached received $((set1 - set0)) writes for $SESSIONS new sessions: the memcached store is not used"
+        log "$v: memcached got $((set1 - set0)) writes, holds $items items"
+        MC_BEFORE=$MC_AFTER
+        ;;
+    esac
 done
 
 # ---------------------------------------------------------------- runs
@@ -505,7 +511,7 @@ VERSIONS="$("$HTTPD" -v | awk -F': ' '/version/ { print $2 }'); $(haproxy -v 2>/
 export BENCH_LABELS=$LABELS BENCH_CLK_TCK=$CLK_TCK BENCH_NCPU=$NCPU BENCH_PIN_TEXT=$PIN_TEXT \
     BENCH_CMD=$CMDLINE BENCH_MACHINE=$MACHINE BENCH_VERSIONS=$VERSIONS \
     BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_CONNS=$CONNS BENCH_THREADS=$THREADS \
-    BENCH_SESSIONS=$SESSIONS BENCH_MC="$MC_BEFORE|$MC_END" \
+    BENCH_SESSIONS=$SESSIONS BENCH_MC="$MC_START|$MC_END" \
     BENCH_RETRIES="$RETRIES of at most $RETRY_BUDGET" BENCH_FOREIGN_MAX=$FOREIGN_MAX \
     BENCH_QUIET="$QUIET_WAITED s (at most $QUIET_MAX_WAIT s a run, $QUIET_BUDGET s in all)"
 perl "$BENCH/lib/report.pl" "$RESULTS" "$WORK/report.md" "$WORK/misses"

@@ -200,4 +200,55 @@ while (time - $t0 < 5) {
 }
 is($state, 'up', sprintf('lb2 follows the undrain (%.1f s)', time - $t0));
 
+# --- write=quiet and write=async on lb2: a learned binding is written
+# without waiting for memcached's reply (quiet: from the request; async:
+# by the child's writer thread, batched); stated bound for it to be in
+# memcached: 50 ms (measured: a few ms on a loaded CI machine); lb1 then
+# agrees on every session
+use Digest::SHA qw(sha1_hex);
+use IO::Socket::INET;
+sub mc_has {
+    my ($id) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $ENV{SLB_MC1_PORT},
+                                  Timeout => 1) or return 0;
+    print $s 'get slb1:' . sha1_hex("shared\0$id") . "\r\n";
+    my $line = <$s> // '';
+    close $s;
+    return $line =~ /^VALUE /;
+}
+for my $mode (qw(quiet async)) {
+    (my $conf = $BAL) =~ s/cache=2/cache=2 write=$mode/ or die;
+    start_lb2($conf);
+    my ($in_mc, $agree, $worst) = (0, 0, 0);
+    for (1 .. 20) {
+        my $x = lb2('/shared/');
+        my $t0 = time;
+        my ($xb, $xsid) = (backend($x), sid_of($x));
+        next unless $xsid;
+        my $seen = 0;
+        while (time - $t0 < 0.05) {
+            if (mc_has($xsid)) { $seen = 1; last }
+            sleep 0.001;
+        }
+        $worst = time - $t0 if time - $t0 > $worst;
+        $in_mc += $seen;
+        $agree++ if how(lb1('/shared/', Cookie => "JSESSIONID=$xsid")) eq "200 $xb sticky learned";
+    }
+    is($in_mc, 20, sprintf('write=%s: 20 learned bindings in memcached within 50 ms (slowest %.1f ms)',
+                           $mode, $worst * 1000));
+    is($agree, 20, "write=$mode: lb1 sends the 20 sessions learned by lb2 to the same member");
+    my $j = JSON::PP::decode_json(lb2('/stickylb-status?format=json')->content);
+    is($j->{store}{memcached}{write}, $mode, "write=$mode: lb2's status page names the write mode");
+    if ($mode eq 'async') {
+        ok($j->{store}{memcached}{writer}{written} >= 1 && $j->{store}{memcached}{writer}{dropped} == 0,
+           "write=async: lb2's writer wrote ($j->{store}{memcached}{writer}{written} in the child "
+           . "that answered), dropped none");
+    }
+    else {
+        ok($j->{store}{memcached}{quiet_sets} >= 1,
+           "write=quiet: quiet sets counted ($j->{store}{memcached}{quiet_sets} in the child that answered)");
+    }
+}
+start_lb2($BAL);
+
 done_testing();

@@ -11,8 +11,9 @@
 # Collection is limited to ap_process_async_request (--toggle-collect): the
 # request's processing from the first hook to the last byte handed to the
 # connection (proxying, every module's hooks and filters), not the reading
-# of the request or the connection's I/O.  Stock Apache round robin is
-# profiled the same way as the reference.  Instruction counts are user-space
+# of the request or the connection's I/O; plus the memcached writer thread
+# of write=async (writer_main), whose work is the requests'.  Stock Apache
+# round robin is profiled the same way as the reference.  Instruction counts are user-space
 # instructions (the kernel's share of the CPU is not in them).
 #
 # MISSES: lines "variant workload what" (run.sh's missed targets); with
@@ -48,7 +49,7 @@ fi
 # round robin for each workload concerned
 TARGETS=()
 if [ "${PROFILE_ALL:-0}" = 1 ]; then
-    for v in stickylb-route stickylb-learn-shm stickylb-learn-mc; do
+    for v in stickylb-route stickylb-learn-shm stickylb-learn-mc stickylb-learn-mc-quiet stickylb-learn-mc-async; do
         [ -s "$WORK/$v/cookies.txt" ] || continue   # not in this run
         for w in established new; do TARGETS+=("$v $w"); done
     done
@@ -82,7 +83,8 @@ profile_one() {   # variant workload -> $OUT/<v>-<w>.summary
     cat "$BENCH/conf/apache-common.conf.in" "$BENCH/conf/$v.conf.in" >"$d/httpd.conf.in"
     fill_template "$d/httpd.conf.in" "$d/httpd.conf"
     "${asuser[@]}" valgrind --tool=callgrind --callgrind-out-file="$d/callgrind.out" \
-        --toggle-collect=ap_process_async_request --dump-instr=no \
+        --toggle-collect=ap_process_async_request --toggle-collect=writer_main \
+        --dump-instr=no \
         "$HTTPD" -X -f "$d/httpd.conf" >"$d/valgrind.log" 2>&1 &
     VG_PID=$!
     for _ in $(seq 1 300); do

@@ -102,10 +102,12 @@ $ctx .= sprintf("runs taken again because other processes used more than %s%% of
                 $ENV{BENCH_FOREIGN_MAX}, $ENV{BENCH_RETRIES}) if defined $ENV{BENCH_RETRIES};
 $ctx .= "time waited before runs for the machine to be quiet (other processes under $ENV{BENCH_FOREIGN_MAX}%): $ENV{BENCH_QUIET}\n"
     if defined $ENV{BENCH_QUIET};
-for my $w (@workloads) {
-    my $mc = med('stickylb-learn-mc', $w, 'mcus');
-    $ctx .= sprintf("memcached's own CPU, stickylb learn memcached, %s: %.1f us/req (not in the LB column)\n", $w, $mc)
-        if defined $mc;
+for my $v (grep { /^stickylb-learn-mc/ } @order) {
+    for my $w (@workloads) {
+        my $mc = med($v, $w, 'mcus');
+        $ctx .= sprintf("memcached's own CPU, %s, %s: %.1f us/req (not in the LB column)\n", $label{$v}, $w, $mc)
+            if defined $mc;
+    }
 }
 {
     my @k;
@@ -116,7 +118,7 @@ for my $w (@workloads) {
     $ctx .= "share of the LB CPU spent in the kernel (system time), median: " . join(', ', @k) . "\n" if @k;
 }
 my ($mc0, $mc1) = split /\|/, ($ENV{BENCH_MC} // '');
-if ($mc0 && $mc1 && $label{'stickylb-learn-mc'}) {
+if ($mc0 && $mc1 && grep { /^stickylb-learn-mc/ } keys %label) {
     my @a = split ' ', $mc0;
     my @b = split ' ', $mc1;
     $ctx .= sprintf("memcached over the runs: %d gets (%d hits, %d misses), %d sets, %d touches, %d items at the end\n",
@@ -138,7 +140,7 @@ for my $v (grep { /^stickylb-/ } @order) {
         my $m  = med($v, $w, 'rps');
         my $rr = med('apache-rr', $w, 'rps');
         next unless defined $m && $rr;
-        my $min = ($v eq 'stickylb-learn-mc' && $w eq 'new') ? 0.93 : 0.98;
+        my $min = ($v =~ /^stickylb-learn-mc/ && $w eq 'new') ? 0.93 : 0.98;
         my $ratio = $m / $rr;
         my $ok = $ratio >= $min;
         $tgt .= sprintf("%-4s  %-27s %-11s req/s %.3fx of Apache round robin (target >= %.2fx)\n",
