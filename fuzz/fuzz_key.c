@@ -1,16 +1,84 @@
 /*
- * fuzz_key.c - stick-table keys from client bytes: slb_key_make.
+ * fuzz_key.c - stick-table keys from client bytes: slb_key_make (shared,
+ * SHA-1) and slb_table_key (the shm store's, SipHash-2-4-128 keyed with
+ * the table's secret).
  *
  * Input: the namespace (up to the first NUL), then the session id (the
  * rest: any bytes, NUL included).  Checks the memcached key text
- * ("slb1:" + 40 lowercase hex digits, the digest's), and that the digest
- * is SHA-1 of "<namespace>\0<id>".
+ * ("slb1:" + 40 lowercase hex digits, the digest's), that the digest is
+ * SHA-1 of "<namespace>\0<id>", and that the table key is SipHash-2-4-128
+ * of the same bytes computed in one piece by the reference below (the
+ * table's is incremental, over two pieces).
  */
 #include "fuzz_common.h"
 
 #include <apr_sha1.h>
 
 #include "stickylb_store.h"
+#include "stickylb_table.h"
+
+/* SipHash-2-4 with 128 bits of output, the reference algorithm, one
+ * byte at a time */
+#define RL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SR do { v0 += v1; v1 = RL(v1, 13); v1 ^= v0; v0 = RL(v0, 32); \
+                v2 += v3; v3 = RL(v3, 16); v3 ^= v2;                    \
+                v0 += v3; v3 = RL(v3, 21); v3 ^= v0;                    \
+                v2 += v1; v1 = RL(v1, 17); v1 ^= v2; v2 = RL(v2, 32); } while (0)
+static void ref_sip128(const unsigned char k[16], const unsigned char *in,
+                       size_t len, unsigned char out[16])
+{
+    uint64_t k0 = 0, k1 = 0, v0, v1, v2, v3, m, b;
+    size_t i, j;
+
+    for (i = 0; i < 8; i++) {
+        k0 |= (uint64_t)k[i] << (8 * i);
+        k1 |= (uint64_t)k[8 + i] << (8 * i);
+    }
+    v0 = 0x736f6d6570736575ULL ^ k0;
+    v1 = 0x646f72616e646f6dULL ^ k1 ^ 0xee;
+    v2 = 0x6c7967656e657261ULL ^ k0;
+    v3 = 0x7465646279746573ULL ^ k1;
+    for (i = 0; i + 8 <= len; i += 8) {
+        for (m = 0, j = 0; j < 8; j++) {
+            m |= (uint64_t)in[i + j] << (8 * j);
+        }
+        v3 ^= m; SR; SR; v0 ^= m;
+    }
+    for (b = (uint64_t)len << 56, j = 0; i + j < len; j++) {
+        b |= (uint64_t)in[i + j] << (8 * j);
+    }
+    v3 ^= b; SR; SR; v0 ^= b;
+    v2 ^= 0xee; SR; SR; SR; SR;
+    m = v0 ^ v1 ^ v2 ^ v3;
+    for (j = 0; j < 8; j++) {
+        out[j] = (unsigned char)(m >> (8 * j));
+    }
+    v1 ^= 0xdd; SR; SR; SR; SR;
+    m = v0 ^ v1 ^ v2 ^ v3;
+    for (j = 0; j < 8; j++) {
+        out[8 + j] = (unsigned char)(m >> (8 * j));
+    }
+}
+
+static const unsigned char secret[16] = {
+    0x9a, 0x11, 0x42, 0x07, 0xc3, 0x5e, 0x80, 0x2d,
+    0x64, 0xf1, 0x0b, 0x3a, 0xe7, 0x19, 0xb5, 0x4c
+};
+
+/* one small table for every input (the key does not depend on its
+ * contents, only on its secret) */
+static slb_table *table(void)
+{
+    static slb_table *t;
+    static void *mem;
+
+    if (t == NULL) {
+        apr_size_t bytes = slb_table_bytes(64);
+        mem = aligned_alloc(64, (bytes + 63) & ~(apr_size_t)63);
+        t = slb_table_format(mem, bytes, secret, 0);
+    }
+    return t;
+}
 
 static void check_text(const slb_key *k)
 {
@@ -79,6 +147,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_text(&k2);
     if (nslen > 0) {
         FZ_CHECK(memcmp(k.digest, k2.digest, SLB_KEY_DIGEST_LEN) != 0);
+    }
+
+    /* the shm store's key: the reference over the same bytes */
+    {
+        unsigned char ref[16];
+        static const unsigned char zero[SLB_KEY_DIGEST_LEN - 16];
+
+        memset(&k2, 0x5a, sizeof(k2));
+        slb_table_key(table(), &k2, ns, id, idlen);
+        ref_sip128(secret, (const unsigned char *)cat, nslen + 1 + idlen, ref);
+        FZ_CHECK(memcmp(k2.digest, ref, 16) == 0);
+        FZ_CHECK(memcmp(k2.digest + 16, zero, sizeof(zero)) == 0);
+        FZ_CHECK(k2.keyed == 1);
+        FZ_CHECK(k2.text[0] == '\0');
+        if (nslen == 0) {
+            slb_key k3;
+            slb_table_key(table(), &k3, NULL, id, idlen);
+            FZ_CHECK(memcmp(k3.digest, k2.digest, SLB_KEY_DIGEST_LEN) == 0);
+        }
     }
     fz_end();
     return 0;
