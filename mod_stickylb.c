@@ -869,16 +869,25 @@ static int uses_store(const slb_dir_conf *c)
            || (c->keys && c->keys->nelts > 0);
 }
 
+/* Cookie headers of a request that are read (more are ignored) */
+#define COOKIE_HDRS 16
+
 typedef struct {
     apr_array_header_t *values;
 } cookie_collect;
+
+/* rq->stored of a request with no store key yet: empty, never pushed to
+ * (lookup_key makes the request its own array first) */
+static apr_array_header_t no_stored_keys = {
+    NULL, sizeof(slb_stored_key), 0, 0, NULL
+};
 
 static int collect_cookie_hdr(void *baton, const char *key, const char *val)
 {
     cookie_collect *cc = baton;
 
     (void)key;
-    if (cc->values->nelts < 16) {
+    if (cc->values->nelts < COOKIE_HDRS) {
         APR_ARRAY_PUSH(cc->values, const char *) = val;
     }
     return 1;
@@ -922,6 +931,9 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
 
     if (rq->stored->nelts >= 2 * SLB_MAX_SAME_NAME) {
         return;
+    }
+    if (rq->stored == &no_stored_keys) {
+        rq->stored = apr_array_make(r->pool, 1, sizeof(slb_stored_key));
     }
     sk = apr_array_push(rq->stored);
     sk->src = src;
@@ -1144,12 +1156,21 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
     slb_req *rq = apr_pcalloc(r->pool, sizeof(*rq));
     cookie_collect cc;
     slb_key_spec spec;
+    /* the Cookie headers (at most COOKIE_HDRS, see collect_cookie_hdr) in
+     * an array on the stack: read only once collected */
+    const char *hdrs[COOKIE_HDRS];
+    apr_array_header_t hdr_arr;
     int i;
 
     rq->conf = slb_balancer_conf(b, r->server);
     rq->ns = rq->conf->ns ? rq->conf->ns : b->s->name;
-    rq->stored = apr_array_make(r->pool, 1, sizeof(slb_stored_key));
-    cc.values = apr_array_make(r->pool, 2, sizeof(const char *));
+    rq->stored = &no_stored_keys;    /* made on the first store lookup */
+    hdr_arr.pool = r->pool;
+    hdr_arr.elt_size = sizeof(const char *);
+    hdr_arr.nelts = 0;
+    hdr_arr.nalloc = COOKIE_HDRS;
+    hdr_arr.elts = (char *)hdrs;
+    cc.values = &hdr_arr;
     apr_table_do(collect_cookie_hdr, &cc, r->headers_in, "Cookie", NULL);
 
     /* a signed route cookie is read here, not by the codec */
