@@ -101,7 +101,7 @@ typedef struct {
                 deletes, errors, timeouts, malformed, pool_exhausted,
                 latency_us_total, latency_us_max;
     slb_counter publish_queued, published, publish_dropped, publish_errors,
-                publish_batches, quiet_sets;
+                publish_batches, quiet_sets, replica_hits;
 } mc_counters;
 
 /* a binding waiting for the writer thread */
@@ -125,6 +125,9 @@ struct slb_mc {
     int waiting;
     mc_server *servers;
     int nservers;
+    /* with replicas: per server (by position), a group key that selects
+     * it, to read a key's replica (NULL where none was found) */
+    char **replica_gk;
     mc_counters c;
     /* quiet handles for slb_mc_set_quiet (clones of qmaster) */
     memcached_st *qmaster;
@@ -486,6 +489,25 @@ apr_status_t slb_mc_create(slb_mc **out, apr_pool_t *p, const slb_mc_conf *c)
         mc->servers[i].host = apr_pstrdup(p, memcached_server_name(in));
         mc->servers[i].port = (int)memcached_server_port(in);
         mc->servers[i].up = 1;
+    }
+    if (c->replicas > 0) {
+        /* a group key per server, found by trying names (ketama gives
+         * each server many points: a few tries each) */
+        int found = 0, k;
+
+        mc->replica_gk = apr_pcalloc(p, sizeof(char *)
+                                        * (apr_size_t)mc->nservers);
+        for (k = 0; k < 100000 && found < mc->nservers; k++) {
+            char gk[32];
+            uint32_t j;
+
+            apr_snprintf(gk, sizeof(gk), "slb1:replica:%d", k);
+            j = memcached_generate_hash(m, gk, strlen(gk));
+            if (j < (uint32_t)mc->nservers && mc->replica_gk[j] == NULL) {
+                mc->replica_gk[j] = apr_pstrdup(p, gk);
+                found++;
+            }
+        }
     }
     if ((rv = apr_thread_mutex_create(&mc->lock, APR_THREAD_MUTEX_DEFAULT,
                                       p)) != APR_SUCCESS
@@ -881,9 +903,9 @@ static int retry_ok(mc_call *c)
  * can be replaced), or an error (*last set).  The value is parsed (copied)
  * out of libmemcached's result, whose buffer is freed before returning.
  */
-static apr_status_t read_value(memcached_st *h, const slb_key *key,
-                               slb_binding *out, uint64_t *cas,
-                               memcached_return_t *last)
+static apr_status_t read_value_on(memcached_st *h, const char *group_key,
+                                  const slb_key *key, slb_binding *out,
+                                  uint64_t *cas, memcached_return_t *last)
 {
     const char *keys[1];
     size_t lens[1];
@@ -894,7 +916,9 @@ static apr_status_t read_value(memcached_st *h, const slb_key *key,
 
     keys[0] = key->text;
     lens[0] = KEY_LEN;
-    rc = memcached_mget(h, keys, lens, 1);
+    rc = group_key ? memcached_mget_by_key(h, group_key, strlen(group_key),
+                                           keys, lens, 1)
+                   : memcached_mget(h, keys, lens, 1);
     if (memcached_fatal(rc)) {
         *last = rc;
         return map_rc(rc);
@@ -929,6 +953,48 @@ static apr_status_t read_value(memcached_st *h, const slb_key *key,
         return map_rc(rc);
     }
     return rv;
+}
+
+static apr_status_t read_value(memcached_st *h, const slb_key *key,
+                               slb_binding *out, uint64_t *cas,
+                               memcached_return_t *last)
+{
+    return read_value_on(h, NULL, key, out, cas, last);
+}
+
+/*
+ * A miss on the key's server, with replicas: the key may be on a replica
+ * only (written while its server was away, which came back empty).  Each
+ * replica libmemcached writes to (the servers after the key's one in the
+ * sorted list) is read through a group key that selects it in this
+ * handle; APR_SUCCESS and *out on a hit there.
+ */
+static apr_status_t read_replicas(slb_mc *mc, memcached_st *h,
+                                  const slb_key *key, slb_binding *out)
+{
+    uint32_t n = memcached_server_count(h), p, j;
+    int r;
+
+    if (mc->replica_gk == NULL || n != (uint32_t)mc->nservers) {
+        return APR_NOTFOUND;
+    }
+    p = memcached_generate_hash(h, key->text, KEY_LEN);
+    for (r = 1; r <= mc->conf.replicas; r++) {
+        memcached_return_t last = MEMCACHED_SUCCESS;
+        const char *gk;
+
+        j = (p + (uint32_t)r) % n;
+        gk = mc->replica_gk[j];
+        /* a server left out of this handle changes the mapping: skip */
+        if (gk == NULL || memcached_generate_hash(h, gk, strlen(gk)) != j) {
+            continue;
+        }
+        if (read_value_on(h, gk, key, out, NULL, &last) == APR_SUCCESS) {
+            CNT_INC(mc->c.replica_hits);
+            return APR_SUCCESS;
+        }
+    }
+    return APR_NOTFOUND;
 }
 
 /* Write the value just stored on the key's server to its replicas too
@@ -978,6 +1044,21 @@ apr_status_t slb_mc_get(slb_mc *mc, const slb_key *key, slb_binding *out)
     if (rv == SLB_MC_MALFORMED) {
         count_malformed(mc);
         rv = APR_NOTFOUND;
+    }
+    if (rv == APR_NOTFOUND && c.h && mc->conf.replicas > 0) {
+        rv = read_replicas(mc, c.h, key, &got);
+        if (rv == APR_SUCCESS) {
+            /* repair: the key's server gets the binding back (add: one
+             * written there meanwhile wins); the caller's touch then sets
+             * its lifetime */
+            char val[SLB_MC_MAX_VALUE_LEN + 16];
+            apr_size_t len = value_format(val, sizeof(val), &got);
+
+            if (len > 0) {
+                (void)memcached_add(c.h, key->text, KEY_LEN, val, len,
+                                    expiration(SLB_MC_REPAIR_TTL), 0);
+            }
+        }
     }
     rv = call_end(&c, rv);
     if (rv == APR_SUCCESS) {
@@ -1379,6 +1460,7 @@ void slb_mc_stats_get(slb_mc *mc, slb_mc_stats *out)
     out->publish_errors = CNT_READ(mc->c.publish_errors);
     out->publish_batches = CNT_READ(mc->c.publish_batches);
     out->quiet_sets = CNT_READ(mc->c.quiet_sets);
+    out->replica_hits = CNT_READ(mc->c.replica_hits);
     out->publish_waiting = 0;
     if (mc->q_lock) {
         apr_thread_mutex_lock(mc->q_lock);

@@ -44,8 +44,12 @@
  *
  * Replicas (replicas > 0) are libmemcached's: a binding is also written to
  * the next `replicas` servers of the sorted list; a read goes to the key's
- * server and falls back to the replicas only when that server cannot be
- * reached.  Known limits, inherited from libmemcached 1.0/1.1:
+ * server, falls back to the replicas when that server cannot be reached,
+ * and reads the replicas too when the key's server answers "not found"
+ * (it may have come back empty while the binding was written to a
+ * replica only); a binding found that way is added back to the key's
+ * server (for SLB_MC_REPAIR_TTL seconds, or what a later touch sets).
+ * Known limits, inherited from libmemcached 1.0/1.1:
  *  - touch refreshes the key's server only (libmemcached does not
  *    replicate touch): a replica copy keeps the TTL of its last add/set;
  *  - once a failed server is ejected, keys are re-hashed over the remaining
@@ -68,6 +72,9 @@ extern "C" {
 /* The longest value accepted from a server (bytes): "1 " + 13 digits
  * (any apr_time_t in seconds) + " " + the longest route. */
 #define SLB_MC_MAX_VALUE_LEN (2 + 13 + 1 + SLB_MAX_ROUTE_LEN)
+
+/* Lifetime of a binding written back to its server after a replica read. */
+#define SLB_MC_REPAIR_TTL 3600u
 
 /* TTLs above this are sent as an absolute time (memcached's rule). */
 #define SLB_MC_RELATIVE_TTL_MAX 2592000u
@@ -226,6 +233,8 @@ typedef struct {
     apr_uint64_t publish_queued, published, publish_dropped, publish_errors,
                  publish_batches, publish_waiting;
     apr_uint64_t quiet_sets;    /* slb_mc_set_quiet calls (in sets too) */
+    apr_uint64_t replica_hits;  /* gets the key's server missed and a
+                                   replica answered (in hits too) */
 } slb_mc_stats;
 
 void slb_mc_stats_get(slb_mc *mc, slb_mc_stats *out);

@@ -944,6 +944,63 @@ END_TEST
 
 #define SPREAD_KEYS 200
 
+
+START_TEST(test_replica_read_on_miss)
+{
+    /* a binding on one server only (written while the other was away,
+     * which came back empty): found whichever is the key's server */
+    int ports[2], i, side, found = 0;
+    slb_mc *mc;
+    slb_mc_stats st;
+
+    mcd_start_free(&ports[0]);
+    mcd_start_free(&ports[1]);
+    mc = mc_make(ports, 2, 1);
+    for (side = 0; side < 2; side++) {
+        for (i = 0; i < 20; i++) {
+            slb_key k = key_n(side ? "only-b" : "only-a", i);
+            slb_binding got;
+
+            raw_set(ports[side], k.text, "1 1700000000 t2", 15);
+            memset(&got, 0, sizeof(got));
+            if (slb_mc_get(mc, &k, &got) == APR_SUCCESS
+                && !strcmp(got.route, "t2")) {
+                found++;
+            }
+        }
+    }
+    ck_assert_int_eq(found, 40);
+    slb_mc_stats_get(mc, &st);
+    /* about half the keys have the other server as theirs */
+    ck_assert_msg(st.replica_hits >= 5 && st.replica_hits <= 35,
+                  "%" APR_UINT64_T_FMT " of 40 read from the replica",
+                  st.replica_hits);
+    ck_assert_uint_eq(st.hits, 40);
+    ck_assert_uint_eq(st.errors, 0);
+    /* repaired: a binding read from the replica was added back to its
+     * key's server, so exactly those are on both servers now */
+    {
+        apr_uint64_t both = 0;
+
+        for (side = 0; side < 2; side++) {
+            for (i = 0; i < 20; i++) {
+                slb_key k = key_n(side ? "only-b" : "only-a", i);
+                both += raw_get(ports[0], k.text) && raw_get(ports[1], k.text);
+            }
+        }
+        ck_assert_uint_eq(both, st.replica_hits);
+    }
+    /* a key on neither: a miss after both were asked */
+    {
+        slb_key k = key_n("nowhere", 1);
+        slb_binding got;
+        ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_NOTFOUND);
+    }
+    fprintf(stderr, "check_mc: replica read on a miss: %" APR_UINT64_T_FMT
+            " of 40 found on the replica\n", st.replica_hits);
+}
+END_TEST
+
 START_TEST(test_consistent_hashing)
 {
     int ports[2], rev[2];
@@ -1623,6 +1680,7 @@ Suite *mc_suite(void)
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, test_consistent_hashing);
     tcase_add_test(tc, test_replicas_survive_server_loss);
+    tcase_add_test(tc, test_replica_read_on_miss);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("failures");
