@@ -250,6 +250,7 @@ static void out_json(request_rec *r, apr_array_header_t *bvs,
                    ",\"hits\":%" APR_UINT64_T_FMT ",\"misses\":%"
                    APR_UINT64_T_FMT ",\"errors\":%" APR_UINT64_T_FMT
                    ",\"timeouts\":%" APR_UINT64_T_FMT
+                   ",\"replica_hits\":%" APR_UINT64_T_FMT
                    ",\"write\":\"%s\",\"quiet_sets\":%" APR_UINT64_T_FMT
                    ",\"writer\":{\"queued\":%" APR_UINT64_T_FMT
                    ",\"written\":%" APR_UINT64_T_FMT ",\"dropped\":%"
@@ -258,7 +259,8 @@ static void out_json(request_rec *r, apr_array_header_t *bvs,
                    APR_UINT64_T_FMT "}"
                    ",\"latency_ms_mean\":%.2f,\"latency_ms_max\":%.2f,"
                    "\"servers\":[", m->gets, m->hits, m->misses, m->errors,
-                   m->timeouts, slb_mc_write_mode_name(sv->mc_write_mode),
+                   m->timeouts, m->replica_hits,
+                   slb_mc_write_mode_name(sv->mc_write_mode),
                    m->quiet_sets, m->publish_queued, m->published,
                    m->publish_dropped, m->publish_errors, m->publish_batches,
                    m->publish_waiting,
