@@ -240,6 +240,18 @@ for my $mode (qw(quiet async)) {
     my $j = JSON::PP::decode_json(lb2('/stickylb-status?format=json')->content);
     is($j->{store}{memcached}{write}, $mode, "write=$mode: lb2's status page names the write mode");
     if ($mode eq 'async') {
+        my $prom = lb2('/stickylb-status?format=prometheus')->content;
+        like($prom, qr/^stickylb_memcached_writer_bindings_total\{result="written"\} [1-9]/m,
+             'write=async: the writer counters in the Prometheus exposition');
+        SKIP: {
+            skip 'promtool not installed', 1 unless -x '/usr/bin/promtool';
+            require File::Temp;
+            my ($fh, $f) = File::Temp::tempfile(UNLINK => 1);
+            print $fh $prom;
+            close $fh;
+            my $out = `/usr/bin/promtool check metrics < '$f' 2>&1`;
+            is($? >> 8, 0, 'promtool accepts the memcached metrics') or diag $out;
+        }
         ok($j->{store}{memcached}{writer}{written} >= 1 && $j->{store}{memcached}{writer}{dropped} == 0,
            "write=async: lb2's writer wrote ($j->{store}{memcached}{writer}{written} in the child "
            . "that answered), dropped none");
