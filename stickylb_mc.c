@@ -963,16 +963,18 @@ static apr_status_t read_value(memcached_st *h, const slb_key *key,
 }
 
 /*
- * A miss on the key's server, with replicas: the key may be on a replica
- * only (written while its server was away, which came back empty).  Each
- * replica libmemcached writes to (the servers after the key's one in the
- * sorted list) is read through a group key that selects it in this
- * handle; APR_SUCCESS and *out on a hit there.
+ * With replicas, the key's server may hold no binding or an old one: it
+ * came back (empty, or with what it had before it was cut off) while the
+ * binding was written, or re-pinned, on a replica only.  Each replica
+ * libmemcached writes to (the servers after the key's one in the sorted
+ * list) is read through a group key that selects it in this handle; the
+ * most recent binding found (by its creation time) is returned.
  */
 static apr_status_t read_replicas(slb_mc *mc, memcached_st *h,
                                   const slb_key *key, slb_binding *out)
 {
     uint32_t n = memcached_server_count(h), p, j;
+    apr_status_t rv = APR_NOTFOUND;
     int r;
 
     if (mc->replica_gk == NULL || n != (uint32_t)mc->nservers) {
@@ -981,20 +983,23 @@ static apr_status_t read_replicas(slb_mc *mc, memcached_st *h,
     p = memcached_generate_hash(h, key->text, KEY_LEN);
     for (r = 1; r <= mc->conf.replicas; r++) {
         memcached_return_t last = MEMCACHED_SUCCESS;
+        slb_binding b;
         const char *gk;
 
         j = (p + (uint32_t)r) % n;
         gk = mc->replica_gk[j];
         /* a server left out of this handle changes the mapping: skip */
-        if (gk == NULL || memcached_generate_hash(h, gk, strlen(gk)) != j) {
+        if (j == p || gk == NULL
+            || memcached_generate_hash(h, gk, strlen(gk)) != j) {
             continue;
         }
-        if (read_value_on(h, gk, key, out, NULL, &last) == APR_SUCCESS) {
-            CNT_INC(mc->c.replica_hits);
-            return APR_SUCCESS;
+        if (read_value_on(h, gk, key, &b, NULL, &last) == APR_SUCCESS
+            && (rv != APR_SUCCESS || b.created > out->created)) {
+            *out = b;
+            rv = APR_SUCCESS;
         }
     }
-    return APR_NOTFOUND;
+    return rv;
 }
 
 /* Write the value just stored on the key's server to its replicas too
@@ -1027,15 +1032,16 @@ static apr_status_t failure(memcached_return_t rc, memcached_return_t *last)
 apr_status_t slb_mc_get(slb_mc *mc, const slb_key *key, slb_binding *out)
 {
     mc_call c;
-    slb_binding got;
+    slb_binding got, rep;
     apr_status_t rv;
+    uint64_t cas = 0;
     int tries;
 
     CNT_INC(mc->c.gets);
     rv = call_begin(&c, mc, out ? key : NULL);
     for (tries = 0; rv == APR_SUCCESS; tries++) {
         c.last = MEMCACHED_SUCCESS;
-        rv = read_value(c.h, key, &got, NULL, &c.last);
+        rv = read_value_on(c.h, NULL, key, &got, &cas, &c.last);
         if (tries || !retry_ok(&c)) {
             break;
         }
@@ -1045,20 +1051,30 @@ apr_status_t slb_mc_get(slb_mc *mc, const slb_key *key, slb_binding *out)
         count_malformed(mc);
         rv = APR_NOTFOUND;
     }
-    if (rv == APR_NOTFOUND && c.h && mc->conf.replicas > 0) {
-        rv = read_replicas(mc, c.h, key, &got);
-        if (rv == APR_SUCCESS) {
-            /* repair: the key's server gets the binding back (add: one
-             * written there meanwhile wins); the caller's touch then sets
-             * its lifetime */
-            char val[SLB_MC_MAX_VALUE_LEN + 16];
-            apr_size_t len = value_format(val, sizeof(val), &got);
+    if ((rv == APR_SUCCESS || rv == APR_NOTFOUND) && c.h
+        && mc->conf.replicas > 0
+        && read_replicas(mc, c.h, key, &rep) == APR_SUCCESS
+        && (rv == APR_NOTFOUND || rep.created > got.created)) {
+        /* a replica knows better: use it, and repair the key's server
+         * (add where it has nothing, compare-and-swap over the old
+         * binding: one written there meanwhile wins); the caller's touch
+         * then sets its lifetime */
+        char val[SLB_MC_MAX_VALUE_LEN + 16];
+        apr_size_t len = value_format(val, sizeof(val), &rep);
 
-            if (len > 0) {
+        if (len > 0) {
+            if (rv == APR_NOTFOUND) {
                 (void)memcached_add(c.h, key->text, KEY_LEN, val, len,
                                     expiration(SLB_MC_REPAIR_TTL), 0);
             }
+            else {
+                (void)memcached_cas(c.h, key->text, KEY_LEN, val, len,
+                                    expiration(SLB_MC_REPAIR_TTL), 0, cas);
+            }
         }
+        CNT_INC(mc->c.replica_hits);
+        got = rep;
+        rv = APR_SUCCESS;
     }
     rv = call_end(&c, rv);
     if (rv == APR_SUCCESS) {

@@ -45,10 +45,13 @@
  * Replicas (replicas > 0) are libmemcached's: a binding is also written to
  * the next `replicas` servers of the sorted list; a read goes to the key's
  * server, falls back to the replicas when that server cannot be reached,
- * and reads the replicas too when the key's server answers "not found"
- * (it may have come back empty while the binding was written to a
- * replica only); a binding found that way is added back to the key's
- * server (for SLB_MC_REPAIR_TTL seconds, or what a later touch sets).
+ * and otherwise reads the replicas too and takes the most recent binding
+ * (by creation time): the key's server may have come back, empty or with
+ * what it held before it was cut off, while the binding was written or
+ * re-pinned on a replica only.  A more recent binding found on a replica
+ * is written back to the key's server (add, or compare-and-swap over the
+ * old one; for SLB_MC_REPAIR_TTL seconds, or what a later touch sets).
+ * So with replicas a get costs 1 + replicas round trips.
  * Known limits, inherited from libmemcached 1.0/1.1:
  *  - touch refreshes the key's server only (libmemcached does not
  *    replicate touch): a replica copy keeps the TTL of its last add/set;
@@ -233,8 +236,9 @@ typedef struct {
     apr_uint64_t publish_queued, published, publish_dropped, publish_errors,
                  publish_batches, publish_waiting;
     apr_uint64_t quiet_sets;    /* slb_mc_set_quiet calls (in sets too) */
-    apr_uint64_t replica_hits;  /* gets the key's server missed and a
-                                   replica answered (in hits too) */
+    apr_uint64_t replica_hits;  /* gets a replica answered better than the
+                                   key's server, which had nothing or an
+                                   older binding (in hits too) */
 } slb_mc_stats;
 
 void slb_mc_stats_get(slb_mc *mc, slb_mc_stats *out);

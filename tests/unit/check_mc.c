@@ -1001,6 +1001,51 @@ START_TEST(test_replica_read_on_miss)
 }
 END_TEST
 
+
+START_TEST(test_replica_newer_wins)
+{
+    /* the key's server came back with what it held before it was cut
+     * off, while the session was re-pinned on the replica: the more
+     * recent binding wins, whichever server holds it, and the key's
+     * server is repaired */
+    int ports[2], i, side, fresh = 0;
+    slb_mc *mc;
+    slb_mc_stats st;
+
+    mcd_start_free(&ports[0]);
+    mcd_start_free(&ports[1]);
+    mc = mc_make(ports, 2, 1);
+    for (side = 0; side < 2; side++) {
+        for (i = 0; i < 20; i++) {
+            slb_key k = key_n(side ? "newer-b" : "newer-a", i);
+
+            raw_set(ports[0], k.text, "1 1700000000 t2", 15);
+            raw_set(ports[1], k.text, "1 1700000000 t2", 15);
+            raw_set(ports[side], k.text, "1 1700000100 t1", 15);
+        }
+    }
+    for (side = 0; side < 2; side++) {
+        for (i = 0; i < 20; i++) {
+            slb_key k = key_n(side ? "newer-b" : "newer-a", i);
+            slb_binding got;
+
+            memset(&got, 0, sizeof(got));
+            ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+            fresh += !strcmp(got.route, "t1");
+            /* and again: the key's server has it now */
+            ck_assert_int_eq(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+            ck_assert_str_eq(got.route, "t1");
+        }
+    }
+    ck_assert_int_eq(fresh, 40);
+    slb_mc_stats_get(mc, &st);
+    /* about half had the fresher binding on the replica, once each */
+    ck_assert_msg(st.replica_hits >= 5 && st.replica_hits <= 35,
+                  "%" APR_UINT64_T_FMT " replica hits", st.replica_hits);
+    ck_assert_uint_eq(st.errors, 0);
+}
+END_TEST
+
 START_TEST(test_consistent_hashing)
 {
     int ports[2], rev[2];
@@ -1681,6 +1726,7 @@ Suite *mc_suite(void)
     tcase_add_test(tc, test_consistent_hashing);
     tcase_add_test(tc, test_replicas_survive_server_loss);
     tcase_add_test(tc, test_replica_read_on_miss);
+    tcase_add_test(tc, test_replica_newer_wins);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("failures");
