@@ -278,6 +278,7 @@ AT_OUT=$LOGDIR/apache-test.out
 at_result=$(sed -nE 's/^Result: (PASS|FAIL).*/\1/p' "$AT_OUT" | tail -n1)
 for f in "$AT_TAP"/t/*.t; do
     [ -f "$f" ] || continue
+    # shellcheck disable=SC2094  # (only its name is used besides the read)
     tap_save "apache-$(basename "$f" .t)" 0 "t/$(basename "$f")" < "$f"
 done
 # the exit status of each file is in the harness' summary table
