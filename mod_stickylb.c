@@ -1469,8 +1469,9 @@ static void account_sticky(proxy_balancer *b, proxy_worker *chosen)
     slb_wrr_commit(&chosen->s->lbstatus, total);
 }
 
-static void set_request_vars(request_rec *r, const slb_req *rq,
-                             const slb_decision *d, proxy_worker *w)
+static void set_request_vars(request_rec *r, proxy_balancer *b,
+                             const slb_req *rq, const slb_decision *d,
+                             proxy_worker *w)
 {
     apr_table_t *env = r->subprocess_env;
     const slb_candidate *c = NULL;
@@ -1478,13 +1479,18 @@ static void set_request_vars(request_rec *r, const slb_req *rq,
      * without a scan of the table; a failover retry replaces them */
     void (*put)(apr_table_t *, const char *, const char *) =
         rq->decided ? apr_table_setn : apr_table_addn;
+    /* BALANCER_SESSION_* and the session notes are also set by
+     * mod_proxy_balancer itself, but only for a balancer with
+     * stickysession= */
+    void (*put_session)(apr_table_t *, const char *, const char *) =
+        rq->decided || *b->s->sticky ? apr_table_setn : apr_table_addn;
 
     if (d->candidate >= 0) {
         c = &APR_ARRAY_IDX(rq->candidates, d->candidate, slb_candidate);
-        apr_table_setn(env, "BALANCER_SESSION_STICKY", c->name);
-        apr_table_setn(env, "BALANCER_SESSION_ROUTE", c->route);
-        apr_table_setn(r->notes, "session-sticky", c->name);
-        apr_table_setn(r->notes, "session-route", c->route);
+        put_session(env, "BALANCER_SESSION_STICKY", c->name);
+        put_session(env, "BALANCER_SESSION_ROUTE", c->route);
+        put_session(r->notes, "session-sticky", c->name);
+        put_session(r->notes, "session-route", c->route);
     }
     put(env, "STICKYLB_KEY_SOURCE", slb_source_name(c ? c->src : SLB_SRC_NONE));
     put(env, "STICKYLB_DECISION", slb_decision_name(d->kind));
@@ -1550,7 +1556,7 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
         }
         break;
     }
-    set_request_vars(r, rq, &d, w);
+    set_request_vars(r, b, rq, &d, w);
     rq->decision = d;
     rq->decided = 1;
     rq->worker = w;
