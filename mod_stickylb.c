@@ -39,6 +39,9 @@
 #define SLB_LBMETHOD_NAME "stickylb"
 #define SLB_FILTER_NAME   "STICKYLB"
 
+/* the response filter, registered in register_hooks */
+static ap_filter_rec_t *slb_filter_handle = NULL;
+
 /* resolved in post_config, every time (mod_proxy may be reloaded) */
 static proxy_worker *(*get_best_worker_fn)(proxy_balancer *balancer,
                                            request_rec *r,
@@ -46,782 +49,6 @@ static proxy_worker *(*get_best_worker_fn)(proxy_balancer *balancer,
                                            void *baton) = NULL;
 static int (*retry_worker_fn)(const char *proxy_function,
                               proxy_worker *worker, server_rec *s) = NULL;
-
-/* balancer (pointer) -> effective slb_dir_conf, built in post_config */
-static apr_hash_t *balancer_confs = NULL;
-
-/* The defaults, applied by the getters below when a field is unset. */
-static const char *const default_session_cookie = "JSESSIONID";
-static const char *const default_path_param = "jsessionid";
-#define SLB_DEFAULT_SEPARATOR '.'
-
-/* ------------------------------------------------------------------ */
-/* configuration                                                        */
-
-static void *create_dir_conf(apr_pool_t *p, char *dir)
-{
-    slb_dir_conf *c = apr_pcalloc(p, sizeof(*c));
-
-    c->session_cookies = NULL;
-    c->session_cookies_set = 0;
-    c->path_param = NULL;
-    c->path_param_set = 0;
-    c->separator = SLB_UNSET;
-    slb_cookie_conf_init(&c->route_cookie);
-    c->route_cookie_set = 0;
-    c->learn_cookies = NULL;
-    c->learn_cookies_set = 0;
-    c->keys = NULL;
-    c->keys_set = 0;
-    c->idle_timeout = SLB_UNSET;
-    c->max_lifetime = SLB_UNSET;
-    c->ns = NULL;
-    c->new_by_sessions = SLB_UNSET;
-    c->store_mc = SLB_UNSET;
-    c->probes = NULL;
-    c->passive = NULL;
-    c->passive_fall = 3;
-    c->slow_start = SLB_UNSET;
-    return c;
-}
-
-static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
-{
-    const slb_dir_conf *base = basev;
-    const slb_dir_conf *add = addv;
-    slb_dir_conf *c = apr_pcalloc(p, sizeof(*c));
-
-    c->session_cookies_set = add->session_cookies_set
-                             || base->session_cookies_set;
-    c->session_cookies = add->session_cookies_set ? add->session_cookies
-                                                  : base->session_cookies;
-    c->path_param_set = add->path_param_set || base->path_param_set;
-    c->path_param = add->path_param_set ? add->path_param : base->path_param;
-    c->separator = add->separator != SLB_UNSET ? add->separator
-                                               : base->separator;
-    c->route_cookie_set = add->route_cookie_set || base->route_cookie_set;
-    c->route_cookie = add->route_cookie_set ? add->route_cookie
-                                            : base->route_cookie;
-    c->ring = add->route_cookie_set ? add->ring : base->ring;
-    c->learn_cookies_set = add->learn_cookies_set || base->learn_cookies_set;
-    c->learn_cookies = add->learn_cookies_set ? add->learn_cookies
-                                              : base->learn_cookies;
-    c->keys_set = add->keys_set || base->keys_set;
-    c->keys = add->keys_set ? add->keys : base->keys;
-    c->idle_timeout = add->idle_timeout != SLB_UNSET ? add->idle_timeout
-                                                     : base->idle_timeout;
-    c->max_lifetime = add->max_lifetime != SLB_UNSET ? add->max_lifetime
-                                                     : base->max_lifetime;
-    c->ns = add->ns ? add->ns : base->ns;
-    c->new_by_sessions = add->new_by_sessions != SLB_UNSET
-                             ? add->new_by_sessions : base->new_by_sessions;
-    c->store_mc = add->store_mc != SLB_UNSET ? add->store_mc
-                                             : base->store_mc;
-    c->probes = add->probes ? add->probes : base->probes;
-    c->passive = add->passive ? add->passive : base->passive;
-    c->passive_fall = add->passive ? add->passive_fall : base->passive_fall;
-    c->slow_start = add->slow_start != SLB_UNSET ? add->slow_start
-                                                 : base->slow_start;
-    return c;
-}
-
-/*
- * Per-server record of the <Proxy balancer://...> sections that hold our
- * directives: lower-cased balancer name -> slb_dir_conf.  mod_proxy does
- * not keep balancer->section_config for every balancer (it is lost when
- * virtual host balancers are merged), so the sections are recorded here
- * while the configuration is read.
- */
-static void *create_srv_conf(apr_pool_t *p, server_rec *s)
-{
-    slb_srv_conf *c = apr_pcalloc(p, sizeof(*c));
-
-    (void)s;
-    c->sections = apr_hash_make(p);
-    c->table_entries = SLB_UNSET;
-    c->mc = NULL;
-    c->mc_cache_s = SLB_UNSET;
-    return c;
-}
-
-static void *merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
-{
-    const slb_srv_conf *base = basev;
-    const slb_srv_conf *add = addv;
-    slb_srv_conf *c = apr_pcalloc(p, sizeof(*c));
-
-    c->sections = apr_hash_overlay(p, add->sections, base->sections);
-    c->table_entries = add->table_entries != SLB_UNSET ? add->table_entries
-                                                       : base->table_entries;
-    c->mc = add->mc ? add->mc : base->mc;
-    c->mc_cache_s = add->mc_cache_s != SLB_UNSET ? add->mc_cache_s
-                                                 : base->mc_cache_s;
-    return c;
-}
-
-static const char *balancer_key(apr_pool_t *p, const char *name)
-{
-    char *k = apr_pstrdup(p, name);
-    apr_size_t n = strlen(k);
-
-    while (n > 0 && k[n - 1] == '/') {
-        k[--n] = '\0';
-    }
-    ap_str_tolower(k);
-    return k;
-}
-
-/* Getters applying the defaults. */
-static char conf_separator(const slb_dir_conf *c)
-{
-    return c->separator == SLB_UNSET ? SLB_DEFAULT_SEPARATOR
-                                     : (char)c->separator;
-}
-
-static const char *conf_path_param(const slb_dir_conf *c)
-{
-    if (!c->path_param_set) {
-        return default_path_param;
-    }
-    return *c->path_param ? c->path_param : NULL;
-}
-
-/* built in post_config from the configuration pool */
-static apr_array_header_t *default_session_cookies = NULL;
-
-static const apr_array_header_t *conf_session_cookies(const slb_dir_conf *c)
-{
-    return c->session_cookies_set ? c->session_cookies
-                                  : default_session_cookies;
-}
-
-/*
- * The module's directives are valid in the server config, a virtual host,
- * or a <Proxy balancer://...> section (ProxySet rejects keys it does not
- * know, so they cannot be ProxySet parameters).  Anywhere else they would
- * have no effect: say so at configtest.
- */
-static const char *check_context(cmd_parms *cmd, void *dconf)
-{
-    const ap_directive_t *d;
-
-    if (cmd->path == NULL) {
-        return NULL;
-    }
-    for (d = cmd->directive ? cmd->directive->parent : NULL; d;
-         d = d->parent) {
-        if (!strcasecmp(d->directive, "<Proxy")) {
-            if (!strncasecmp(cmd->path, "balancer://", 11)) {
-                slb_srv_conf *sc = ap_get_module_config(
-                    cmd->server->module_config, &stickylb_module);
-                const char *k = balancer_key(cmd->pool, cmd->path);
-                apr_hash_set(sc->sections, k, APR_HASH_KEY_STRING, dconf);
-                return NULL;
-            }
-            break;
-        }
-        if (!strcasecmp(d->directive, "<IfModule")
-            || !strcasecmp(d->directive, "<IfDefine")
-            || !strcasecmp(d->directive, "<IfFile")
-            || !strcasecmp(d->directive, "<IfDirective")
-            || !strcasecmp(d->directive, "<IfSection")) {
-            continue;
-        }
-        break;
-    }
-    return apr_pstrcat(cmd->pool, cmd->cmd->name,
-                       ": allowed only in the server config, a "
-                       "<VirtualHost>, or a <Proxy balancer://...> section",
-                       NULL);
-}
-
-static const char *set_session_cookie(cmd_parms *cmd, void *dconf, int argc,
-                                      char *const argv[])
-{
-    slb_dir_conf *c = dconf;
-    const char *err = check_context(cmd, dconf);
-    int i;
-
-    if (err) {
-        return err;
-    }
-    if (argc < 1) {
-        return "StickyLBSessionCookie: needs one or more cookie names, "
-               "or none";
-    }
-    c->session_cookies = apr_array_make(cmd->pool, argc, sizeof(char *));
-    c->session_cookies_set = 1;
-    if (argc == 1 && !strcasecmp(argv[0], "none")) {
-        return NULL;
-    }
-    if (argc > SLB_MAX_COOKIE_NAMES) {
-        return apr_psprintf(cmd->pool, "StickyLBSessionCookie: at most %d "
-                            "cookie names", SLB_MAX_COOKIE_NAMES);
-    }
-    for (i = 0; i < argc; i++) {
-        if (!slb_is_token(argv[i], 128)) {
-            return apr_psprintf(cmd->pool, "StickyLBSessionCookie: '%s' is "
-                                "not a valid cookie name", argv[i]);
-        }
-        if (!strcasecmp(argv[i], "none")) {
-            return "StickyLBSessionCookie: 'none' must stand alone";
-        }
-        APR_ARRAY_PUSH(c->session_cookies, const char *) = argv[i];
-    }
-    return NULL;
-}
-
-static const char *set_path_param(cmd_parms *cmd, void *dconf,
-                                  const char *arg)
-{
-    slb_dir_conf *c = dconf;
-    const char *err = check_context(cmd, dconf);
-
-    if (err) {
-        return err;
-    }
-    c->path_param_set = 1;
-    if (!strcasecmp(arg, "none")) {
-        c->path_param = "";
-        return NULL;
-    }
-    if (!slb_is_token(arg, 128)) {
-        return apr_psprintf(cmd->pool, "StickyLBPathParam: '%s' is not a "
-                            "valid parameter name", arg);
-    }
-    c->path_param = arg;
-    return NULL;
-}
-
-static const char *set_separator(cmd_parms *cmd, void *dconf,
-                                 const char *arg)
-{
-    slb_dir_conf *c = dconf;
-    const char *err = check_context(cmd, dconf);
-
-    if (err) {
-        return err;
-    }
-    if (strlen(arg) != 1 || !slb_value_ok(arg, 1) || *arg == '=') {
-        return apr_psprintf(cmd->pool, "StickyLBSeparator: '%s' must be a "
-                            "single printable character other than '=', "
-                            "';', ',', '\"' or '\\'", arg);
-    }
-    c->separator = (unsigned char)*arg;
-    return NULL;
-}
-
-static const char *set_route_cookie(cmd_parms *cmd, void *dconf, int argc,
-                                    char *const argv[])
-{
-    slb_dir_conf *c = dconf;
-    const char *err = check_context(cmd, dconf);
-
-    if (err) {
-        return err;
-    }
-    c->route_cookie_set = 1;
-    if (argc == 1 && !strcasecmp(argv[0], "none")) {
-        slb_cookie_conf_init(&c->route_cookie);
-        return NULL;
-    }
-    err = slb_cookie_conf_parse(cmd->pool, &c->route_cookie, argc,
-                                (const char *const *)argv);
-    if (err) {
-        return apr_pstrcat(cmd->pool, "StickyLBRouteCookie: ", err, NULL);
-    }
-    c->ring = NULL;
-    if (c->route_cookie.sign_file) {
-        const char *path = ap_server_root_relative(cmd->pool,
-                                                   c->route_cookie.sign_file);
-        c->ring = apr_pcalloc(cmd->pool, sizeof(*c->ring));
-        err = path ? slb_keyring_load(cmd->pool, path, c->ring)
-                   : "bad key file path";
-        if (err) {
-            return apr_pstrcat(cmd->pool, "StickyLBRouteCookie: sign=: ",
-                               err, NULL);
-        }
-    }
-    return NULL;
-}
-
-/* A list of cookie names, or none (shared by the cookie-list directives). */
-static const char *cookie_list(cmd_parms *cmd, int argc, char *const argv[],
-                               apr_array_header_t **out)
-{
-    int i;
-
-    if (argc < 1) {
-        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": needs one or more "
-                           "cookie names, or none", NULL);
-    }
-    *out = apr_array_make(cmd->pool, argc, sizeof(char *));
-    if (argc == 1 && !strcasecmp(argv[0], "none")) {
-        return NULL;
-    }
-    if (argc > SLB_MAX_COOKIE_NAMES) {
-        return apr_psprintf(cmd->pool, "%s: at most %d cookie names",
-                            cmd->cmd->name, SLB_MAX_COOKIE_NAMES);
-    }
-    for (i = 0; i < argc; i++) {
-        if (!slb_is_token(argv[i], 128)) {
-            return apr_psprintf(cmd->pool, "%s: '%s' is not a valid cookie "
-                                "name", cmd->cmd->name, argv[i]);
-        }
-        if (!strcasecmp(argv[i], "none")) {
-            return apr_pstrcat(cmd->pool, cmd->cmd->name,
-                               ": 'none' must stand alone", NULL);
-        }
-        APR_ARRAY_PUSH(*out, const char *) = argv[i];
-    }
-    return NULL;
-}
-
-static const char *set_learn_cookie(cmd_parms *cmd, void *dconf, int argc,
-                                    char *const argv[])
-{
-    slb_dir_conf *c = dconf;
-    const char *err = check_context(cmd, dconf);
-
-    if (err) {
-        return err;
-    }
-    c->learn_cookies_set = 1;
-    return cookie_list(cmd, argc, argv, &c->learn_cookies);
-}
-
-static const char *set_key(cmd_parms *cmd, void *dconf, const char *kind,
-                           const char *name)
-{
-    slb_dir_conf *c = dconf;
-    const char *err = check_context(cmd, dconf);
-    slb_key_source *k;
-
-    if (err) {
-        return err;
-    }
-    if (!c->keys_set || c->keys == NULL) {
-        c->keys = apr_array_make(cmd->pool, 2, sizeof(slb_key_source));
-        c->keys_set = 1;
-    }
-    if (!strcasecmp(kind, "none") && name == NULL) {
-        apr_array_clear(c->keys);
-        return NULL;
-    }
-    k = apr_array_push(c->keys);
-    k->name = name;
-    if (!strcasecmp(kind, "header") || !strcasecmp(kind, "query")) {
-        k->kind = !strcasecmp(kind, "header") ? SLB_KEY_HEADER
-                                              : SLB_KEY_QUERY;
-        if (name == NULL || !slb_is_token(name, 128)) {
-            return apr_psprintf(cmd->pool, "StickyLBKey: %s needs a valid "
-                                "name ('%s')", kind, name ? name : "");
-        }
-    }
-    else if (!strcasecmp(kind, "address")) {
-        k->kind = SLB_KEY_ADDRESS;
-        if (name != NULL) {
-            return "StickyLBKey: address takes no name";
-        }
-    }
-    else {
-        return apr_psprintf(cmd->pool, "StickyLBKey: unknown key '%s' "
-                            "(expected header NAME, query NAME, address or "
-                            "none)", kind);
-    }
-    return NULL;
-}
-
-static const char *parse_seconds(cmd_parms *cmd, const char *arg,
-                                 apr_int64_t *out)
-{
-    char *end;
-    apr_int64_t v;
-
-    if (!apr_isdigit(*arg)) {
-        v = -1;
-    }
-    else {
-        v = apr_strtoi64(arg, &end, 10);
-        if (*end || v > 315360000) {
-            v = -1;
-        }
-    }
-    if (v < 0) {
-        return apr_psprintf(cmd->pool, "%s: '%s' must be a number of "
-                            "seconds from 0 to 315360000", cmd->cmd->name,
-                            arg);
-    }
-    *out = v;
-    return NULL;
-}
-
-static const char *set_idle_timeout(cmd_parms *cmd, void *dconf,
-                                    const char *arg)
-{
-    const char *err = check_context(cmd, dconf);
-
-    return err ? err : parse_seconds(cmd, arg,
-                                     &((slb_dir_conf *)dconf)->idle_timeout);
-}
-
-static const char *set_max_lifetime(cmd_parms *cmd, void *dconf,
-                                    const char *arg)
-{
-    const char *err = check_context(cmd, dconf);
-
-    return err ? err : parse_seconds(cmd, arg,
-                                     &((slb_dir_conf *)dconf)->max_lifetime);
-}
-
-static const char *set_namespace(cmd_parms *cmd, void *dconf,
-                                 const char *arg)
-{
-    const char *err = check_context(cmd, dconf);
-
-    if (err) {
-        return err;
-    }
-    if (!slb_value_ok(arg, strlen(arg)) || strlen(arg) > 128) {
-        return apr_psprintf(cmd->pool, "StickyLBNamespace: '%s' must be 1 to "
-                            "128 printable characters", arg);
-    }
-    ((slb_dir_conf *)dconf)->ns = arg;
-    return NULL;
-}
-
-static const char *set_new_sessions(cmd_parms *cmd, void *dconf,
-                                    const char *arg)
-{
-    const char *err = check_context(cmd, dconf);
-
-    if (err) {
-        return err;
-    }
-    if (!strcasecmp(arg, "requests")) {
-        ((slb_dir_conf *)dconf)->new_by_sessions = 0;
-    }
-    else if (!strcasecmp(arg, "sessions")) {
-        ((slb_dir_conf *)dconf)->new_by_sessions = 1;
-    }
-    else {
-        return apr_psprintf(cmd->pool, "StickyLBNewSessions: '%s' must be "
-                            "requests or sessions", arg);
-    }
-    return NULL;
-}
-
-static const char *set_store(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    const char *err = check_context(cmd, dconf);
-
-    if (err) {
-        return err;
-    }
-    if (!strcasecmp(arg, "shm")) {
-        ((slb_dir_conf *)dconf)->store_mc = 0;
-    }
-    else if (!strcasecmp(arg, "memcached")) {
-        ((slb_dir_conf *)dconf)->store_mc = 1;
-    }
-    else {
-        return apr_psprintf(cmd->pool, "StickyLBStore: '%s' must be shm or "
-                            "memcached", arg);
-    }
-    return NULL;
-}
-
-/* StickyLBMemcached "<libmemcached config>" [key=value ...] */
-static const char *set_memcached(cmd_parms *cmd, void *dconf, int argc,
-                                 char *const argv[])
-{
-    slb_srv_conf *sc = ap_get_module_config(cmd->server->module_config,
-                                            &stickylb_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    slb_mc_conf *c;
-    int i;
-
-    (void)dconf;
-    if (err) {
-        return err;
-    }
-    if (argc < 1) {
-        return "StickyLBMemcached: needs the servers, e.g. "
-               "\"--SERVER=10.0.0.5:11211 --SERVER=10.0.0.6:11211\"";
-    }
-    c = apr_pcalloc(cmd->pool, sizeof(*c));
-    slb_mc_conf_init(c);
-    c->config = argv[0];
-    sc->mc_cache_s = SLB_DEFAULT_MC_CACHE;
-    for (i = 1; i < argc; i++) {
-        const char *eq = strchr(argv[i], '=');
-        char *end;
-        apr_int64_t v;
-        const char *k;
-
-        if (eq && !strncasecmp(argv[i], "write=", 6)) {
-            c->write_mode = slb_mc_write_mode_parse(eq + 1);
-            if (c->write_mode < 0) {
-                return apr_psprintf(cmd->pool, "StickyLBMemcached: '%s': "
-                                    "write= is sync, quiet or async",
-                                    argv[i]);
-            }
-            continue;
-        }
-        if (eq == NULL || !apr_isdigit(eq[1])) {
-            return apr_psprintf(cmd->pool, "StickyLBMemcached: '%s' is not "
-                                "key=number", argv[i]);
-        }
-        k = apr_pstrmemdup(cmd->pool, argv[i], (apr_size_t)(eq - argv[i]));
-        v = apr_strtoi64(eq + 1, &end, 10);
-        if (*end || v > 1000000) {
-            return apr_psprintf(cmd->pool, "StickyLBMemcached: '%s' is out "
-                                "of range", argv[i]);
-        }
-        if (!strcasecmp(k, "connect-timeout")) {
-            c->connect_timeout_ms = (int)v;
-        }
-        else if (!strcasecmp(k, "timeout")) {
-            c->io_timeout_ms = (int)v;
-        }
-        else if (!strcasecmp(k, "retry")) {
-            c->retry_timeout_s = (int)v;
-        }
-        else if (!strcasecmp(k, "failure-limit")) {
-            c->server_failure_limit = (int)v;
-        }
-        else if (!strcasecmp(k, "replicas")) {
-            c->replicas = (int)v;
-        }
-        else if (!strcasecmp(k, "pool")) {
-            c->pool_max = (int)v;
-        }
-        else if (!strcasecmp(k, "pool-wait")) {
-            c->pool_wait_ms = (int)v;
-        }
-        else if (!strcasecmp(k, "queue")) {
-            c->queue_max = (int)v;
-        }
-        else if (!strcasecmp(k, "cache")) {
-            if (v > 3600) {
-                return "StickyLBMemcached: cache= must be 0 to 3600 seconds";
-            }
-            sc->mc_cache_s = (int)v;
-        }
-        else {
-            return apr_psprintf(cmd->pool, "StickyLBMemcached: unknown "
-                                "option '%s' (connect-timeout, timeout, "
-                                "retry, failure-limit, replicas, pool, "
-                                "pool-wait, write, queue, cache)", k);
-        }
-    }
-    err = slb_mc_check_config(cmd->pool, c);
-    if (err) {
-        return apr_pstrcat(cmd->pool, "StickyLBMemcached: ", err, NULL);
-    }
-    sc->mc = c;
-    return NULL;
-}
-
-static const char *set_probe(cmd_parms *cmd, void *dconf, int argc,
-                             char *const argv[])
-{
-    slb_dir_conf *c = dconf;
-    const char *err = check_context(cmd, dconf);
-    slb_probe_conf pc;
-    int i;
-
-    if (err) {
-        return err;
-    }
-    err = slb_probe_conf_parse(cmd->pool, &pc, argc,
-                               (const char *const *)argv);
-    if (err) {
-        return apr_pstrcat(cmd->pool, "StickyLBProbe: ", err, NULL);
-    }
-    if (c->probes == NULL) {
-        c->probes = apr_array_make(cmd->pool, 2, sizeof(slb_probe_conf));
-    }
-    for (i = 0; i < c->probes->nelts; i++) {
-        const slb_probe_conf *o = &APR_ARRAY_IDX(c->probes, i,
-                                                 slb_probe_conf);
-        if ((o->route == NULL && pc.route == NULL)
-            || (o->route && pc.route && !strcmp(o->route, pc.route))) {
-            return apr_psprintf(cmd->pool, "StickyLBProbe: a probe for %s "
-                                "is configured already",
-                                pc.route ? pc.route : "every member");
-        }
-    }
-    *(slb_probe_conf *)apr_array_push(c->probes) = pc;
-    return NULL;
-}
-
-static const char *set_passive(cmd_parms *cmd, void *dconf, int argc,
-                               char *const argv[])
-{
-    slb_dir_conf *c = dconf;
-    const char *err = check_context(cmd, dconf);
-    int i;
-
-    if (err) {
-        return err;
-    }
-    c->passive = apr_array_make(cmd->pool, 4, sizeof(slb_range));
-    c->passive_fall = 3;
-    if (argc == 1 && !strcasecmp(argv[0], "none")) {
-        return NULL;
-    }
-    for (i = 0; i < argc; i++) {
-        const char *w = argv[i];
-        char *end;
-        long lo, hi;
-
-        if (!strncasecmp(w, "fall=", 5)) {
-            lo = apr_isdigit(w[5]) ? strtol(w + 5, &end, 10) : -1;
-            if (lo < 1 || lo > 100 || *end) {
-                return apr_psprintf(cmd->pool, "StickyLBPassive: '%s' must be "
-                                    "fall=1..100", w);
-            }
-            c->passive_fall = (int)lo;
-            continue;
-        }
-        lo = apr_isdigit(*w) ? strtol(w, &end, 10) : -1;
-        hi = lo;
-        if (lo >= 0 && *end == '-') {
-            hi = apr_isdigit(end[1]) ? strtol(end + 1, &end, 10) : -1;
-        }
-        if (lo < 100 || hi > 599 || hi < lo || *end) {
-            return apr_psprintf(cmd->pool, "StickyLBPassive: '%s' is not a "
-                                "status or range like 502-504", w);
-        }
-        ((slb_range *)apr_array_push(c->passive))->lo = (int)lo;
-        APR_ARRAY_IDX(c->passive, c->passive->nelts - 1, slb_range).hi =
-            (int)hi;
-    }
-    if (c->passive->nelts == 0) {
-        return "StickyLBPassive: needs statuses (e.g. 500 502-504), or none";
-    }
-    return NULL;
-}
-
-static const char *set_slow_start(cmd_parms *cmd, void *dconf,
-                                  const char *arg)
-{
-    apr_int64_t v;
-    const char *err = check_context(cmd, dconf);
-
-    if (err || (err = parse_seconds(cmd, arg, &v)) != NULL) {
-        return err;
-    }
-    if (v > 3600) {
-        return "StickyLBSlowStart: at most 3600 seconds";
-    }
-    ((slb_dir_conf *)dconf)->slow_start = (int)v;
-    return NULL;
-}
-
-static const char *set_table_size(cmd_parms *cmd, void *dconf,
-                                  const char *arg)
-{
-    slb_srv_conf *sc = ap_get_module_config(cmd->server->module_config,
-                                            &stickylb_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    char *end;
-    apr_int64_t v;
-
-    (void)dconf;
-    if (err) {
-        return err;
-    }
-    v = apr_isdigit(*arg) ? apr_strtoi64(arg, &end, 10) : -1;
-    if (v < 16 || v > 100000000 || *end) {
-        return apr_psprintf(cmd->pool, "StickyLBTableSize: '%s' must be a "
-                            "number of bindings from 16 to 100000000", arg);
-    }
-    sc->table_entries = v;
-    return NULL;
-}
-
-static const command_rec slb_cmds[] = {
-    AP_INIT_TAKE_ARGV("StickyLBSessionCookie", set_session_cookie, NULL,
-                      RSRC_CONF | ACCESS_CONF,
-                      "Cookie names carrying <id><separator><route> "
-                      "(default JSESSIONID), or none"),
-    AP_INIT_TAKE1("StickyLBPathParam", set_path_param, NULL,
-                  RSRC_CONF | ACCESS_CONF,
-                  "Path parameter carrying <id><separator><route> "
-                  "(default jsessionid), or none"),
-    AP_INIT_TAKE1("StickyLBSeparator", set_separator, NULL,
-                  RSRC_CONF | ACCESS_CONF,
-                  "Character between session id and route (default '.')"),
-    AP_INIT_TAKE_ARGV("StickyLBRouteCookie", set_route_cookie, NULL,
-                      RSRC_CONF | ACCESS_CONF,
-                      "Route cookie: NAME [insert] [indirect] [nocache] "
-                      "[path=] [domain=] [secure=] [httponly=] [samesite=] "
-                      "[max-age=], or none"),
-    AP_INIT_TAKE_ARGV("StickyLBLearnCookie", set_learn_cookie, NULL,
-                      RSRC_CONF | ACCESS_CONF,
-                      "Cookies whose ids are learned from backend responses "
-                      "and bound in the stick table, or none"),
-    AP_INIT_TAKE12("StickyLBKey", set_key, NULL, RSRC_CONF | ACCESS_CONF,
-                   "A key held in the stick table: header NAME, query NAME, "
-                   "address, or none"),
-    AP_INIT_TAKE1("StickyLBIdleTimeout", set_idle_timeout, NULL,
-                  RSRC_CONF | ACCESS_CONF,
-                  "Seconds a binding lives unused (default 1800; 0 = "
-                  "unlimited)"),
-    AP_INIT_TAKE1("StickyLBMaxLifetime", set_max_lifetime, NULL,
-                  RSRC_CONF | ACCESS_CONF,
-                  "Seconds a binding lives at most (default 0 = unlimited)"),
-    AP_INIT_TAKE1("StickyLBNamespace", set_namespace, NULL,
-                  RSRC_CONF | ACCESS_CONF,
-                  "Name of the balancer's keys in the stick table (default "
-                  "the balancer name)"),
-    AP_INIT_TAKE1("StickyLBNewSessions", set_new_sessions, NULL,
-                  RSRC_CONF | ACCESS_CONF,
-                  "How new sessions are spread: requests (weighted round "
-                  "robin, default) or sessions (fewest bound sessions per "
-                  "loadfactor)"),
-    AP_INIT_TAKE1("StickyLBStore", set_store, NULL, RSRC_CONF | ACCESS_CONF,
-                  "Where the balancer's stick table lives: shm (default) or "
-                  "memcached"),
-    AP_INIT_TAKE_ARGV("StickyLBMemcached", set_memcached, NULL, RSRC_CONF,
-                      "memcached servers (libmemcached configuration string) "
-                      "and options connect-timeout= timeout= retry= "
-                      "failure-limit= replicas= pool= pool-wait= write= queue= cache="),
-    AP_INIT_TAKE_ARGV("StickyLBProbe", set_probe, NULL,
-                      RSRC_CONF | ACCESS_CONF,
-                      "Active probe: tcp|http [method= path= host= expect= "
-                      "body= interval= timeout= rise= fall= route=], or "
-                      "none"),
-    AP_INIT_TAKE_ARGV("StickyLBPassive", set_passive, NULL,
-                      RSRC_CONF | ACCESS_CONF,
-                      "Response statuses that count as failures of a member "
-                      "[fall=n], or none"),
-    AP_INIT_TAKE1("StickyLBSlowStart", set_slow_start, NULL,
-                  RSRC_CONF | ACCESS_CONF,
-                  "Seconds over which a member that came back ramps up to "
-                  "its full share of new sessions (default 0: off)"),
-    AP_INIT_TAKE1("StickyLBTableSize", set_table_size, NULL, RSRC_CONF,
-                  "Bindings the embedded stick table holds (default "
-                  "262144)"),
-    { NULL }
-};
-
-/* The effective configuration of a balancer (see post_config). */
-const slb_dir_conf *slb_balancer_conf(proxy_balancer *b, server_rec *s)
-{
-    const slb_dir_conf *c = NULL;
-
-    if (balancer_confs) {
-        c = apr_hash_get(balancer_confs, &b, sizeof(b));
-    }
-    if (c == NULL) {
-        /* a balancer we did not see at startup: server-level settings */
-        c = ap_get_module_config(s->lookup_defaults, &stickylb_module);
-    }
-    return c;
-}
 
 /* ------------------------------------------------------------------ */
 /* per-request state                                                    */
@@ -836,8 +63,7 @@ typedef struct {
 } slb_stored_key;
 
 typedef struct {
-    const slb_dir_conf *conf;
-    const char *ns;                  /* store namespace of the balancer */
+    const slb_balancer *bal;         /* the balancer, resolved */
     apr_array_header_t *candidates;  /* slb_candidate */
     apr_array_header_t *stored;      /* slb_stored_key */
     const char *cookie_route;        /* first valid route cookie value */
@@ -848,25 +74,15 @@ typedef struct {
     slb_decision decision;           /* of the last finder call */
     int decided;
     proxy_worker *worker;            /* its choice */
+    const char *cookie_set;          /* the Set-Cookie value we added */
+    int filtered;                    /* the response filter was added */
     int cookie_done;                 /* response side handled */
 } slb_req;
 
-static slb_lifetime conf_lifetime(const slb_dir_conf *c)
+static void add_filter(request_rec *r, slb_req *rq)
 {
-    slb_lifetime lt;
-
-    lt.idle = (apr_uint32_t)(c->idle_timeout == SLB_UNSET
-                                 ? SLB_DEFAULT_IDLE_TIMEOUT
-                                 : c->idle_timeout);
-    lt.max = (apr_uint32_t)(c->max_lifetime == SLB_UNSET ? 0
-                                                         : c->max_lifetime);
-    return lt;
-}
-
-static int uses_store(const slb_dir_conf *c)
-{
-    return (c->learn_cookies && c->learn_cookies->nelts > 0)
-           || (c->keys && c->keys->nelts > 0);
+    rq->filtered = 1;
+    ap_add_output_filter_handle(slb_filter_handle, rq, r, r->connection);
 }
 
 /* Cookie headers of a request that are read (more are ignored) */
@@ -927,7 +143,6 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
                        apr_size_t len, int lookup)
 {
     slb_stored_key *sk;
-    slb_lifetime lt = conf_lifetime(rq->conf);
 
     if (rq->stored->nelts >= 2 * SLB_MAX_SAME_NAME) {
         return;
@@ -940,9 +155,11 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
     sk->name = name;
     sk->found = 0;
     sk->route[0] = '\0';
-    slb_store_key(rq->conf->store_mc == 1, &sk->key, rq->ns, id, len);
-    if (lookup && slb_store_get(r, rq->conf->store_mc == 1, &sk->key, rq->ns,
-                                &lt, sk->route) == APR_SUCCESS) {
+    slb_store_key(rq->bal->store == SLB_STORE_MEMCACHED, &sk->key,
+                  rq->bal->ns, id, len);
+    if (lookup && slb_store_get(r, rq->bal->store == SLB_STORE_MEMCACHED,
+                                &sk->key, rq->bal->ns, &rq->bal->lifetime,
+                                sk->route) == APR_SUCCESS) {
         slb_candidate *c = apr_array_push(hits);
         sk->found = 1;
         c->src = src;
@@ -963,10 +180,10 @@ static apr_array_header_t *store_candidates(request_rec *r, slb_req *rq,
 {
     apr_array_header_t *hits = apr_array_make(r->pool, 2,
                                               sizeof(slb_candidate));
-    const slb_dir_conf *c = rq->conf;
+    const slb_balancer *c = rq->bal;
     int i, j, k;
 
-    if (c->learn_cookies) {
+    {
         for (k = 0; k < c->learn_cookies->nelts; k++) {
             const char *name = APR_ARRAY_IDX(c->learn_cookies, k,
                                              const char *);
@@ -982,7 +199,7 @@ static apr_array_header_t *store_candidates(request_rec *r, slb_req *rq,
             }
         }
     }
-    if (c->keys) {
+    {
         for (k = 0; k < c->keys->nelts; k++) {
             const slb_key_source *ks = &APR_ARRAY_IDX(c->keys, k,
                                                       slb_key_source);
@@ -1042,7 +259,7 @@ static apr_array_header_t *signed_candidates(request_rec *r, slb_req *rq,
                                              proxy_balancer *b,
                                              apr_array_header_t *hdrs)
 {
-    const slb_cookie_conf *cc = &rq->conf->route_cookie;
+    const slb_cookie_conf *cc = rq->bal->route_cookie;
     apr_array_header_t *out = apr_array_make(r->pool, 1,
                                              sizeof(slb_candidate));
     apr_time_t now = apr_time_now();
@@ -1056,7 +273,7 @@ static apr_array_header_t *signed_candidates(request_rec *r, slb_req *rq,
             const char *val = apr_pstrmemdup(r->pool, v[j].ptr, v[j].len);
             const char *route = NULL;
             apr_time_t issued = 0, refreshed = 0;
-            int ok = slb_verify_value(r->pool, rq->conf->ring, val, &route,
+            int ok = slb_verify_value(r->pool, rq->bal->ring, val, &route,
                                       &issued, &refreshed);
             slb_candidate *c;
 
@@ -1070,14 +287,14 @@ static apr_array_header_t *signed_candidates(request_rec *r, slb_req *rq,
                 if (cc->strict) {
                     continue;
                 }
-                route = val[0] == conf_separator(rq->conf) ? val + 1 : val;
+                route = val[0] == rq->bal->spec.separator ? val + 1 : val;
                 if (!slb_route_ok(route, strlen(route))) {
                     continue;
                 }
             }
             else {
                 if (cc->opaque) {
-                    route = route_of_token(r, rq->conf->ring, b, route);
+                    route = route_of_token(r, rq->bal->ring, b, route);
                     if (route == NULL) {
                         continue;
                     }
@@ -1094,12 +311,12 @@ static apr_array_header_t *signed_candidates(request_rec *r, slb_req *rq,
                 rq->cookie_issued = issued;
                 rq->cookie_refreshed = refreshed;
                 /* verified by an older key of the ring: sign it anew */
-                rq->cookie_resign = ok > 0 && rq->conf->ring->nkeys > 1
-                    && strcmp(val, slb_sign_value(r->pool, rq->conf->ring,
+                rq->cookie_resign = ok > 0 && rq->bal->ring->nkeys > 1
+                    && strcmp(val, slb_sign_value(r->pool, rq->bal->ring,
                                                   cc->opaque
                                                       ? slb_route_token(
                                                             r->pool,
-                                                            rq->conf->ring,
+                                                            rq->bal->ring,
                                                             route)
                                                       : route,
                                                   issued, refreshed)) != 0;
@@ -1151,19 +368,17 @@ static apr_array_header_t *merge_candidates(apr_pool_t *p,
 
 /* allow_io: 0 from the finder (the balancer's lock is held) */
 static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
-                               int allow_io)
+                               const slb_balancer *bal, int allow_io)
 {
     slb_req *rq = apr_pcalloc(r->pool, sizeof(*rq));
     cookie_collect cc;
-    slb_key_spec spec;
     /* the Cookie headers (at most COOKIE_HDRS, see collect_cookie_hdr) in
      * an array on the stack: read only once collected */
     const char *hdrs[COOKIE_HDRS];
     apr_array_header_t hdr_arr;
     int i;
 
-    rq->conf = slb_balancer_conf(b, r->server);
-    rq->ns = rq->conf->ns ? rq->conf->ns : b->s->name;
+    rq->bal = bal;
     rq->stored = &no_stored_keys;    /* made on the first store lookup */
     hdr_arr.pool = r->pool;
     hdr_arr.elt_size = sizeof(const char *);
@@ -1173,21 +388,16 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
     cc.values = &hdr_arr;
     apr_table_do(collect_cookie_hdr, &cc, r->headers_in, "Cookie", NULL);
 
-    /* a signed route cookie is read here, not by the codec */
-    spec.route_cookie = rq->conf->ring ? NULL : rq->conf->route_cookie.name;
-    spec.session_cookies = conf_session_cookies(rq->conf);
-    spec.path_param = conf_path_param(rq->conf);
-    spec.separator = conf_separator(rq->conf);
-    rq->candidates = slb_collect_candidates(r->pool, &spec,
+    rq->candidates = slb_collect_candidates(r->pool, &bal->spec,
                                             (const char *const *)cc.values->elts,
                                             cc.values->nelts,
                                             r->unparsed_uri);
-    if (uses_store(rq->conf)) {
+    if (bal->uses_store) {
         rq->candidates = merge_candidates(r->pool, rq->candidates,
                                           store_candidates(r, rq, cc.values,
                                                            allow_io));
     }
-    if (rq->conf->ring) {
+    if (bal->ring) {
         rq->candidates = merge_candidates(r->pool, rq->candidates,
                                           signed_candidates(r, rq, b,
                                                             cc.values));
@@ -1202,8 +412,8 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
             break;
         }
     }
-    if (rq->conf->route_cookie.name && rq->conf->route_cookie.indirect) {
-        strip_route_cookie(r, rq->conf->route_cookie.name, cc.values);
+    if (bal->strips_cookie) {
+        strip_route_cookie(r, bal->route_cookie->name, cc.values);
     }
     ap_set_module_config(r->request_config, &stickylb_module, rq);
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
@@ -1259,7 +469,7 @@ static void sync_member_states(request_rec *r, proxy_balancer *b,
         if (!*w->s->route) {
             continue;
         }
-        st = slb_store_fetch_state(r->pool, rq->ns, w->s->route);
+        st = slb_store_fetch_state(r->pool, rq->bal->ns, w->s->route);
         if (st == NULL) {
             continue;
         }
@@ -1327,12 +537,116 @@ static int slb_pre_request(proxy_worker **worker, proxy_balancer **balancer,
     if (!uses_stickylb(b)) {
         return DECLINED;
     }
-    rq = make_req_state(r, b, 1);
-    if (rq->conf->store_mc == 1) {
+    rq = make_req_state(r, b, slb_balancer_of(r->server, b, r->pool), 1);
+    if (rq->bal->store == SLB_STORE_MEMCACHED) {
         sync_member_states(r, b, rq);
     }
-    ap_add_output_filter(SLB_FILTER_NAME, rq, r, r->connection);
+    /*
+     * The response filter only for the responses that may need it: keys
+     * are learned from the backend's Set-Cookie and bound after it
+     * answered.  A route cookie is set by the finder; but with
+     * stickysession= mod_proxy_balancer may choose the member itself,
+     * without the finder: then the filter sets it.
+     */
+    if (rq->bal->uses_store || (rq->bal->inserts_cookie && *b->s->sticky)) {
+        add_filter(r, rq);
+    }
     return DECLINED;
+}
+
+/* ------------------------------------------------------------------ */
+/* the route cookie                                                     */
+
+/*
+ * The Set-Cookie value that tells the client it is on `route`, or NULL
+ * when its cookie says so already.  Signed cookies are re-issued when the
+ * member changed, when the client's was unsigned or signed by an older
+ * key, and every maxidle/4 to refresh their idle time.  Memory only.
+ */
+static const char *route_cookie_value(request_rec *r, const slb_req *rq,
+                                      const char *route)
+{
+    const slb_balancer *bal = rq->bal;
+    int same = rq->cookie_route && !strcmp(rq->cookie_route, route);
+    apr_time_t now;
+    int refresh;
+
+    if (!slb_route_ok(route, strlen(route))) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      SLB_LOG_TAG "SLB0103: route '%s' cannot be carried "
+                      "in a cookie or the stick table",
+                      ap_escape_logitem(r->pool, route));
+        return NULL;
+    }
+    if (bal->ring == NULL) {
+        return same ? NULL : slb_balancer_cookie(r->pool, bal, route);
+    }
+    now = apr_time_now();
+    refresh = bal->route_cookie->maxidle > 0 && rq->cookie_signed
+              && now - rq->cookie_refreshed
+                     >= apr_time_from_sec(bal->route_cookie->maxidle / 4 + 1);
+    if (same && rq->cookie_signed && !refresh && !rq->cookie_resign) {
+        return NULL;
+    }
+    return slb_balancer_cookie(
+        r->pool, bal,
+        slb_sign_value(r->pool, bal->ring,
+                       bal->route_cookie->opaque
+                           ? slb_route_token(r->pool, bal->ring, route)
+                           : route,
+                       same && rq->cookie_signed ? rq->cookie_issued : now,
+                       now));
+}
+
+/* err_headers_out's Set-Cookie headers without the one we added */
+static void drop_our_cookie(request_rec *r, slb_req *rq)
+{
+    const apr_array_header_t *arr = apr_table_elts(r->err_headers_out);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    apr_array_header_t *keep = apr_array_make(r->pool, 2, sizeof(char *));
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        if (e[i].key && !strcasecmp(e[i].key, "Set-Cookie")
+            && e[i].val != rq->cookie_set) {
+            APR_ARRAY_PUSH(keep, const char *) = e[i].val;
+        }
+    }
+    apr_table_unset(r->err_headers_out, "Set-Cookie");
+    for (i = 0; i < keep->nelts; i++) {
+        apr_table_addn(r->err_headers_out, "Set-Cookie",
+                       APR_ARRAY_IDX(keep, i, const char *));
+    }
+    rq->cookie_set = NULL;
+}
+
+/*
+ * Set the route cookie for the member chosen, in err_headers_out (kept on
+ * error responses too), as soon as the member is known: no filter is
+ * needed for it.  A failover retry that chooses again replaces it.
+ * Memory only (the finder calls it under the balancer's lock).
+ */
+static void set_route_cookie(request_rec *r, slb_req *rq, const char *route)
+{
+    const char *v;
+
+    if (!*route) {
+        return;
+    }
+    v = route_cookie_value(r, rq, route);
+    if (rq->cookie_set) {
+        if (v && !strcmp(v, rq->cookie_set)) {
+            return;
+        }
+        drop_our_cookie(r, rq);
+    }
+    if (v) {
+        apr_table_addn(r->err_headers_out, "Set-Cookie", v);
+        rq->cookie_set = v;
+        if (rq->bal->route_cookie->nocache && !rq->filtered) {
+            add_filter(r, rq);   /* Cache-Control of the backend's answer */
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1403,7 +717,7 @@ static const slb_member_ops worker_ops = {
 typedef struct {
     int total;                 /* round robin bookkeeping */
     proxy_balancer *b;
-    const slb_dir_conf *c;
+    const slb_balancer *c;
     apr_time_t now;
     const char *ns;            /* least sessions */
     double best_ratio;
@@ -1513,7 +827,10 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
     if (rq == NULL) {
         /* the lbmethod was switched after our pre_request ran: no store
          * lookups here, the balancer's lock is held */
-        rq = make_req_state(r, b, 0);
+        rq = make_req_state(r, b, slb_balancer_of(r->server, b, r->pool), 0);
+        if (rq->bal->uses_store) {
+            add_filter(r, rq);
+        }
     }
     ctx.b = b;
     ctx.s = r->server;
@@ -1537,12 +854,13 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
             pick_baton pb;
             pb.total = 0;
             pb.b = b;
-            pb.c = rq->conf;
+            pb.c = rq->bal;
             pb.now = apr_time_now();
-            pb.ns = rq->ns;
+            pb.ns = rq->bal->ns;
             pb.best_ratio = 0;
-            w = get_best_worker_fn(b, r, rq->conf->new_by_sessions == 1
-                                             ? is_best_sessions : is_best,
+            w = get_best_worker_fn(b, r,
+                                   rq->bal->placement == SLB_PLACE_SESSIONS
+                                       ? is_best_sessions : is_best,
                                    &pb);
             if (w) {
                 slb_wrr_commit(&w->s->lbstatus, pb.total);
@@ -1562,6 +880,9 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
     rq->worker = w;
     if (w) {
         slb_health_count(b, w, d.kind);
+        if (rq->bal->inserts_cookie) {
+            set_route_cookie(r, rq, w->s->route);
+        }
     }
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                   SLB_LOG_TAG "%s: %s -> %s", b->s->name,
@@ -1611,7 +932,8 @@ typedef struct {
 static int learn_set_cookie(void *baton, const char *key, const char *val)
 {
     learn_ctx *lc = baton;
-    const slb_dir_conf *c = lc->rq->conf;
+    const slb_balancer *c = lc->rq->bal;
+    int mc = c->store == SLB_STORE_MEMCACHED;
     int k;
 
     (void)key;
@@ -1619,7 +941,6 @@ static int learn_set_cookie(void *baton, const char *key, const char *val)
         const char *name = APR_ARRAY_IDX(c->learn_cookies, k, const char *);
         slb_span v;
         slb_key sk;
-        slb_lifetime lt;
         char existing[SLB_MAX_ROUTE_LEN + 1];
         int got = slb_set_cookie_value(val, name, &v);
 
@@ -1631,12 +952,10 @@ static int learn_set_cookie(void *baton, const char *key, const char *val)
              * not know the id it deleted (the cookie value is empty) */
             break;
         }
-        lt = conf_lifetime(c);
-        slb_store_key(c->store_mc == 1, &sk, lc->rq->ns, v.ptr, v.len);
+        slb_store_key(mc, &sk, c->ns, v.ptr, v.len);
         existing[0] = '\0';
-        if (slb_store_put(lc->r, c->store_mc == 1, &sk, lc->rq->ns,
-                          lc->route, &lt, SLB_PUT_LEARN, NULL, existing)
-            == APR_EEXIST
+        if (slb_store_put(lc->r, mc, &sk, c->ns, lc->route, &c->lifetime,
+                          SLB_PUT_LEARN, NULL, existing) == APR_EEXIST
             && strcmp(existing, lc->route) != 0) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, lc->r,
                           SLB_LOG_TAG "SLB0104: learned %s is bound to '%s' "
@@ -1659,7 +978,8 @@ static int learn_set_cookie(void *baton, const char *key, const char *val)
  */
 static void update_store(request_rec *r, slb_req *rq, const char *route)
 {
-    slb_lifetime lt = conf_lifetime(rq->conf);
+    const slb_balancer *bal = rq->bal;
+    int mc = bal->store == SLB_STORE_MEMCACHED;
     int i;
 
     /* a draining member keeps its sessions but gets no new binding: the
@@ -1671,7 +991,7 @@ static void update_store(request_rec *r, slb_req *rq, const char *route)
                       rq->worker->s->name);
         return;
     }
-    if (rq->conf->learn_cookies && rq->conf->learn_cookies->nelts > 0) {
+    if (bal->learns) {
         learn_ctx lc;
         lc.r = r;
         lc.rq = rq;
@@ -1687,8 +1007,8 @@ static void update_store(request_rec *r, slb_req *rq, const char *route)
         if (sk->found) {
             if (strcmp(sk->route, route) != 0) {
                 /* re-pin: the session now lives on `route` */
-                slb_store_put(r, rq->conf->store_mc == 1, &sk->key, rq->ns,
-                              route, &lt, SLB_PUT_REPIN, sk->route, NULL);
+                slb_store_put(r, mc, &sk->key, bal->ns, route,
+                              &bal->lifetime, SLB_PUT_REPIN, sk->route, NULL);
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                               SLB_LOG_TAG "SLB0105: %s key re-pinned from "
                               "'%s' to '%s'", slb_source_name(sk->src),
@@ -1699,15 +1019,19 @@ static void update_store(request_rec *r, slb_req *rq, const char *route)
             /* header, query and address keys are bound on first use; a
              * session id the client sent is never stored unless the
              * backend issued it */
-            slb_store_put(r, rq->conf->store_mc == 1, &sk->key, rq->ns,
-                          route, &lt, SLB_PUT_FIRST, NULL, NULL);
+            slb_store_put(r, mc, &sk->key, bal->ns, route, &bal->lifetime,
+                          SLB_PUT_FIRST, NULL, NULL);
         }
     }
 }
 
+/*
+ * The response filter, on the responses that need it (see slb_pre_request
+ * and set_route_cookie): once, before the first bytes of the answer.
+ */
 static void finish_response(request_rec *r, slb_req *rq)
 {
-    const slb_cookie_conf *cc = &rq->conf->route_cookie;
+    const slb_balancer *bal = rq->bal;
     const char *route;
 
     if (rq->cookie_done) {
@@ -1718,47 +1042,24 @@ static void finish_response(request_rec *r, slb_req *rq)
     if (route == NULL || *route == '\0') {
         return;
     }
-    if (!slb_route_ok(route, strlen(route))) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      SLB_LOG_TAG "SLB0103: route '%s' cannot be carried "
-                      "in a cookie or the stick table",
-                      ap_escape_logitem(r->pool, route));
-        return;
-    }
-    if (uses_store(rq->conf)) {
+    if (bal->uses_store) {
+        if (!slb_route_ok(route, strlen(route))) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          SLB_LOG_TAG "SLB0103: route '%s' cannot be carried "
+                          "in a cookie or the stick table",
+                          ap_escape_logitem(r->pool, route));
+            return;
+        }
         update_store(r, rq, route);
     }
-    if (cc->name == NULL || !cc->insert) {
+    if (!bal->inserts_cookie) {
         return;
     }
-    if (rq->conf->ring) {
-        apr_time_t now = apr_time_now();
-        int same = rq->cookie_route && !strcmp(rq->cookie_route, route);
-        int refresh = cc->maxidle > 0 && rq->cookie_signed
-                      && now - rq->cookie_refreshed
-                             >= apr_time_from_sec(cc->maxidle / 4 + 1);
-
-        if (same && rq->cookie_signed && !refresh && !rq->cookie_resign) {
-            return;
-        }
-        apr_table_addn(r->err_headers_out, "Set-Cookie",
-                       slb_cookie_build(r->pool, cc, slb_sign_value(
-                           r->pool, rq->conf->ring,
-                           cc->opaque ? slb_route_token(r->pool,
-                                                        rq->conf->ring, route)
-                                      : route,
-                           same && rq->cookie_signed ? rq->cookie_issued
-                                                     : now,
-                           now)));
+    if (!rq->decided) {
+        /* mod_proxy_balancer chose the member by stickysession= */
+        set_route_cookie(r, rq, route);
     }
-    else {
-        if (rq->cookie_route && !strcmp(rq->cookie_route, route)) {
-            return;
-        }
-        apr_table_addn(r->err_headers_out, "Set-Cookie",
-                       slb_cookie_build(r->pool, cc, route));
-    }
-    if (cc->nocache) {
+    if (rq->cookie_set && bal->route_cookie->nocache) {
         const char *a = apr_table_get(r->headers_out, "Cache-Control");
         const char *e = apr_table_get(r->err_headers_out, "Cache-Control");
         const char *both = a && e ? apr_pstrcat(r->pool, a, ", ", e, NULL)
@@ -1785,8 +1086,8 @@ static void slb_insert_error_filter(request_rec *r)
 {
     slb_req *rq = ap_get_module_config(r->request_config, &stickylb_module);
 
-    if (rq && !rq->cookie_done) {
-        ap_add_output_filter(SLB_FILTER_NAME, rq, r, r->connection);
+    if (rq && rq->filtered && !rq->cookie_done) {
+        ap_add_output_filter_handle(slb_filter_handle, rq, r, r->connection);
     }
 }
 
@@ -1797,8 +1098,9 @@ static int slb_post_request(proxy_worker *worker, proxy_balancer *balancer,
     slb_req *rq = ap_get_module_config(r->request_config, &stickylb_module);
 
     (void)pconf;
-    if (rq && balancer && worker && uses_stickylb(balancer)) {
-        slb_health_passive(r, balancer, worker, rq->conf);
+    if (rq && rq->bal->passive->nelts > 0 && balancer && worker
+        && uses_stickylb(balancer)) {
+        slb_health_passive(r, balancer, worker, rq->bal);
     }
     return DECLINED;
 }
@@ -1815,10 +1117,6 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     (void)plog;
     get_best_worker_fn = APR_RETRIEVE_OPTIONAL_FN(proxy_balancer_get_best_worker);
     retry_worker_fn = APR_RETRIEVE_OPTIONAL_FN(ap_proxy_retry_worker);
-    balancer_confs = NULL;
-    default_session_cookies = apr_array_make(pconf, 1, sizeof(const char *));
-    APR_ARRAY_PUSH(default_session_cookies, const char *) =
-        default_session_cookie;
 
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
@@ -1834,45 +1132,19 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         || slb_health_post_config(pconf, s) != OK) {
         return !OK;
     }
-    balancer_confs = apr_hash_make(pconf);
+    slb_config_resolve(pconf, ptemp, s);
     for (sr = s; sr; sr = sr->next) {
-        proxy_server_conf *pc = ap_get_module_config(sr->module_config,
-                                                     &proxy_module);
-        const slb_dir_conf *base = ap_get_module_config(sr->lookup_defaults,
-                                                        &stickylb_module);
         const slb_srv_conf *sc = ap_get_module_config(sr->module_config,
                                                       &stickylb_module);
-        int i;
+        int i, j;
 
-        if (pc == NULL || pc->balancers == NULL) {
-            continue;
-        }
-        for (i = 0; i < pc->balancers->nelts; i++) {
-            proxy_balancer *b = &APR_ARRAY_IDX(pc->balancers, i,
-                                               proxy_balancer);
-            const slb_dir_conf *eff = base;
-            const slb_dir_conf *sec;
-            proxy_balancer **key;
-            int j;
-
-            sec = apr_hash_get(sc->sections, balancer_key(ptemp, b->s->name),
-                               APR_HASH_KEY_STRING);
-            if (sec) {
-                eff = merge_dir_conf(pconf, (void *)base, (void *)sec);
-            }
-            ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, sr,
-                         SLB_LOG_TAG "balancer %s: own section %s, route "
-                         "cookie %s", b->s->name, sec ? "yes" : "no",
-                         eff->route_cookie.name ? eff->route_cookie.name
-                                                : "-");
-            key = apr_palloc(pconf, sizeof(*key));
-            *key = b;
-            apr_hash_set(balancer_confs, key, sizeof(*key), eff);
+        for (i = 0; i < sc->nresolved; i++) {
+            proxy_balancer *b = &sc->balancers[i];
 
             if (!uses_stickylb(b)) {
                 continue;
             }
-            if (eff->probes && eff->probes->nelts > 0) {
+            if (sc->resolved[i]->probes->nelts > 0) {
                 any_probe = 1;
             }
             for (j = 0; j < b->workers->nelts; j++) {
@@ -1911,20 +1183,9 @@ static int slb_check_config(apr_pool_t *pconf, apr_pool_t *plog,
     (void)plog;
     (void)ptemp;
     for (sr = s; sr; sr = sr->next) {
-        slb_srv_conf *sc = ap_get_module_config(sr->module_config,
-                                                &stickylb_module);
-        const slb_dir_conf *base = ap_get_module_config(sr->lookup_defaults,
-                                                        &stickylb_module);
-        int any = base->store_mc == 1;
-        apr_hash_index_t *hi;
-        const char *err;
+        const char *err = slb_store_check(
+            sr, slb_config_any_store(sr, ptemp, SLB_STORE_MEMCACHED));
 
-        for (hi = apr_hash_first(ptemp, sc->sections); hi;
-             hi = apr_hash_next(hi)) {
-            const slb_dir_conf *c = apr_hash_this_val(hi);
-            any = any || c->store_mc == 1;
-        }
-        err = slb_store_check(sr, any);
         if (err) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
                          "%s", err);
@@ -1961,16 +1222,17 @@ static void slb_register_hooks(apr_pool_t *p)
                                 APR_HOOK_MIDDLE);
     ap_hook_child_init(slb_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(slb_check_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_register_output_filter(SLB_FILTER_NAME, slb_out_filter, NULL,
-                              AP_FTYPE_CONTENT_SET);
+    slb_filter_handle = ap_register_output_filter(SLB_FILTER_NAME,
+                                                  slb_out_filter, NULL,
+                                                  AP_FTYPE_CONTENT_SET);
 }
 
 module AP_MODULE_DECLARE_DATA stickylb_module = {
     STANDARD20_MODULE_STUFF,
-    create_dir_conf,
-    merge_dir_conf,
-    create_srv_conf,
-    merge_srv_conf,
+    slb_create_dir_conf,
+    NULL,            /* no per-directory merge: see mod_stickylb_config.c */
+    slb_create_srv_conf,
+    slb_merge_srv_conf,
     slb_cmds,
     slb_register_hooks
 };

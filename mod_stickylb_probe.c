@@ -181,7 +181,7 @@ int slb_health_snapshot(proxy_balancer *b, proxy_worker *w,
 /* slow start and passive marking (request path: memory only)          */
 
 int slb_health_factor(proxy_balancer *b, proxy_worker *w,
-                      const slb_dir_conf *c, apr_time_t now)
+                      const slb_balancer *c, apr_time_t now)
 {
     int f = w->s->lbfactor;
     health_t *h;
@@ -195,16 +195,16 @@ int slb_health_factor(proxy_balancer *b, proxy_worker *w,
         return f;
     }
     age = now - h->up_since;
-    if (age >= apr_time_from_sec(c->slow_start)) {
+    if (age >= c->slow_start) {
         return f;
     }
     /* linear ramp: 1% of the weight at the start */
     f = (int)((apr_int64_t)f * (age / 1000)
-              / (apr_time_from_sec(c->slow_start) / 1000));
+              / (c->slow_start / 1000));
     return f < 1 ? 1 : f;
 }
 
-static int status_listed(const slb_dir_conf *c, int status)
+static int status_listed(const slb_balancer *c, int status)
 {
     int i;
 
@@ -218,7 +218,7 @@ static int status_listed(const slb_dir_conf *c, int status)
 }
 
 void slb_health_passive(request_rec *r, proxy_balancer *b, proxy_worker *w,
-                        const slb_dir_conf *c)
+                        const slb_balancer *c)
 {
     health_t *h;
 
@@ -270,7 +270,7 @@ typedef struct {
 
 /* The probe configuration of one member: its route's own line, else the
  * balancer's default line. */
-static const slb_probe_conf *probe_for(const slb_dir_conf *c,
+static const slb_probe_conf *probe_for(const slb_balancer *c,
                                        const proxy_worker *w)
 {
     const slb_probe_conf *dflt = NULL;
@@ -306,9 +306,9 @@ static void build_targets(prober_t *pb)
         for (i = 0; i < pc->balancers->nelts; i++) {
             proxy_balancer *b = &APR_ARRAY_IDX(pc->balancers, i,
                                                proxy_balancer);
-            const slb_dir_conf *c = slb_balancer_conf(b, sr);
+            const slb_balancer *c = slb_balancer_of(sr, b, pb->pool);
 
-            if (c == NULL || c->probes == NULL) {
+            if (c->probes->nelts == 0) {
                 continue;
             }
             for (j = 0; j < b->workers->nelts; j++) {

@@ -60,7 +60,7 @@ typedef struct {
 
 typedef struct {
     proxy_balancer *b;
-    const slb_dir_conf *c;
+    const slb_balancer *c;
     const char *ns;
     apr_array_header_t *members;   /* member_view */
 } balancer_view;
@@ -117,8 +117,8 @@ static apr_array_header_t *collect(request_rec *r)
         ap_proxy_sync_balancer(b, r->server, pc);
         bv = apr_array_push(out);
         bv->b = b;
-        bv->c = slb_balancer_conf(b, r->server);
-        bv->ns = bv->c->ns ? bv->c->ns : b->s->name;
+        bv->c = slb_balancer_of(r->server, b, r->pool);
+        bv->ns = bv->c->ns;
         bv->members = apr_array_make(r->pool, b->workers->nelts,
                                      sizeof(member_view));
         for (j = 0; j < b->workers->nelts; j++) {
@@ -209,7 +209,7 @@ static void out_json(request_rec *r, apr_array_header_t *bvs,
                    "\"members\":[", i ? "," : "",
                    json_str(r->pool, bv->b->s->name),
                    json_str(r->pool, bv->ns),
-                   bv->c->store_mc == 1 ? "\"memcached\"" : "\"shm\"");
+                   bv->c->store == SLB_STORE_MEMCACHED ? "\"memcached\"" : "\"shm\"");
         for (j = 0; j < bv->members->nelts; j++) {
             member_view *mv = &APR_ARRAY_IDX(bv->members, j, member_view);
             ap_rprintf(r, "%s{\"name\":%s,\"route\":%s,\"state\":\"%s\","
@@ -470,7 +470,7 @@ static void out_html(request_rec *r, apr_array_header_t *bvs,
                    "<th>failovers</th><th>requests</th><th>probe</th>"
                    "<th>last change</th><th>control</th></tr>\n",
                    ap_escape_html2(r->pool, bal, 1),
-                   bv->c->store_mc == 1 ? "memcached" : "shm (embedded)",
+                   bv->c->store == SLB_STORE_MEMCACHED ? "memcached" : "shm (embedded)",
                    ap_escape_html2(r->pool, bv->ns, 1));
         for (j = 0; j < bv->members->nelts; j++) {
             member_view *mv = &APR_ARRAY_IDX(bv->members, j, member_view);
@@ -613,7 +613,7 @@ static int control(request_rec *r)
     const char *bal, *route, *action, *v;
     proxy_balancer *b;
     proxy_worker *w = NULL;
-    const slb_dir_conf *c;
+    const slb_balancer *c;
     const char *ns;
     int html, i;
 
@@ -651,8 +651,8 @@ static int control(request_rec *r)
         return reply(r, HTTP_BAD_REQUEST, 0,
                      "\"error\":\"balancer and action needed\"");
     }
-    c = slb_balancer_conf(b, r->server);
-    ns = c->ns ? c->ns : b->s->name;
+    c = slb_balancer_of(r->server, b, r->pool);
+    ns = c->ns;
     for (i = 0; route && i < b->workers->nelts; i++) {
         proxy_worker *x = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
         if (!strcmp(x->s->route, route)) {
@@ -663,28 +663,23 @@ static int control(request_rec *r)
     if (!strcmp(action, "show") || !strcmp(action, "delete")) {
         const char *id = apr_table_get(f, "id");
         slb_key key;
-        slb_lifetime lt = { 0, 0 };
         char bound[SLB_MAX_ROUTE_LEN + 1];
 
         if (id == NULL || !slb_value_ok(id, strlen(id))) {
             return reply(r, HTTP_BAD_REQUEST, 0,
                          "\"error\":\"a session id is needed\"");
         }
-        slb_store_key(c->store_mc == 1, &key, ns, id, strlen(id));
+        slb_store_key(c->store == SLB_STORE_MEMCACHED, &key, ns, id, strlen(id));
         if (!strcmp(action, "delete")) {
-            apr_status_t rv = slb_store_del(r, c->store_mc == 1, &key);
+            apr_status_t rv = slb_store_del(r, c->store == SLB_STORE_MEMCACHED, &key);
             ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                           SLB_LOG_TAG "SLB0402: binding of a session of %s "
                           "deleted by %s", b->s->name, r->useragent_ip);
             return reply(r, HTTP_OK, html, "\"deleted\":%s",
                          rv == APR_SUCCESS ? "true" : "false");
         }
-        lt.idle = (apr_uint32_t)(c->idle_timeout == SLB_UNSET
-                                     ? SLB_DEFAULT_IDLE_TIMEOUT
-                                     : c->idle_timeout);
-        lt.max = (apr_uint32_t)(c->max_lifetime == SLB_UNSET
-                                    ? 0 : c->max_lifetime);
-        if (slb_store_get(r, c->store_mc == 1, &key, ns, &lt, bound)
+        if (slb_store_get(r, c->store == SLB_STORE_MEMCACHED, &key, ns,
+                          &c->lifetime, bound)
             == APR_SUCCESS) {
             return reply(r, HTTP_OK, 0, "\"route\":%s",
                          json_str(r->pool, bound));
@@ -729,7 +724,7 @@ static int control(request_rec *r)
     else {
         return reply(r, HTTP_BAD_REQUEST, 0, "\"error\":\"unknown action\"");
     }
-    if (c->store_mc == 1 && strcmp(action, "weight") != 0) {
+    if (c->store == SLB_STORE_MEMCACHED && strcmp(action, "weight") != 0) {
         /* every balancer on the same memcached namespace follows */
         slb_store_publish_state(r, ns, w->s->route,
                                 !strcmp(action, "drain") ? "drain"

@@ -49,7 +49,7 @@ static void *table_mem(apr_shm_t *shm)
 
 static slb_table *table = NULL;
 static slb_mc *mc = NULL;            /* per child */
-static int mc_cache_s = SLB_DEFAULT_MC_CACHE;
+static apr_uint32_t mc_cache_s = SLB_DEFAULT_MC_CACHE;
 static int mc_write_mode = SLB_MC_WRITE_SYNC;
 static apr_time_t last_error_log = 0;
 static apr_uint32_t suppressed_errors = 0;
@@ -78,9 +78,8 @@ int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     apr_pool_t *pproc = s->process->pool;
     slb_srv_conf *sc = ap_get_module_config(s->module_config,
                                             &stickylb_module);
-    apr_int64_t entries = sc->table_entries == SLB_UNSET
-                              ? SLB_DEFAULT_TABLE_ENTRIES
-                              : sc->table_entries;
+    apr_int64_t entries = sc->table_entries ? sc->table_entries
+                                            : SLB_DEFAULT_TABLE_ENTRIES;
     apr_size_t bytes = slb_table_bytes((apr_uint32_t)entries);
     shm_holder *h = NULL;
     apr_status_t rv;
@@ -156,7 +155,7 @@ void slb_store_child_init(apr_pool_t *p, server_rec *s)
     if (sc->mc == NULL) {
         return;
     }
-    mc_cache_s = sc->mc_cache_s;
+    mc_cache_s = (apr_uint32_t)apr_time_sec(sc->mc_cache);
     mc_write_mode = sc->mc->write_mode;
     /* connections are opened on first use, in this child only */
     rv = slb_mc_create(&mc, p, sc->mc);
@@ -219,7 +218,7 @@ static apr_status_t mc_get(request_rec *r, const slb_key *key,
     crv = slb_table_get_age(table, key, lt, apr_time_now(), &id, &age);
     if (crv == APR_SUCCESS) {
         cached = slb_table_route_name(table, id);
-        if (age < (apr_uint32_t)mc_cache_s && *cached) {
+        if (age < mc_cache_s && *cached) {
             apr_cpystrn(route_out, cached, SLB_MAX_ROUTE_LEN + 1);
             return APR_SUCCESS;
         }

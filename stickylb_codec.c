@@ -11,6 +11,7 @@
 #include <apr_lib.h>
 
 #include "stickylb_codec.h"
+#include "stickylb_conf.h"
 
 const char *slb_source_name(slb_source src)
 {
@@ -621,20 +622,18 @@ void slb_cookie_conf_init(slb_cookie_conf *c)
     c->maxlife = -1;
 }
 
-static int parse_secs(const char *v, long *out)
+/* seconds from lo to SLB_MAX_DURATION_S (slb_parse_duration: 500ms, 30s
+ * or 30; rounded up to whole seconds): 1 and *out */
+static int parse_secs(apr_pool_t *p, const char *v, apr_int64_t lo,
+                      long *out)
 {
-    char *end;
-    long n;
+    apr_interval_time_t t;
 
-    if (!apr_isdigit(*v)) {
+    if (slb_parse_duration(p, v, SLB_UNIT_S, lo,
+                           apr_time_from_sec(SLB_MAX_DURATION_S), &t)) {
         return 0;
     }
-    errno = 0;
-    n = strtol(v, &end, 10);
-    if (errno || *end || n < 1 || n > 315360000L) {
-        return 0;
-    }
-    *out = n;
+    *out = (long)slb_duration_secs(t);
     return 1;
 }
 
@@ -770,17 +769,10 @@ const char *slb_cookie_conf_parse(apr_pool_t *p, slb_cookie_conf *c,
                 }
             }
             else if (!strcasecmp(k, "max-age")) {
-                char *end;
-                long n = -1;
-                errno = 0;
-                if (apr_isdigit(*v)) {
-                    n = strtol(v, &end, 10);
-                }
-                if (n < 0 || errno || *end || n > 315360000L) {
+                if (!parse_secs(p, v, 0, &c->max_age)) {
                     return apr_psprintf(p, "max-age='%s' must be a number of "
                                         "seconds from 0 to 315360000", v);
                 }
-                c->max_age = n;
             }
             else if (!strcasecmp(k, "sign")) {
                 if (*v == '\0') {
@@ -789,13 +781,13 @@ const char *slb_cookie_conf_parse(apr_pool_t *p, slb_cookie_conf *c,
                 c->sign_file = v;
             }
             else if (!strcasecmp(k, "maxidle")) {
-                if (!parse_secs(v, &c->maxidle)) {
+                if (!parse_secs(p, v, APR_USEC_PER_SEC, &c->maxidle)) {
                     return apr_psprintf(p, "maxidle='%s' must be 1 to "
                                         "315360000 seconds", v);
                 }
             }
             else if (!strcasecmp(k, "maxlife")) {
-                if (!parse_secs(v, &c->maxlife)) {
+                if (!parse_secs(p, v, APR_USEC_PER_SEC, &c->maxlife)) {
                     return apr_psprintf(p, "maxlife='%s' must be 1 to "
                                         "315360000 seconds", v);
                 }

@@ -13,6 +13,7 @@
 
 #include "stickylb_probe.h"
 #include "stickylb_codec.h"
+#include "stickylb_conf.h"
 
 void slb_probe_conf_init(slb_probe_conf *c)
 {
@@ -29,44 +30,12 @@ void slb_probe_conf_init(slb_probe_conf *c)
     c->fall = 3;
 }
 
-static int parse_time(const char *v, apr_interval_time_t *out)
+/* a whole number from lo to hi (slb_parse_int): 1 and *out */
+static int parse_int(apr_pool_t *p, const char *v, int lo, int hi, int *out)
 {
-    char *end;
-    long n;
+    apr_int64_t n;
 
-    if (!apr_isdigit(*v)) {
-        return 0;
-    }
-    errno = 0;
-    n = strtol(v, &end, 10);
-    if (errno || n <= 0 || n > 3600000) {
-        return 0;
-    }
-    if (*end == '\0' || !strcmp(end, "s")) {
-        if (n > 3600) {
-            return 0;
-        }
-        *out = apr_time_from_sec(n);
-        return 1;
-    }
-    if (!strcmp(end, "ms")) {
-        *out = (apr_interval_time_t)n * 1000;
-        return 1;
-    }
-    return 0;
-}
-
-static int parse_int(const char *v, int lo, int hi, int *out)
-{
-    char *end;
-    long n;
-
-    if (!apr_isdigit(*v)) {
-        return 0;
-    }
-    errno = 0;
-    n = strtol(v, &end, 10);
-    if (errno || *end || n < lo || n > hi) {
+    if (slb_parse_int(p, v, lo, hi, &n) != NULL) {
         return 0;
     }
     *out = (int)n;
@@ -89,14 +58,14 @@ static const char *parse_expect(apr_pool_t *p, slb_probe_conf *c,
         }
         if (dash) {
             *dash = '\0';
-            if (!parse_int(tok, 100, 599, &lo)
-                || !parse_int(dash + 1, 100, 599, &hi) || hi < lo) {
+            if (!parse_int(p, tok, 100, 599, &lo)
+                || !parse_int(p, dash + 1, 100, 599, &hi) || hi < lo) {
                 return apr_psprintf(p, "expect='%s' is not a status range "
                                     "like 200-399", v);
             }
         }
         else {
-            if (!parse_int(tok, 100, 599, &lo)) {
+            if (!parse_int(p, tok, 100, 599, &lo)) {
                 return apr_psprintf(p, "expect='%s' is not a status list "
                                     "like 200,204", v);
             }
@@ -190,26 +159,28 @@ const char *slb_probe_conf_parse(apr_pool_t *p, slb_probe_conf *c,
             c->body = v;
         }
         else if (!strcasecmp(k, "interval")) {
-            if (!parse_time(v, &c->interval)
-                || c->interval < apr_time_from_msec(100)) {
-                return apr_psprintf(p, "interval='%s' must be 100ms to "
-                                    "3600s", v);
+            const char *err = slb_parse_duration(
+                p, v, SLB_UNIT_S, apr_time_from_msec(100),
+                apr_time_from_sec(3600), &c->interval);
+            if (err) {
+                return apr_pstrcat(p, "interval=: ", err, NULL);
             }
         }
         else if (!strcasecmp(k, "timeout")) {
-            if (!parse_time(v, &c->timeout)
-                || c->timeout < apr_time_from_msec(10)) {
-                return apr_psprintf(p, "timeout='%s' must be 10ms to 3600s",
-                                    v);
+            const char *err = slb_parse_duration(
+                p, v, SLB_UNIT_S, apr_time_from_msec(10),
+                apr_time_from_sec(3600), &c->timeout);
+            if (err) {
+                return apr_pstrcat(p, "timeout=: ", err, NULL);
             }
         }
         else if (!strcasecmp(k, "rise")) {
-            if (!parse_int(v, 1, 100, &c->rise)) {
+            if (!parse_int(p, v, 1, 100, &c->rise)) {
                 return apr_psprintf(p, "rise='%s' must be 1 to 100", v);
             }
         }
         else if (!strcasecmp(k, "fall")) {
-            if (!parse_int(v, 1, 100, &c->fall)) {
+            if (!parse_int(p, v, 1, 100, &c->fall)) {
                 return apr_psprintf(p, "fall='%s' must be 1 to 100", v);
             }
         }

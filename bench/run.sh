@@ -86,6 +86,7 @@ apache-routeid|apache|Apache ROUTEID (stock)
 apache-jsessionid|apache|Apache JSESSIONID (stock)
 apache-rr|apache|Apache round robin (stock)
 stickylb-route|stickylb|stickylb route cookie
+stickylb-jvmroute|stickylb|stickylb jvmRoute
 stickylb-learn-shm|stickylb|stickylb learn, shm
 stickylb-learn-mc|stickylb|stickylb learn, memcached
 stickylb-learn-mc-quiet|stickylb|stickylb learn, mc quiet

@@ -15,6 +15,7 @@
 #include "stickylb_mc.h"
 #include "stickylb_probe.h"
 #include "stickylb_sign.h"
+#include "stickylb_conf.h"
 
 /* LogLevel stickylb:trace3 works for every file of the glue */
 APLOG_USE_MODULE(stickylb);
@@ -22,67 +23,39 @@ APLOG_USE_MODULE(stickylb);
 /* Tag of this module's log messages: grep for it. */
 #define SLB_LOG_TAG "stickylb: "
 
-#define SLB_UNSET (-1)
-
-/* Additional sticky keys held in the stick table (StickyLBKey). */
-typedef enum {
-    SLB_KEY_HEADER = 1,
-    SLB_KEY_QUERY,
-    SLB_KEY_ADDRESS
-} slb_key_kind;
-
-typedef struct {
-    slb_key_kind kind;
-    const char *name;        /* header or parameter name; NULL for address */
-} slb_key_source;
-
-/* Per-<Proxy balancer://...> (directory-style) configuration. */
-typedef struct {
-    apr_array_header_t *session_cookies; /* const char *; NULL = unset */
-    int session_cookies_set;
-    const char *path_param;              /* "" = none */
-    int path_param_set;
-    int separator;                       /* SLB_UNSET or a char */
-    slb_cookie_conf route_cookie;        /* name NULL = none */
-    int route_cookie_set;
-    slb_keyring *ring;                   /* route_cookie.sign_file loaded */
-    apr_array_header_t *learn_cookies;   /* const char *; learn from these */
-    int learn_cookies_set;
-    apr_array_header_t *keys;            /* slb_key_source */
-    int keys_set;
-    apr_int64_t idle_timeout;            /* seconds; SLB_UNSET */
-    apr_int64_t max_lifetime;            /* seconds; SLB_UNSET */
-    const char *ns;                      /* store namespace; NULL = name */
-    int new_by_sessions;                 /* SLB_UNSET, 0 requests, 1 sessions */
-    int store_mc;                        /* SLB_UNSET, 0 shm, 1 memcached */
-    apr_array_header_t *probes;          /* slb_probe_conf; NULL = unset */
-    apr_array_header_t *passive;         /* slb_range; NULL = unset */
-    int passive_fall;
-    int slow_start;                      /* seconds; SLB_UNSET */
-} slb_dir_conf;
-
-typedef struct {
-    int lo, hi;
-} slb_range;
-
-/* Server configuration. */
+/* Server configuration (StickyLBTableSize, StickyLBMemcached) and the
+ * balancers of the server, resolved in post_config. */
+struct proxy_balancer;
+struct proxy_worker;
 typedef struct {
     apr_hash_t *sections;      /* balancer name -> slb_dir_conf */
-    apr_int64_t table_entries; /* StickyLBTableSize; SLB_UNSET */
-    slb_mc_conf *mc;           /* StickyLBMemcached; NULL = none */
-    int mc_cache_s;            /* seconds a cached binding is trusted */
+    apr_int64_t table_entries; /* StickyLBTableSize; 0: the default */
+    slb_mc_conf *mc;           /* StickyLBMemcached; NULL: none */
+    apr_interval_time_t mc_cache; /* how long a cached binding is trusted */
+    /* resolved: resolved[i] is the balancer balancers[i] of mod_proxy's
+     * array of this server */
+    struct proxy_balancer *balancers;
+    const slb_balancer **resolved;
+    int nresolved;
 } slb_srv_conf;
 
 #define SLB_DEFAULT_MC_CACHE 2
-
-#define SLB_DEFAULT_IDLE_TIMEOUT 1800
 #define SLB_DEFAULT_TABLE_ENTRIES 262144
 
-/* mod_stickylb.c: the effective configuration of a balancer. */
-struct proxy_balancer;
-struct proxy_worker;
-const slb_dir_conf *slb_balancer_conf(struct proxy_balancer *b,
-                                      server_rec *s);
+/* mod_stickylb_config.c: the directives and the resolved balancers. */
+extern const command_rec slb_cmds[];
+void *slb_create_dir_conf(apr_pool_t *p, char *dir);
+void *slb_create_srv_conf(apr_pool_t *p, server_rec *s);
+void *slb_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
+/* post_config: every balancer of every server resolved (pconf) */
+void slb_config_resolve(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
+/* The resolved balancer b of server s (memory only: safe in the finder);
+ * a balancer s did not have at startup is resolved into p. */
+const slb_balancer *slb_balancer_of(server_rec *s, struct proxy_balancer *b,
+                                    apr_pool_t *p);
+/* 1 when a scope of server sr puts a balancer on store `kind` */
+int slb_config_any_store(server_rec *sr, apr_pool_t *ptemp,
+                         slb_store_kind kind);
 
 /* mod_stickylb_probe.c: probes, passive marking, slow start. */
 int slb_health_post_config(apr_pool_t *pconf, server_rec *s);
@@ -90,9 +63,9 @@ int slb_probe_post_config(apr_pool_t *pconf, server_rec *s, int any_probe);
 void slb_probe_register_hooks(apr_pool_t *p);
 /* lbfactor of w with slow start applied (memory only) */
 int slb_health_factor(struct proxy_balancer *b, struct proxy_worker *w,
-                      const slb_dir_conf *c, apr_time_t now);
+                      const slb_balancer *c, apr_time_t now);
 void slb_health_passive(request_rec *r, struct proxy_balancer *b,
-                        struct proxy_worker *w, const slb_dir_conf *c);
+                        struct proxy_worker *w, const slb_balancer *c);
 /* count a finder decision for w (slb_decision_kind) */
 void slb_health_count(struct proxy_balancer *b, struct proxy_worker *w,
                       int kind);

@@ -49,7 +49,9 @@ fi
 # round robin for each workload concerned
 TARGETS=()
 if [ "${PROFILE_ALL:-0}" = 1 ]; then
-    for v in stickylb-route stickylb-learn-shm stickylb-learn-mc stickylb-learn-mc-quiet stickylb-learn-mc-async; do
+    # stock Apache's sticky variants too: each mod_stickylb mode is judged
+    # against the stock variant that does the same job
+    for v in apache-routeid apache-jsessionid stickylb-route stickylb-jvmroute stickylb-learn-shm stickylb-learn-mc stickylb-learn-mc-quiet stickylb-learn-mc-async; do
         [ -s "$WORK/$v/cookies.txt" ] || continue   # not in this run
         for w in established new; do TARGETS+=("$v $w"); done
     done
@@ -136,7 +138,47 @@ for w in $WLS; do
             export REF_NREQ
         fi
         perl "$BENCH/lib/profile-summary.pl" summary "$1 / $2" "$nreq" "$failed" "$d" "${refarg[@]}" \
-            | grep -v '^TOTAL '
+            >"$d/summary.txt"
+        grep -v '^TOTAL ' "$d/summary.txt"
+        awk '/^TOTAL / { print $2 }' "$d/summary.txt" >"$d/total"
         echo
     done
 done
+
+# Each mode's extra instructions over stock round robin, next to the stock
+# variant doing the same job, and the budget (docs/benchmarks.md): mode
+# workload stock-variant budget-kind budget-value
+#   le   at most the stock variant's extra
+#   x    at most value times the stock variant's extra
+#   abs  at most value instructions
+extra() {   # variant workload -> extra over apache-rr (empty if missing)
+    local t=$OUT/$1-$2/total r=$OUT/apache-rr-$2/total
+    [ -s "$t" ] && [ -s "$r" ] || return 0
+    echo $(( $(cat "$t") - $(cat "$r") ))
+}
+echo "Extra instructions per request over stock Apache round robin (same run):"
+printf '  %-26s %-12s %10s   %-26s %10s   %s\n' mode workload extra "stock doing the same" extra "budget: verdict"
+while read -r v w ref kind val; do
+    [ -n "$v" ] || continue
+    e=$(extra "$v" "$w"); [ -n "$e" ] || continue
+    re=""; [ "$ref" != - ] && re=$(extra "$ref" "$w")
+    case $kind in
+        le)  lim=$re ;;
+        x)   lim=$(awk -v a="$re" -v m="$val" 'BEGIN { printf "%d", a * m }') ;;
+        abs) lim=$val ;;
+    esac
+    if [ -z "$lim" ]; then verdict="no reference"
+    elif [ "$e" -le "$lim" ]; then verdict="<= $lim: met"
+    else verdict="> $lim: MISSED"; fi
+    printf '  %-26s %-12s %+10d   %-26s %10s   %s\n' "$v" "$w" "$e" "$ref" "${re:+$(printf '%+d' "$re")}" "$verdict"
+done <<'EOT'
+stickylb-route established apache-routeid le -
+stickylb-route new apache-routeid le -
+stickylb-jvmroute established apache-jsessionid x 1.5
+stickylb-jvmroute new apache-jsessionid x 1.5
+stickylb-learn-shm established apache-routeid le -
+stickylb-learn-mc established - abs 2000
+stickylb-learn-mc-quiet established - abs 2000
+stickylb-learn-mc-async established - abs 2000
+EOT
+

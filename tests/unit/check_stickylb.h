@@ -15,5 +15,6 @@ Suite *table_suite(void);
 Suite *key_suite(void);
 Suite *mc_suite(void);
 Suite *sign_suite(void);
+Suite *conf_suite(void);
 
 #endif /* CHECK_STICKYLB_H */

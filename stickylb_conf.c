@@ -1,0 +1,325 @@
+/*
+ * stickylb_conf.c - the configuration model: argument parsers, the merge
+ * of scopes and the resolution of a balancer (see stickylb_conf.h).
+ * APR only; tests/unit/check_conf.c covers every function.
+ */
+#include <errno.h>
+#include <string.h>
+#include <stdlib.h>
+
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include "stickylb_conf.h"
+
+/* ------------------------------------------------------------------ */
+/* argument parsers                                                      */
+
+/* digits only, no sign, no overflow: 1 and *out */
+static int whole_number(const char *s, const char **end, apr_int64_t *out)
+{
+    apr_int64_t v = 0;
+
+    if (!apr_isdigit(*s)) {
+        return 0;
+    }
+    for (; apr_isdigit(*s); s++) {
+        int d = *s - '0';
+        if (v > (APR_INT64_MAX - d) / 10) {
+            return 0;            /* would overflow */
+        }
+        v = v * 10 + d;
+    }
+    *end = s;
+    *out = v;
+    return 1;
+}
+
+const char *slb_parse_int(apr_pool_t *p, const char *arg, apr_int64_t lo,
+                          apr_int64_t hi, apr_int64_t *out)
+{
+    const char *end;
+    apr_int64_t v;
+
+    if (!whole_number(arg, &end, &v) || *end || v < lo || v > hi) {
+        return apr_psprintf(p, "'%s' must be a whole number from %"
+                            APR_INT64_T_FMT " to %" APR_INT64_T_FMT,
+                            arg, lo, hi);
+    }
+    *out = v;
+    return NULL;
+}
+
+const char *slb_duration_str(apr_pool_t *p, apr_interval_time_t t)
+{
+    if (t % APR_USEC_PER_SEC == 0) {
+        return apr_psprintf(p, "%" APR_INT64_T_FMT " s",
+                            (apr_int64_t)apr_time_sec(t));
+    }
+    return apr_psprintf(p, "%" APR_INT64_T_FMT " ms",
+                        (apr_int64_t)(t / 1000));
+}
+
+apr_uint32_t slb_duration_secs(apr_interval_time_t t)
+{
+    apr_int64_t s;
+
+    if (t <= 0) {
+        return 0;
+    }
+    s = (t + APR_USEC_PER_SEC - 1) / APR_USEC_PER_SEC;
+    return s > (apr_int64_t)0xffffffffu ? 0xffffffffu : (apr_uint32_t)s;
+}
+
+const char *slb_parse_duration(apr_pool_t *p, const char *arg, slb_unit unit,
+                               apr_interval_time_t lo, apr_interval_time_t hi,
+                               apr_interval_time_t *out)
+{
+    const char *end;
+    apr_int64_t v, scale;
+
+    if (whole_number(arg, &end, &v)) {
+        if (*end == '\0') {
+            scale = unit == SLB_UNIT_MS ? 1000 : APR_USEC_PER_SEC;
+        }
+        else if (!strcmp(end, "ms")) {
+            scale = 1000;
+        }
+        else if (!strcmp(end, "s")) {
+            scale = APR_USEC_PER_SEC;
+        }
+        else {
+            scale = 0;
+        }
+        if (scale && v <= APR_INT64_MAX / scale) {
+            v *= scale;
+            if (v >= lo && v <= hi) {
+                *out = v;
+                return NULL;
+            }
+        }
+    }
+    return apr_psprintf(p, "'%s' must be a duration from %s to %s (a whole "
+                        "number of %s, or with ms or s: 500ms, 2s)", arg,
+                        slb_duration_str(p, lo), slb_duration_str(p, hi),
+                        unit == SLB_UNIT_MS ? "milliseconds" : "seconds");
+}
+
+const char *slb_parse_cookie_names(apr_pool_t *p, int argc,
+                                   const char *const *argv,
+                                   apr_array_header_t **out)
+{
+    int i;
+
+    if (argc < 1) {
+        return "needs one or more cookie names, or none";
+    }
+    *out = apr_array_make(p, argc, sizeof(const char *));
+    if (argc == 1 && !strcasecmp(argv[0], "none")) {
+        return NULL;
+    }
+    if (argc > SLB_MAX_COOKIE_NAMES) {
+        return apr_psprintf(p, "at most %d cookie names",
+                            SLB_MAX_COOKIE_NAMES);
+    }
+    for (i = 0; i < argc; i++) {
+        if (!slb_is_token(argv[i], 128)) {
+            return apr_psprintf(p, "'%s' is not a valid cookie name",
+                                argv[i]);
+        }
+        if (!strcasecmp(argv[i], "none")) {
+            return "'none' must stand alone";
+        }
+        APR_ARRAY_PUSH(*out, const char *) = argv[i];
+    }
+    return NULL;
+}
+
+const char *slb_parse_key(apr_pool_t *p, const char *kind, const char *name,
+                          slb_key_source *out)
+{
+    out->name = name;
+    if (!strcasecmp(kind, "header") || !strcasecmp(kind, "query")) {
+        out->kind = !strcasecmp(kind, "header") ? SLB_KEY_HEADER
+                                                : SLB_KEY_QUERY;
+        if (name == NULL || !slb_is_token(name, 128)) {
+            return apr_psprintf(p, "%s needs a valid name ('%s')", kind,
+                                name ? name : "");
+        }
+        return NULL;
+    }
+    if (!strcasecmp(kind, "address")) {
+        out->kind = SLB_KEY_ADDRESS;
+        return name ? "address takes no name" : NULL;
+    }
+    return apr_psprintf(p, "unknown key '%s' (expected header NAME, query "
+                        "NAME, address or none)", kind);
+}
+
+/* "500" or "502-504": 1 and the range */
+static int status_range(const char *w, slb_range *r)
+{
+    const char *end;
+    apr_int64_t lo, hi;
+
+    if (!whole_number(w, &end, &lo)) {
+        return 0;
+    }
+    hi = lo;
+    if (*end == '-' && !whole_number(end + 1, &end, &hi)) {
+        return 0;
+    }
+    if (*end || lo < 100 || hi > 599 || hi < lo) {
+        return 0;
+    }
+    r->lo = (int)lo;
+    r->hi = (int)hi;
+    return 1;
+}
+
+const char *slb_parse_passive(apr_pool_t *p, int argc,
+                              const char *const *argv,
+                              apr_array_header_t **ranges, int *fall)
+{
+    int i;
+
+    *ranges = apr_array_make(p, 4, sizeof(slb_range));
+    *fall = SLB_DEFAULT_PASSIVE_FALL;
+    if (argc == 1 && !strcasecmp(argv[0], "none")) {
+        return NULL;
+    }
+    for (i = 0; i < argc; i++) {
+        const char *w = argv[i];
+        slb_range r;
+
+        if (!strncasecmp(w, "fall=", 5)) {
+            apr_int64_t v;
+            if (slb_parse_int(p, w + 5, 1, 100, &v) != NULL) {
+                return apr_psprintf(p, "'%s' must be fall=1..100", w);
+            }
+            *fall = (int)v;
+            continue;
+        }
+        if (!status_range(w, &r)) {
+            return apr_psprintf(p, "'%s' is not a status or range like "
+                                "502-504", w);
+        }
+        *(slb_range *)apr_array_push(*ranges) = r;
+    }
+    if ((*ranges)->nelts == 0) {
+        return "needs statuses (e.g. 500 502-504), or none";
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* scopes                                                                */
+
+void slb_dir_conf_init(slb_dir_conf *c)
+{
+    memset(c, 0, sizeof(*c));
+    slb_cookie_conf_init(&c->route_cookie);
+    c->passive_fall = SLB_DEFAULT_PASSIVE_FALL;
+}
+
+void slb_dir_conf_merge(slb_dir_conf *out, const slb_dir_conf *base,
+                        const slb_dir_conf *add)
+{
+    slb_dir_conf c = *base;
+
+#define TAKE(bit, field) \
+    if (add->set & (bit)) { c.field = add->field; }
+    TAKE(SLB_SET_SESSION_COOKIES, session_cookies)
+    TAKE(SLB_SET_PATH_PARAM, path_param)
+    TAKE(SLB_SET_SEPARATOR, separator)
+    if (add->set & SLB_SET_ROUTE_COOKIE) {
+        c.route_cookie = add->route_cookie;
+        c.ring = add->ring;
+    }
+    TAKE(SLB_SET_LEARN_COOKIES, learn_cookies)
+    TAKE(SLB_SET_KEYS, keys)
+    TAKE(SLB_SET_IDLE_TIMEOUT, idle_timeout)
+    TAKE(SLB_SET_MAX_LIFETIME, max_lifetime)
+    TAKE(SLB_SET_NAMESPACE, ns)
+    TAKE(SLB_SET_PLACEMENT, placement)
+    TAKE(SLB_SET_STORE, store)
+    TAKE(SLB_SET_PROBES, probes)
+    if (add->set & SLB_SET_PASSIVE) {
+        c.passive = add->passive;
+        c.passive_fall = add->passive_fall;
+    }
+    TAKE(SLB_SET_SLOW_START, slow_start)
+#undef TAKE
+    c.set = base->set | add->set;
+    *out = c;
+}
+
+/* ------------------------------------------------------------------ */
+/* resolution                                                            */
+
+static const apr_array_header_t *or_empty(apr_pool_t *p,
+                                          const apr_array_header_t *a,
+                                          int elt_size)
+{
+    return a ? a : apr_array_make(p, 1, elt_size);
+}
+
+void slb_balancer_resolve(apr_pool_t *p, const slb_dir_conf *c,
+                          const char *name, slb_balancer *out)
+{
+    unsigned set = c->set;
+    slb_cookie_conf *rc = apr_pmemdup(p, &c->route_cookie,
+                                      sizeof(c->route_cookie));
+
+    memset(out, 0, sizeof(*out));
+    out->name = apr_pstrdup(p, name);
+    out->ns = (set & SLB_SET_NAMESPACE) ? c->ns : out->name;
+
+    if (set & SLB_SET_SESSION_COOKIES) {
+        out->spec.session_cookies = c->session_cookies;
+    }
+    else {
+        apr_array_header_t *a = apr_array_make(p, 1, sizeof(const char *));
+        APR_ARRAY_PUSH(a, const char *) = SLB_DEFAULT_SESSION_COOKIE;
+        out->spec.session_cookies = a;
+    }
+    out->spec.path_param = (set & SLB_SET_PATH_PARAM)
+                               ? c->path_param : SLB_DEFAULT_PATH_PARAM;
+    out->spec.separator = (set & SLB_SET_SEPARATOR) ? c->separator
+                                                     : SLB_DEFAULT_SEPARATOR;
+    out->ring = rc->name ? c->ring : NULL;
+    /* a signed route cookie is read by the glue (it verifies), not by the
+     * codec */
+    out->spec.route_cookie = out->ring ? NULL : rc->name;
+    out->route_cookie = rc;
+    if (rc->name) {
+        /* the attributes after "NAME=<value>", built once */
+        out->cookie_attrs = slb_cookie_build(p, rc, "") + strlen(rc->name)
+                            + 1;
+    }
+    out->learn_cookies = or_empty(p, c->learn_cookies, sizeof(const char *));
+    out->keys = or_empty(p, c->keys, sizeof(slb_key_source));
+    out->lifetime.idle = slb_duration_secs((set & SLB_SET_IDLE_TIMEOUT)
+                                               ? c->idle_timeout
+                                               : SLB_DEFAULT_IDLE_TIMEOUT);
+    out->lifetime.max = slb_duration_secs(c->max_lifetime);
+    out->placement = c->placement;
+    out->store = c->store;
+    out->probes = or_empty(p, c->probes, sizeof(slb_probe_conf));
+    out->passive = or_empty(p, c->passive, sizeof(slb_range));
+    out->passive_fall = (set & SLB_SET_PASSIVE) ? c->passive_fall
+                                                : SLB_DEFAULT_PASSIVE_FALL;
+    out->slow_start = c->slow_start;
+
+    out->learns = out->learn_cookies->nelts > 0;
+    out->uses_store = out->learns || out->keys->nelts > 0;
+    out->inserts_cookie = rc->name && rc->insert;
+    out->strips_cookie = rc->name && rc->indirect;
+}
+
+const char *slb_balancer_cookie(apr_pool_t *p, const slb_balancer *b,
+                                const char *value)
+{
+    return apr_pstrcat(p, b->route_cookie->name, "=", value, b->cookie_attrs,
+                       NULL);
+}

@@ -1,0 +1,335 @@
+/*
+ * check_conf.c - Check tests of stickylb_conf.c: the integer and duration
+ * parsers, the directive grammars, the merge of scopes and the resolution
+ * of a balancer with every default applied.
+ */
+#include <string.h>
+
+#include <apr_pools.h>
+#include <apr_strings.h>
+
+#include "check_stickylb.h"
+#include "stickylb_conf.h"
+
+static apr_pool_t *pool;
+
+static void setup(void)
+{
+    ck_assert_int_eq(apr_pool_create(&pool, NULL), APR_SUCCESS);
+}
+
+static void teardown(void)
+{
+    apr_pool_destroy(pool);
+}
+
+START_TEST(test_parse_int)
+{
+    apr_int64_t v = -7;
+    const char *err;
+
+    ck_assert_ptr_null(slb_parse_int(pool, "16", 16, 100, &v));
+    ck_assert_int_eq(v, 16);
+    ck_assert_ptr_null(slb_parse_int(pool, "100", 16, 100, &v));
+    ck_assert_int_eq(v, 100);
+    ck_assert_ptr_null(slb_parse_int(pool, "007", 0, 100, &v));
+    ck_assert_int_eq(v, 7);
+    v = 42;
+    err = slb_parse_int(pool, "15", 16, 100, &v);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "'15'"));
+    ck_assert_ptr_nonnull(strstr(err, "from 16 to 100"));
+    ck_assert_int_eq(v, 42);            /* untouched on error */
+    ck_assert_ptr_nonnull(slb_parse_int(pool, "101", 16, 100, &v));
+    ck_assert_ptr_nonnull(slb_parse_int(pool, "-1", -5, 100, &v));
+    ck_assert_ptr_nonnull(slb_parse_int(pool, "+1", 0, 100, &v));
+    ck_assert_ptr_nonnull(slb_parse_int(pool, " 1", 0, 100, &v));
+    ck_assert_ptr_nonnull(slb_parse_int(pool, "1 ", 0, 100, &v));
+    ck_assert_ptr_nonnull(slb_parse_int(pool, "", 0, 100, &v));
+    ck_assert_ptr_nonnull(slb_parse_int(pool, "1e3", 0, 10000, &v));
+    ck_assert_ptr_nonnull(slb_parse_int(pool, "0x10", 0, 100, &v));
+    /* overflow is an error, not a wrap */
+    ck_assert_ptr_nonnull(slb_parse_int(pool, "99999999999999999999", 0,
+                                        APR_INT64_MAX, &v));
+    ck_assert_ptr_null(slb_parse_int(pool, "9223372036854775806", 0,
+                                     APR_INT64_MAX, &v));
+    ck_assert(v == APR_INT64_C(9223372036854775806));
+}
+END_TEST
+
+START_TEST(test_parse_duration)
+{
+    apr_interval_time_t t = 0;
+    const apr_interval_time_t hour = apr_time_from_sec(3600);
+    const char *err;
+
+    /* a bare number is in the directive's unit */
+    ck_assert_ptr_null(slb_parse_duration(pool, "30", SLB_UNIT_S, 0, hour,
+                                          &t));
+    ck_assert_int_eq(t, apr_time_from_sec(30));
+    ck_assert_ptr_null(slb_parse_duration(pool, "30", SLB_UNIT_MS, 0, hour,
+                                          &t));
+    ck_assert_int_eq(t, 30000);
+    /* ms and s everywhere */
+    ck_assert_ptr_null(slb_parse_duration(pool, "250ms", SLB_UNIT_S, 0,
+                                          hour, &t));
+    ck_assert_int_eq(t, 250000);
+    ck_assert_ptr_null(slb_parse_duration(pool, "2s", SLB_UNIT_MS, 0, hour,
+                                          &t));
+    ck_assert_int_eq(t, apr_time_from_sec(2));
+    ck_assert_ptr_null(slb_parse_duration(pool, "0", SLB_UNIT_S, 0, hour,
+                                          &t));
+    ck_assert_int_eq(t, 0);
+    ck_assert_ptr_null(slb_parse_duration(pool, "3600s", SLB_UNIT_S, 0,
+                                          hour, &t));
+    ck_assert_int_eq(t, hour);
+    /* bounds are inclusive, in microseconds */
+    err = slb_parse_duration(pool, "3601", SLB_UNIT_S, 0, hour, &t);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "'3601'"));
+    ck_assert_ptr_nonnull(strstr(err, "3600 s"));
+    err = slb_parse_duration(pool, "0ms", SLB_UNIT_MS, 1000, 60000000, &t);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "from 1 ms to 60 s"));
+    /* refused, not guessed */
+    ck_assert_ptr_nonnull(slb_parse_duration(pool, "10m", SLB_UNIT_S, 0,
+                                             hour, &t));
+    ck_assert_ptr_nonnull(slb_parse_duration(pool, "1h", SLB_UNIT_S, 0,
+                                             hour, &t));
+    ck_assert_ptr_nonnull(slb_parse_duration(pool, "-1", SLB_UNIT_S, 0,
+                                             hour, &t));
+    ck_assert_ptr_nonnull(slb_parse_duration(pool, "1.5s", SLB_UNIT_S, 0,
+                                             hour, &t));
+    ck_assert_ptr_nonnull(slb_parse_duration(pool, "5 s", SLB_UNIT_S, 0,
+                                             hour, &t));
+    ck_assert_ptr_nonnull(slb_parse_duration(pool, "ms", SLB_UNIT_S, 0,
+                                             hour, &t));
+    ck_assert_ptr_nonnull(slb_parse_duration(pool, "", SLB_UNIT_S, 0,
+                                             hour, &t));
+    ck_assert_ptr_nonnull(slb_parse_duration(pool, "forever", SLB_UNIT_S, 0,
+                                             hour, &t));
+    /* a number that would overflow once scaled */
+    ck_assert_ptr_nonnull(slb_parse_duration(pool, "9223372036854775",
+                                             SLB_UNIT_S, 0, APR_INT64_MAX,
+                                             &t));
+}
+END_TEST
+
+START_TEST(test_duration_helpers)
+{
+    ck_assert_str_eq(slb_duration_str(pool, apr_time_from_sec(1800)),
+                     "1800 s");
+    ck_assert_str_eq(slb_duration_str(pool, 250000), "250 ms");
+    ck_assert_uint_eq(slb_duration_secs(0), 0);
+    ck_assert_uint_eq(slb_duration_secs(-5), 0);
+    ck_assert_uint_eq(slb_duration_secs(1), 1);          /* rounded up */
+    ck_assert_uint_eq(slb_duration_secs(apr_time_from_sec(2)), 2);
+    ck_assert_uint_eq(slb_duration_secs(apr_time_from_sec(2) + 1), 3);
+}
+END_TEST
+
+START_TEST(test_cookie_names)
+{
+    apr_array_header_t *a = NULL;
+    const char *one[] = { "JSESSIONID" };
+    const char *two[] = { "JSESSIONID", "PHPSESSID" };
+    const char *none[] = { "none" };
+    const char *bad[] = { "a;b" };
+    const char *mixed[] = { "SID", "none" };
+    const char *many[] = { "a", "b", "c", "d", "e", "f", "g", "h", "i" };
+
+    ck_assert_ptr_null(slb_parse_cookie_names(pool, 1, one, &a));
+    ck_assert_int_eq(a->nelts, 1);
+    ck_assert_str_eq(APR_ARRAY_IDX(a, 0, const char *), "JSESSIONID");
+    ck_assert_ptr_null(slb_parse_cookie_names(pool, 2, two, &a));
+    ck_assert_int_eq(a->nelts, 2);
+    ck_assert_str_eq(APR_ARRAY_IDX(a, 1, const char *), "PHPSESSID");
+    ck_assert_ptr_null(slb_parse_cookie_names(pool, 1, none, &a));
+    ck_assert_int_eq(a->nelts, 0);
+    ck_assert_ptr_nonnull(strstr(slb_parse_cookie_names(pool, 1, bad, &a),
+                                 "a;b"));
+    ck_assert_ptr_nonnull(strstr(slb_parse_cookie_names(pool, 2, mixed, &a),
+                                 "alone"));
+    ck_assert_ptr_nonnull(slb_parse_cookie_names(pool, 9, many, &a));
+    ck_assert_ptr_nonnull(slb_parse_cookie_names(pool, 0, one, &a));
+}
+END_TEST
+
+START_TEST(test_key_and_passive)
+{
+    slb_key_source k;
+    apr_array_header_t *r = NULL;
+    int fall = 0;
+    const char *ok[] = { "500", "502-504", "fall=2" };
+    const char *none[] = { "none" };
+    const char *bad_status[] = { "5000" };
+    const char *bad_range[] = { "504-502" };
+    const char *bad_fall[] = { "500", "fall=0" };
+    const char *only_fall[] = { "fall=2" };
+
+    ck_assert_ptr_null(slb_parse_key(pool, "header", "X-Sid", &k));
+    ck_assert_int_eq(k.kind, SLB_KEY_HEADER);
+    ck_assert_str_eq(k.name, "X-Sid");
+    ck_assert_ptr_null(slb_parse_key(pool, "QUERY", "sid", &k));
+    ck_assert_int_eq(k.kind, SLB_KEY_QUERY);
+    ck_assert_ptr_null(slb_parse_key(pool, "address", NULL, &k));
+    ck_assert_int_eq(k.kind, SLB_KEY_ADDRESS);
+    ck_assert_ptr_nonnull(slb_parse_key(pool, "address", "x", &k));
+    ck_assert_ptr_nonnull(slb_parse_key(pool, "header", NULL, &k));
+    ck_assert_ptr_nonnull(slb_parse_key(pool, "header", "a b", &k));
+    ck_assert_ptr_nonnull(strstr(slb_parse_key(pool, "colour", "x", &k),
+                                 "colour"));
+
+    ck_assert_ptr_null(slb_parse_passive(pool, 3, ok, &r, &fall));
+    ck_assert_int_eq(r->nelts, 2);
+    ck_assert_int_eq(APR_ARRAY_IDX(r, 0, slb_range).lo, 500);
+    ck_assert_int_eq(APR_ARRAY_IDX(r, 0, slb_range).hi, 500);
+    ck_assert_int_eq(APR_ARRAY_IDX(r, 1, slb_range).lo, 502);
+    ck_assert_int_eq(APR_ARRAY_IDX(r, 1, slb_range).hi, 504);
+    ck_assert_int_eq(fall, 2);
+    ck_assert_ptr_null(slb_parse_passive(pool, 1, none, &r, &fall));
+    ck_assert_int_eq(r->nelts, 0);
+    ck_assert_int_eq(fall, SLB_DEFAULT_PASSIVE_FALL);
+    ck_assert_ptr_nonnull(strstr(slb_parse_passive(pool, 1, bad_status, &r,
+                                                   &fall), "5000"));
+    ck_assert_ptr_nonnull(slb_parse_passive(pool, 1, bad_range, &r, &fall));
+    ck_assert_ptr_nonnull(strstr(slb_parse_passive(pool, 2, bad_fall, &r,
+                                                   &fall), "fall"));
+    ck_assert_ptr_nonnull(slb_parse_passive(pool, 1, only_fall, &r, &fall));
+}
+END_TEST
+
+/* The defaults, applied by the resolution alone. */
+START_TEST(test_resolve_defaults)
+{
+    slb_dir_conf c;
+    slb_balancer b;
+
+    slb_dir_conf_init(&c);
+    slb_balancer_resolve(pool, &c, "balancer://app", &b);
+    ck_assert_str_eq(b.name, "balancer://app");
+    ck_assert_str_eq(b.ns, "balancer://app");
+    ck_assert_int_eq(b.spec.session_cookies->nelts, 1);
+    ck_assert_str_eq(APR_ARRAY_IDX(b.spec.session_cookies, 0, const char *),
+                     "JSESSIONID");
+    ck_assert_str_eq(b.spec.path_param, "jsessionid");
+    ck_assert_int_eq(b.spec.separator, '.');
+    ck_assert_ptr_null(b.spec.route_cookie);
+    ck_assert_ptr_null(b.route_cookie->name);
+    ck_assert_ptr_null(b.ring);
+    ck_assert_int_eq(b.learn_cookies->nelts, 0);
+    ck_assert_int_eq(b.keys->nelts, 0);
+    ck_assert_uint_eq(b.lifetime.idle, 1800);
+    ck_assert_uint_eq(b.lifetime.max, 0);
+    ck_assert_int_eq(b.placement, SLB_PLACE_REQUESTS);
+    ck_assert_int_eq(b.store, SLB_STORE_SHM);
+    ck_assert_int_eq(b.probes->nelts, 0);
+    ck_assert_int_eq(b.passive->nelts, 0);
+    ck_assert_int_eq(b.passive_fall, 3);
+    ck_assert_int_eq(b.slow_start, 0);
+    ck_assert(!b.uses_store && !b.learns && !b.inserts_cookie
+              && !b.strips_cookie);
+}
+END_TEST
+
+/* main server <- virtual host <- section: what each sets wins. */
+START_TEST(test_merge_and_resolve)
+{
+    slb_dir_conf top, vh, sec, eff;
+    slb_balancer b;
+    const char *sid[] = { "SID" };
+    const char *learn[] = { "PHPSESSID" };
+    const char *rc[] = { "ROUTEID", "insert", "indirect", "path=/app",
+                         "secure=on" };
+    slb_key_source *k;
+
+    slb_dir_conf_init(&top);
+    slb_dir_conf_init(&vh);
+    slb_dir_conf_init(&sec);
+    /* main server: session cookie SID, separator ':', idle 600 s */
+    ck_assert_ptr_null(slb_parse_cookie_names(pool, 1, sid,
+                                              &top.session_cookies));
+    top.separator = ':';
+    top.idle_timeout = apr_time_from_sec(600);
+    top.set |= SLB_SET_SESSION_COOKIES | SLB_SET_SEPARATOR
+               | SLB_SET_IDLE_TIMEOUT;
+    /* virtual host: memcached, namespace shop, no path parameter */
+    vh.store = SLB_STORE_MEMCACHED;
+    vh.ns = "shop";
+    vh.path_param = NULL;
+    vh.set |= SLB_SET_STORE | SLB_SET_NAMESPACE | SLB_SET_PATH_PARAM;
+    /* section: the separator back to '.', a route cookie, learning, a
+     * key, a lifetime of 250 ms (rounded up to 1 s) */
+    sec.separator = '.';
+    ck_assert_ptr_null(slb_cookie_conf_parse(pool, &sec.route_cookie, 5,
+                                             rc));
+    ck_assert_ptr_null(slb_parse_cookie_names(pool, 1, learn,
+                                              &sec.learn_cookies));
+    sec.keys = apr_array_make(pool, 1, sizeof(slb_key_source));
+    k = apr_array_push(sec.keys);
+    ck_assert_ptr_null(slb_parse_key(pool, "header", "X-Sid", k));
+    sec.max_lifetime = 250000;
+    sec.placement = SLB_PLACE_SESSIONS;
+    sec.set |= SLB_SET_SEPARATOR | SLB_SET_ROUTE_COOKIE
+               | SLB_SET_LEARN_COOKIES | SLB_SET_KEYS
+               | SLB_SET_MAX_LIFETIME | SLB_SET_PLACEMENT;
+
+    slb_dir_conf_merge(&eff, &top, &vh);
+    slb_dir_conf_merge(&eff, &eff, &sec);
+    slb_balancer_resolve(pool, &eff, "balancer://shop", &b);
+
+    ck_assert_str_eq(APR_ARRAY_IDX(b.spec.session_cookies, 0, const char *),
+                     "SID");                          /* main server */
+    ck_assert_ptr_null(b.spec.path_param);            /* vhost: none */
+    ck_assert_int_eq(b.spec.separator, '.');          /* section */
+    ck_assert_str_eq(b.ns, "shop");
+    ck_assert_int_eq(b.store, SLB_STORE_MEMCACHED);
+    ck_assert_uint_eq(b.lifetime.idle, 600);
+    ck_assert_uint_eq(b.lifetime.max, 1);
+    ck_assert_int_eq(b.placement, SLB_PLACE_SESSIONS);
+    ck_assert_str_eq(b.spec.route_cookie, "ROUTEID");
+    ck_assert(b.inserts_cookie && b.strips_cookie && b.learns
+              && b.uses_store);
+    ck_assert_str_eq(b.cookie_attrs, "; Path=/app; Secure; HttpOnly; "
+                                     "SameSite=Lax");
+    ck_assert_str_eq(slb_balancer_cookie(pool, &b, "t2"),
+                     "ROUTEID=t2; Path=/app; Secure; HttpOnly; "
+                     "SameSite=Lax");
+    /* the resolved cookie is what the codec builds */
+    ck_assert_str_eq(slb_balancer_cookie(pool, &b, "t2"),
+                     slb_cookie_build(pool, b.route_cookie, "t2"));
+
+    /* a scope that sets nothing changes nothing */
+    slb_dir_conf_init(&vh);
+    slb_dir_conf_merge(&eff, &eff, &vh);
+    slb_balancer_resolve(pool, &eff, "balancer://shop", &b);
+    ck_assert_str_eq(b.ns, "shop");
+    ck_assert_uint_eq(b.lifetime.idle, 600);
+
+    /* "none" in a section overrides the main server's route cookie */
+    slb_dir_conf_init(&sec);
+    sec.set |= SLB_SET_ROUTE_COOKIE;
+    slb_dir_conf_merge(&eff, &eff, &sec);
+    slb_balancer_resolve(pool, &eff, "balancer://shop", &b);
+    ck_assert_ptr_null(b.route_cookie->name);
+    ck_assert(!b.inserts_cookie);
+    ck_assert_ptr_null(b.spec.route_cookie);
+}
+END_TEST
+
+Suite *conf_suite(void)
+{
+    Suite *s = suite_create("conf");
+    TCase *tc = tcase_create("conf");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_parse_int);
+    tcase_add_test(tc, test_parse_duration);
+    tcase_add_test(tc, test_duration_helpers);
+    tcase_add_test(tc, test_cookie_names);
+    tcase_add_test(tc, test_key_and_passive);
+    tcase_add_test(tc, test_resolve_defaults);
+    tcase_add_test(tc, test_merge_and_resolve);
+    suite_add_tcase(s, tc);
+    return s;
+}
