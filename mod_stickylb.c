@@ -57,7 +57,7 @@ static int (*retry_worker_fn)(const char *proxy_function,
 typedef struct {
     slb_source src;
     const char *name;
-    slb_key key;
+    slb_skey key;
     int found;                         /* bound in the table */
     char route[SLB_MAX_ROUTE_LEN + 1]; /* its route when found */
 } slb_stored_key;
@@ -109,6 +109,22 @@ static int collect_cookie_hdr(void *baton, const char *key, const char *val)
     return 1;
 }
 
+/* The Cookie headers, read straight from the table's entries (cheaper
+ * than apr_table_do with its key checksums and callbacks). */
+static void collect_cookie_hdrs(const apr_table_t *t, cookie_collect *cc)
+{
+    const apr_array_header_t *arr = apr_table_elts(t);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        const char *k = e[i].key;
+        if (k && (k[0] == 'C' || k[0] == 'c') && !strcasecmp(k, "Cookie")) {
+            collect_cookie_hdr(cc, k, e[i].val);
+        }
+    }
+}
+
 /* Remove the route cookie from every Cookie header sent to the backend. */
 static void strip_route_cookie(request_rec *r, const char *name,
                                apr_array_header_t *hdrs)
@@ -155,8 +171,7 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
     sk->name = name;
     sk->found = 0;
     sk->route[0] = '\0';
-    slb_store_key(rq->bal->store == SLB_STORE_MEMCACHED, &sk->key,
-                  rq->bal->ns, id, len);
+    slb_store_key(&sk->key, rq->bal->ns, id, len);
     if (lookup && slb_store_get(r, rq->bal->store == SLB_STORE_MEMCACHED,
                                 &sk->key, rq->bal->ns, &rq->bal->lifetime,
                                 sk->route) == APR_SUCCESS) {
@@ -386,7 +401,7 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
     hdr_arr.nalloc = COOKIE_HDRS;
     hdr_arr.elts = (char *)hdrs;
     cc.values = &hdr_arr;
-    apr_table_do(collect_cookie_hdr, &cc, r->headers_in, "Cookie", NULL);
+    collect_cookie_hdrs(r->headers_in, &cc);
 
     rq->candidates = slb_collect_candidates(r->pool, &bal->spec,
                                             (const char *const *)cc.values->elts,
@@ -506,7 +521,9 @@ static proxy_balancer *find_balancer(proxy_server_conf *conf, const char *url)
     if (host == NULL || host[1] != '/' || host[2] != '/' || host[3] == '\0') {
         return NULL;
     }
-    len = (apr_size_t)(host + 3 - url) + strcspn(host + 3, "/");
+    for (len = (apr_size_t)(host + 3 - url); url[len] && url[len] != '/';
+         len++) {
+    }
     b = (proxy_balancer *)conf->balancers->elts;
     for (i = 0; i < conf->balancers->nelts; i++, b++) {
         if (strncasecmp(b->s->name, url, len) == 0 && b->s->name[len] == '\0'
@@ -529,7 +546,8 @@ static int slb_pre_request(proxy_worker **worker, proxy_balancer **balancer,
         return DECLINED;   /* a failover retry: keys already known */
     }
     if (b == NULL) {
-        if (*url == NULL || strncasecmp(*url, "balancer:", 9) != 0) {
+        if (*url == NULL || ((*url)[0] | 0x20) != 'b'
+            || strncasecmp(*url, "balancer:", 9) != 0) {
             return DECLINED;
         }
         b = find_balancer(pconf, *url);
@@ -940,7 +958,7 @@ static int learn_set_cookie(void *baton, const char *key, const char *val)
     for (k = 0; k < c->learn_cookies->nelts; k++) {
         const char *name = APR_ARRAY_IDX(c->learn_cookies, k, const char *);
         slb_span v;
-        slb_key sk;
+        slb_skey sk;
         char existing[SLB_MAX_ROUTE_LEN + 1];
         int got = slb_set_cookie_value(val, name, &v);
 
@@ -952,7 +970,7 @@ static int learn_set_cookie(void *baton, const char *key, const char *val)
              * not know the id it deleted (the cookie value is empty) */
             break;
         }
-        slb_store_key(mc, &sk, c->ns, v.ptr, v.len);
+        slb_store_key(&sk, c->ns, v.ptr, v.len);
         existing[0] = '\0';
         if (slb_store_put(lc->r, mc, &sk, c->ns, lc->route, &c->lifetime,
                           SLB_PUT_LEARN, NULL, existing) == APR_EEXIST

@@ -662,14 +662,14 @@ static int control(request_rec *r)
     }
     if (!strcmp(action, "show") || !strcmp(action, "delete")) {
         const char *id = apr_table_get(f, "id");
-        slb_key key;
+        slb_skey key;
         char bound[SLB_MAX_ROUTE_LEN + 1];
 
         if (id == NULL || !slb_value_ok(id, strlen(id))) {
             return reply(r, HTTP_BAD_REQUEST, 0,
                          "\"error\":\"a session id is needed\"");
         }
-        slb_store_key(c->store == SLB_STORE_MEMCACHED, &key, ns, id, strlen(id));
+        slb_store_key(&key, ns, id, strlen(id));
         if (!strcmp(action, "delete")) {
             apr_status_t rv = slb_store_del(r, c->store == SLB_STORE_MEMCACHED, &key);
             ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,

@@ -155,7 +155,7 @@ void slb_store_child_init(apr_pool_t *p, server_rec *s)
     if (sc->mc == NULL) {
         return;
     }
-    mc_cache_s = (apr_uint32_t)apr_time_sec(sc->mc_cache);
+    mc_cache_s = slb_duration_secs(sc->mc_cache);
     mc_write_mode = sc->mc->write_mode;
     /* connections are opened on first use, in this child only */
     rv = slb_mc_create(&mc, p, sc->mc);
@@ -205,10 +205,21 @@ static void cache_put(const slb_key *key, const char *ns, const char *route,
     }
 }
 
-static apr_status_t mc_get(request_rec *r, const slb_key *key,
-                           const char *ns, const slb_lifetime *lt,
-                           char *route_out)
+/* memcached's key of k: SHA-1 of namespace and id, made on first use
+ * (a binding this server's table holds never needs it) */
+static const slb_key *shared_of(slb_skey *k)
 {
+    if (!k->have_shared) {
+        slb_key_make(&k->shared, k->ns, k->id, k->len);
+        k->have_shared = 1;
+    }
+    return &k->shared;
+}
+
+static apr_status_t mc_get(request_rec *r, slb_skey *k, const char *ns,
+                           const slb_lifetime *lt, char *route_out)
+{
+    const slb_key *key = &k->local;
     int id = -1;
     apr_uint32_t age = 0;
     apr_status_t crv, mrv;
@@ -227,17 +238,17 @@ static apr_status_t mc_get(request_rec *r, const slb_key *key,
         mrv = APR_EGENERAL;
     }
     else {
-        mrv = slb_mc_get(mc, key, &b);
+        mrv = slb_mc_get(mc, shared_of(k), &b);
     }
     if (mrv == APR_SUCCESS && mc_too_old(&b, lt)) {
-        slb_mc_delete(mc, key);
+        slb_mc_delete(mc, shared_of(k));
         slb_table_del(table, key);
         return APR_NOTFOUND;
     }
     if (mrv == APR_SUCCESS) {
         cache_put(key, ns, b.route, lt);
         if (mc_ttl(lt)) {
-            slb_mc_touch(mc, key, mc_ttl(lt));
+            slb_mc_touch(mc, shared_of(k), mc_ttl(lt));
         }
         apr_cpystrn(route_out, b.route, SLB_MAX_ROUTE_LEN + 1);
         return APR_SUCCESS;
@@ -247,7 +258,7 @@ static apr_status_t mc_get(request_rec *r, const slb_key *key,
             /* memcached lost it (restarted, evicted): publish it again */
             memset(&b, 0, sizeof(b));
             apr_cpystrn(b.route, cached, sizeof(b.route));
-            if (slb_mc_add(mc, key, &b, mc_ttl(lt), &b) == APR_EEXIST) {
+            if (slb_mc_add(mc, shared_of(k), &b, mc_ttl(lt), &b) == APR_EEXIST) {
                 cached = b.route;
             }
             cache_put(key, ns, cached, lt);
@@ -265,18 +276,19 @@ static apr_status_t mc_get(request_rec *r, const slb_key *key,
     return APR_NOTFOUND;
 }
 
-void slb_store_key(int use_mc, slb_key *key, const char *ns, const char *id,
+void slb_store_key(slb_skey *k, const char *ns, const char *id,
                    apr_size_t len)
 {
-    if (use_mc || table == NULL) {
-        slb_key_make(key, ns, id, len);
-    }
-    else {
-        slb_table_key(table, key, ns, id, len);
+    k->ns = ns;
+    k->id = id;
+    k->len = len;
+    k->have_shared = 0;
+    if (table) {
+        slb_table_key(table, &k->local, ns, id, len);
     }
 }
 
-apr_status_t slb_store_get(request_rec *r, int use_mc, const slb_key *key,
+apr_status_t slb_store_get(request_rec *r, int use_mc, slb_skey *k,
                            const char *ns, const slb_lifetime *lt,
                            char *route_out)
 {
@@ -287,9 +299,9 @@ apr_status_t slb_store_get(request_rec *r, int use_mc, const slb_key *key,
         return APR_NOTFOUND;
     }
     if (use_mc) {
-        return mc_get(r, key, ns, lt, route_out);
+        return mc_get(r, k, ns, lt, route_out);
     }
-    rv = slb_table_get(table, key, lt, apr_time_now(), &id);
+    rv = slb_table_get(table, &k->local, lt, apr_time_now(), &id);
     if (rv == APR_SUCCESS) {
         apr_cpystrn(route_out, slb_table_route_name(table, id),
                     SLB_MAX_ROUTE_LEN + 1);
@@ -314,11 +326,12 @@ static const char *cached_route(const slb_key *key, const slb_lifetime *lt)
     return *name ? name : NULL;
 }
 
-static apr_status_t mc_put(request_rec *r, const slb_key *key,
+static apr_status_t mc_put(request_rec *r, slb_skey *k,
                            const char *ns, const char *route,
                            const slb_lifetime *lt, slb_put_mode mode,
                            const char *previous, char *existing_out)
 {
+    const slb_key *key = &k->local;
     slb_binding b, cur;
     apr_status_t rv;
     const char *known;
@@ -342,10 +355,10 @@ static apr_status_t mc_put(request_rec *r, const slb_key *key,
          * bound here at once, written without waiting for a reply */
         cache_put(key, ns, route, lt);
         if (mc_write_mode == SLB_MC_WRITE_ASYNC) {
-            rv = slb_mc_publish(mc, key, &b, mc_ttl(lt));
+            rv = slb_mc_publish(mc, shared_of(k), &b, mc_ttl(lt));
         }
         else {
-            rv = slb_mc_set_quiet(mc, key, &b, mc_ttl(lt));
+            rv = slb_mc_set_quiet(mc, shared_of(k), &b, mc_ttl(lt));
         }
         if (rv != APR_SUCCESS) {
             log_store_error(r, rv, rv == APR_ENOSPC
@@ -355,7 +368,7 @@ static apr_status_t mc_put(request_rec *r, const slb_key *key,
         return APR_SUCCESS;
     }
     if (mode != SLB_PUT_REPIN) {
-        rv = slb_mc_add(mc, key, &b, mc_ttl(lt), &cur);
+        rv = slb_mc_add(mc, shared_of(k), &b, mc_ttl(lt), &cur);
         if (rv == APR_EEXIST) {
             /* the other balancer bound it first: its binding wins */
             cache_put(key, ns, cur.route, lt);
@@ -366,7 +379,7 @@ static apr_status_t mc_put(request_rec *r, const slb_key *key,
         }
     }
     else {
-        rv = slb_mc_get(mc, key, &cur);
+        rv = slb_mc_get(mc, shared_of(k), &cur);
         if (rv == APR_SUCCESS && previous && strcmp(cur.route, previous)
             && strcmp(cur.route, route)) {
             /* re-pinned elsewhere already: adopt, do not overwrite */
@@ -376,7 +389,7 @@ static apr_status_t mc_put(request_rec *r, const slb_key *key,
             }
             return APR_EEXIST;
         }
-        rv = slb_mc_set(mc, key, &b, mc_ttl(lt));
+        rv = slb_mc_set(mc, shared_of(k), &b, mc_ttl(lt));
     }
     if (rv != APR_SUCCESS) {
         log_store_error(r, rv, "memcached write");
@@ -386,11 +399,12 @@ static apr_status_t mc_put(request_rec *r, const slb_key *key,
     return APR_SUCCESS;
 }
 
-apr_status_t slb_store_put(request_rec *r, int use_mc, const slb_key *key,
+apr_status_t slb_store_put(request_rec *r, int use_mc, slb_skey *k,
                            const char *ns, const char *route,
                            const slb_lifetime *lt, slb_put_mode mode,
                            const char *previous, char *existing_out)
 {
+    const slb_key *key = &k->local;
     int id, existing = -1;
     apr_status_t rv;
 
@@ -398,7 +412,7 @@ apr_status_t slb_store_put(request_rec *r, int use_mc, const slb_key *key,
         return APR_EGENERAL;
     }
     if (use_mc) {
-        rv = mc_put(r, key, ns, route, lt, mode, previous, existing_out);
+        rv = mc_put(r, k, ns, route, lt, mode, previous, existing_out);
         if (rv == APR_SUCCESS) {
             slb_table_sweep(table, apr_time_now(), 8);
         }
@@ -441,7 +455,7 @@ apr_uint32_t slb_store_route_sessions(const char *ns, const char *route)
     return id < 0 ? 0 : slb_table_route_sessions(table, id);
 }
 
-apr_status_t slb_store_del(request_rec *r, int use_mc, const slb_key *key)
+apr_status_t slb_store_del(request_rec *r, int use_mc, slb_skey *k)
 {
     apr_status_t rv;
 
@@ -449,12 +463,12 @@ apr_status_t slb_store_del(request_rec *r, int use_mc, const slb_key *key)
         return APR_NOTFOUND;
     }
     if (use_mc && mc) {
-        rv = slb_mc_delete(mc, key);
+        rv = slb_mc_delete(mc, shared_of(k));
         if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
             log_store_error(r, rv, "memcached delete");
         }
     }
-    rv = slb_table_del(table, key);
+    rv = slb_table_del(table, &k->local);
     if (rv != APR_SUCCESS && rv != APR_NOTFOUND) {
         log_store_error(r, rv, "delete");
     }

@@ -66,6 +66,26 @@ static const unsigned char cookie_octet[256] = {
 #undef OCT_ROW
 #undef OCT4
 
+/*
+ * 1 when none of the 8 bytes of x is outside cookie-octet: bytes below
+ * 0x21 or above 0x7e, and '"', ',', ';', '\\' (the classic exact tests
+ * for "some byte is zero" and "some byte is below n", n <= 128).
+ */
+static int octets8_ok(apr_uint64_t x)
+{
+    const apr_uint64_t ones = APR_UINT64_C(0x0101010101010101);
+    const apr_uint64_t high = APR_UINT64_C(0x8080808080808080);
+#define HAS_ZERO(w) (((w) - ones) & ~(w) & high)
+    apr_uint64_t bad = ((x - ones * 0x21) & ~x & high)   /* < 0x21 */
+                       | ((x | (x + ones)) & high)        /* >= 0x7f */
+                       | HAS_ZERO(x ^ (ones * '"'))
+                       | HAS_ZERO(x ^ (ones * ','))
+                       | HAS_ZERO(x ^ (ones * ';'))
+                       | HAS_ZERO(x ^ (ones * '\\'));
+#undef HAS_ZERO
+    return bad == 0;
+}
+
 int slb_value_ok(const char *v, apr_size_t len)
 {
     const unsigned char *u = (const unsigned char *)v, *e;
@@ -73,7 +93,15 @@ int slb_value_ok(const char *v, apr_size_t len)
     if (v == NULL || len == 0 || len > SLB_MAX_VALUE_LEN) {
         return 0;
     }
-    for (e = u + len; u < e; u++) {
+    /* 8 bytes at a time (session ids are 20 to 100 bytes), then the rest */
+    for (e = u + len; e - u >= 8; u += 8) {
+        apr_uint64_t x;
+        memcpy(&x, u, 8);
+        if (!octets8_ok(x)) {
+            return 0;
+        }
+    }
+    for (; u < e; u++) {
         if (!cookie_octet[*u]) {
             return 0;
         }
@@ -394,8 +422,20 @@ static void push_candidate(apr_pool_t *p, apr_array_header_t *arr,
     c = apr_array_push(arr);
     c->src = src;
     c->name = name;
-    c->id = apr_pstrmemdup(p, id.ptr, id.len);
-    c->route = apr_pstrmemdup(p, route.ptr, route.len);
+    if (id.len == 0) {
+        c->id = "";
+        c->route = apr_pstrmemdup(p, route.ptr, route.len);
+    }
+    else {
+        /* one allocation for both strings */
+        char *b = apr_palloc(p, id.len + route.len + 2);
+        memcpy(b, id.ptr, id.len);
+        b[id.len] = '\0';
+        memcpy(b + id.len + 1, route.ptr, route.len);
+        b[id.len + 1 + route.len] = '\0';
+        c->id = b;
+        c->route = b + id.len + 1;
+    }
 }
 
 /*

@@ -64,14 +64,16 @@ static int find_route_visit(const slb_member_ops *ops, void *ctx,
     /* pass 0: regular members, pass 1: hot standbys */
     for (pass = 0; pass < 2; pass++) {
         for (i = 0; i < n; i++) {
-            unsigned st = ops->state(ctx, i);
             const char *r = ops->route(ctx, i);
             const char *redir;
+            unsigned st;
 
-            if (((st & SLB_M_STANDBY) != 0) != (pass == 1)) {
+            /* the route first: the state only of the members that have it */
+            if (r == NULL || *r == '\0' || strcmp(r, route) != 0) {
                 continue;
             }
-            if (r == NULL || *r == '\0' || strcmp(r, route) != 0) {
+            st = ops->state(ctx, i);
+            if (((st & SLB_M_STANDBY) != 0) != (pass == 1)) {
                 continue;
             }
             *known = 1;

@@ -89,11 +89,21 @@ int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s);
 void slb_store_child_init(apr_pool_t *p, server_rec *s);
 /*
- * The key of session id `id` (len bytes) of namespace ns: shared by every
- * balancer (SHA-1) with use_mc, keyed with the embedded table's secret
- * (cheaper) without.
+ * A session key of a request: `local`, the embedded table's keyed hash
+ * (SipHash-2-4-128 with the table's secret), made at once; `shared`,
+ * memcached's key (SHA-1 of namespace and id, the same on every
+ * balancer), made only when memcached is asked.  ns and id must outlive
+ * it (they point into the request).
  */
-void slb_store_key(int use_mc, slb_key *key, const char *ns, const char *id,
+typedef struct {
+    slb_key local;
+    slb_key shared;
+    const char *ns;
+    const char *id;
+    apr_size_t len;
+    int have_shared;
+} slb_skey;
+void slb_store_key(slb_skey *k, const char *ns, const char *id,
                    apr_size_t len);
 /*
  * Route bound to key (APR_SUCCESS, route copied to route_out), or a miss.
@@ -103,7 +113,7 @@ void slb_store_key(int use_mc, slb_key *key, const char *ns, const char *id,
  * is logged (rate-limited) and counted as a miss.  Does network I/O with
  * use_mc: never call it from the finder.
  */
-apr_status_t slb_store_get(request_rec *r, int use_mc, const slb_key *key,
+apr_status_t slb_store_get(request_rec *r, int use_mc, slb_skey *key,
                            const char *ns, const slb_lifetime *lt,
                            char *route_out);
 /* How slb_store_put binds. */
@@ -124,11 +134,11 @@ typedef enum {
 } slb_put_mode;
 
 /* Bind key -> route (see slb_put_mode). */
-apr_status_t slb_store_put(request_rec *r, int use_mc, const slb_key *key,
+apr_status_t slb_store_put(request_rec *r, int use_mc, slb_skey *key,
                            const char *ns, const char *route,
                            const slb_lifetime *lt, slb_put_mode mode,
                            const char *previous, char *existing_out);
-apr_status_t slb_store_del(request_rec *r, int use_mc, const slb_key *key);
+apr_status_t slb_store_del(request_rec *r, int use_mc, slb_skey *key);
 /* Server config check (check_config hook): memcached balancers need
  * StickyLBMemcached. */
 const char *slb_store_check(server_rec *s, int any_mc);

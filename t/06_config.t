@@ -103,6 +103,9 @@ my @bad = (
     ['StickyLBPassive 5000',                       'StickyLBPassive',     '5000'],
     ['StickyLBPassive 500 fall=0',                 'StickyLBPassive',     'fall'],
     ['StickyLBSlowStart 7200',                     'StickyLBSlowStart',   '3600'],
+    ['StickyLBSlowStart 10m',                      'StickyLBSlowStart',   '10m'],
+    ['StickyLBIdleTimeout 1.5s',                   'StickyLBIdleTimeout', 'ms or s'],
+    ['StickyLBProbe http interval=50ms',           'StickyLBProbe',       '100 ms'],
     ['StickyLBRouteCookie ROUTEID insert strict',  'StickyLBRouteCookie', 'sign='],
     ['StickyLBRouteCookie ROUTEID insert sign=/nonexistent/keys', 'StickyLBRouteCookie', '/nonexistent/keys'],
     ['StickyLBRouteCookie ROUTEID insert maxidle=0 sign=/x', 'StickyLBRouteCookie', 'maxidle'],
@@ -133,6 +136,12 @@ is($rc, 0, 'memcached, probe, passive and slow start directives pass configtest'
 ok($rc != 0 && $out =~ /StickyLBTableSize: '8' must be/, 'StickyLBTableSize below 16 rejected') or diag $out;
 ($rc, $out) = configtest("StickyLBTableSize 1000000\n" . balancer("StickyLBLearnCookie JSESSIONID PHPSESSID\n StickyLBKey header X-S\n StickyLBKey address\n StickyLBIdleTimeout 600\n StickyLBMaxLifetime 0\n StickyLBNamespace shop"));
 is($rc, 0, 'store directives pass configtest') or diag $out;
+# one duration syntax everywhere: a bare number in the directive's unit,
+# or with ms or s
+($rc, $out) = configtest("StickyLBMemcached \"--SERVER=127.0.0.1:11211\" connect-timeout=1s timeout=250ms retry=2s pool-wait=20 cache=500ms\n" . balancer("StickyLBIdleTimeout 1800s\n StickyLBMaxLifetime 86400\n StickyLBSlowStart 1500ms\n StickyLBProbe http interval=2s timeout=500ms\n StickyLBRouteCookie R insert max-age=3600s"));
+is($rc, 0, 'durations with ms and s pass configtest') or diag $out;
+($rc, $out) = configtest("StickyLBMemcached \"--SERVER=127.0.0.1:11211\" timeout=2m\n");
+ok($rc != 0 && $out =~ /StickyLBMemcached: 'timeout=2m'.*from 1 ms to 60 s/, 'a memcached timeout in an unknown unit is refused with its range') or diag $out;
 
 # Outside the sections where it has an effect.
 ($rc, $out) = configtest("<Location /x>\n StickyLBSessionCookie SID\n</Location>\n");

@@ -1715,6 +1715,34 @@ END_TEST
 
 /* ====================================================================== */
 
+/* slb_value_ok reads 8 bytes at a time: every byte value at every place
+ * of values from 1 to 40 bytes, against the RFC 6265 cookie-octet rule */
+START_TEST(test_value_ok_every_byte_every_place)
+{
+    char buf[41];
+    int c, len, at;
+
+    for (c = 0; c < 256; c++) {
+        int octet = c >= 0x21 && c <= 0x7e && c != '"' && c != ','
+                    && c != ';' && c != '\\';
+        for (len = 1; len <= 40; len++) {
+            for (at = 0; at < len; at++) {
+                memset(buf, 'a', sizeof(buf));
+                buf[at] = (char)c;
+                ck_assert_msg(slb_value_ok(buf, (apr_size_t)len) == octet,
+                              "byte 0x%02x at %d of %d", c, at, len);
+            }
+        }
+    }
+    /* neighbours that could carry into each other */
+    ck_assert(!slb_value_ok("\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f", 8));
+    ck_assert(!slb_value_ok("aaaaaaa\xff", 8));
+    ck_assert(!slb_value_ok("\xff" "aaaaaaa", 8));
+    ck_assert(slb_value_ok("~~~~~~~~!!!!!!!!", 16));
+    ck_assert(!slb_value_ok("~~~~~~~~!!!!!!! ", 16));
+}
+END_TEST
+
 Suite *codec_suite(void)
 {
     Suite *s = suite_create("codec");
@@ -1731,6 +1759,7 @@ Suite *codec_suite(void)
     NEW_TCASE("validation");
     tcase_add_test(tc, test_token_char_all_bytes);
     tcase_add_test(tc, test_is_token);
+    tcase_add_test(tc, test_value_ok_every_byte_every_place);
     tcase_add_test(tc, test_value_ok_all_bytes);
     tcase_add_test(tc, test_value_ok_bounds);
     tcase_add_test(tc, test_route_ok);
