@@ -20,6 +20,7 @@
  * and stickylb_select.c, which do not depend on httpd.
  */
 #include "apr_strings.h"
+#include "apr_lib.h"
 #include "apr_hash.h"
 #include "apr_optional.h"
 
@@ -77,6 +78,8 @@ typedef struct {
     const char *cookie_set;          /* the Set-Cookie value we added */
     int filtered;                    /* the response filter was added */
     int cookie_done;                 /* response side handled */
+    apr_array_header_t cand_arr;     /* candidates' first storage */
+    slb_candidate cand_buf[4];
 } slb_req;
 
 static void add_filter(request_rec *r, slb_req *rq)
@@ -119,7 +122,8 @@ static void collect_cookie_hdrs(const apr_table_t *t, cookie_collect *cc)
 
     for (i = 0; i < arr->nelts; i++) {
         const char *k = e[i].key;
-        if (k && (k[0] == 'C' || k[0] == 'c') && !strcasecmp(k, "Cookie")) {
+        if (k && (k[0] | 0x20) == 'c' && (k[1] | 0x20) == 'o'
+            && (k[2] | 0x20) == 'o' && !strcasecmp(k, "Cookie")) {
             collect_cookie_hdr(cc, k, e[i].val);
         }
     }
@@ -171,10 +175,9 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
     sk->name = name;
     sk->found = 0;
     sk->route[0] = '\0';
-    slb_store_key(&sk->key, rq->bal->ns, id, len);
-    if (lookup && slb_store_get(r, rq->bal->store == SLB_STORE_MEMCACHED,
-                                &sk->key, rq->bal->ns, &rq->bal->lifetime,
-                                sk->route) == APR_SUCCESS) {
+    slb_skey_init(&sk->key, rq->bal->ns, id, len);
+    if (lookup && slb_store_get(rq->bal, &sk->key, sk->route)
+                      == APR_SUCCESS) {
         slb_candidate *c = apr_array_push(hits);
         sk->found = 1;
         c->src = src;
@@ -403,10 +406,16 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
     cc.values = &hdr_arr;
     collect_cookie_hdrs(r->headers_in, &cc);
 
-    rq->candidates = slb_collect_candidates(r->pool, &bal->spec,
-                                            (const char *const *)cc.values->elts,
-                                            cc.values->nelts,
-                                            r->unparsed_uri);
+    /* the candidates in the request state itself (an array grows from
+     * the pool past four) */
+    rq->cand_arr.pool = r->pool;
+    rq->cand_arr.elt_size = sizeof(slb_candidate);
+    rq->cand_arr.nalloc = 4;
+    rq->cand_arr.elts = (char *)rq->cand_buf;
+    rq->candidates = &rq->cand_arr;
+    slb_collect_candidates_into(r->pool, rq->candidates, &bal->spec,
+                                (const char *const *)cc.values->elts,
+                                cc.values->nelts, r->unparsed_uri);
     if (bal->uses_store) {
         rq->candidates = merge_candidates(r->pool, rq->candidates,
                                           store_candidates(r, rq, cc.values,
@@ -505,6 +514,20 @@ static void sync_member_states(request_rec *r, proxy_balancer *b,
 /* ------------------------------------------------------------------ */
 /* proxy pre_request: keys, before mod_proxy_balancer takes the lock     */
 
+/* "balancer:" at the start of url, in any case */
+static int is_balancer_url(const char *url)
+{
+    static const char b[] = "balancer:";
+    int i;
+
+    for (i = 0; i < 9; i++) {
+        if (apr_tolower(url[i]) != b[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /*
  * The active balancer a "balancer://name/path" URL names, as
  * ap_proxy_get_balancer(..., care = 1) finds it (balancer names are kept
@@ -546,8 +569,7 @@ static int slb_pre_request(proxy_worker **worker, proxy_balancer **balancer,
         return DECLINED;   /* a failover retry: keys already known */
     }
     if (b == NULL) {
-        if (*url == NULL || ((*url)[0] | 0x20) != 'b'
-            || strncasecmp(*url, "balancer:", 9) != 0) {
+        if (*url == NULL || !is_balancer_url(*url)) {
             return DECLINED;
         }
         b = find_balancer(pconf, *url);
@@ -951,7 +973,6 @@ static int learn_set_cookie(void *baton, const char *key, const char *val)
 {
     learn_ctx *lc = baton;
     const slb_balancer *c = lc->rq->bal;
-    int mc = c->store == SLB_STORE_MEMCACHED;
     int k;
 
     (void)key;
@@ -970,10 +991,10 @@ static int learn_set_cookie(void *baton, const char *key, const char *val)
              * not know the id it deleted (the cookie value is empty) */
             break;
         }
-        slb_store_key(&sk, c->ns, v.ptr, v.len);
+        slb_skey_init(&sk, c->ns, v.ptr, v.len);
         existing[0] = '\0';
-        if (slb_store_put(lc->r, mc, &sk, c->ns, lc->route, &c->lifetime,
-                          SLB_PUT_LEARN, NULL, existing) == APR_EEXIST
+        if (slb_store_put(c, &sk, lc->route, SLB_PUT_LEARN, NULL, existing)
+                == APR_EEXIST
             && strcmp(existing, lc->route) != 0) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, lc->r,
                           SLB_LOG_TAG "SLB0104: learned %s is bound to '%s' "
@@ -997,7 +1018,6 @@ static int learn_set_cookie(void *baton, const char *key, const char *val)
 static void update_store(request_rec *r, slb_req *rq, const char *route)
 {
     const slb_balancer *bal = rq->bal;
-    int mc = bal->store == SLB_STORE_MEMCACHED;
     int i;
 
     /* a draining member keeps its sessions but gets no new binding: the
@@ -1025,8 +1045,8 @@ static void update_store(request_rec *r, slb_req *rq, const char *route)
         if (sk->found) {
             if (strcmp(sk->route, route) != 0) {
                 /* re-pin: the session now lives on `route` */
-                slb_store_put(r, mc, &sk->key, bal->ns, route,
-                              &bal->lifetime, SLB_PUT_REPIN, sk->route, NULL);
+                slb_store_put(bal, &sk->key, route, SLB_PUT_REPIN, sk->route,
+                              NULL);
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                               SLB_LOG_TAG "SLB0105: %s key re-pinned from "
                               "'%s' to '%s'", slb_source_name(sk->src),
@@ -1037,8 +1057,7 @@ static void update_store(request_rec *r, slb_req *rq, const char *route)
             /* header, query and address keys are bound on first use; a
              * session id the client sent is never stored unless the
              * backend issued it */
-            slb_store_put(r, mc, &sk->key, bal->ns, route, &bal->lifetime,
-                          SLB_PUT_FIRST, NULL, NULL);
+            slb_store_put(bal, &sk->key, route, SLB_PUT_FIRST, NULL, NULL);
         }
     }
 }

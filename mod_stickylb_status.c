@@ -669,17 +669,16 @@ static int control(request_rec *r)
             return reply(r, HTTP_BAD_REQUEST, 0,
                          "\"error\":\"a session id is needed\"");
         }
-        slb_store_key(&key, ns, id, strlen(id));
+        slb_skey_init(&key, ns, id, strlen(id));
         if (!strcmp(action, "delete")) {
-            apr_status_t rv = slb_store_del(r, c->store == SLB_STORE_MEMCACHED, &key);
+            apr_status_t rv = slb_store_del(c, &key);
             ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                           SLB_LOG_TAG "SLB0402: binding of a session of %s "
                           "deleted by %s", b->s->name, r->useragent_ip);
             return reply(r, HTTP_OK, html, "\"deleted\":%s",
                          rv == APR_SUCCESS ? "true" : "false");
         }
-        if (slb_store_get(r, c->store == SLB_STORE_MEMCACHED, &key, ns,
-                          &c->lifetime, bound)
+        if (slb_store_get(c, &key, bound)
             == APR_SUCCESS) {
             return reply(r, HTTP_OK, 0, "\"route\":%s",
                          json_str(r->pool, bound));

@@ -9,6 +9,9 @@
 
 #include <apr_strings.h>
 #include <apr_lib.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "stickylb_codec.h"
 #include "stickylb_conf.h"
@@ -93,8 +96,30 @@ int slb_value_ok(const char *v, apr_size_t len)
     if (v == NULL || len == 0 || len > SLB_MAX_VALUE_LEN) {
         return 0;
     }
-    /* 8 bytes at a time (session ids are 20 to 100 bytes), then the rest */
-    for (e = u + len; e - u >= 8; u += 8) {
+    e = u + len;
+#ifdef __SSE2__
+    /* 16 bytes at a time: as signed bytes, a cookie-octet is above 0x20
+     * and below 0x7f (0x80..0xff are negative), and none of four */
+    {
+        const __m128i lo = _mm_set1_epi8(0x20), hi = _mm_set1_epi8(0x7f);
+        const __m128i q = _mm_set1_epi8('"'), c = _mm_set1_epi8(',');
+        const __m128i sc = _mm_set1_epi8(';'), bs = _mm_set1_epi8('\\');
+
+        for (; e - u >= 16; u += 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)u);
+            __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(x, lo),
+                                       _mm_cmplt_epi8(x, hi));
+            __m128i bad = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(x, q), _mm_cmpeq_epi8(x, c)),
+                _mm_or_si128(_mm_cmpeq_epi8(x, sc), _mm_cmpeq_epi8(x, bs)));
+            if (_mm_movemask_epi8(_mm_andnot_si128(bad, ok)) != 0xffff) {
+                return 0;
+            }
+        }
+    }
+#endif
+    /* then 8 bytes at a time, then the rest */
+    for (; e - u >= 8; u += 8) {
         apr_uint64_t x;
         memcpy(&x, u, 8);
         if (!octets8_ok(x)) {
@@ -507,6 +532,16 @@ apr_array_header_t *slb_collect_candidates(apr_pool_t *p,
                                            int n_hdrs, const char *raw_uri)
 {
     apr_array_header_t *arr = apr_array_make(p, 4, sizeof(slb_candidate));
+
+    slb_collect_candidates_into(p, arr, spec, cookie_hdrs, n_hdrs, raw_uri);
+    return arr;
+}
+
+void slb_collect_candidates_into(apr_pool_t *p, apr_array_header_t *arr,
+                                 const slb_key_spec *spec,
+                                 const char *const *cookie_hdrs, int n_hdrs,
+                                 const char *raw_uri)
+{
     const char *names[MULTI_MAX];
     int nnames = 0, first_session = 0, nsessions = 0;
     slb_span vals[MULTI_MAX * SLB_MAX_SAME_NAME];
@@ -515,7 +550,7 @@ apr_array_header_t *slb_collect_candidates(apr_pool_t *p,
     int i, k;
 
     if (spec == NULL) {
-        return arr;
+        return;
     }
     /* every cookie name wanted, in precedence order: the route cookie,
      * then the session cookies (at most SLB_MAX_COOKIE_NAMES of them) */
@@ -576,7 +611,7 @@ apr_array_header_t *slb_collect_candidates(apr_pool_t *p,
             }
         }
     }
-    return arr;
+    return;
 }
 
 typedef struct {

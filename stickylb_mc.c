@@ -1501,3 +1501,75 @@ apr_array_header_t *slb_mc_servers(slb_mc *mc, apr_pool_t *p)
     }
     return a;
 }
+
+/* ------------------------------------------------------------------ */
+/* memcached as a store (slb_store_ops, see stickylb_store.h); ctx is an
+ * slb_mc, or NULL when the client could not be set up (every operation
+ * then fails) */
+
+static apr_status_t mcs_get(void *ctx, slb_skey *k, const slb_lifetime *lt,
+                            apr_time_t now, slb_binding *out,
+                            apr_uint32_t *age_s)
+{
+    (void)lt;
+    (void)now;
+    *age_s = 0;
+    return ctx ? slb_mc_get(ctx, slb_skey_shared(k), out) : APR_EGENERAL;
+}
+
+static apr_status_t mcs_add(void *ctx, slb_skey *k, const slb_binding *b,
+                            const slb_lifetime *lt, apr_time_t now,
+                            slb_binding *existing)
+{
+    (void)now;
+    return ctx ? slb_mc_add(ctx, slb_skey_shared(k), b, slb_lifetime_ttl(lt),
+                            existing)
+               : APR_EGENERAL;
+}
+
+static apr_status_t mcs_set(void *ctx, slb_skey *k, const slb_binding *b,
+                            const slb_lifetime *lt, apr_time_t now)
+{
+    (void)now;
+    return ctx ? slb_mc_set(ctx, slb_skey_shared(k), b, slb_lifetime_ttl(lt))
+               : APR_EGENERAL;
+}
+
+/* write=async: queued for the writer thread; write=quiet: a quiet set
+ * from this thread */
+static apr_status_t mcs_set_nowait(void *ctx, slb_skey *k,
+                                   const slb_binding *b,
+                                   const slb_lifetime *lt, apr_time_t now)
+{
+    slb_mc *mc = ctx;
+
+    (void)now;
+    if (mc == NULL) {
+        return APR_EGENERAL;
+    }
+    if (slb_mc_publishes(mc)) {
+        return slb_mc_publish(mc, slb_skey_shared(k), b,
+                              slb_lifetime_ttl(lt));
+    }
+    return slb_mc_set_quiet(mc, slb_skey_shared(k), b, slb_lifetime_ttl(lt));
+}
+
+static apr_status_t mcs_del(void *ctx, slb_skey *k)
+{
+    return ctx ? slb_mc_delete(ctx, slb_skey_shared(k)) : APR_EGENERAL;
+}
+
+static apr_status_t mcs_touch(void *ctx, slb_skey *k, const slb_lifetime *lt)
+{
+    apr_uint32_t ttl = slb_lifetime_ttl(lt);
+
+    if (ctx == NULL) {
+        return APR_EGENERAL;
+    }
+    return ttl ? slb_mc_touch(ctx, slb_skey_shared(k), ttl) : APR_SUCCESS;
+}
+
+const slb_store_ops slb_mc_store_ops = {
+    "memcached", mcs_get, mcs_add, mcs_set, mcs_set_nowait, mcs_del,
+    mcs_touch
+};

@@ -69,7 +69,7 @@ static int find_route_visit(const slb_member_ops *ops, void *ctx,
             unsigned st;
 
             /* the route first: the state only of the members that have it */
-            if (r == NULL || *r == '\0' || strcmp(r, route) != 0) {
+            if (r == NULL || r[0] != route[0] || strcmp(r, route) != 0) {
                 continue;
             }
             st = ops->state(ctx, i);

@@ -37,3 +37,30 @@ void slb_key_make(slb_key *key, const char *ns, const char *id,
     key->text[SLB_KEY_TEXT_LEN - 1] = '\0';
     key->keyed = 0;
 }
+
+void slb_skey_init(slb_skey *k, const char *ns, const char *id,
+                   apr_size_t len)
+{
+    k->ns = ns;
+    k->id = id;
+    k->len = len;
+    k->have_local = 0;
+    k->have_shared = 0;
+}
+
+const slb_key *slb_skey_shared(slb_skey *k)
+{
+    if (!k->have_shared) {
+        slb_key_make(&k->shared, k->ns, k->id, k->len);
+        k->have_shared = 1;
+    }
+    return &k->shared;
+}
+
+apr_uint32_t slb_lifetime_ttl(const slb_lifetime *lt)
+{
+    if (lt->idle) {
+        return lt->max && lt->max < lt->idle ? lt->max : lt->idle;
+    }
+    return lt->max;
+}

@@ -918,3 +918,94 @@ apr_uint32_t slb_table_count_live(const slb_table *t, apr_time_t now)
     }
     return n;
 }
+
+/* ------------------------------------------------------------------ */
+/* the table as a store (slb_store_ops, see stickylb_store.h)           */
+
+static const slb_key *local_key(slb_table *t, slb_skey *k)
+{
+    if (!k->have_local) {
+        slb_table_key(t, &k->local, k->ns, k->id, k->len);
+        k->have_local = 1;
+    }
+    return &k->local;
+}
+
+static apr_status_t tbl_get(void *ctx, slb_skey *k, const slb_lifetime *lt,
+                            apr_time_t now, slb_binding *out,
+                            apr_uint32_t *age_s)
+{
+    slb_table *t = ctx;
+    int id = -1;
+    apr_uint32_t age = 0;
+    const char *name;
+    apr_status_t rv = slb_table_get_age(t, local_key(t, k), lt, now, &id,
+                                        &age);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    name = slb_table_route_name(t, id);
+    if (*name == '\0') {
+        return APR_NOTFOUND;
+    }
+    apr_cpystrn(out->route, name, sizeof(out->route));
+    out->created = 0;          /* the table enforces the lifetimes itself */
+    *age_s = age;
+    return APR_SUCCESS;
+}
+
+/* every write reclaims the expired bindings of a few buckets, so the
+ * per-member session counts stay exact without a sweeper thread */
+#define WRITE_SWEEP_BUCKETS 8
+
+static apr_status_t tbl_add(void *ctx, slb_skey *k, const slb_binding *b,
+                            const slb_lifetime *lt, apr_time_t now,
+                            slb_binding *existing)
+{
+    slb_table *t = ctx;
+    int id = slb_table_route_id(t, k->ns, b->route), ex = -1;
+    apr_status_t rv;
+
+    if (id < 0) {
+        return APR_ENOSPC;     /* the route registry is full */
+    }
+    rv = slb_table_add(t, local_key(t, k), id, lt, now, &ex);
+    if (rv == APR_EEXIST && existing) {
+        apr_cpystrn(existing->route, slb_table_route_name(t, ex),
+                    sizeof(existing->route));
+        existing->created = 0;
+    }
+    if (rv == APR_SUCCESS) {
+        slb_table_sweep(t, now, WRITE_SWEEP_BUCKETS);
+    }
+    return rv;
+}
+
+static apr_status_t tbl_set(void *ctx, slb_skey *k, const slb_binding *b,
+                            const slb_lifetime *lt, apr_time_t now)
+{
+    slb_table *t = ctx;
+    int id = slb_table_route_id(t, k->ns, b->route);
+    apr_status_t rv;
+
+    if (id < 0) {
+        return APR_ENOSPC;
+    }
+    rv = slb_table_set(t, local_key(t, k), id, lt, now);
+    if (rv == APR_SUCCESS) {
+        slb_table_sweep(t, now, WRITE_SWEEP_BUCKETS);
+    }
+    return rv;
+}
+
+static apr_status_t tbl_del(void *ctx, slb_skey *k)
+{
+    slb_table *t = ctx;
+
+    return slb_table_del(t, local_key(t, k));
+}
+
+const slb_store_ops slb_table_store_ops = {
+    "shm", tbl_get, tbl_add, tbl_set, NULL, tbl_del, NULL
+};

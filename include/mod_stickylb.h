@@ -88,57 +88,18 @@ int slb_status_post_config(apr_pool_t *pconf, server_rec *s);
 int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s);
 void slb_store_child_init(apr_pool_t *p, server_rec *s);
-/*
- * A session key of a request: `local`, the embedded table's keyed hash
- * (SipHash-2-4-128 with the table's secret), made at once; `shared`,
- * memcached's key (SHA-1 of namespace and id, the same on every
- * balancer), made only when memcached is asked.  ns and id must outlive
- * it (they point into the request).
- */
-typedef struct {
-    slb_key local;
-    slb_key shared;
-    const char *ns;
-    const char *id;
-    apr_size_t len;
-    int have_shared;
-} slb_skey;
-void slb_store_key(slb_skey *k, const char *ns, const char *id,
-                   apr_size_t len);
-/*
- * Route bound to key (APR_SUCCESS, route copied to route_out), or a miss.
- * use_mc: the balancer's store is memcached (the embedded table is then a
- * cache, re-validated after StickyLBMemcached cache= seconds; when
- * memcached fails a cached binding is still used).  An error of the store
- * is logged (rate-limited) and counted as a miss.  Does network I/O with
- * use_mc: never call it from the finder.
- */
-apr_status_t slb_store_get(request_rec *r, int use_mc, slb_skey *key,
-                           const char *ns, const slb_lifetime *lt,
+/* The store of balancer b (its tier, set in post_config). */
+void slb_store_attach(slb_balancer *b);
+/* Route bound to k (APR_SUCCESS, route copied to route_out), or a miss;
+ * a store error is logged (rate-limited), counted and a miss.  Does
+ * network I/O on the memcached store: never call it from the finder. */
+apr_status_t slb_store_get(const slb_balancer *b, slb_skey *k,
                            char *route_out);
-/* How slb_store_put binds. */
-typedef enum {
-    /* a session id a member issued (learned from its Set-Cookie): kept
-     * when bound already (APR_EEXIST, existing_out); no write at all when
-     * this server holds it; with memcached and its writer thread, written
-     * asynchronously (the id names one member: no agreement is needed) */
-    SLB_PUT_LEARN,
-    /* the first use of a key the balancer chose a member for (header,
-     * query, address): memcached add, so two balancers agree on the
-     * first binding (APR_EEXIST, existing_out: the winner) */
-    SLB_PUT_FIRST,
-    /* a re-pin after failover from `previous`: with memcached, when
-     * another balancer re-pinned the key already, its binding is adopted
-     * (APR_EEXIST, existing_out) instead of overwritten */
-    SLB_PUT_REPIN
-} slb_put_mode;
-
-/* Bind key -> route (see slb_put_mode). */
-apr_status_t slb_store_put(request_rec *r, int use_mc, slb_skey *key,
-                           const char *ns, const char *route,
-                           const slb_lifetime *lt, slb_put_mode mode,
+/* Bind k -> route (see slb_put_mode in stickylb_store.h). */
+apr_status_t slb_store_put(const slb_balancer *b, slb_skey *k,
+                           const char *route, slb_put_mode mode,
                            const char *previous, char *existing_out);
-apr_status_t slb_store_del(request_rec *r, int use_mc, slb_skey *key);
+apr_status_t slb_store_del(const slb_balancer *b, slb_skey *k);
 /* Server config check (check_config hook): memcached balancers need
  * StickyLBMemcached. */
 const char *slb_store_check(server_rec *s, int any_mc);
@@ -155,7 +116,8 @@ typedef struct {
     int mc_write_mode;           /* SLB_MC_WRITE_* of learned bindings */
     slb_mc_stats mc;
     apr_array_header_t *mc_servers;   /* slb_mc_server */
-    apr_uint64_t errors;         /* store errors of this process */
+    apr_uint64_t errors;         /* store errors, server-wide */
+    slb_tier_counters tier[2];   /* by slb_store_kind, server-wide */
 } slb_store_view;
 void slb_store_snapshot(apr_pool_t *p, slb_store_view *v);
 /* Member states (drain, maint, up) shared through memcached by every

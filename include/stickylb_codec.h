@@ -139,6 +139,12 @@ apr_array_header_t *slb_collect_candidates(apr_pool_t *p,
                                            const slb_key_spec *spec,
                                            const char *const *cookie_hdrs,
                                            int n_hdrs, const char *raw_uri);
+/* The same, pushed onto arr (an array of slb_candidate the caller owns,
+ * e.g. with storage of its own: it grows from p when full). */
+void slb_collect_candidates_into(apr_pool_t *p, apr_array_header_t *arr,
+                                 const slb_key_spec *spec,
+                                 const char *const *cookie_hdrs, int n_hdrs,
+                                 const char *raw_uri);
 
 /*
  * Return a copy of one Cookie header with every pair named `name` removed,

@@ -174,6 +174,7 @@ typedef struct {
     slb_lifetime lifetime;         /* of bindings, whole seconds */
     slb_placement placement;
     slb_store_kind store;
+    const slb_tier *tier;          /* the store (set by the glue) */
     const apr_array_header_t *probes;   /* slb_probe_conf, never NULL */
     const apr_array_header_t *passive;  /* slb_range, never NULL */
     int passive_fall;

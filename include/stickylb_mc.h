@@ -213,6 +213,13 @@ apr_status_t slb_mc_touch(slb_mc *mc, const slb_key *key, apr_uint32_t ttl_s);
  * error. */
 apr_status_t slb_mc_delete(slb_mc *mc, const slb_key *key);
 
+/* memcached as a store: ctx is the slb_mc, or NULL when there is none
+ * (every operation fails with APR_EGENERAL).  Keys are the shared ones
+ * (slb_skey_shared); set_nowait queues for the writer thread with
+ * write=async, a quiet set otherwise; touch and TTLs follow the lifetime
+ * (slb_lifetime_ttl). */
+extern const slb_store_ops slb_mc_store_ops;
+
 /*
  * Parse a stored value (untrusted bytes, len of them, not NUL terminated):
  * 1 and *out filled when it is "1 <seconds> <route>" with 1..13 digits

@@ -67,6 +67,152 @@ typedef struct {
     apr_uint32_t max;
 } slb_lifetime;
 
+/* ------------------------------------------------------------------ */
+/* the store interface                                                  */
+
+/*
+ * A session key as the stores see it: the namespace and the id, and the
+ * two keys derived from them, each made on first use by the store that
+ * needs it: `local`, the embedded table's keyed hash (slb_table_key),
+ * `shared`, the key every balancer computes alike (slb_key_make, SHA-1).
+ * ns and id must outlive the slb_skey (they point into the request).
+ */
+typedef struct {
+    const char *ns;
+    const char *id;
+    apr_size_t len;
+    slb_key local;
+    slb_key shared;
+    unsigned have_local:1;
+    unsigned have_shared:1;
+} slb_skey;
+
+void slb_skey_init(slb_skey *k, const char *ns, const char *id,
+                   apr_size_t len);
+/* The shared key of k (made on the first call). */
+const slb_key *slb_skey_shared(slb_skey *k);
+
+/*
+ * The operations of one store (the embedded table, memcached, a fake in
+ * the unit tests).  ctx is the store's own.  On every operation an error
+ * (APR_TIMEUP for a timeout, anything else but the codes named) means the
+ * store could not answer: nothing is known of the key, and callers go on
+ * as if it were a miss; no operation blocks longer than the store's own
+ * timeouts.  `now` is the caller's clock (tests pass their own).
+ */
+typedef struct {
+    const char *name;
+    /* The live binding of k: APR_SUCCESS, *out and *age_s (seconds since
+     * it was last written here; 0 when the store does not know), or
+     * APR_NOTFOUND.  A get pushes the binding's idle deadline where the
+     * store keeps one itself (the embedded table). */
+    apr_status_t (*get)(void *ctx, slb_skey *k, const slb_lifetime *lt,
+                        apr_time_t now, slb_binding *out,
+                        apr_uint32_t *age_s);
+    /* Bind k to b unless bound: APR_SUCCESS, or APR_EEXIST and *existing
+     * (the binding that was there and stays). */
+    apr_status_t (*add)(void *ctx, slb_skey *k, const slb_binding *b,
+                        const slb_lifetime *lt, apr_time_t now,
+                        slb_binding *existing);
+    /* Bind k to b, replacing any binding: APR_SUCCESS. */
+    apr_status_t (*set)(void *ctx, slb_skey *k, const slb_binding *b,
+                        const slb_lifetime *lt, apr_time_t now);
+    /* As set, without waiting for the store's answer (APR_SUCCESS once
+     * handed over; APR_ENOSPC when a queue is full); NULL: set is used. */
+    apr_status_t (*set_nowait)(void *ctx, slb_skey *k, const slb_binding *b,
+                               const slb_lifetime *lt, apr_time_t now);
+    /* Forget k: APR_SUCCESS or APR_NOTFOUND. */
+    apr_status_t (*del)(void *ctx, slb_skey *k);
+    /* Push k's expiry to the lifetime's without rewriting it: APR_SUCCESS
+     * or APR_NOTFOUND; NULL where a get does it already. */
+    apr_status_t (*touch)(void *ctx, slb_skey *k, const slb_lifetime *lt);
+} slb_store_ops;
+
+typedef struct {
+    const slb_store_ops *ops;
+    void *ctx;
+} slb_store;
+
+/* How a binding is written (slb_tier_put). */
+typedef enum {
+    /* a session id a member issued (learned from its Set-Cookie): kept
+     * when bound already (APR_EEXIST, existing_out); no write at all when
+     * the local store holds it; with a remote store that can, written
+     * without waiting (the id names one member: no agreement is needed) */
+    SLB_PUT_LEARN,
+    /* the first use of a key the balancer chose a member for (header,
+     * query, address): add, so two balancers agree on the first binding
+     * (APR_EEXIST, existing_out: the winner) */
+    SLB_PUT_FIRST,
+    /* a re-pin after failover from `previous`: when another balancer
+     * re-pinned the key already, its binding is adopted (APR_EEXIST,
+     * existing_out) instead of overwritten */
+    SLB_PUT_REPIN
+} slb_put_mode;
+
+/* Counters of a tiered store, server-wide when they live in shared
+ * memory (updated atomically). */
+typedef struct {
+    apr_uint64_t local_hits;     /* answered by the local store alone */
+    apr_uint64_t remote_gets;    /* asked the remote store */
+    apr_uint64_t remote_hits;
+    apr_uint64_t remote_misses;
+    apr_uint64_t remote_errors;  /* any remote operation that failed */
+    apr_uint64_t stale_served;   /* remote failed: the local copy used */
+    apr_uint64_t republished;    /* remote lost it: the local copy added */
+    apr_uint64_t adopted;        /* another balancer's binding taken */
+    apr_uint64_t expired;        /* remote binding past its max lifetime */
+    apr_uint64_t local_errors;   /* the local store failed */
+} slb_tier_counters;
+
+/*
+ * A tiered store: `local` (the embedded table) always, in front of
+ * `remote` (memcached) when remote.ops is not NULL.  Without a remote the
+ * local store is the stick table.  With one, the local store is a cache:
+ *
+ *   get   a local binding younger than `validity_s` is used as it is;
+ *         an older one, or none, is asked of the remote store (and its
+ *         expiry pushed with touch); a remote binding past the maximum
+ *         lifetime is deleted; when the remote store lost a binding the
+ *         local one still holds (a restart, an eviction), the local one
+ *         is added back (re-published); when the remote store fails, the
+ *         local binding is used (the session stays where it was).
+ *   put   see slb_put_mode; the local copy is written whatever the
+ *         remote store answered, so sessions stay sticky here.
+ *
+ * `error` (may be NULL) is told of every failed operation, with a short
+ * name of it; it must be cheap (the glue rate-limits its log).
+ */
+typedef struct {
+    slb_store local;
+    slb_store remote;
+    apr_uint32_t validity_s;
+    int learn_nowait;
+    slb_tier_counters *ctr;      /* may be NULL */
+    void (*error)(void *baton, apr_status_t rv, const char *op);
+    void *baton;
+} slb_tier;
+
+/* The route bound to k: APR_SUCCESS and route_out (SLB_MAX_ROUTE_LEN + 1
+ * bytes), or APR_NOTFOUND (a miss, also when the stores failed). */
+apr_status_t slb_tier_get(const slb_tier *t, slb_skey *k,
+                          const slb_lifetime *lt, apr_time_t now,
+                          char *route_out);
+
+/* Bind k to route (see slb_put_mode): APR_SUCCESS, APR_EEXIST with
+ * existing_out (may be NULL) holding the route that stays, or an error
+ * of the local store when there is no remote one. */
+apr_status_t slb_tier_put(const slb_tier *t, slb_skey *k, const char *route,
+                          const slb_lifetime *lt, slb_put_mode mode,
+                          const char *previous, apr_time_t now,
+                          char *existing_out);
+
+/* Forget k in both stores: the local store's answer. */
+apr_status_t slb_tier_del(const slb_tier *t, slb_skey *k);
+
+/* The TTL memcached is given for a lifetime (the shorter one; 0: none). */
+apr_uint32_t slb_lifetime_ttl(const slb_lifetime *lt);
+
 #ifdef __cplusplus
 }
 #endif

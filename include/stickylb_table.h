@@ -146,6 +146,12 @@ apr_uint32_t slb_table_del_route(slb_table *t, int id);
 /* Count live bindings by scanning the whole table (status pages only). */
 apr_uint32_t slb_table_count_live(const slb_table *t, apr_time_t now);
 
+/* The table as a store: ctx is the slb_table (stickylb_store.h).  add and
+ * set register the route under k->ns (APR_ENOSPC when the registry is
+ * full) and sweep a few buckets; get returns created 0 (the table keeps
+ * the lifetimes itself). */
+extern const slb_store_ops slb_table_store_ops;
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,5 +16,6 @@ Suite *key_suite(void);
 Suite *mc_suite(void);
 Suite *sign_suite(void);
 Suite *conf_suite(void);
+Suite *tier_suite(void);
 
 #endif /* CHECK_STICKYLB_H */
