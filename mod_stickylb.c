@@ -452,65 +452,6 @@ static int uses_stickylb(const proxy_balancer *b)
     return b && b->s && !strcmp(b->s->lbpname, SLB_LBMETHOD_NAME);
 }
 
-/*
- * Member states decided on another balancer of the same memcached
- * namespace (drain, maintenance): fetched at most every
- * SLB_STATE_SYNC_INTERVAL per process and balancer, applied to the
- * members' shared status.  Runs before the balancer's lock is taken.
- */
-#define SYNC_SLOTS 64
-static struct {
-    proxy_balancer *b;
-    apr_time_t last;
-} state_sync[SYNC_SLOTS];
-
-static void sync_member_states(request_rec *r, proxy_balancer *b,
-                               const slb_req *rq)
-{
-    apr_time_t now = apr_time_now();
-    int i, slot = -1;
-
-    for (i = 0; i < SYNC_SLOTS; i++) {
-        if (state_sync[i].b == b || state_sync[i].b == NULL) {
-            slot = i;
-            break;
-        }
-    }
-    if (slot < 0) {
-        return;
-    }
-    if (state_sync[slot].b == b
-        && now - state_sync[slot].last < SLB_STATE_SYNC_INTERVAL) {
-        return;
-    }
-    state_sync[slot].b = b;
-    state_sync[slot].last = now;   /* racing threads: a second fetch at worst */
-    for (i = 0; i < b->workers->nelts; i++) {
-        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
-        const char *st;
-        int drain, maint;
-
-        if (!*w->s->route) {
-            continue;
-        }
-        st = slb_store_fetch_state(r->pool, rq->bal->ns, w->s->route);
-        if (st == NULL) {
-            continue;
-        }
-        drain = !strcmp(st, "drain");
-        maint = !strcmp(st, "maint");
-        if (!drain != !PROXY_WORKER_IS_DRAINING(w)
-            || !maint != !PROXY_WORKER_IS(w, PROXY_WORKER_DISABLED)) {
-            ap_proxy_set_wstatus(PROXY_WORKER_DRAIN_FLAG, drain, w);
-            ap_proxy_set_wstatus(PROXY_WORKER_DISABLED_FLAG, maint, w);
-            ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                          SLB_LOG_TAG "SLB0106: member %s of %s is now '%s' "
-                          "(decided on a balancer sharing the store)",
-                          w->s->name, b->s->name, st);
-        }
-    }
-}
-
 /* ------------------------------------------------------------------ */
 /* proxy pre_request: keys, before mod_proxy_balancer takes the lock     */
 
@@ -578,9 +519,6 @@ static int slb_pre_request(proxy_worker **worker, proxy_balancer **balancer,
         return DECLINED;
     }
     rq = make_req_state(r, b, slb_balancer_of(r->server, b, r->pool), 1);
-    if (rq->bal->store == SLB_STORE_MEMCACHED) {
-        sync_member_states(r, b, rq);
-    }
     /*
      * The response filter only for the responses that may need it: keys
      * are learned from the backend's Set-Cookie and bound after it
@@ -1203,7 +1141,8 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
             }
         }
     }
-    if (slb_status_post_config(pconf, s) != OK) {
+    if (slb_status_post_config(pconf, s) != OK
+        || slb_sync_post_config(pconf, s) != OK) {
         return !OK;
     }
     return slb_probe_post_config(pconf, s, any_probe);
@@ -1252,6 +1191,7 @@ static void slb_register_hooks(apr_pool_t *p)
     proxy_hook_post_request(slb_post_request, NULL, before_balancer,
                             APR_HOOK_FIRST);
     slb_probe_register_hooks(p);
+    slb_sync_register_hooks(p);
     slb_status_register_hooks(p);
     ap_hook_post_config(slb_post_config, after_proxy, NULL,
                         APR_HOOK_MIDDLE);

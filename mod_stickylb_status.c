@@ -726,9 +726,10 @@ static int control(request_rec *r)
     if (c->store == SLB_STORE_MEMCACHED && strcmp(action, "weight") != 0) {
         /* every balancer on the same memcached namespace follows */
         slb_store_publish_state(r, ns, w->s->route,
-                                !strcmp(action, "drain") ? "drain"
-                                : !strcmp(action, "maintenance") ? "maint"
-                                : "up");
+                                !strcmp(action, "drain") ? SLB_MEMBER_DRAIN
+                                : !strcmp(action, "maintenance")
+                                      ? SLB_MEMBER_MAINT
+                                      : SLB_MEMBER_UP);
     }
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                   SLB_LOG_TAG "SLB0404: %s on member %s of %s by %s", action,

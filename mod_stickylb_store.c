@@ -351,52 +351,26 @@ apr_uint32_t slb_store_unbind_route(const char *ns, const char *route)
 /* ------------------------------------------------------------------ */
 /* member states shared through memcached (drain, maintenance)         */
 
-static void state_key(slb_key *key, const char *ns, const char *route)
+slb_mc *slb_store_mc(void)
 {
-    char id[SLB_MAX_ROUTE_LEN + 32];
-    apr_size_t n = (apr_size_t)apr_snprintf(id, sizeof(id),
-                                            "%cmember-state%c%s", 1, 1,
-                                            route);
-    slb_key_make(key, ns, id, n);
+    return mc;
 }
 
 apr_status_t slb_store_publish_state(request_rec *r, const char *ns,
-                                     const char *route, const char *state)
+                                     const char *route, slb_member_state st)
 {
-    slb_key key;
-    slb_binding b;
     apr_status_t rv;
 
     if (mc == NULL) {
         return APR_EGENERAL;
     }
-    state_key(&key, ns, route);
-    memset(&b, 0, sizeof(b));
-    apr_cpystrn(b.route, state, sizeof(b.route));
-    b.created = apr_time_now();
-    rv = slb_mc_set(mc, &key, &b, 0);
+    rv = slb_mc_member_state_set(mc, ns, route, st, apr_time_now());
     if (rv != APR_SUCCESS) {
         /* an operator's decision: one more try before giving up */
-        rv = slb_mc_set(mc, &key, &b, 0);
+        rv = slb_mc_member_state_set(mc, ns, route, st, apr_time_now());
     }
     if (rv != APR_SUCCESS) {
         log_store_error(r->server, rv, "memcached member state write");
     }
     return rv;
-}
-
-const char *slb_store_fetch_state(apr_pool_t *p, const char *ns,
-                                  const char *route)
-{
-    slb_key key;
-    slb_binding b;
-
-    if (mc == NULL) {
-        return NULL;
-    }
-    state_key(&key, ns, route);
-    if (slb_mc_get(mc, &key, &b) != APR_SUCCESS) {
-        return NULL;
-    }
-    return apr_pstrdup(p, b.route);
 }

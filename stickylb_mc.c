@@ -1573,3 +1573,75 @@ const slb_store_ops slb_mc_store_ops = {
     "memcached", mcs_get, mcs_add, mcs_set, mcs_set_nowait, mcs_del,
     mcs_touch
 };
+
+/* ------------------------------------------------------------------ */
+/* member states shared through memcached                               */
+
+const char *slb_member_state_name(slb_member_state st)
+{
+    switch (st) {
+    case SLB_MEMBER_DRAIN: return "drain";
+    case SLB_MEMBER_MAINT: return "maint";
+    default:               return "up";
+    }
+}
+
+int slb_member_state_parse(const char *name, slb_member_state *out)
+{
+    if (!strcmp(name, "up")) {
+        *out = SLB_MEMBER_UP;
+    }
+    else if (!strcmp(name, "drain")) {
+        *out = SLB_MEMBER_DRAIN;
+    }
+    else if (!strcmp(name, "maint")) {
+        *out = SLB_MEMBER_MAINT;
+    }
+    else {
+        return 0;
+    }
+    return 1;
+}
+
+/* The key of a member's state: a session id no client can send (it starts
+ * with \001), in the balancers' namespace. */
+static void member_state_key(slb_key *key, const char *ns, const char *route)
+{
+    char id[SLB_MAX_ROUTE_LEN + 32];
+    apr_size_t n = (apr_size_t)apr_snprintf(id, sizeof(id),
+                                            "%cmember-state%c%s", 1, 1,
+                                            route);
+    slb_key_make(key, ns, id, n);
+}
+
+apr_status_t slb_mc_member_state_set(slb_mc *mc, const char *ns,
+                                     const char *route, slb_member_state st,
+                                     apr_time_t now)
+{
+    slb_key key;
+    slb_binding b;
+
+    member_state_key(&key, ns, route);
+    memset(&b, 0, sizeof(b));
+    /* on the wire a binding whose route is the state's name: what the
+     * balancers of earlier versions read */
+    apr_cpystrn(b.route, slb_member_state_name(st), sizeof(b.route));
+    b.created = now;
+    return slb_mc_set(mc, &key, &b, 0);
+}
+
+apr_status_t slb_mc_member_state_get(slb_mc *mc, const char *ns,
+                                     const char *route,
+                                     slb_member_state *out)
+{
+    slb_key key;
+    slb_binding b;
+    apr_status_t rv;
+
+    member_state_key(&key, ns, route);
+    rv = slb_mc_get(mc, &key, &b);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return slb_member_state_parse(b.route, out) ? APR_SUCCESS : APR_NOTFOUND;
+}

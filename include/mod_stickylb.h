@@ -120,13 +120,18 @@ typedef struct {
     slb_tier_counters tier[2];   /* by slb_store_kind, server-wide */
 } slb_store_view;
 void slb_store_snapshot(apr_pool_t *p, slb_store_view *v);
-/* Member states (drain, maint, up) shared through memcached by every
- * balancer of the namespace. */
+/* This child's memcached client (NULL: none). */
+slb_mc *slb_store_mc(void);
+/* A member state decided here, written for every balancer of the
+ * namespace (one retry; a failure is logged). */
 apr_status_t slb_store_publish_state(request_rec *r, const char *ns,
-                                     const char *route, const char *state);
-const char *slb_store_fetch_state(apr_pool_t *p, const char *ns,
-                                  const char *route);
-#define SLB_STATE_SYNC_INTERVAL apr_time_from_sec(2)
+                                     const char *route, slb_member_state st);
+
+/* mod_stickylb_sync.c: member states read back on the watchdog, every
+ * SLB_STATE_SYNC_INTERVAL, into the members' shared status. */
+#define SLB_STATE_SYNC_INTERVAL apr_time_from_sec(1)
+void slb_sync_register_hooks(apr_pool_t *p);
+int slb_sync_post_config(apr_pool_t *pconf, server_rec *s);
 
 /* Unbind every key of (namespace, route) in the embedded table: returns
  * how many were removed. */

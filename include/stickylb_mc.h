@@ -220,6 +220,27 @@ apr_status_t slb_mc_delete(slb_mc *mc, const slb_key *key);
  * (slb_lifetime_ttl). */
 extern const slb_store_ops slb_mc_store_ops;
 
+/* What an operator made of a member, shared by every balancer of a
+ * namespace (drain and maintenance decided on one are followed by all). */
+typedef enum {
+    SLB_MEMBER_UP = 0,
+    SLB_MEMBER_DRAIN,        /* existing sessions only */
+    SLB_MEMBER_MAINT         /* disabled */
+} slb_member_state;
+
+const char *slb_member_state_name(slb_member_state st);
+/* "up", "drain" or "maint": 1 and *out, or 0 */
+int slb_member_state_parse(const char *name, slb_member_state *out);
+
+/* The state of member `route` of namespace ns: set (no expiry) or read
+ * back (APR_SUCCESS, APR_NOTFOUND when none was ever set, or an error). */
+apr_status_t slb_mc_member_state_set(slb_mc *mc, const char *ns,
+                                     const char *route, slb_member_state st,
+                                     apr_time_t now);
+apr_status_t slb_mc_member_state_get(slb_mc *mc, const char *ns,
+                                     const char *route,
+                                     slb_member_state *out);
+
 /*
  * Parse a stored value (untrusted bytes, len of them, not NUL terminated):
  * 1 and *out filled when it is "1 <seconds> <route>" with 1..13 digits

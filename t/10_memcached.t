@@ -199,6 +199,32 @@ while (time - $t0 < 5) {
     sleep 0.2;
 }
 is($state, 'up', sprintf('lb2 follows the undrain (%.1f s)', time - $t0));
+# member states are read on lb2's watchdog, not on its request threads:
+# lb2 follows a maintenance with no proxied request at all (status page
+# reads only), within the sync interval (1 s) plus the watchdog's 0.1 s
+# granularity; bounded 3 s
+my $mt = Apache::TestRequest::POST($st, [nonce => $nonce, balancer => 'shared',
+                                         member => 't1', action => 'maintenance']);
+is($mt->code, 200, 'lb1: maintenance on t1');
+($t0, $state) = (time, '');
+while (time - $t0 < 3) {
+    $state = lb2_state();
+    last if $state eq 'disabled';
+    sleep 0.1;
+}
+my $took = time - $t0;
+is($state, 'disabled', sprintf('lb2 follows the maintenance without traffic (%.1f s)', $took));
+ok($took < 1.6, sprintf('... within 1.6 s (%.1f s)', $took));
+my $en = Apache::TestRequest::POST($st, [nonce => $nonce, balancer => 'shared',
+                                         member => 't1', action => 'enable']);
+is($en->code, 200, 'lb1: t1 enabled again');
+($t0, $state) = (time, '');
+while (time - $t0 < 3) {
+    $state = lb2_state();
+    last if $state eq 'up';
+    sleep 0.1;
+}
+is($state, 'up', sprintf('lb2 follows the enable without traffic (%.1f s)', time - $t0));
 
 # --- write=quiet and write=async on lb2: a learned binding is written
 # without waiting for memcached's reply (quiet: from the request; async:

@@ -1691,6 +1691,61 @@ START_TEST(test_publish_blackhole)
 }
 END_TEST
 
+/* Member states of two namespaces through one server: the own type on
+ * the API, the earlier wire form (a binding named after the state). */
+START_TEST(test_member_states)
+{
+    int port;
+    slb_mc *a, *b;
+    slb_member_state st = SLB_MEMBER_MAINT;
+    slb_binding raw;
+    slb_key k;
+    char id[64];
+
+    mcd_start_free(&port);
+    a = mc_make(&port, 1, 0);
+    b = mc_make(&port, 1, 0);          /* another balancer */
+    ck_assert_int_eq(slb_mc_member_state_get(b, "shop", "t1", &st),
+                     APR_NOTFOUND);
+    ck_assert_int_eq(slb_mc_member_state_set(a, "shop", "t1",
+                                             SLB_MEMBER_DRAIN,
+                                             apr_time_now()), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_member_state_get(b, "shop", "t1", &st),
+                     APR_SUCCESS);
+    ck_assert_int_eq(st, SLB_MEMBER_DRAIN);
+    /* another namespace, another member: unaffected */
+    ck_assert_int_eq(slb_mc_member_state_get(b, "blog", "t1", &st),
+                     APR_NOTFOUND);
+    ck_assert_int_eq(slb_mc_member_state_get(b, "shop", "t2", &st),
+                     APR_NOTFOUND);
+    ck_assert_int_eq(slb_mc_member_state_set(a, "shop", "t1",
+                                             SLB_MEMBER_MAINT,
+                                             apr_time_now()), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_member_state_get(b, "shop", "t1", &st),
+                     APR_SUCCESS);
+    ck_assert_int_eq(st, SLB_MEMBER_MAINT);
+    ck_assert_int_eq(slb_mc_member_state_set(a, "shop", "t1", SLB_MEMBER_UP,
+                                             apr_time_now()), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_member_state_get(b, "shop", "t1", &st),
+                     APR_SUCCESS);
+    ck_assert_int_eq(st, SLB_MEMBER_UP);
+    /* the wire form: the key of "\001member-state\001t1", a binding
+     * whose route is the state's name */
+    apr_snprintf(id, sizeof(id), "%cmember-state%c%s", 1, 1, "t1");
+    slb_key_make(&k, "shop", id, strlen(id));
+    ck_assert_int_eq(slb_mc_get(b, &k, &raw), APR_SUCCESS);
+    ck_assert_str_eq(raw.route, "up");
+    /* a value that names no state is no state */
+    raw = binding("bogus", 0);
+    ck_assert_int_eq(slb_mc_set(a, &k, &raw, 0), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_member_state_get(b, "shop", "t1", &st),
+                     APR_NOTFOUND);
+    ck_assert_str_eq(slb_member_state_name(SLB_MEMBER_DRAIN), "drain");
+    ck_assert(slb_member_state_parse("maint", &st) && st == SLB_MEMBER_MAINT);
+    ck_assert(!slb_member_state_parse("Maint", &st));
+}
+END_TEST
+
 Suite *mc_suite(void)
 {
     Suite *s = suite_create("memcached");
@@ -1707,6 +1762,7 @@ Suite *mc_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, test_basic_ops);
+    tcase_add_test(tc, test_member_states);
     tcase_add_test(tc, test_bad_arguments);
     tcase_add_test(tc, test_ttl_and_touch);
     tcase_add_test(tc, test_malformed_values);
