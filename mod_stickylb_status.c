@@ -50,11 +50,14 @@ int slb_status_post_config(apr_pool_t *pconf, server_rec *s)
 /* ------------------------------------------------------------------ */
 /* the view                                                             */
 
+/* The snapshot of one member: what the outputs show of it. */
 typedef struct {
     proxy_worker *w;
     const char *state;
     double weight;             /* loadfactor as configured (lbfactor/100) */
     apr_uint32_t sessions;
+    int up;                    /* takes new sessions */
+    double probe_latency_s;
     slb_health_view h;
 } member_view;
 
@@ -89,6 +92,11 @@ static const char *member_state(proxy_worker *w, const slb_health_view *h)
         return "spare";
     }
     return "up";
+}
+
+static double secs(apr_interval_time_t t)
+{
+    return (double)t / APR_USEC_PER_SEC;
 }
 
 static int uses_stickylb(const proxy_balancer *b)
@@ -129,6 +137,9 @@ static apr_array_header_t *collect(request_rec *r)
             mv->weight = mv->w->s->lbfactor / 100.0;
             mv->sessions = slb_store_route_sessions(bv->ns,
                                                     mv->w->s->route);
+            mv->up = PROXY_WORKER_IS_USABLE(mv->w)
+                     && !PROXY_WORKER_IS_DRAINING(mv->w);
+            mv->probe_latency_s = secs(mv->h.last_latency);
         }
     }
     return out;
@@ -188,382 +199,6 @@ static const char *prom_label(apr_pool_t *p, const char *s)
     return out;
 }
 
-static double secs(apr_interval_time_t t)
-{
-    return (double)t / APR_USEC_PER_SEC;
-}
-
-/* ------------------------------------------------------------------ */
-/* outputs                                                              */
-
-static void out_json(request_rec *r, apr_array_header_t *bvs,
-                     const slb_store_view *sv)
-{
-    int i, j;
-
-    ap_set_content_type(r, "application/json");
-    ap_rprintf(r, "{\"nonce\":%s,\"balancers\":[", json_str(r->pool, nonce));
-    for (i = 0; i < bvs->nelts; i++) {
-        balancer_view *bv = &APR_ARRAY_IDX(bvs, i, balancer_view);
-        ap_rprintf(r, "%s{\"name\":%s,\"namespace\":%s,\"store\":%s,"
-                   "\"members\":[", i ? "," : "",
-                   json_str(r->pool, bv->b->s->name),
-                   json_str(r->pool, bv->ns),
-                   bv->c->store == SLB_STORE_MEMCACHED ? "\"memcached\"" : "\"shm\"");
-        for (j = 0; j < bv->members->nelts; j++) {
-            member_view *mv = &APR_ARRAY_IDX(bv->members, j, member_view);
-            ap_rprintf(r, "%s{\"name\":%s,\"route\":%s,\"state\":\"%s\","
-                       "\"weight\":%.2f,\"sessions\":%u,\"requests\":%"
-                       APR_UINT64_T_FMT ",\"new_sessions\":%" APR_UINT64_T_FMT
-                       ",\"failovers\":%" APR_UINT64_T_FMT ",\"probe\":",
-                       j ? "," : "", json_str(r->pool, mv->w->s->name),
-                       json_str(r->pool, mv->w->s->route), mv->state,
-                       mv->weight, mv->sessions, mv->h.requests,
-                       mv->h.new_sessions, mv->h.failovers);
-            if (mv->h.probed) {
-                ap_rprintf(r, "{\"result\":%s,\"latency_ms\":%.1f,"
-                           "\"last_probe\":%" APR_TIME_T_FMT
-                           ",\"last_change\":%" APR_TIME_T_FMT "}}",
-                           json_str(r->pool, mv->h.last_result),
-                           secs(mv->h.last_latency) * 1000,
-                           apr_time_sec(mv->h.last_probe),
-                           apr_time_sec(mv->h.last_change));
-            }
-            else {
-                ap_rputs("null}", r);
-            }
-        }
-        ap_rputs("]}", r);
-    }
-    ap_rprintf(r, "],\"store\":{\"table\":{\"capacity\":%" APR_UINT64_T_FMT
-               ",\"entries\":%" APR_UINT64_T_FMT ",\"bytes\":%"
-               APR_UINT64_T_FMT ",\"hits\":%" APR_UINT64_T_FMT
-               ",\"misses\":%" APR_UINT64_T_FMT ",\"inserts\":%"
-               APR_UINT64_T_FMT ",\"evictions\":%" APR_UINT64_T_FMT
-               ",\"expired\":%" APR_UINT64_T_FMT "},\"errors\":%"
-               APR_UINT64_T_FMT, sv->capacity, sv->entries, sv->bytes,
-               sv->hits, sv->misses, sv->inserts, sv->evictions,
-               sv->expired, sv->errors);
-    if (sv->have_mc) {
-        const slb_mc_stats *m = &sv->mc;
-        ap_rprintf(r, ",\"memcached\":{\"gets\":%" APR_UINT64_T_FMT
-                   ",\"hits\":%" APR_UINT64_T_FMT ",\"misses\":%"
-                   APR_UINT64_T_FMT ",\"errors\":%" APR_UINT64_T_FMT
-                   ",\"timeouts\":%" APR_UINT64_T_FMT
-                   ",\"replica_hits\":%" APR_UINT64_T_FMT
-                   ",\"write\":\"%s\",\"quiet_sets\":%" APR_UINT64_T_FMT
-                   ",\"writer\":{\"queued\":%" APR_UINT64_T_FMT
-                   ",\"written\":%" APR_UINT64_T_FMT ",\"dropped\":%"
-                   APR_UINT64_T_FMT ",\"failed\":%" APR_UINT64_T_FMT
-                   ",\"batches\":%" APR_UINT64_T_FMT ",\"waiting\":%"
-                   APR_UINT64_T_FMT "}"
-                   ",\"latency_ms_mean\":%.2f,\"latency_ms_max\":%.2f,"
-                   "\"servers\":[", m->gets, m->hits, m->misses, m->errors,
-                   m->timeouts, m->replica_hits,
-                   slb_mc_write_mode_name(sv->mc_write_mode),
-                   m->quiet_sets, m->publish_queued, m->published,
-                   m->publish_dropped, m->publish_errors, m->publish_batches,
-                   m->publish_waiting,
-                   m->gets + m->adds + m->sets
-                       ? (double)m->latency_us_total / 1000
-                         / (double)(m->gets + m->adds + m->sets + m->touches
-                                    + m->deletes)
-                       : 0.0,
-                   (double)m->latency_us_max / 1000);
-        for (i = 0; sv->mc_servers && i < sv->mc_servers->nelts; i++) {
-            slb_mc_server *ms = &APR_ARRAY_IDX(sv->mc_servers, i,
-                                               slb_mc_server);
-            ap_rprintf(r, "%s{\"host\":%s,\"port\":%d,\"up\":%s}",
-                       i ? "," : "", json_str(r->pool, ms->host), ms->port,
-                       ms->up ? "true" : "false");
-        }
-        ap_rputs("]}", r);
-    }
-    ap_rputs("}}\n", r);
-}
-
-static void prom_head(request_rec *r, const char *name, const char *type,
-                      const char *help)
-{
-    ap_rprintf(r, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void out_prometheus(request_rec *r, apr_array_header_t *bvs,
-                           const slb_store_view *sv)
-{
-    static const struct {
-        const char *name, *type, *help;
-    } metrics[] = {
-        { "stickylb_member_up", "gauge",
-          "1 when the member takes new sessions" },
-        { "stickylb_member_weight", "gauge", "loadfactor of the member" },
-        { "stickylb_member_sessions", "gauge",
-          "live sessions bound to the member in this server's stick table" },
-        { "stickylb_member_requests_total", "counter",
-          "requests the module sent to the member" },
-        { "stickylb_member_new_sessions_total", "counter",
-          "new sessions given to the member" },
-        { "stickylb_member_failovers_total", "counter",
-          "sessions moved to the member from an unusable one" },
-        { "stickylb_member_probe_latency_seconds", "gauge",
-          "duration of the last active probe" },
-    };
-    int m, i, j;
-
-    ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
-    for (m = 0; m < (int)(sizeof(metrics) / sizeof(metrics[0])); m++) {
-        prom_head(r, metrics[m].name, metrics[m].type, metrics[m].help);
-        for (i = 0; i < bvs->nelts; i++) {
-            balancer_view *bv = &APR_ARRAY_IDX(bvs, i, balancer_view);
-            for (j = 0; j < bv->members->nelts; j++) {
-                member_view *mv = &APR_ARRAY_IDX(bv->members, j,
-                                                 member_view);
-                const char *labels = apr_psprintf(
-                    r->pool, "{balancer=\"%s\",member=\"%s\",route=\"%s\"}",
-                    prom_label(r->pool, bv->b->s->name),
-                    prom_label(r->pool, mv->w->s->name),
-                    prom_label(r->pool, mv->w->s->route));
-                switch (m) {
-                case 0:
-                    ap_rprintf(r, "%s%s %d\n", metrics[m].name, labels,
-                               PROXY_WORKER_IS_USABLE(mv->w)
-                               && !PROXY_WORKER_IS_DRAINING(mv->w));
-                    break;
-                case 1:
-                    ap_rprintf(r, "%s%s %.2f\n", metrics[m].name, labels,
-                               mv->weight);
-                    break;
-                case 2:
-                    ap_rprintf(r, "%s%s %u\n", metrics[m].name, labels,
-                               mv->sessions);
-                    break;
-                case 3:
-                    ap_rprintf(r, "%s%s %" APR_UINT64_T_FMT "\n",
-                               metrics[m].name, labels, mv->h.requests);
-                    break;
-                case 4:
-                    ap_rprintf(r, "%s%s %" APR_UINT64_T_FMT "\n",
-                               metrics[m].name, labels, mv->h.new_sessions);
-                    break;
-                case 5:
-                    ap_rprintf(r, "%s%s %" APR_UINT64_T_FMT "\n",
-                               metrics[m].name, labels, mv->h.failovers);
-                    break;
-                default:
-                    if (mv->h.probed) {
-                        ap_rprintf(r, "%s%s %.6f\n", metrics[m].name, labels,
-                                   secs(mv->h.last_latency));
-                    }
-                    break;
-                }
-            }
-        }
-    }
-    prom_head(r, "stickylb_table_capacity_bindings", "gauge",
-              "bindings the embedded stick table holds");
-    ap_rprintf(r, "stickylb_table_capacity_bindings %" APR_UINT64_T_FMT "\n",
-               sv->capacity);
-    prom_head(r, "stickylb_table_bindings", "gauge",
-              "live bindings in the embedded stick table");
-    ap_rprintf(r, "stickylb_table_bindings %" APR_UINT64_T_FMT "\n",
-               sv->entries);
-    prom_head(r, "stickylb_table_lookups_total", "counter",
-              "stick table lookups by result");
-    ap_rprintf(r, "stickylb_table_lookups_total{result=\"hit\"} %"
-               APR_UINT64_T_FMT "\n", sv->hits);
-    ap_rprintf(r, "stickylb_table_lookups_total{result=\"miss\"} %"
-               APR_UINT64_T_FMT "\n", sv->misses);
-    prom_head(r, "stickylb_table_inserts_total", "counter",
-              "bindings written to the embedded table");
-    ap_rprintf(r, "stickylb_table_inserts_total %" APR_UINT64_T_FMT "\n",
-               sv->inserts);
-    prom_head(r, "stickylb_table_evictions_total", "counter",
-              "live bindings evicted for lack of room");
-    ap_rprintf(r, "stickylb_table_evictions_total %" APR_UINT64_T_FMT "\n",
-               sv->evictions);
-    prom_head(r, "stickylb_store_errors_total", "counter",
-              "store errors seen by the process that answered");
-    ap_rprintf(r, "stickylb_store_errors_total %" APR_UINT64_T_FMT "\n",
-               sv->errors);
-    if (sv->have_mc) {
-        prom_head(r, "stickylb_memcached_requests_total", "counter",
-                  "memcached calls of the process that answered, by kind");
-        ap_rprintf(r, "stickylb_memcached_requests_total{op=\"get\"} %"
-                   APR_UINT64_T_FMT "\n", sv->mc.gets);
-        ap_rprintf(r, "stickylb_memcached_requests_total{op=\"add\"} %"
-                   APR_UINT64_T_FMT "\n", sv->mc.adds);
-        ap_rprintf(r, "stickylb_memcached_requests_total{op=\"set\"} %"
-                   APR_UINT64_T_FMT "\n", sv->mc.sets - sv->mc.quiet_sets);
-        ap_rprintf(r, "stickylb_memcached_requests_total{op=\"quiet_set\"} %"
-                   APR_UINT64_T_FMT "\n", sv->mc.quiet_sets);
-        prom_head(r, "stickylb_memcached_writer_bindings_total", "counter",
-                  "learned bindings handed to the writer thread of the "
-                  "process that answered (write=async), by outcome");
-        ap_rprintf(r, "stickylb_memcached_writer_bindings_total{result="
-                   "\"written\"} %" APR_UINT64_T_FMT "\n", sv->mc.published);
-        ap_rprintf(r, "stickylb_memcached_writer_bindings_total{result="
-                   "\"dropped\"} %" APR_UINT64_T_FMT "\n",
-                   sv->mc.publish_dropped);
-        ap_rprintf(r, "stickylb_memcached_writer_bindings_total{result="
-                   "\"failed\"} %" APR_UINT64_T_FMT "\n",
-                   sv->mc.publish_errors);
-        prom_head(r, "stickylb_memcached_writer_queue", "gauge",
-                  "learned bindings waiting for the writer thread");
-        ap_rprintf(r, "stickylb_memcached_writer_queue %" APR_UINT64_T_FMT
-                   "\n", sv->mc.publish_waiting);
-        prom_head(r, "stickylb_memcached_errors_total", "counter",
-                  "failed memcached calls of the process that answered");
-        ap_rprintf(r, "stickylb_memcached_errors_total %" APR_UINT64_T_FMT
-                   "\n", sv->mc.errors);
-        prom_head(r, "stickylb_memcached_server_up", "gauge",
-                  "1 when the last call to the server succeeded");
-        for (i = 0; sv->mc_servers && i < sv->mc_servers->nelts; i++) {
-            slb_mc_server *ms = &APR_ARRAY_IDX(sv->mc_servers, i,
-                                               slb_mc_server);
-            ap_rprintf(r, "stickylb_memcached_server_up{server=\"%s:%d\"} "
-                       "%d\n", prom_label(r->pool, ms->host), ms->port,
-                       ms->up);
-        }
-    }
-}
-
-static void html_form(request_rec *r, const char *bal, const char *route,
-                      const char *action, const char *label,
-                      const char *extra)
-{
-    ap_rprintf(r, "<form method=\"post\" class=\"inline\">"
-               "<input type=\"hidden\" name=\"nonce\" value=\"%s\">"
-               "<input type=\"hidden\" name=\"balancer\" value=\"%s\">"
-               "<input type=\"hidden\" name=\"member\" value=\"%s\">"
-               "<input type=\"hidden\" name=\"action\" value=\"%s\">"
-               "<input type=\"hidden\" name=\"return\" value=\"html\">%s"
-               "<button type=\"submit\">%s</button></form>",
-               nonce, ap_escape_html2(r->pool, bal, 1),
-               ap_escape_html2(r->pool, route, 1), action, extra, label);
-}
-
-static void out_html(request_rec *r, apr_array_header_t *bvs,
-                     const slb_store_view *sv)
-{
-    apr_time_t now = apr_time_now();
-    int i, j;
-
-    ap_set_content_type(r, "text/html; charset=utf-8");
-    ap_rputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-             "<title>mod_stickylb status</title><style>"
-             "body{font-family:sans-serif;margin:1.5em;color:#222}"
-             "table{border-collapse:collapse;margin-bottom:1.5em}"
-             "th,td{border:1px solid #bbb;padding:.3em .6em;text-align:left}"
-             "th{background:#eee}td.num{text-align:right}"
-             ".up{background:#d8f5d8}.down-by-probe,.error,.down-by-hcheck"
-             "{background:#f8d0d0}.draining,.standby,.spare{background:"
-             "#fff1c2}.disabled,.stopped{background:#ddd}"
-             "form.inline{display:inline;margin:0 .2em}"
-             "</style></head><body>\n<h1>mod_stickylb</h1>\n", r);
-    for (i = 0; i < bvs->nelts; i++) {
-        balancer_view *bv = &APR_ARRAY_IDX(bvs, i, balancer_view);
-        const char *bal = bv->b->s->name;
-
-        ap_rprintf(r, "<h2>%s</h2><p>store: %s, namespace %s</p>\n"
-                   "<table><tr><th>member</th><th>route</th><th>state</th>"
-                   "<th>weight</th><th>sessions</th><th>new sessions</th>"
-                   "<th>failovers</th><th>requests</th><th>probe</th>"
-                   "<th>last change</th><th>control</th></tr>\n",
-                   ap_escape_html2(r->pool, bal, 1),
-                   bv->c->store == SLB_STORE_MEMCACHED ? "memcached" : "shm (embedded)",
-                   ap_escape_html2(r->pool, bv->ns, 1));
-        for (j = 0; j < bv->members->nelts; j++) {
-            member_view *mv = &APR_ARRAY_IDX(bv->members, j, member_view);
-            const char *route = mv->w->s->route;
-
-            ap_rprintf(r, "<tr class=\"%s\"><td>%s</td><td>%s</td>"
-                       "<td>%s</td><td class=\"num\">%.2f</td>"
-                       "<td class=\"num\">%u</td><td class=\"num\">%"
-                       APR_UINT64_T_FMT "</td><td class=\"num\">%"
-                       APR_UINT64_T_FMT "</td><td class=\"num\">%"
-                       APR_UINT64_T_FMT "</td><td>%s</td><td>%s</td><td>",
-                       mv->state, ap_escape_html2(r->pool, mv->w->s->name, 1),
-                       ap_escape_html2(r->pool, route, 1), mv->state,
-                       mv->weight, mv->sessions, mv->h.new_sessions,
-                       mv->h.failovers, mv->h.requests,
-                       mv->h.probed
-                           ? apr_psprintf(r->pool, "%s, %.1f ms",
-                                          ap_escape_html2(r->pool,
-                                                          mv->h.last_result,
-                                                          1),
-                                          secs(mv->h.last_latency) * 1000)
-                           : "-",
-                       mv->h.last_change
-                           ? apr_psprintf(r->pool, "%" APR_TIME_T_FMT " s ago",
-                                          apr_time_sec(now
-                                                       - mv->h.last_change))
-                           : "-");
-            if (*route) {
-                if (PROXY_WORKER_IS_DRAINING(mv->w)) {
-                    html_form(r, bal, route, "undrain", "undrain", "");
-                }
-                else {
-                    html_form(r, bal, route, "drain", "drain", "");
-                }
-                if (PROXY_WORKER_IS(mv->w, PROXY_WORKER_DISABLED)) {
-                    html_form(r, bal, route, "enable", "enable", "");
-                }
-                else {
-                    html_form(r, bal, route, "maintenance", "maintenance",
-                              "");
-                }
-            }
-            ap_rputs("</td></tr>\n", r);
-        }
-        ap_rputs("</table>\n", r);
-    }
-    ap_rprintf(r, "<h2>stick table</h2><table>"
-               "<tr><th>bindings</th><td class=\"num\">%" APR_UINT64_T_FMT
-               " of %" APR_UINT64_T_FMT "</td></tr>"
-               "<tr><th>memory</th><td class=\"num\">%.1f MiB</td></tr>"
-               "<tr><th>hits / misses</th><td class=\"num\">%"
-               APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT "</td></tr>"
-               "<tr><th>inserts / evictions / expired</th><td class=\"num\">%"
-               APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT " / %"
-               APR_UINT64_T_FMT "</td></tr>"
-               "<tr><th>errors (this process)</th><td class=\"num\">%"
-               APR_UINT64_T_FMT "</td></tr></table>\n",
-               sv->entries, sv->capacity, (double)sv->bytes / 1048576.0,
-               sv->hits, sv->misses, sv->inserts, sv->evictions, sv->expired,
-               sv->errors);
-    if (sv->have_mc) {
-        ap_rprintf(r, "<h2>memcached (this process)</h2><table>"
-                   "<tr><th>gets / hits / misses</th><td class=\"num\">%"
-                   APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT " / %"
-                   APR_UINT64_T_FMT "</td></tr><tr><th>errors / timeouts"
-                   "</th><td class=\"num\">%" APR_UINT64_T_FMT " / %"
-                   APR_UINT64_T_FMT "</td></tr><tr><th>slowest call</th>"
-                   "<td class=\"num\">%.1f ms</td></tr>"
-                   "<tr><th>learned bindings written</th><td>%s",
-                   sv->mc.gets, sv->mc.hits, sv->mc.misses, sv->mc.errors,
-                   sv->mc.timeouts, (double)sv->mc.latency_us_max / 1000,
-                   slb_mc_write_mode_name(sv->mc_write_mode));
-        if (sv->mc_write_mode == SLB_MC_WRITE_ASYNC) {
-            ap_rprintf(r, ": %" APR_UINT64_T_FMT " written, %" APR_UINT64_T_FMT
-                       " waiting, %" APR_UINT64_T_FMT " dropped, %"
-                       APR_UINT64_T_FMT " failed", sv->mc.published,
-                       sv->mc.publish_waiting, sv->mc.publish_dropped,
-                       sv->mc.publish_errors);
-        }
-        ap_rputs("</td></tr>", r);
-        for (i = 0; sv->mc_servers && i < sv->mc_servers->nelts; i++) {
-            slb_mc_server *ms = &APR_ARRAY_IDX(sv->mc_servers, i,
-                                               slb_mc_server);
-            ap_rprintf(r, "<tr><th>%s:%d</th><td class=\"%s\">%s</td></tr>",
-                       ap_escape_html2(r->pool, ms->host, 1), ms->port,
-                       ms->up ? "up" : "error", ms->up ? "up" : "failing");
-        }
-        ap_rputs("</table>\n", r);
-    }
-    ap_rputs("<p>Also as <a href=\"?format=json\">JSON</a> and "
-             "<a href=\"?format=prometheus\">Prometheus</a>.</p>"
-             "</body></html>\n", r);
-}
 
 /* ------------------------------------------------------------------ */
 /* control                                                              */
@@ -606,20 +241,171 @@ static int reply(request_rec *r, int status, int html, const char *fmt, ...)
     return OK;
 }
 
-static int control(request_rec *r)
+/* One control request, parsed and checked. */
+typedef struct {
+    request_rec *r;
+    apr_table_t *form;
+    proxy_balancer *b;
+    const slb_balancer *c;
+    proxy_worker *w;             /* the member named, or NULL */
+    int html;                    /* answer with a redirect to the page */
+} control_req;
+
+#define NOT_SHARED (-1)
+/* what a member action's run returns to have the common answer follow */
+#define GO_ON (-1)
+
+/*
+ * The run-time controls: one row an action.  `run` does it (member
+ * actions return GO_ON and the common answer follows: the state shared with
+ * every balancer of the namespace when `shares` is a member state, the
+ * log line, the reply); `button` says when the page offers it.
+ */
+typedef struct {
+    const char *name;
+    int needs_member;
+    int shares;                  /* slb_member_state, or NOT_SHARED */
+    int (*run)(control_req *x);  /* GO_ON, or an answer of its own */
+    int (*button)(const proxy_worker *w);
+} action;
+
+static int do_drain(control_req *x)
+{
+    ap_proxy_set_wstatus(PROXY_WORKER_DRAIN_FLAG, 1, x->w);
+    return GO_ON;
+}
+
+static int do_undrain(control_req *x)
+{
+    ap_proxy_set_wstatus(PROXY_WORKER_DRAIN_FLAG, 0, x->w);
+    return GO_ON;
+}
+
+static int do_maintenance(control_req *x)
+{
+    ap_proxy_set_wstatus(PROXY_WORKER_DISABLED_FLAG, 1, x->w);
+    return GO_ON;
+}
+
+static int do_enable(control_req *x)
+{
+    ap_proxy_set_wstatus(PROXY_WORKER_DISABLED_FLAG, 0, x->w);
+    ap_proxy_set_wstatus(PROXY_WORKER_STOPPED_FLAG, 0, x->w);
+    return GO_ON;
+}
+
+static int do_weight(control_req *x)
+{
+    const char *v = apr_table_get(x->form, "value");
+    apr_int64_t n;
+
+    if (v == NULL || slb_parse_int(x->r->pool, v, 1, 100, &n) != NULL) {
+        return reply(x->r, HTTP_BAD_REQUEST, 0,
+                     "\"error\":\"value must be 1 to 100\"");
+    }
+    /* mod_proxy keeps loadfactor x 100 */
+    x->w->s->lbfactor = (int)n * 100;
+    return GO_ON;
+}
+
+static int do_unbind(control_req *x)
+{
+    apr_uint32_t n = slb_store_unbind_route(x->c->ns, x->w->s->route);
+
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, x->r,
+                  SLB_LOG_TAG "SLB0403: %u bindings of member %s of %s "
+                  "deleted by %s", n, x->w->s->name, x->b->s->name,
+                  x->r->useragent_ip);
+    return reply(x->r, HTTP_OK, x->html, "\"unbound\":%u", n);
+}
+
+/* show and delete: the binding of one session id */
+static int session_key(control_req *x, slb_skey *k)
+{
+    const char *id = apr_table_get(x->form, "id");
+
+    if (id == NULL || !slb_value_ok(id, strlen(id))) {
+        return 0;
+    }
+    slb_skey_init(k, x->c->ns, id, strlen(id));
+    return 1;
+}
+
+static int do_show(control_req *x)
+{
+    slb_skey k;
+    char bound[SLB_MAX_ROUTE_LEN + 1];
+
+    if (!session_key(x, &k)) {
+        return reply(x->r, HTTP_BAD_REQUEST, 0,
+                     "\"error\":\"a session id is needed\"");
+    }
+    if (slb_store_get(x->c, &k, bound) == APR_SUCCESS) {
+        return reply(x->r, HTTP_OK, 0, "\"route\":%s",
+                     json_str(x->r->pool, bound));
+    }
+    return reply(x->r, HTTP_OK, 0, "\"route\":null");
+}
+
+static int do_delete(control_req *x)
+{
+    slb_skey k;
+    apr_status_t rv;
+
+    if (!session_key(x, &k)) {
+        return reply(x->r, HTTP_BAD_REQUEST, 0,
+                     "\"error\":\"a session id is needed\"");
+    }
+    rv = slb_store_del(x->c, &k);
+    ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, x->r,
+                  SLB_LOG_TAG "SLB0402: binding of a session of %s deleted "
+                  "by %s", x->b->s->name, x->r->useragent_ip);
+    return reply(x->r, HTTP_OK, x->html, "\"deleted\":%s",
+                 rv == APR_SUCCESS ? "true" : "false");
+}
+
+static int offer_drain(const proxy_worker *w)
+{
+    return !PROXY_WORKER_IS_DRAINING(w);
+}
+
+static int offer_undrain(const proxy_worker *w)
+{
+    return PROXY_WORKER_IS_DRAINING(w);
+}
+
+static int offer_maintenance(const proxy_worker *w)
+{
+    return !PROXY_WORKER_IS(w, PROXY_WORKER_DISABLED);
+}
+
+static int offer_enable(const proxy_worker *w)
+{
+    return PROXY_WORKER_IS(w, PROXY_WORKER_DISABLED);
+}
+
+static const action actions[] = {
+    { "drain", 1, SLB_MEMBER_DRAIN, do_drain, offer_drain },
+    { "undrain", 1, SLB_MEMBER_UP, do_undrain, offer_undrain },
+    { "maintenance", 1, SLB_MEMBER_MAINT, do_maintenance,
+      offer_maintenance },
+    { "enable", 1, SLB_MEMBER_UP, do_enable, offer_enable },
+    { "weight", 1, NOT_SHARED, do_weight, NULL },
+    { "unbind", 1, NOT_SHARED, do_unbind, NULL },
+    { "show", 0, NOT_SHARED, do_show, NULL },
+    { "delete", 0, NOT_SHARED, do_delete, NULL },
+};
+#define N_ACTIONS ((int)(sizeof(actions) / sizeof(actions[0])))
+
+static apr_table_t *read_form(request_rec *r)
 {
     apr_array_header_t *pairs = NULL;
-    apr_table_t *f = apr_table_make(r->pool, 8);
-    const char *bal, *route, *action, *v;
-    proxy_balancer *b;
-    proxy_worker *w = NULL;
-    const slb_balancer *c;
-    const char *ns;
-    int html, i;
+    apr_table_t *f;
 
     if (ap_parse_form_data(r, NULL, &pairs, 16, 8192) != OK || !pairs) {
-        return reply(r, HTTP_BAD_REQUEST, 0, "\"error\":\"no form data\"");
+        return NULL;
     }
+    f = apr_table_make(r->pool, 8);
     while (pairs->nelts) {
         ap_form_pair_t *pair = (ap_form_pair_t *)apr_array_pop(pairs);
         apr_off_t len;
@@ -636,106 +422,599 @@ static int control(request_rec *r)
         buf[size] = '\0';
         apr_table_setn(f, pair->name, buf);
     }
-    html = (v = apr_table_get(f, "return")) && !strcmp(v, "html");
-    v = apr_table_get(f, "nonce");
+    return f;
+}
+
+static int control(request_rec *r)
+{
+    control_req x;
+    const char *bal, *route, *name, *v;
+    const action *a = NULL;
+    const char *shared = "";
+    int i, rc;
+
+    memset(&x, 0, sizeof(x));
+    x.r = r;
+    if ((x.form = read_form(r)) == NULL) {
+        return reply(r, HTTP_BAD_REQUEST, 0, "\"error\":\"no form data\"");
+    }
+    x.html = (v = apr_table_get(x.form, "return")) && !strcmp(v, "html");
+    v = apr_table_get(x.form, "nonce");
     if (v == NULL || strcmp(v, nonce) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       SLB_LOG_TAG "SLB0401: control request without this "
                       "server's nonce refused");
         return reply(r, HTTP_FORBIDDEN, 0, "\"error\":\"bad nonce\"");
     }
-    bal = apr_table_get(f, "balancer");
-    action = apr_table_get(f, "action");
-    route = apr_table_get(f, "member");
-    if (!bal || !action || !(b = find_balancer(r, bal))) {
+    bal = apr_table_get(x.form, "balancer");
+    name = apr_table_get(x.form, "action");
+    route = apr_table_get(x.form, "member");
+    if (!bal || !name || !(x.b = find_balancer(r, bal))) {
         return reply(r, HTTP_BAD_REQUEST, 0,
                      "\"error\":\"balancer and action needed\"");
     }
-    c = slb_balancer_of(r->server, b, r->pool);
-    ns = c->ns;
-    for (i = 0; route && i < b->workers->nelts; i++) {
-        proxy_worker *x = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
-        if (!strcmp(x->s->route, route)) {
-            w = x;
+    for (i = 0; i < N_ACTIONS; i++) {
+        if (!strcmp(actions[i].name, name)) {
+            a = &actions[i];
             break;
         }
     }
-    if (!strcmp(action, "show") || !strcmp(action, "delete")) {
-        const char *id = apr_table_get(f, "id");
-        slb_skey key;
-        char bound[SLB_MAX_ROUTE_LEN + 1];
-
-        if (id == NULL || !slb_value_ok(id, strlen(id))) {
-            return reply(r, HTTP_BAD_REQUEST, 0,
-                         "\"error\":\"a session id is needed\"");
+    x.c = slb_balancer_of(r->server, x.b, r->pool);
+    for (i = 0; route && i < x.b->workers->nelts; i++) {
+        proxy_worker *w = APR_ARRAY_IDX(x.b->workers, i, proxy_worker *);
+        if (!strcmp(w->s->route, route)) {
+            x.w = w;
+            break;
         }
-        slb_skey_init(&key, ns, id, strlen(id));
-        if (!strcmp(action, "delete")) {
-            apr_status_t rv = slb_store_del(c, &key);
-            ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                          SLB_LOG_TAG "SLB0402: binding of a session of %s "
-                          "deleted by %s", b->s->name, r->useragent_ip);
-            return reply(r, HTTP_OK, html, "\"deleted\":%s",
-                         rv == APR_SUCCESS ? "true" : "false");
-        }
-        if (slb_store_get(c, &key, bound)
-            == APR_SUCCESS) {
-            return reply(r, HTTP_OK, 0, "\"route\":%s",
-                         json_str(r->pool, bound));
-        }
-        return reply(r, HTTP_OK, 0, "\"route\":null");
     }
-    if (w == NULL) {
+    if (a && a->needs_member && x.w == NULL) {
         return reply(r, HTTP_BAD_REQUEST, 0,
                      "\"error\":\"member (route) not in the balancer\"");
     }
-    if (!strcmp(action, "drain") || !strcmp(action, "undrain")) {
-        ap_proxy_set_wstatus(PROXY_WORKER_DRAIN_FLAG,
-                             action[0] == 'd', w);
-    }
-    else if (!strcmp(action, "maintenance")) {
-        ap_proxy_set_wstatus(PROXY_WORKER_DISABLED_FLAG, 1, w);
-    }
-    else if (!strcmp(action, "enable")) {
-        ap_proxy_set_wstatus(PROXY_WORKER_DISABLED_FLAG, 0, w);
-        ap_proxy_set_wstatus(PROXY_WORKER_STOPPED_FLAG, 0, w);
-    }
-    else if (!strcmp(action, "weight")) {
-        char *end;
-        long n;
-        v = apr_table_get(f, "value");
-        n = v && apr_isdigit(*v) ? strtol(v, &end, 10) : -1;
-        if (n < 1 || n > 100 || *end) {
-            return reply(r, HTTP_BAD_REQUEST, 0,
-                         "\"error\":\"value must be 1 to 100\"");
-        }
-        /* mod_proxy keeps loadfactor x 100 */
-        w->s->lbfactor = (int)n * 100;
-    }
-    else if (!strcmp(action, "unbind")) {
-        apr_uint32_t n = slb_store_unbind_route(ns, w->s->route);
-        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                      SLB_LOG_TAG "SLB0403: %u bindings of member %s of %s "
-                      "deleted by %s", n, w->s->name, b->s->name,
-                      r->useragent_ip);
-        return reply(r, HTTP_OK, html, "\"unbound\":%u", n);
-    }
-    else {
+    if (a == NULL) {
         return reply(r, HTTP_BAD_REQUEST, 0, "\"error\":\"unknown action\"");
     }
-    if (c->store == SLB_STORE_MEMCACHED && strcmp(action, "weight") != 0) {
+    if ((rc = a->run(&x)) != GO_ON) {
+        return rc;
+    }
+    if (a->shares != NOT_SHARED && x.c->store == SLB_STORE_MEMCACHED) {
         /* every balancer on the same memcached namespace follows */
-        slb_store_publish_state(r, ns, w->s->route,
-                                !strcmp(action, "drain") ? SLB_MEMBER_DRAIN
-                                : !strcmp(action, "maintenance")
-                                      ? SLB_MEMBER_MAINT
-                                      : SLB_MEMBER_UP);
+        shared = slb_store_publish_state(r, x.c->ns, x.w->s->route,
+                                         (slb_member_state)a->shares)
+                         == APR_SUCCESS
+                     ? ",\"shared\":true" : ",\"shared\":false";
     }
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
-                  SLB_LOG_TAG "SLB0404: %s on member %s of %s by %s", action,
-                  w->s->name, b->s->name, r->useragent_ip);
-    return reply(r, HTTP_OK, html, "\"member\":%s,\"action\":%s",
-                 json_str(r->pool, w->s->route), json_str(r->pool, action));
+                  SLB_LOG_TAG "SLB0404: %s on member %s of %s by %s",
+                  a->name, x.w->s->name, x.b->s->name, r->useragent_ip);
+    return reply(r, HTTP_OK, x.html, "\"member\":%s,\"action\":%s%s",
+                 json_str(r->pool, x.w->s->route),
+                 json_str(r->pool, a->name), shared);
+}
+
+/* ------------------------------------------------------------------ */
+/* the metrics                                                          */
+
+/*
+ * Every number the three outputs show is one row of this table: where it
+ * is in the snapshot, its JSON name (and the JSON object it goes in), its
+ * Prometheus name, labels, type and help, its title on the HTML page.  A
+ * metric is added here and nowhere else.  Rows of one Prometheus name
+ * must follow each other (one HELP and TYPE for them).
+ */
+typedef enum {
+    S_MEMBER,        /* one value per member (member_view) */
+    S_STORE,         /* one per server (store_view) */
+    S_TIER           /* one per kind of store (slb_tier_counters) */
+} metric_scope;
+
+typedef enum { V_U32, V_U64, V_INT, V_DBL } value_type;
+
+#define NO_FIELD ((apr_size_t)-1)
+
+typedef struct {
+    metric_scope scope;
+    const char *group;       /* JSON object of a store value: "table", "",
+                                "memcached", "writer" (in memcached) */
+    const char *json;        /* JSON name; NULL: not in JSON */
+    const char *prom;        /* Prometheus name; NULL: not exported */
+    const char *labels;      /* more Prometheus labels, or NULL */
+    const char *type;        /* "gauge" or "counter" */
+    const char *help;
+    const char *html;        /* title on the HTML page; NULL: not shown */
+    value_type vt;
+    apr_size_t off;          /* of the value in its view */
+    apr_size_t present;      /* an int of the view that must be set */
+} metric;
+
+/* The snapshot of the store side, with the derived values the outputs
+ * show. */
+typedef struct {
+    slb_store_view v;
+    double table_mib;
+    apr_uint64_t mc_plain_sets;          /* sets that were not quiet */
+    double mc_latency_ms_mean, mc_latency_ms_max;
+} store_view;
+
+#define MV(f) APR_OFFSETOF(member_view, f)
+#define SV(f) APR_OFFSETOF(store_view, f)
+#define TC(f) APR_OFFSETOF(slb_tier_counters, f)
+
+static const metric metrics[] = {
+    /* members */
+    { S_MEMBER, "", NULL, "stickylb_member_up", NULL, "gauge",
+      "1 when the member takes new sessions", NULL, V_INT, MV(up),
+      NO_FIELD },
+    { S_MEMBER, "", "weight", "stickylb_member_weight", NULL, "gauge",
+      "loadfactor of the member", "weight", V_DBL, MV(weight), NO_FIELD },
+    { S_MEMBER, "", "sessions", "stickylb_member_sessions", NULL, "gauge",
+      "live sessions bound to the member in this server's stick table",
+      "sessions", V_U32, MV(sessions), NO_FIELD },
+    { S_MEMBER, "", "new_sessions", "stickylb_member_new_sessions_total",
+      NULL, "counter", "new sessions given to the member", "new sessions",
+      V_U64, MV(h.new_sessions), NO_FIELD },
+    { S_MEMBER, "", "failovers", "stickylb_member_failovers_total", NULL,
+      "counter", "sessions moved to the member from an unusable one",
+      "failovers", V_U64, MV(h.failovers), NO_FIELD },
+    { S_MEMBER, "", "requests", "stickylb_member_requests_total", NULL,
+      "counter", "requests the module sent to the member", "requests",
+      V_U64, MV(h.requests), NO_FIELD },
+    { S_MEMBER, "", NULL, "stickylb_member_probe_latency_seconds", NULL,
+      "gauge", "duration of the last active probe", NULL, V_DBL,
+      MV(probe_latency_s), MV(h.probed) },
+    /* the embedded table */
+    { S_STORE, "table", "capacity", "stickylb_table_capacity_bindings", NULL,
+      "gauge", "bindings the embedded stick table holds", "capacity",
+      V_U64, SV(v.capacity), NO_FIELD },
+    { S_STORE, "table", "entries", "stickylb_table_bindings", NULL, "gauge",
+      "live bindings in the embedded stick table", "bindings", V_U64,
+      SV(v.entries), NO_FIELD },
+    { S_STORE, "table", "bytes", NULL, NULL, "gauge", NULL, NULL, V_U64,
+      SV(v.bytes), NO_FIELD },
+    { S_STORE, "table", NULL, NULL, NULL, "gauge", NULL, "memory (MiB)",
+      V_DBL, SV(table_mib), NO_FIELD },
+    { S_STORE, "table", "hits", "stickylb_table_lookups_total",
+      "result=\"hit\"", "counter", "stick table lookups by result", "hits",
+      V_U64, SV(v.hits), NO_FIELD },
+    { S_STORE, "table", "misses", "stickylb_table_lookups_total",
+      "result=\"miss\"", "counter", "stick table lookups by result",
+      "misses", V_U64, SV(v.misses), NO_FIELD },
+    { S_STORE, "table", "inserts", "stickylb_table_inserts_total", NULL,
+      "counter", "bindings written to the embedded table", "inserts", V_U64,
+      SV(v.inserts), NO_FIELD },
+    { S_STORE, "table", "evictions", "stickylb_table_evictions_total", NULL,
+      "counter", "live bindings evicted for lack of room", "evictions",
+      V_U64, SV(v.evictions), NO_FIELD },
+    { S_STORE, "table", "expired", "stickylb_table_expired_total", NULL,
+      "counter", "bindings that outlived their lifetime", "expired", V_U64,
+      SV(v.expired), NO_FIELD },
+    { S_STORE, "", "errors", "stickylb_store_errors_total", NULL, "counter",
+      "store errors of the whole server (each a miss)", "store errors",
+      V_U64, SV(v.errors), NO_FIELD },
+    /* memcached, as the process that answered sees it */
+    { S_STORE, "memcached", "gets", "stickylb_memcached_requests_total",
+      "op=\"get\"", "counter",
+      "memcached calls of the process that answered, by kind", "gets",
+      V_U64, SV(v.mc.gets), SV(v.have_mc) },
+    { S_STORE, "memcached", NULL, "stickylb_memcached_requests_total",
+      "op=\"add\"", "counter",
+      "memcached calls of the process that answered, by kind", "adds",
+      V_U64, SV(v.mc.adds), SV(v.have_mc) },
+    { S_STORE, "memcached", NULL, "stickylb_memcached_requests_total",
+      "op=\"set\"", "counter",
+      "memcached calls of the process that answered, by kind", "sets",
+      V_U64, SV(mc_plain_sets), SV(v.have_mc) },
+    { S_STORE, "memcached", "quiet_sets",
+      "stickylb_memcached_requests_total", "op=\"quiet_set\"", "counter",
+      "memcached calls of the process that answered, by kind",
+      "quiet sets", V_U64, SV(v.mc.quiet_sets), SV(v.have_mc) },
+    { S_STORE, "memcached", "hits", NULL, NULL, "counter", NULL, "hits",
+      V_U64, SV(v.mc.hits), SV(v.have_mc) },
+    { S_STORE, "memcached", "misses", NULL, NULL, "counter", NULL,
+      "misses", V_U64, SV(v.mc.misses), SV(v.have_mc) },
+    { S_STORE, "memcached", "replica_hits", NULL, NULL, "counter", NULL,
+      "replica hits", V_U64, SV(v.mc.replica_hits), SV(v.have_mc) },
+    { S_STORE, "memcached", "errors", "stickylb_memcached_errors_total",
+      NULL, "counter", "failed memcached calls of the process that answered",
+      "errors", V_U64, SV(v.mc.errors), SV(v.have_mc) },
+    { S_STORE, "memcached", "timeouts", "stickylb_memcached_timeouts_total",
+      NULL, "counter",
+      "memcached calls of the process that answered that timed out",
+      "timeouts", V_U64, SV(v.mc.timeouts), SV(v.have_mc) },
+    { S_STORE, "memcached", "latency_ms_mean", NULL, NULL, "gauge", NULL,
+      "mean call (ms)", V_DBL, SV(mc_latency_ms_mean), SV(v.have_mc) },
+    { S_STORE, "memcached", "latency_ms_max", NULL, NULL, "gauge", NULL,
+      "slowest call (ms)", V_DBL, SV(mc_latency_ms_max), SV(v.have_mc) },
+    /* the writer thread of write=async */
+    { S_STORE, "writer", "queued", NULL, NULL, "counter", NULL, NULL, V_U64,
+      SV(v.mc.publish_queued), SV(v.have_mc) },
+    { S_STORE, "writer", "written",
+      "stickylb_memcached_writer_bindings_total", "result=\"written\"",
+      "counter", "learned bindings handed to the writer thread of the "
+      "process that answered (write=async), by outcome", "writer: written",
+      V_U64, SV(v.mc.published), SV(v.have_mc) },
+    { S_STORE, "writer", "dropped",
+      "stickylb_memcached_writer_bindings_total", "result=\"dropped\"",
+      "counter", "learned bindings handed to the writer thread of the "
+      "process that answered (write=async), by outcome", "writer: dropped",
+      V_U64, SV(v.mc.publish_dropped), SV(v.have_mc) },
+    { S_STORE, "writer", "failed",
+      "stickylb_memcached_writer_bindings_total", "result=\"failed\"",
+      "counter", "learned bindings handed to the writer thread of the "
+      "process that answered (write=async), by outcome", "writer: failed",
+      V_U64, SV(v.mc.publish_errors), SV(v.have_mc) },
+    { S_STORE, "writer", "batches", NULL, NULL, "counter", NULL, NULL,
+      V_U64, SV(v.mc.publish_batches), SV(v.have_mc) },
+    { S_STORE, "writer", "waiting", "stickylb_memcached_writer_queue", NULL,
+      "gauge", "learned bindings waiting for the writer thread",
+      "writer: waiting", V_U64, SV(v.mc.publish_waiting), SV(v.have_mc) },
+    /* the tiered stores, server-wide (shared memory) */
+#define TIER_EVENT(field, name, title)                                     \
+    { S_TIER, "", name, "stickylb_store_events_total", NULL, "counter",    \
+      "what the stores did, server-wide, by store and event", title,       \
+      V_U64, TC(field), NO_FIELD }
+    TIER_EVENT(local_hits, "local_hits", "answered from this server's table"),
+    TIER_EVENT(remote_gets, "remote_gets", "asked the remote store"),
+    TIER_EVENT(remote_hits, "remote_hits", "remote hits"),
+    TIER_EVENT(remote_misses, "remote_misses", "remote misses"),
+    TIER_EVENT(remote_errors, "remote_errors", "remote errors"),
+    TIER_EVENT(stale_served, "stale_served",
+               "remote failed, local copy used"),
+    TIER_EVENT(republished, "republished", "re-published after a loss"),
+    TIER_EVENT(adopted, "adopted", "another balancer's binding taken"),
+    TIER_EVENT(expired, "expired", "remote binding past its lifetime"),
+    TIER_EVENT(local_errors, "local_errors", "errors of the table"),
+#undef TIER_EVENT
+};
+
+#define N_METRICS ((int)(sizeof(metrics) / sizeof(metrics[0])))
+
+static void store_snapshot(apr_pool_t *p, store_view *sv)
+{
+    const slb_mc_stats *m = &sv->v.mc;
+    apr_uint64_t calls;
+
+    memset(sv, 0, sizeof(*sv));
+    slb_store_snapshot(p, &sv->v);
+    sv->table_mib = (double)sv->v.bytes / 1048576.0;
+    sv->mc_plain_sets = m->sets - m->quiet_sets;
+    calls = m->gets + m->adds + m->sets + m->touches + m->deletes;
+    sv->mc_latency_ms_mean = calls ? (double)m->latency_us_total / 1000
+                                     / (double)calls
+                                   : 0.0;
+    sv->mc_latency_ms_max = (double)m->latency_us_max / 1000;
+}
+static const char *const tier_names[2] = { "shm", "memcached" };
+
+static int present(const metric *m, const void *view)
+{
+    return m->present == NO_FIELD
+           || *(const int *)((const char *)view + m->present) != 0;
+}
+
+/* The value as text (JSON, Prometheus and HTML alike). */
+static const char *value_str(apr_pool_t *p, const metric *m,
+                             const void *view)
+{
+    const char *at = (const char *)view + m->off;
+
+    switch (m->vt) {
+    case V_U32:
+        return apr_psprintf(p, "%u", *(const apr_uint32_t *)at);
+    case V_U64:
+        return apr_psprintf(p, "%" APR_UINT64_T_FMT,
+                            *(const apr_uint64_t *)at);
+    case V_INT:
+        return apr_psprintf(p, "%d", *(const int *)at);
+    default: {
+        /* six decimals at most, trailing zeros dropped (APR's %g writes
+         * ".5" for 0.5, which is no JSON number) */
+        char *t = apr_psprintf(p, "%.6f", *(const double *)at);
+        char *e = t + strlen(t) - 1;
+        while (e > t && *e == '0') {
+            *e-- = '\0';
+        }
+        if (*e == '.') {
+            *e = '\0';
+        }
+        return t;
+    }
+    }
+}
+
+/* `"a":1,"b":2` of the metrics of a scope and JSON group */
+static const char *json_fields(apr_pool_t *p, metric_scope sc,
+                               const char *group, const void *view)
+{
+    const char *out = "";
+    int i;
+
+    for (i = 0; i < N_METRICS; i++) {
+        const metric *m = &metrics[i];
+        if (m->scope == sc && m->json && !strcmp(m->group, group)
+            && present(m, view)) {
+            out = apr_pstrcat(p, out, *out ? "," : "", "\"", m->json, "\":",
+                              value_str(p, m, view), NULL);
+        }
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* outputs                                                              */
+
+static void out_json(request_rec *r, apr_array_header_t *bvs,
+                     const store_view *sv)
+{
+    apr_pool_t *p = r->pool;
+    int i, j;
+
+    ap_set_content_type(r, "application/json");
+    ap_rprintf(r, "{\"nonce\":%s,\"balancers\":[", json_str(p, nonce));
+    for (i = 0; i < bvs->nelts; i++) {
+        balancer_view *bv = &APR_ARRAY_IDX(bvs, i, balancer_view);
+        ap_rprintf(r, "%s{\"name\":%s,\"namespace\":%s,\"store\":\"%s\","
+                   "\"members\":[", i ? "," : "",
+                   json_str(p, bv->b->s->name), json_str(p, bv->ns),
+                   tier_names[bv->c->store]);
+        for (j = 0; j < bv->members->nelts; j++) {
+            member_view *mv = &APR_ARRAY_IDX(bv->members, j, member_view);
+            ap_rprintf(r, "%s{\"name\":%s,\"route\":%s,\"state\":\"%s\",%s,"
+                       "\"probe\":", j ? "," : "",
+                       json_str(p, mv->w->s->name),
+                       json_str(p, mv->w->s->route), mv->state,
+                       json_fields(p, S_MEMBER, "", mv));
+            if (mv->h.probed) {
+                ap_rprintf(r, "{\"result\":%s,\"latency_ms\":%.1f,"
+                           "\"last_probe\":%" APR_TIME_T_FMT
+                           ",\"last_change\":%" APR_TIME_T_FMT "}}",
+                           json_str(p, mv->h.last_result),
+                           mv->probe_latency_s * 1000,
+                           apr_time_sec(mv->h.last_probe),
+                           apr_time_sec(mv->h.last_change));
+            }
+            else {
+                ap_rputs("null}", r);
+            }
+        }
+        ap_rputs("]}", r);
+    }
+    ap_rprintf(r, "],\"store\":{\"table\":{%s},%s,\"tiers\":{",
+               json_fields(p, S_STORE, "table", sv),
+               json_fields(p, S_STORE, "", sv));
+    for (i = 0; i < 2; i++) {
+        ap_rprintf(r, "%s\"%s\":{%s}", i ? "," : "", tier_names[i],
+                   json_fields(p, S_TIER, "", &sv->v.tier[i]));
+    }
+    ap_rputs("}", r);
+    if (sv->v.have_mc) {
+        ap_rprintf(r, ",\"memcached\":{%s,\"write\":\"%s\",\"writer\":{%s},"
+                   "\"servers\":[", json_fields(p, S_STORE, "memcached", sv),
+                   slb_mc_write_mode_name(sv->v.mc_write_mode),
+                   json_fields(p, S_STORE, "writer", sv));
+        for (i = 0; sv->v.mc_servers && i < sv->v.mc_servers->nelts; i++) {
+            slb_mc_server *ms = &APR_ARRAY_IDX(sv->v.mc_servers, i,
+                                               slb_mc_server);
+            ap_rprintf(r, "%s{\"host\":%s,\"port\":%d,\"up\":%s}",
+                       i ? "," : "", json_str(p, ms->host), ms->port,
+                       ms->up ? "true" : "false");
+        }
+        ap_rputs("]}", r);
+    }
+    ap_rputs("}}\n", r);
+}
+
+static void out_prometheus(request_rec *r, apr_array_header_t *bvs,
+                           const store_view *sv)
+{
+    apr_pool_t *p = r->pool;
+    const char *last = "";
+    int k, i, j;
+
+    ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
+    for (k = 0; k < N_METRICS; k++) {
+        const metric *m = &metrics[k];
+
+        if (m->prom == NULL || (m->scope == S_STORE && !present(m, sv))) {
+            continue;
+        }
+        if (strcmp(m->prom, last) != 0) {
+            ap_rprintf(r, "# HELP %s %s\n# TYPE %s %s\n", m->prom, m->help,
+                       m->prom, m->type);
+            last = m->prom;
+        }
+        switch (m->scope) {
+        case S_MEMBER:
+            for (i = 0; i < bvs->nelts; i++) {
+                balancer_view *bv = &APR_ARRAY_IDX(bvs, i, balancer_view);
+                for (j = 0; j < bv->members->nelts; j++) {
+                    member_view *mv = &APR_ARRAY_IDX(bv->members, j,
+                                                     member_view);
+                    if (!present(m, mv)) {
+                        continue;
+                    }
+                    ap_rprintf(r, "%s{balancer=\"%s\",member=\"%s\","
+                               "route=\"%s\"%s%s} %s\n", m->prom,
+                               prom_label(p, bv->b->s->name),
+                               prom_label(p, mv->w->s->name),
+                               prom_label(p, mv->w->s->route),
+                               m->labels ? "," : "",
+                               m->labels ? m->labels : "",
+                               value_str(p, m, mv));
+                }
+            }
+            break;
+        case S_STORE:
+            ap_rprintf(r, "%s%s%s%s %s\n", m->prom, m->labels ? "{" : "",
+                       m->labels ? m->labels : "", m->labels ? "}" : "",
+                       value_str(p, m, sv));
+            break;
+        case S_TIER:
+            for (i = 0; i < 2; i++) {
+                ap_rprintf(r, "%s{store=\"%s\",event=\"%s\"} %s\n", m->prom,
+                           tier_names[i], m->json,
+                           value_str(p, m, &sv->v.tier[i]));
+            }
+            break;
+        }
+    }
+    if (sv->v.have_mc) {
+        ap_rputs("# HELP stickylb_memcached_server_up 1 when the last call "
+                 "to the server succeeded\n"
+                 "# TYPE stickylb_memcached_server_up gauge\n", r);
+        for (i = 0; sv->v.mc_servers && i < sv->v.mc_servers->nelts; i++) {
+            slb_mc_server *ms = &APR_ARRAY_IDX(sv->v.mc_servers, i,
+                                               slb_mc_server);
+            ap_rprintf(r, "stickylb_memcached_server_up{server=\"%s:%d\"} "
+                       "%d\n", prom_label(p, ms->host), ms->port, ms->up);
+        }
+    }
+}
+
+static void html_form(request_rec *r, const char *bal, const char *route,
+                      const char *act, const char *label,
+                      const char *extra)
+{
+    ap_rprintf(r, "<form method=\"post\" class=\"inline\">"
+               "<input type=\"hidden\" name=\"nonce\" value=\"%s\">"
+               "<input type=\"hidden\" name=\"balancer\" value=\"%s\">"
+               "<input type=\"hidden\" name=\"member\" value=\"%s\">"
+               "<input type=\"hidden\" name=\"action\" value=\"%s\">"
+               "<input type=\"hidden\" name=\"return\" value=\"html\">%s"
+               "<button type=\"submit\">%s</button></form>",
+               nonce, ap_escape_html2(r->pool, bal, 1),
+               ap_escape_html2(r->pool, route, 1), act, extra, label);
+}
+
+/* <tr><th>title</th><td>value</td></tr> for the store metrics of group */
+static void html_store_rows(request_rec *r, const store_view *sv,
+                            const char *group)
+{
+    int k;
+
+    for (k = 0; k < N_METRICS; k++) {
+        const metric *m = &metrics[k];
+        if (m->scope == S_STORE && m->html && !strcmp(m->group, group)
+            && present(m, sv)) {
+            ap_rprintf(r, "<tr><th>%s</th><td class=\"num\">%s</td></tr>",
+                       m->html, value_str(r->pool, m, sv));
+        }
+    }
+}
+
+static void out_html(request_rec *r, apr_array_header_t *bvs,
+                     const store_view *sv)
+{
+    apr_time_t now = apr_time_now();
+    int i, j, k;
+
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    ap_rputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+             "<title>mod_stickylb status</title><style>"
+             "body{font-family:sans-serif;margin:1.5em;color:#222}"
+             "table{border-collapse:collapse;margin-bottom:1.5em}"
+             "th,td{border:1px solid #bbb;padding:.3em .6em;text-align:left}"
+             "th{background:#eee}td.num{text-align:right}"
+             ".up{background:#d8f5d8}.down-by-probe,.error,.down-by-hcheck"
+             "{background:#f8d0d0}.draining,.standby,.spare{background:"
+             "#fff1c2}.disabled,.stopped{background:#ddd}"
+             "form.inline{display:inline;margin:0 .2em}"
+             "</style></head><body>\n<h1>mod_stickylb</h1>\n", r);
+    for (i = 0; i < bvs->nelts; i++) {
+        balancer_view *bv = &APR_ARRAY_IDX(bvs, i, balancer_view);
+        const char *bal = bv->b->s->name;
+
+        ap_rprintf(r, "<h2>%s</h2><p>store: %s, namespace %s</p>\n"
+                   "<table><tr><th>member</th><th>route</th><th>state</th>",
+                   ap_escape_html2(r->pool, bal, 1),
+                   bv->c->store == SLB_STORE_MEMCACHED ? "memcached"
+                                                       : "shm (embedded)",
+                   ap_escape_html2(r->pool, bv->ns, 1));
+        for (k = 0; k < N_METRICS; k++) {
+            if (metrics[k].scope == S_MEMBER && metrics[k].html) {
+                ap_rprintf(r, "<th>%s</th>", metrics[k].html);
+            }
+        }
+        ap_rputs("<th>probe</th><th>last change</th><th>control</th></tr>\n",
+                 r);
+        for (j = 0; j < bv->members->nelts; j++) {
+            member_view *mv = &APR_ARRAY_IDX(bv->members, j, member_view);
+            const char *route = mv->w->s->route;
+
+            ap_rprintf(r, "<tr class=\"%s\"><td>%s</td><td>%s</td>"
+                       "<td>%s</td>", mv->state,
+                       ap_escape_html2(r->pool, mv->w->s->name, 1),
+                       ap_escape_html2(r->pool, route, 1), mv->state);
+            for (k = 0; k < N_METRICS; k++) {
+                if (metrics[k].scope == S_MEMBER && metrics[k].html) {
+                    ap_rprintf(r, "<td class=\"num\">%s</td>",
+                               value_str(r->pool, &metrics[k], mv));
+                }
+            }
+            ap_rprintf(r, "<td>%s</td><td>%s</td><td>",
+                       mv->h.probed
+                           ? apr_psprintf(r->pool, "%s, %.1f ms",
+                                          ap_escape_html2(r->pool,
+                                                          mv->h.last_result,
+                                                          1),
+                                          mv->probe_latency_s * 1000)
+                           : "-",
+                       mv->h.last_change
+                           ? apr_psprintf(r->pool, "%" APR_TIME_T_FMT " s ago",
+                                          apr_time_sec(now
+                                                       - mv->h.last_change))
+                           : "-");
+            if (*route) {
+                for (k = 0; k < N_ACTIONS; k++) {
+                    const action *a = &actions[k];
+                    if (a->button && a->button(mv->w)) {
+                        html_form(r, bal, route, a->name, a->name, "");
+                    }
+                }
+            }
+            ap_rputs("</td></tr>\n", r);
+        }
+        ap_rputs("</table>\n", r);
+    }
+    ap_rputs("<h2>stick table</h2><table>", r);
+    html_store_rows(r, sv, "table");
+    html_store_rows(r, sv, "");
+    ap_rputs("</table>\n<h2>stores (server-wide)</h2><table><tr><th></th>", r);
+    for (i = 0; i < 2; i++) {
+        ap_rprintf(r, "<th>%s</th>", tier_names[i]);
+    }
+    ap_rputs("</tr>", r);
+    for (k = 0; k < N_METRICS; k++) {
+        if (metrics[k].scope == S_TIER) {
+            ap_rprintf(r, "<tr><th>%s</th>", metrics[k].html);
+            for (i = 0; i < 2; i++) {
+                ap_rprintf(r, "<td class=\"num\">%s</td>",
+                           value_str(r->pool, &metrics[k], &sv->v.tier[i]));
+            }
+            ap_rputs("</tr>", r);
+        }
+    }
+    ap_rputs("</table>\n", r);
+    if (sv->v.have_mc) {
+        ap_rprintf(r, "<h2>memcached (this process)</h2><table>"
+                   "<tr><th>learned bindings written</th><td>%s</td></tr>",
+                   slb_mc_write_mode_name(sv->v.mc_write_mode));
+        html_store_rows(r, sv, "memcached");
+        if (sv->v.mc_write_mode == SLB_MC_WRITE_ASYNC) {
+            html_store_rows(r, sv, "writer");
+        }
+        for (i = 0; sv->v.mc_servers && i < sv->v.mc_servers->nelts; i++) {
+            slb_mc_server *ms = &APR_ARRAY_IDX(sv->v.mc_servers, i,
+                                               slb_mc_server);
+            ap_rprintf(r, "<tr><th>%s:%d</th><td class=\"%s\">%s</td></tr>",
+                       ap_escape_html2(r->pool, ms->host, 1), ms->port,
+                       ms->up ? "up" : "error", ms->up ? "up" : "failing");
+        }
+        ap_rputs("</table>\n", r);
+    }
+    ap_rputs("<p>Also as <a href=\"?format=json\">JSON</a> and "
+             "<a href=\"?format=prometheus\">Prometheus</a>.</p>"
+             "</body></html>\n", r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -744,7 +1023,7 @@ static int control(request_rec *r)
 static int status_handler(request_rec *r)
 {
     apr_array_header_t *bvs;
-    slb_store_view sv;
+    store_view sv;
     const char *fmt = NULL;
 
     if (r->handler == NULL || strcmp(r->handler, STATUS_HANDLER) != 0) {
@@ -767,7 +1046,7 @@ static int status_handler(request_rec *r)
     }
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     bvs = collect(r);
-    slb_store_snapshot(r->pool, &sv);
+    store_snapshot(r->pool, &sv);
     if (r->header_only) {
         return OK;
     }

@@ -73,6 +73,8 @@ static void *segment_mem(apr_shm_t *shm)
 static slb_table *table = NULL;
 static store_shared *shared = NULL;
 static slb_mc *mc = NULL;            /* per child */
+static slb_mc *bg_mc = NULL;         /* the watchdog's (slb_store_bg_mc) */
+static const slb_mc_conf *bg_conf = NULL;
 static int mc_write_mode = SLB_MC_WRITE_SYNC;
 /* the stores of the two kinds of balancer: the table alone (shm), the
  * table in front of memcached (memcached); the balancers point here */
@@ -215,6 +217,8 @@ void slb_store_child_init(apr_pool_t *p, server_rec *s)
     apr_status_t rv;
 
     mc = NULL;
+    bg_mc = NULL;
+    bg_conf = sc->mc;
     t->remote.ctx = NULL;
     if (sc->mc == NULL) {
         return;
@@ -351,9 +355,27 @@ apr_uint32_t slb_store_unbind_route(const char *ns, const char *route)
 /* ------------------------------------------------------------------ */
 /* member states shared through memcached (drain, maintenance)         */
 
-slb_mc *slb_store_mc(void)
+/*
+ * The client of the watchdog's background work: one of its own, made on
+ * first use (by the one watchdog thread), so that what it meets (a
+ * memcached not started yet, a server cut off) never marks a server down
+ * in the handles that serve requests.
+ */
+slb_mc *slb_store_bg_mc(void)
 {
-    return mc;
+    if (bg_mc == NULL && bg_conf != NULL) {
+        apr_pool_t *p;
+        slb_mc_conf c = *bg_conf;
+
+        c.write_mode = SLB_MC_WRITE_SYNC;
+        c.pool_max = 1;
+        if (apr_pool_create(&p, NULL) != APR_SUCCESS
+            || slb_mc_create(&bg_mc, p, &c) != APR_SUCCESS) {
+            bg_mc = NULL;
+            bg_conf = NULL;      /* not again */
+        }
+    }
+    return bg_mc;
 }
 
 apr_status_t slb_store_publish_state(request_rec *r, const char *ns,
@@ -366,11 +388,18 @@ apr_status_t slb_store_publish_state(request_rec *r, const char *ns,
     }
     rv = slb_mc_member_state_set(mc, ns, route, st, apr_time_now());
     if (rv != APR_SUCCESS) {
-        /* an operator's decision: one more try before giving up */
+        /* an operator's decision: one more try, every server asked again
+         * whatever this handle thought of it, before giving up */
+        slb_mc_readmit(mc);
         rv = slb_mc_member_state_set(mc, ns, route, st, apr_time_now());
     }
     if (rv != APR_SUCCESS) {
-        log_store_error(r->server, rv, "memcached member state write");
+        /* rare and important: logged every time, not rate-limited */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      SLB_LOG_TAG "SLB0405: member state '%s' of route %s "
+                      "could not be written to memcached: the other "
+                      "balancers of namespace %s do not follow it",
+                      slb_member_state_name(st), route, ns);
     }
     return rv;
 }

@@ -88,12 +88,15 @@ static void sync_balancer(server_rec *s, proxy_server_conf *pc,
 static apr_status_t sync_tick(int state, void *data, apr_pool_t *pool)
 {
     server_rec *s = data, *sr;
-    slb_mc *mc = slb_store_mc();
+    slb_mc *mc;
     apr_hash_t *seen;
 
-    if (state != AP_WATCHDOG_STATE_RUNNING || mc == NULL) {
+    if (state != AP_WATCHDOG_STATE_RUNNING
+        || (mc = slb_store_bg_mc()) == NULL) {
         return APR_SUCCESS;
     }
+    /* each round asks memcached afresh, even right after it failed */
+    slb_mc_readmit(mc);
     /* virtual hosts hold copies of the same balancers: once each */
     seen = apr_hash_make(pool);
     for (sr = s; sr; sr = sr->next) {

@@ -23,6 +23,19 @@
  *    and when no other server is left a call on its keys fails at once.
  *    A black hole thus costs io_timeout_ms a few times per retry period,
  *    not on every request.
+ *  - One view of the servers per process.  Every handle of the pool is a
+ *    clone with its own libmemcached server state (failure counts, next
+ *    retry), so after an outage each would take a returning server back
+ *    on its own schedule, and a binding written through one handle could
+ *    be looked for through another that still skips its server.  What
+ *    this file relies on instead: the process-wide mc_server state (up,
+ *    hold_until), and a generation bumped when a server is taken back;
+ *    a handle whose generation is older is re-synced when it is borrowed
+ *    (memcached_instance_next_retry(0) for every server not held, then
+ *    the continuum rebuilt), so it asks the server at once.  Held
+ *    servers are left out of every handle at its next call (call_begin).
+ *    libmemcached's own dead timeout / retry timeout stay as a bound for
+ *    a handle nobody re-syncs (the writer's, the quiet ones).
  *  - A call that fails on a broken connection (a server restarted or died
  *    since the handle last used it) is tried once more: the retry
  *    reconnects, or reads a replica once the connect fails.
@@ -125,6 +138,9 @@ struct slb_mc {
     int waiting;
     mc_server *servers;
     int nservers;
+    /* bumped whenever a server is taken back (a call succeeds on it after
+     * it failed): every handle re-admits it at its next borrow */
+    volatile apr_uint32_t health_gen;
     /* with replicas: per server (by position), a group key that selects
      * it, to read a key's replica (NULL where none was found) */
     char **replica_gk;
@@ -540,6 +556,33 @@ apr_status_t slb_mc_create(slb_mc **out, apr_pool_t *p, const slb_mc_conf *c)
  * pool
  * ------------------------------------------------------------------- */
 
+static mc_server *server_named(slb_mc *mc, const memcached_instance_st *in);
+static int held(mc_server *s);
+
+/* A handle older than the last time a server was taken back: every server
+ * that is not held is asked again at once (see the notes at the top). */
+static void resync(slb_mc *mc, memcached_st *h)
+{
+    apr_uint32_t gen = apr_atomic_read32(&mc->health_gen);
+    uint32_t i;
+
+    if ((apr_uint32_t)(apr_uintptr_t)memcached_get_user_data(h) == gen) {
+        return;
+    }
+    for (i = 0; i < memcached_server_count(h); i++) {
+        const memcached_instance_st *in =
+            memcached_server_instance_by_position(h, i);
+        mc_server *s = server_named(mc, in);
+
+        if (s && !held(s)) {
+            memcached_instance_next_retry(in, 0);
+        }
+    }
+    /* rebuilds the distribution with the servers now admitted */
+    (void)memcached_behavior_set(h, MEMCACHED_BEHAVIOR_SORT_HOSTS, 1);
+    (void)memcached_set_user_data(h, (void *)(apr_uintptr_t)gen);
+}
+
 /* Borrow a memcached_st, waiting at most pool_wait_ms for a free one. */
 static apr_status_t borrow(slb_mc *mc, memcached_st **h)
 {
@@ -566,6 +609,9 @@ static apr_status_t borrow(slb_mc *mc, memcached_st **h)
     apr_thread_mutex_unlock(mc->lock);
 
     *h = memcached_pool_fetch(mc->pool, &no_wait, &rc);
+    if (*h != NULL) {
+        resync(mc, *h);
+    }
     if (*h == NULL) {
         /* cannot be exhausted (slots are counted above): a clone failed */
         apr_thread_mutex_lock(mc->lock);
@@ -851,7 +897,13 @@ static apr_status_t call_end(mc_call *c, apr_status_t rv)
         else {
             apr_atomic_set32(&s->timeouts_in_row, 0);
             CNT_SET(s->hold_until, 0);
-            apr_atomic_set32(&s->up, 1);
+            if (apr_atomic_xchg32(&s->up, 1) == 0) {
+                /* taken back: every other handle follows at its next
+                 * borrow; this one is in sync already */
+                apr_uint32_t gen = apr_atomic_inc32(&mc->health_gen) + 1;
+                (void)memcached_set_user_data(c->h,
+                                              (void *)(apr_uintptr_t)gen);
+            }
         }
     }
     give_back(mc, c->h);
@@ -1644,4 +1696,9 @@ apr_status_t slb_mc_member_state_get(slb_mc *mc, const char *ns,
         return rv;
     }
     return slb_member_state_parse(b.route, out) ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+void slb_mc_readmit(slb_mc *mc)
+{
+    (void)apr_atomic_inc32(&mc->health_gen);
 }

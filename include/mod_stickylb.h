@@ -120,8 +120,9 @@ typedef struct {
     slb_tier_counters tier[2];   /* by slb_store_kind, server-wide */
 } slb_store_view;
 void slb_store_snapshot(apr_pool_t *p, slb_store_view *v);
-/* This child's memcached client (NULL: none). */
-slb_mc *slb_store_mc(void);
+/* The memcached client of the watchdog's background work in this child,
+ * apart from the request threads' (NULL: none). */
+slb_mc *slb_store_bg_mc(void);
 /* A member state decided here, written for every balancer of the
  * namespace (one retry; a failure is logged). */
 apr_status_t slb_store_publish_state(request_rec *r, const char *ns,

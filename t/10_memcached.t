@@ -176,6 +176,7 @@ my $nonce = JSON::PP::decode_json(Apache::TestRequest::GET("$st?format=json")->c
 my $d = Apache::TestRequest::POST($st, [nonce => $nonce, balancer => 'shared',
                                         member => 't1', action => 'drain']);
 is($d->code, 200, 'lb1: drain t1 through the status handler');
+like($d->content, qr/"shared":true/, 'lb1: the drain was written to memcached') or diag $d->content;
 sub lb2_state {
     my $j = JSON::PP::decode_json(lb2('/stickylb-status?format=json')->content);
     my ($m) = grep { $_->{route} eq 't1' } @{ $j->{balancers}[0]{members} };
