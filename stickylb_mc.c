@@ -31,8 +31,9 @@
  *    this file relies on instead: the process-wide mc_server state (up,
  *    hold_until), and a generation bumped when a server is taken back;
  *    a handle whose generation is older is re-synced when it is borrowed
- *    (memcached_instance_next_retry(0) for every server not held, then
- *    the continuum rebuilt), so it asks the server at once.  Held
+ *    (memcached_instance_next_retry(0) for every server that is up and
+ *    not held, then the continuum rebuilt), so it asks the server at
+ *    once.  Held
  *    servers are left out of every handle at its next call (call_begin).
  *    libmemcached's own dead timeout / retry timeout stay as a bound for
  *    a handle nobody re-syncs (the writer's, the quiet ones).
@@ -574,7 +575,10 @@ static void resync(slb_mc *mc, memcached_st *h)
             memcached_server_instance_by_position(h, i);
         mc_server *s = server_named(mc, in);
 
-        if (s && !held(s)) {
+        /* only what answers again for the process: a server that is
+         * down (cut off, before it is held) stays out of the handles
+         * that left it out */
+        if (s && !held(s) && apr_atomic_read32(&s->up)) {
             memcached_instance_next_retry(in, 0);
         }
     }
@@ -1621,9 +1625,24 @@ static apr_status_t mcs_touch(void *ctx, slb_skey *k, const slb_lifetime *lt)
     return ttl ? slb_mc_touch(ctx, slb_skey_shared(k), ttl) : APR_SUCCESS;
 }
 
+static void mcs_stats(void *ctx, slb_store_stats *out)
+{
+    slb_mc_stats st;
+
+    memset(out, 0, sizeof(*out));
+    if (ctx == NULL) {
+        return;
+    }
+    slb_mc_stats_get(ctx, &st);
+    out->hits = st.hits;
+    out->misses = st.misses;
+    out->writes = st.adds - st.add_conflicts + st.sets;
+    out->errors = st.errors;
+}
+
 const slb_store_ops slb_mc_store_ops = {
     "memcached", mcs_get, mcs_add, mcs_set, mcs_set_nowait, mcs_del,
-    mcs_touch
+    mcs_touch, mcs_stats
 };
 
 /* ------------------------------------------------------------------ */
@@ -1700,5 +1719,12 @@ apr_status_t slb_mc_member_state_get(slb_mc *mc, const char *ns,
 
 void slb_mc_readmit(slb_mc *mc)
 {
+    int i;
+
+    for (i = 0; i < mc->nservers; i++) {
+        if (!held(&mc->servers[i])) {
+            apr_atomic_set32(&mc->servers[i].up, 1);
+        }
+    }
     (void)apr_atomic_inc32(&mc->health_gen);
 }

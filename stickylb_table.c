@@ -1006,6 +1006,18 @@ static apr_status_t tbl_del(void *ctx, slb_skey *k)
     return slb_table_del(t, local_key(t, k));
 }
 
+static void tbl_stats(void *ctx, slb_store_stats *out)
+{
+    slb_table_stats st;
+
+    slb_table_stats_get(ctx, &st);
+    out->capacity = st.capacity;
+    out->hits = st.hits;
+    out->misses = st.misses;
+    out->writes = st.inserts + st.replaces;
+    out->errors = st.lock_timeouts;
+}
+
 const slb_store_ops slb_table_store_ops = {
-    "shm", tbl_get, tbl_add, tbl_set, NULL, tbl_del, NULL
+    "shm", tbl_get, tbl_add, tbl_set, NULL, tbl_del, NULL, tbl_stats
 };

@@ -221,8 +221,9 @@ apr_status_t slb_mc_delete(slb_mc *mc, const slb_key *key);
 extern const slb_store_ops slb_mc_store_ops;
 
 /* Every handle asks every server that is not held (timing out) again at
- * its next call, whatever its own libmemcached state says (a poller calls
- * this before each round so that it always tries). */
+ * its next call, whatever its own libmemcached state says and whether the
+ * process saw it fail (a poller calls this before each round so that it
+ * always tries; a request path does not). */
 void slb_mc_readmit(slb_mc *mc);
 
 /* What an operator made of a member, shared by every balancer of a

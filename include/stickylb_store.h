@@ -100,6 +100,16 @@ const slb_key *slb_skey_shared(slb_skey *k);
  * as if it were a miss; no operation blocks longer than the store's own
  * timeouts.  `now` is the caller's clock (tests pass their own).
  */
+/* What a store says of itself (slb_store_ops.stats); counters since it
+ * was made (the table's: since the segment was created, every process;
+ * memcached's: this process). */
+typedef struct {
+    apr_uint64_t capacity;       /* bindings it can hold; 0: unknown */
+    apr_uint64_t hits, misses;   /* gets */
+    apr_uint64_t writes;         /* adds and sets that stored */
+    apr_uint64_t errors;         /* operations that failed */
+} slb_store_stats;
+
 typedef struct {
     const char *name;
     /* The live binding of k: APR_SUCCESS, *out and *age_s (seconds since
@@ -126,6 +136,8 @@ typedef struct {
     /* Push k's expiry to the lifetime's without rewriting it: APR_SUCCESS
      * or APR_NOTFOUND; NULL where a get does it already. */
     apr_status_t (*touch)(void *ctx, slb_skey *k, const slb_lifetime *lt);
+    /* Its counters (memory only, never fails). */
+    void (*stats)(void *ctx, slb_store_stats *out);
 } slb_store_ops;
 
 typedef struct {

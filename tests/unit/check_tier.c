@@ -184,8 +184,16 @@ static apr_status_t f_touch(void *ctx, slb_skey *k, const slb_lifetime *lt)
     return fake_find(f, k, 0) ? APR_SUCCESS : APR_NOTFOUND;
 }
 
+static void f_stats(void *ctx, slb_store_stats *out)
+{
+    fake_remote *f = ctx;
+
+    memset(out, 0, sizeof(*out));
+    out->hits = (apr_uint64_t)f->calls[OP_GET];
+}
+
 static const slb_store_ops fake_ops = {
-    "fake", f_get, f_add, f_set, f_nowait, f_del, f_touch
+    "fake", f_get, f_add, f_set, f_nowait, f_del, f_touch, f_stats
 };
 
 /* ------------------------------------------------------------------ */
@@ -504,6 +512,16 @@ START_TEST(test_table_alone)
                          APR_NOTFOUND);
     }
     ck_assert_int_eq(errors, 0);
+    /* what the table says of itself through the interface */
+    {
+        slb_store_stats st;
+        slb_table_store_ops.stats(table, &st);
+        ck_assert_uint_eq(st.capacity, slb_table_capacity(
+                                           slb_table_bytes(1024)));
+        ck_assert_uint_ge(st.writes, 3);     /* add, set, add */
+        ck_assert_uint_ge(st.hits, 1);
+        ck_assert_uint_ge(st.misses, 2);
+    }
 }
 END_TEST
 
