@@ -286,34 +286,36 @@ static const char *set_namespace(cmd_parms *cmd, void *dconf,
 static const char *set_new_sessions(cmd_parms *cmd, void *dconf,
                                     const char *arg)
 {
+    static const slb_keyword words[] = {
+        { "requests", SLB_PLACE_REQUESTS }, { "sessions", SLB_PLACE_SESSIONS },
+        { NULL, 0 }
+    };
+    int v;
+    const char *err;
     SCOPE(cmd, dconf, c);
-    if (!strcasecmp(arg, "requests")) {
-        c->placement = SLB_PLACE_REQUESTS;
+
+    if ((err = slb_parse_keyword(cmd->pool, arg, words, &v)) != NULL) {
+        return named(cmd, err);
     }
-    else if (!strcasecmp(arg, "sessions")) {
-        c->placement = SLB_PLACE_SESSIONS;
-    }
-    else {
-        return apr_psprintf(cmd->pool, "StickyLBNewSessions: '%s' must be "
-                            "requests or sessions", arg);
-    }
+    c->placement = (slb_placement)v;
     c->set |= SLB_SET_PLACEMENT;
     return NULL;
 }
 
 static const char *set_store(cmd_parms *cmd, void *dconf, const char *arg)
 {
+    static const slb_keyword words[] = {
+        { "shm", SLB_STORE_SHM }, { "memcached", SLB_STORE_MEMCACHED },
+        { NULL, 0 }
+    };
+    int v;
+    const char *err;
     SCOPE(cmd, dconf, c);
-    if (!strcasecmp(arg, "shm")) {
-        c->store = SLB_STORE_SHM;
+
+    if ((err = slb_parse_keyword(cmd->pool, arg, words, &v)) != NULL) {
+        return named(cmd, err);
     }
-    else if (!strcasecmp(arg, "memcached")) {
-        c->store = SLB_STORE_MEMCACHED;
-    }
-    else {
-        return apr_psprintf(cmd->pool, "StickyLBStore: '%s' must be shm or "
-                            "memcached", arg);
-    }
+    c->store = (slb_store_kind)v;
     c->set |= SLB_SET_STORE;
     return NULL;
 }

@@ -319,24 +319,7 @@ void slb_store_snapshot(apr_pool_t *p, slb_store_view *v)
         int i;
         v->errors = __atomic_load_n(&shared->errors, __ATOMIC_RELAXED);
         for (i = 0; i < 2; i++) {
-            slb_tier_counters *c = &shared->tier[i], *o = &v->tier[i];
-            o->local_hits = __atomic_load_n(&c->local_hits, __ATOMIC_RELAXED);
-            o->remote_gets = __atomic_load_n(&c->remote_gets,
-                                             __ATOMIC_RELAXED);
-            o->remote_hits = __atomic_load_n(&c->remote_hits,
-                                             __ATOMIC_RELAXED);
-            o->remote_misses = __atomic_load_n(&c->remote_misses,
-                                               __ATOMIC_RELAXED);
-            o->remote_errors = __atomic_load_n(&c->remote_errors,
-                                               __ATOMIC_RELAXED);
-            o->stale_served = __atomic_load_n(&c->stale_served,
-                                              __ATOMIC_RELAXED);
-            o->republished = __atomic_load_n(&c->republished,
-                                             __ATOMIC_RELAXED);
-            o->adopted = __atomic_load_n(&c->adopted, __ATOMIC_RELAXED);
-            o->expired = __atomic_load_n(&c->expired, __ATOMIC_RELAXED);
-            o->local_errors = __atomic_load_n(&c->local_errors,
-                                              __ATOMIC_RELAXED);
+            slb_tier_counters_read(&shared->tier[i], &v->tier[i]);
         }
     }
 }

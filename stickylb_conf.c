@@ -50,6 +50,26 @@ const char *slb_parse_int(apr_pool_t *p, const char *arg, apr_int64_t lo,
     return NULL;
 }
 
+const char *slb_parse_keyword(apr_pool_t *p, const char *arg,
+                              const slb_keyword *words, int *out)
+{
+    const char *list = "";
+    int i;
+
+    for (i = 0; words[i].name; i++) {
+        if (!strcasecmp(arg, words[i].name)) {
+            *out = words[i].value;
+            return NULL;
+        }
+    }
+    for (i = 0; words[i].name; i++) {
+        list = apr_pstrcat(p, list, i == 0 ? "" : words[i + 1].name ? ", "
+                                                               : " or ",
+                           words[i].name, NULL);
+    }
+    return apr_psprintf(p, "'%s' must be %s", arg, list);
+}
+
 const char *slb_duration_str(apr_pool_t *p, apr_interval_time_t t)
 {
     if (t % APR_USEC_PER_SEC == 0) {

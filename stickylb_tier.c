@@ -233,6 +233,19 @@ apr_status_t slb_tier_put(const slb_tier *t, slb_skey *k, const char *route,
     return APR_SUCCESS;
 }
 
+void slb_tier_counters_read(const slb_tier_counters *shared,
+                            slb_tier_counters *out)
+{
+    /* every field is an apr_uint64_t */
+    const apr_uint64_t *src = (const apr_uint64_t *)(const void *)shared;
+    apr_uint64_t *dst = (apr_uint64_t *)(void *)out;
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(*out) / sizeof(apr_uint64_t); i++) {
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    }
+}
+
 apr_status_t slb_tier_del(const slb_tier *t, slb_skey *k)
 {
     apr_status_t rv;

@@ -57,6 +57,17 @@ const char *slb_parse_duration(apr_pool_t *p, const char *arg, slb_unit unit,
                                apr_interval_time_t lo, apr_interval_time_t hi,
                                apr_interval_time_t *out);
 
+/* One word of a list of choices (NULL name ends the list). */
+typedef struct {
+    const char *name;
+    int value;
+} slb_keyword;
+
+/* One of the words (case-insensitive): NULL and *out, or "'x' must be a,
+ * b or c". */
+const char *slb_parse_keyword(apr_pool_t *p, const char *arg,
+                              const slb_keyword *words, int *out);
+
 /* A duration as operators write it: "1800 s", "250 ms" (for messages). */
 const char *slb_duration_str(apr_pool_t *p, apr_interval_time_t t);
 

@@ -222,6 +222,10 @@ apr_status_t slb_tier_put(const slb_tier *t, slb_skey *k, const char *route,
 /* Forget k in both stores: the local store's answer. */
 apr_status_t slb_tier_del(const slb_tier *t, slb_skey *k);
 
+/* A copy of counters other processes update (atomic loads). */
+void slb_tier_counters_read(const slb_tier_counters *shared,
+                            slb_tier_counters *out);
+
 /* The TTL memcached is given for a lifetime (the shorter one; 0: none). */
 apr_uint32_t slb_lifetime_ttl(const slb_lifetime *lt);
 

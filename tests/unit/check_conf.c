@@ -115,6 +115,31 @@ START_TEST(test_parse_duration)
 }
 END_TEST
 
+START_TEST(test_parse_keyword)
+{
+    static const slb_keyword two[] = {
+        { "shm", 0 }, { "memcached", 1 }, { NULL, 0 }
+    };
+    static const slb_keyword three[] = {
+        { "requests", 0 }, { "sessions", 1 }, { "hash", 2 }, { NULL, 0 }
+    };
+    int v = -1;
+
+    ck_assert_ptr_null(slb_parse_keyword(pool, "MemCached", two, &v));
+    ck_assert_int_eq(v, 1);
+    ck_assert_ptr_null(slb_parse_keyword(pool, "shm", two, &v));
+    ck_assert_int_eq(v, 0);
+    v = 7;
+    ck_assert_str_eq(slb_parse_keyword(pool, "redis", two, &v),
+                     "'redis' must be shm or memcached");
+    ck_assert_int_eq(v, 7);
+    ck_assert_str_eq(slb_parse_keyword(pool, "", three, &v),
+                     "'' must be requests, sessions or hash");
+    ck_assert_ptr_null(slb_parse_keyword(pool, "hash", three, &v));
+    ck_assert_int_eq(v, 2);
+}
+END_TEST
+
 START_TEST(test_duration_helpers)
 {
     ck_assert_str_eq(slb_duration_str(pool, apr_time_from_sec(1800)),
@@ -326,6 +351,7 @@ Suite *conf_suite(void)
     tcase_add_test(tc, test_parse_int);
     tcase_add_test(tc, test_parse_duration);
     tcase_add_test(tc, test_duration_helpers);
+    tcase_add_test(tc, test_parse_keyword);
     tcase_add_test(tc, test_cookie_names);
     tcase_add_test(tc, test_key_and_passive);
     tcase_add_test(tc, test_resolve_defaults);

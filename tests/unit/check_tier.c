@@ -283,6 +283,12 @@ START_TEST(test_miss_then_first_binding)
     ck_assert_ptr_null(get("s1", AT(0)));
     ck_assert_int_eq(fake->calls[OP_GET], 1);
     ck_assert_int_eq(ctr.remote_misses, 1);
+    {
+        slb_tier_counters copy;
+        slb_tier_counters_read(&ctr, &copy);
+        ck_assert_int_eq(memcmp(&copy, &ctr, sizeof(ctr)), 0);
+        ck_assert_int_eq(copy.remote_gets, 1);
+    }
     ck_assert_int_eq(slb_tier_put(&tier, key("s1"), "t1", &lt,
                                   SLB_PUT_FIRST, NULL, AT(0), NULL),
                      APR_SUCCESS);
