@@ -78,9 +78,27 @@ typedef struct {
     const char *cookie_set;          /* the Set-Cookie value we added */
     int filtered;                    /* the response filter was added */
     int cookie_done;                 /* response side handled */
-    apr_array_header_t cand_arr;     /* candidates' first storage */
+    /* first storage of the arrays above, in the state itself (an array
+     * grows from the pool when full); not zeroed: see make_req_state */
+    apr_array_header_t cand_arr;
     slb_candidate cand_buf[4];
+    apr_array_header_t hit_arr;      /* the stick table's candidates */
+    slb_candidate hit_buf[2];
+    apr_array_header_t stored_arr;
+    slb_stored_key stored_buf[1];
 } slb_req;
+
+/* an empty array of elt_size elements on n of the caller's storage */
+static apr_array_header_t *local_array(apr_array_header_t *a, apr_pool_t *p,
+                                       void *storage, int elt_size, int n)
+{
+    a->pool = p;
+    a->elt_size = elt_size;
+    a->nelts = 0;
+    a->nalloc = n;
+    a->elts = storage;
+    return a;
+}
 
 static void add_filter(request_rec *r, slb_req *rq)
 {
@@ -168,7 +186,8 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
         return;
     }
     if (rq->stored == &no_stored_keys) {
-        rq->stored = apr_array_make(r->pool, 1, sizeof(slb_stored_key));
+        rq->stored = local_array(&rq->stored_arr, r->pool, rq->stored_buf,
+                                 sizeof(slb_stored_key), 1);
     }
     sk = apr_array_push(rq->stored);
     sk->src = src;
@@ -176,14 +195,21 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
     sk->found = 0;
     sk->route[0] = '\0';
     slb_skey_init(&sk->key, rq->bal->ns, id, len);
+    sk->key.local_prefix = rq->bal->key_prefix;
     if (lookup && slb_store_get(rq->bal, &sk->key, sk->route)
                       == APR_SUCCESS) {
         slb_candidate *c = apr_array_push(hits);
+        apr_size_t rlen = strlen(sk->route);
+        char *b = apr_palloc(r->pool, len + rlen + 2);   /* id, route */
+
         sk->found = 1;
+        memcpy(b, id, len);
+        b[len] = '\0';
+        memcpy(b + len + 1, sk->route, rlen + 1);
         c->src = src;
         c->name = name;
-        c->id = apr_pstrmemdup(r->pool, id, len);
-        c->route = apr_pstrdup(r->pool, sk->route);
+        c->id = b;
+        c->route = b + len + 1;
     }
 }
 
@@ -196,8 +222,9 @@ static apr_array_header_t *store_candidates(request_rec *r, slb_req *rq,
                                             apr_array_header_t *cookie_hdrs,
                                             int lookup)
 {
-    apr_array_header_t *hits = apr_array_make(r->pool, 2,
-                                              sizeof(slb_candidate));
+    apr_array_header_t *hits = local_array(&rq->hit_arr, r->pool,
+                                           rq->hit_buf,
+                                           sizeof(slb_candidate), 2);
     const slb_balancer *c = rq->bal;
     int i, j, k;
 
@@ -363,6 +390,9 @@ static apr_array_header_t *merge_candidates(apr_pool_t *p,
     if (more->nelts == 0) {
         return base;
     }
+    if (base->nelts == 0) {
+        return more;
+    }
     while (at < base->nelts
            && APR_ARRAY_IDX(base, at, slb_candidate).src
                   == SLB_SRC_ROUTE_COOKIE) {
@@ -388,7 +418,8 @@ static apr_array_header_t *merge_candidates(apr_pool_t *p,
 static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
                                const slb_balancer *bal, int allow_io)
 {
-    slb_req *rq = apr_pcalloc(r->pool, sizeof(*rq));
+    /* the arrays' storage at the end is not zeroed (local_array) */
+    slb_req *rq = apr_palloc(r->pool, sizeof(*rq));
     cookie_collect cc;
     /* the Cookie headers (at most COOKIE_HDRS, see collect_cookie_hdr) in
      * an array on the stack: read only once collected */
@@ -396,6 +427,7 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
     apr_array_header_t hdr_arr;
     int i;
 
+    memset(rq, 0, APR_OFFSETOF(slb_req, cand_arr));
     rq->bal = bal;
     rq->stored = &no_stored_keys;    /* made on the first store lookup */
     hdr_arr.pool = r->pool;
@@ -408,11 +440,8 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
 
     /* the candidates in the request state itself (an array grows from
      * the pool past four) */
-    rq->cand_arr.pool = r->pool;
-    rq->cand_arr.elt_size = sizeof(slb_candidate);
-    rq->cand_arr.nalloc = 4;
-    rq->cand_arr.elts = (char *)rq->cand_buf;
-    rq->candidates = &rq->cand_arr;
+    rq->candidates = local_array(&rq->cand_arr, r->pool, rq->cand_buf,
+                                 sizeof(slb_candidate), 4);
     slb_collect_candidates_into(r->pool, rq->candidates, &bal->spec,
                                 (const char *const *)cc.values->elts,
                                 cc.values->nelts, r->unparsed_uri);
@@ -930,6 +959,7 @@ static int learn_set_cookie(void *baton, const char *key, const char *val)
             break;
         }
         slb_skey_init(&sk, c->ns, v.ptr, v.len);
+        sk.local_prefix = c->key_prefix;
         existing[0] = '\0';
         if (slb_store_put(c, &sk, lc->route, SLB_PUT_LEARN, NULL, existing)
                 == APR_EEXIST
@@ -945,6 +975,24 @@ static int learn_set_cookie(void *baton, const char *key, const char *val)
         break;
     }
     return 1;
+}
+
+/* learn_set_cookie for every Set-Cookie header of t, read straight from
+ * the table's entries (most responses have none) */
+static void each_set_cookie(const apr_table_t *t, learn_ctx *lc)
+{
+    const apr_array_header_t *arr = apr_table_elts(t);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        const char *k = e[i].key;
+        if (k && (k[0] | 0x20) == 's' && (k[1] | 0x20) == 'e'
+            && (k[2] | 0x20) == 't' && k[3] == '-'
+            && !strcasecmp(k, "Set-Cookie")) {
+            learn_set_cookie(lc, k, e[i].val);
+        }
+    }
 }
 
 /*
@@ -972,10 +1020,8 @@ static void update_store(request_rec *r, slb_req *rq, const char *route)
         lc.r = r;
         lc.rq = rq;
         lc.route = route;
-        apr_table_do(learn_set_cookie, &lc, r->headers_out, "Set-Cookie",
-                     NULL);
-        apr_table_do(learn_set_cookie, &lc, r->err_headers_out, "Set-Cookie",
-                     NULL);
+        each_set_cookie(r->headers_out, &lc);
+        each_set_cookie(r->err_headers_out, &lc);
     }
     for (i = 0; i < rq->stored->nelts; i++) {
         slb_stored_key *sk = &APR_ARRAY_IDX(rq->stored, i, slb_stored_key);
@@ -1013,7 +1059,11 @@ static void finish_response(request_rec *r, slb_req *rq)
         return;
     }
     rq->cookie_done = 1;
-    route = apr_table_get(r->subprocess_env, "BALANCER_WORKER_ROUTE");
+    /* the member the finder chose (BALANCER_WORKER_ROUTE names it too);
+     * mod_proxy_balancer's own choice (stickysession=) from its variable */
+    route = rq->decided && rq->worker
+                ? rq->worker->s->route
+                : apr_table_get(r->subprocess_env, "BALANCER_WORKER_ROUTE");
     if (route == NULL || *route == '\0') {
         return;
     }

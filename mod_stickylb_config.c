@@ -638,7 +638,7 @@ void slb_config_resolve(apr_pool_t *pconf, apr_pool_t *ptemp,
 
             effective(ptemp, s, sr, b, &eff);
             slb_balancer_resolve(pconf, &eff, b->s->name, rb);
-            slb_store_attach(rb);
+            slb_store_attach(rb, pconf);
             sc->resolved[i] = rb;
         }
         sc->nresolved = n;
@@ -667,7 +667,7 @@ const slb_balancer *slb_balancer_of(server_rec *s, proxy_balancer *b,
     effective(p, main_s, s, b, &eff);
     rb = apr_palloc(p, sizeof(*rb));
     slb_balancer_resolve(p, &eff, b->s->name, rb);
-    slb_store_attach(rb);
+    slb_store_attach(rb, p);
     return rb;
 }
 

@@ -125,9 +125,15 @@ static void tiers_init(server_rec *s)
     tiers[SLB_STORE_MEMCACHED].remote.ctx = NULL;
 }
 
-void slb_store_attach(slb_balancer *b)
+void slb_store_attach(slb_balancer *b, apr_pool_t *p)
 {
     b->tier = &tiers[b->store];
+    b->key_prefix = NULL;
+    if (table) {
+        slb_key_prefix *pre = apr_palloc(p, sizeof(*pre));
+        slb_table_key_prefix(table, b->ns, pre);
+        b->key_prefix = pre;
+    }
 }
 
 int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,

@@ -44,6 +44,7 @@ void slb_skey_init(slb_skey *k, const char *ns, const char *id,
     k->ns = ns;
     k->id = id;
     k->len = len;
+    k->local_prefix = NULL;
     k->have_local = 0;
     k->have_shared = 0;
 }

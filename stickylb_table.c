@@ -137,6 +137,10 @@ typedef struct {
     apr_size_t nbuf, total;
 } sip_state;
 
+/* slb_key_prefix (stickylb_table.h) holds a sip_state */
+typedef char sip_state_fits_prefix[sizeof(((slb_key_prefix *)0)->state)
+                                   >= sizeof(sip_state) ? 1 : -1];
+
 static void sip_init(sip_state *st, const unsigned char key[16])
 {
     apr_uint64_t k0 = le64(key), k1 = le64(key + 8);
@@ -210,26 +214,58 @@ static void sip_final128(sip_state *st, apr_uint64_t out[2])
     out[1] = v0 ^ v1 ^ v2 ^ v3;
 }
 
-void slb_table_key(const slb_table *t, slb_key *key, const char *ns,
-                   const char *id, apr_size_t len)
+/* the state after "<namespace>\0" */
+static void sip_prefix(const slb_table *t, sip_state *st, const char *ns)
+{
+    sip_init(st, t->secret);
+    if (ns) {
+        sip_update(st, (const unsigned char *)ns, strlen(ns));
+    }
+    sip_update(st, (const unsigned char *)"", 1);
+}
+
+void slb_table_key_prefix(const slb_table *t, const char *ns,
+                          slb_key_prefix *out)
 {
     sip_state st;
+
+    sip_prefix(t, &st, ns);
+    memcpy(out->state, &st, sizeof(st));
+    out->table = t;
+}
+
+static void sip_key(sip_state *st, slb_key *key, const char *id,
+                    apr_size_t len)
+{
     apr_uint64_t h[2];
 
-    sip_init(&st, t->secret);
-    if (ns) {
-        sip_update(&st, (const unsigned char *)ns, strlen(ns));
-    }
-    sip_update(&st, (const unsigned char *)"", 1);
     if (id && len) {
-        sip_update(&st, (const unsigned char *)id, len);
+        sip_update(st, (const unsigned char *)id, len);
     }
-    sip_final128(&st, h);
+    sip_final128(st, h);
     memcpy(key->digest, &h[0], 8);       /* the id the slot keeps */
     memcpy(key->digest + 8, &h[1], 8);   /* the buckets */
     memset(key->digest + 16, 0, SLB_KEY_DIGEST_LEN - 16);
     key->keyed = 1;
     key->text[0] = '\0';                 /* never a memcached key */
+}
+
+void slb_table_key(const slb_table *t, slb_key *key, const char *ns,
+                   const char *id, apr_size_t len)
+{
+    sip_state st;
+
+    sip_prefix(t, &st, ns);
+    sip_key(&st, key, id, len);
+}
+
+void slb_table_key_from(const slb_key_prefix *pre, slb_key *key,
+                        const char *id, apr_size_t len)
+{
+    sip_state st;
+
+    memcpy(&st, pre->state, sizeof(st));
+    sip_key(&st, key, id, len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -925,7 +961,13 @@ apr_uint32_t slb_table_count_live(const slb_table *t, apr_time_t now)
 static const slb_key *local_key(slb_table *t, slb_skey *k)
 {
     if (!k->have_local) {
-        slb_table_key(t, &k->local, k->ns, k->id, k->len);
+        const slb_key_prefix *pre = k->local_prefix;
+        if (pre && pre->table == t) {
+            slb_table_key_from(pre, &k->local, k->id, k->len);
+        }
+        else {
+            slb_table_key(t, &k->local, k->ns, k->id, k->len);
+        }
         k->have_local = 1;
     }
     return &k->local;

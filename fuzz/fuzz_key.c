@@ -166,6 +166,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             slb_table_key(table(), &k3, NULL, id, idlen);
             FZ_CHECK(memcmp(k3.digest, k2.digest, SLB_KEY_DIGEST_LEN) == 0);
         }
+        /* in two steps (the namespace's prefix computed once): the same */
+        {
+            slb_key_prefix pre;
+            slb_key k4;
+            memset(&k4, 0xa5, sizeof(k4));
+            slb_table_key_prefix(table(), ns, &pre);
+            slb_table_key_from(&pre, &k4, id, idlen);
+            FZ_CHECK(memcmp(k4.digest, k2.digest, SLB_KEY_DIGEST_LEN) == 0);
+            FZ_CHECK(k4.keyed == 1 && k4.text[0] == '\0');
+            FZ_CHECK(pre.table == table());
+        }
     }
     fz_end();
     return 0;

@@ -88,8 +88,9 @@ int slb_status_post_config(apr_pool_t *pconf, server_rec *s);
 int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s);
 void slb_store_child_init(apr_pool_t *p, server_rec *s);
-/* The store of balancer b (its tier, set in post_config). */
-void slb_store_attach(slb_balancer *b);
+/* The store of balancer b (its tier, set in post_config) and the table's
+ * key prefix of its namespace (from p). */
+void slb_store_attach(slb_balancer *b, apr_pool_t *p);
 /* Route bound to k (APR_SUCCESS, route copied to route_out), or a miss;
  * a store error is logged (rate-limited), counted and a miss.  Does
  * network I/O on the memcached store: never call it from the finder. */

@@ -186,6 +186,7 @@ typedef struct {
     slb_placement placement;
     slb_store_kind store;
     const slb_tier *tier;          /* the store (set by the glue) */
+    const void *key_prefix;        /* the table's key prefix of ns (glue) */
     const apr_array_header_t *probes;   /* slb_probe_conf, never NULL */
     const apr_array_header_t *passive;  /* slb_range, never NULL */
     int passive_fall;

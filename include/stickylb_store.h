@@ -83,6 +83,9 @@ typedef struct {
     apr_size_t len;
     slb_key local;
     slb_key shared;
+    /* the local store's precomputed start of the key of ns, or NULL
+     * (stickylb_table.h: slb_key_prefix) */
+    const void *local_prefix;
     unsigned have_local:1;
     unsigned have_shared:1;
 } slb_skey;

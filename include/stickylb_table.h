@@ -78,6 +78,23 @@ slb_table *slb_table_attach(void *mem, apr_size_t bytes);
 void slb_table_key(const slb_table *t, slb_key *key, const char *ns,
                    const char *id, apr_size_t len);
 
+/*
+ * The same key in two steps, for a namespace whose keys are made often:
+ * the hash state after the namespace, computed once (slb_table_key_prefix),
+ * then finished with an id (slb_table_key_from).  The result is
+ * slb_table_key's, byte for byte; a prefix belongs to the table that made
+ * it (`table`).
+ */
+typedef struct {
+    apr_uint64_t state[8];
+    const slb_table *table;
+} slb_key_prefix;
+
+void slb_table_key_prefix(const slb_table *t, const char *ns,
+                          slb_key_prefix *out);
+void slb_table_key_from(const slb_key_prefix *pre, slb_key *key,
+                        const char *id, apr_size_t len);
+
 /* Route number of (namespace, route), registered on first use; -1 when
  * the registry is full or the route is invalid. */
 int slb_table_route_id(slb_table *t, const char *ns, const char *route);

@@ -95,7 +95,15 @@ profile_one() {   # variant workload -> $OUT/<v>-<w>.summary
         sleep 0.2
     done
     if [ "$w" = established ]; then
-        cookie=(-H "Cookie: $(head -1 "$WORK/$v/cookies.txt")")
+        # the session is made by the profiled Apache itself (its first
+        # answer's cookies): a learned id must be in this instance's
+        # table, which the measured run's is not
+        local ck
+        curl -s --max-time 30 -D "$d/first.headers" -o /dev/null "http://127.0.0.1:$port/" || true
+        ck=$(parse_headers "$d/first.headers" | head -1 | cut -f2)
+        [ -n "$ck" ] || ck=$(head -1 "$WORK/$v/cookies.txt")
+        echo "$ck" >"$d/cookie"
+        cookie=(-H "Cookie: $ck")
     fi
     ab_out=$(ab -q -k -c 4 -n "$NREQ" "${cookie[@]}" "http://127.0.0.1:$port/" 2>&1) \
         || { printf '%s\n' "$ab_out" >&2; return 1; }
@@ -104,6 +112,8 @@ profile_one() {   # variant workload -> $OUT/<v>-<w>.summary
     done_n=$(awk '/^Complete requests:/ { print $3 }' "$d/ab.out")
     failed=$(awk '/^Failed requests:/ { print $3 }' "$d/ab.out")
     stop_vg   # the readiness probe's request counts as well: done_n + 1
+    # (and the one that made the session, for established)
+    if [ "$w" = established ]; then done_n=$((done_n + 1)); fi
     [ -s "$d/callgrind.out" ] || { log "profile: no callgrind output for $v"; return 1; }
     callgrind_annotate --inclusive=yes --tree=calling --threshold=100 --auto=no \
         "$d/callgrind.out" >"$d/tree.txt"

@@ -531,6 +531,58 @@ START_TEST(test_table_alone)
 }
 END_TEST
 
+/* A key made from the namespace's precomputed prefix is the same key;
+ * another table's prefix is not used. */
+START_TEST(test_key_prefix)
+{
+    static const char *const ids[] = { "", "a", "0123456",
+                                       "01234567", "0123456789abcdef0",
+                                       "c6910bbbee37af998611d438999d4bd9" };
+    static const char *const nss[] = { "", "ns", "balancer://bench",
+                                       "a-namespace-of-23-bytes" };
+    slb_key_prefix pre, other;
+    void *mem2;
+    slb_table *t2;
+    apr_size_t i, j, bytes = slb_table_bytes(64);
+    char route[SLB_MAX_ROUTE_LEN + 1];
+
+    for (i = 0; i < sizeof(nss) / sizeof(nss[0]); i++) {
+        slb_table_key_prefix(table, nss[i], &pre);
+        for (j = 0; j < sizeof(ids) / sizeof(ids[0]); j++) {
+            slb_key a, b;
+            slb_table_key(table, &a, nss[i], ids[j], strlen(ids[j]));
+            slb_table_key_from(&pre, &b, ids[j], strlen(ids[j]));
+            ck_assert_int_eq(memcmp(a.digest, b.digest, sizeof(a.digest)),
+                             0);
+        }
+    }
+    /* through the store: the prefix of the table is used, another's not */
+    ck_assert_int_eq(posix_memalign(&mem2, 64, bytes), 0);
+    t2 = slb_table_format(mem2, bytes, (const unsigned char *)
+                          "fedcba9876543210", T0);
+    ck_assert_ptr_nonnull(t2);
+    slb_table_key_prefix(table, "ns", &pre);
+    slb_table_key_prefix(t2, "ns", &other);
+    tier.remote.ops = NULL;
+    ck_assert_int_eq(slb_tier_put(&tier, key("s1"), "t1", &lt,
+                                  SLB_PUT_FIRST, NULL, AT(0), NULL),
+                     APR_SUCCESS);
+    {
+        slb_skey k;
+        slb_skey_init(&k, "ns", "s1", 2);
+        k.local_prefix = &pre;
+        ck_assert_int_eq(slb_tier_get(&tier, &k, &lt, AT(1), route),
+                         APR_SUCCESS);
+        ck_assert_str_eq(route, "t1");
+        slb_skey_init(&k, "ns", "s1", 2);
+        k.local_prefix = &other;        /* made by t2: not this table's */
+        ck_assert_int_eq(slb_tier_get(&tier, &k, &lt, AT(1), route),
+                         APR_SUCCESS);
+    }
+    free(mem2);
+}
+END_TEST
+
 /* The shared key is made only when the remote store is asked. */
 START_TEST(test_shared_key_on_demand)
 {
@@ -573,6 +625,7 @@ Suite *tier_suite(void)
     tcase_add_test(tc, test_delete_both);
     tcase_add_test(tc, test_table_alone);
     tcase_add_test(tc, test_shared_key_on_demand);
+    tcase_add_test(tc, test_key_prefix);
     suite_add_tcase(s, tc);
     return s;
 }
