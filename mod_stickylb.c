@@ -219,29 +219,24 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
  * I/O is allowed (never from the finder).
  */
 static apr_array_header_t *store_candidates(request_rec *r, slb_req *rq,
-                                            apr_array_header_t *cookie_hdrs,
-                                            int lookup)
+                                            const slb_span *learned,
+                                            const int *nlearned, int lookup)
 {
     apr_array_header_t *hits = local_array(&rq->hit_arr, r->pool,
                                            rq->hit_buf,
                                            sizeof(slb_candidate), 2);
     const slb_balancer *c = rq->bal;
-    int i, j, k;
+    int j, k;
 
-    {
-        for (k = 0; k < c->learn_cookies->nelts; k++) {
-            const char *name = APR_ARRAY_IDX(c->learn_cookies, k,
-                                             const char *);
-            for (i = 0; i < cookie_hdrs->nelts; i++) {
-                slb_span v[SLB_MAX_SAME_NAME];
-                int n = slb_cookie_values(APR_ARRAY_IDX(cookie_hdrs, i,
-                                                        const char *),
-                                          name, v, SLB_MAX_SAME_NAME);
-                for (j = 0; j < n; j++) {
-                    lookup_key(r, rq, hits, SLB_SRC_LEARNED, name, v[j].ptr,
-                               v[j].len, lookup);
-                }
-            }
+    /* the learned cookies' values, read with the other cookies in one
+     * pass (make_req_state) */
+    for (k = 0; k < c->learn_cookies->nelts && k < SLB_MAX_COOKIE_NAMES;
+         k++) {
+        const char *name = APR_ARRAY_IDX(c->learn_cookies, k, const char *);
+        const slb_span *v = &learned[k * SLB_MAX_SAME_NAME];
+        for (j = 0; j < nlearned[k]; j++) {
+            lookup_key(r, rq, hits, SLB_SRC_LEARNED, name, v[j].ptr,
+                       v[j].len, lookup);
         }
     }
     {
@@ -425,6 +420,9 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
      * an array on the stack: read only once collected */
     const char *hdrs[COOKIE_HDRS];
     apr_array_header_t hdr_arr;
+    /* the values of the learned cookies, from the same pass */
+    slb_span learned[SLB_MAX_COOKIE_NAMES * SLB_MAX_SAME_NAME];
+    int nlearned[SLB_MAX_COOKIE_NAMES] = { 0 };
     int i;
 
     memset(rq, 0, APR_OFFSETOF(slb_req, cand_arr));
@@ -442,12 +440,15 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
      * the pool past four) */
     rq->candidates = local_array(&rq->cand_arr, r->pool, rq->cand_buf,
                                  sizeof(slb_candidate), 4);
-    slb_collect_candidates_into(r->pool, rq->candidates, &bal->spec,
-                                (const char *const *)cc.values->elts,
-                                cc.values->nelts, r->unparsed_uri);
+    slb_collect_candidates_ex(r->pool, rq->candidates, &bal->spec,
+                              (const char *const *)cc.values->elts,
+                              cc.values->nelts, r->unparsed_uri,
+                              bal->learns ? bal->learn_cookies : NULL,
+                              learned, nlearned);
     if (bal->uses_store) {
         rq->candidates = merge_candidates(r->pool, rq->candidates,
-                                          store_candidates(r, rq, cc.values,
+                                          store_candidates(r, rq, learned,
+                                                           nlearned,
                                                            allow_io));
     }
     if (bal->ring) {

@@ -469,7 +469,8 @@ static void push_candidate(apr_pool_t *p, apr_array_header_t *arr,
  * out[k * SLB_MAX_SAME_NAME ...], in header order, n[k] of them (the
  * same values slb_cookie_values() gives for each name alone).
  */
-#define MULTI_MAX (SLB_MAX_COOKIE_NAMES + 1)
+/* the route cookie, the session cookies, the extra (learned) cookies */
+#define MULTI_MAX (2 * SLB_MAX_COOKIE_NAMES + 1)
 typedef struct {
     const char *const *names;
     apr_size_t nlen[MULTI_MAX];
@@ -542,13 +543,28 @@ void slb_collect_candidates_into(apr_pool_t *p, apr_array_header_t *arr,
                                  const char *const *cookie_hdrs, int n_hdrs,
                                  const char *raw_uri)
 {
+    slb_collect_candidates_ex(p, arr, spec, cookie_hdrs, n_hdrs, raw_uri,
+                              NULL, NULL, NULL);
+}
+
+void slb_collect_candidates_ex(apr_pool_t *p, apr_array_header_t *arr,
+                               const slb_key_spec *spec,
+                               const char *const *cookie_hdrs, int n_hdrs,
+                               const char *raw_uri,
+                               const apr_array_header_t *extra,
+                               slb_span *extra_out, int *extra_n)
+{
     const char *names[MULTI_MAX];
-    int nnames = 0, first_session = 0, nsessions = 0;
+    int nnames = 0, first_session = 0, nsessions = 0, first_extra;
     slb_span vals[MULTI_MAX * SLB_MAX_SAME_NAME];
     int counts[MULTI_MAX];
     slb_span id, route;
     int i, k;
 
+    for (k = 0; extra_n && extra && k < extra->nelts
+                && k < SLB_MAX_COOKIE_NAMES; k++) {
+        extra_n[k] = 0;
+    }
     if (spec == NULL) {
         return;
     }
@@ -559,7 +575,8 @@ void slb_collect_candidates_into(apr_pool_t *p, apr_array_header_t *arr,
     }
     first_session = nnames;
     if (spec->session_cookies) {
-        for (k = 0; k < spec->session_cookies->nelts && nnames < MULTI_MAX; k++) {
+        for (k = 0; k < spec->session_cookies->nelts
+                    && nsessions < SLB_MAX_COOKIE_NAMES; k++) {
             const char *name = APR_ARRAY_IDX(spec->session_cookies, k,
                                              const char *);
             if (name && *name) {
@@ -568,6 +585,13 @@ void slb_collect_candidates_into(apr_pool_t *p, apr_array_header_t *arr,
             }
         }
     }
+    /* the extra names' values are read in the same pass */
+    first_extra = nnames;
+    for (k = 0; extra && k < extra->nelts
+                && nnames - first_extra < SLB_MAX_COOKIE_NAMES; k++) {
+        const char *name = APR_ARRAY_IDX(extra, k, const char *);
+        names[nnames++] = name && *name ? name : "";
+    }
     if (nnames > 0 && n_hdrs > 0) {
         multi_cookie_values(cookie_hdrs, n_hdrs, names, nnames, vals, counts);
     }
@@ -575,6 +599,12 @@ void slb_collect_candidates_into(apr_pool_t *p, apr_array_header_t *arr,
         for (k = 0; k < nnames; k++) {
             counts[k] = 0;
         }
+    }
+    for (k = first_extra; extra_out && k < nnames; k++) {
+        int e = k - first_extra;
+        extra_n[e] = counts[k];
+        memcpy(&extra_out[e * SLB_MAX_SAME_NAME], &vals[k * SLB_MAX_SAME_NAME],
+               (apr_size_t)counts[k] * sizeof(slb_span));
     }
     if (first_session == 1) {
         for (i = 0; i < counts[0]; i++) {

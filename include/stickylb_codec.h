@@ -139,6 +139,21 @@ apr_array_header_t *slb_collect_candidates(apr_pool_t *p,
                                            const slb_key_spec *spec,
                                            const char *const *cookie_hdrs,
                                            int n_hdrs, const char *raw_uri);
+/*
+ * As slb_collect_candidates_into, and in the same pass over the Cookie
+ * headers the values of the cookies named in `extra` (const char *, the
+ * first SLB_MAX_COOKIE_NAMES): extra_n[k] values of extra name k at
+ * extra_out[k * SLB_MAX_SAME_NAME], as slb_cookie_values gives them
+ * (unquoted, slb_value_ok), at most SLB_MAX_SAME_NAME of each across the
+ * headers.  extra may be NULL.
+ */
+void slb_collect_candidates_ex(apr_pool_t *p, apr_array_header_t *arr,
+                               const slb_key_spec *spec,
+                               const char *const *cookie_hdrs, int n_hdrs,
+                               const char *raw_uri,
+                               const apr_array_header_t *extra,
+                               slb_span *extra_out, int *extra_n);
+
 /* The same, pushed onto arr (an array of slb_candidate the caller owns,
  * e.g. with storage of its own: it grows from p when full). */
 void slb_collect_candidates_into(apr_pool_t *p, apr_array_header_t *arr,

@@ -1743,6 +1743,55 @@ START_TEST(test_value_ok_every_byte_every_place)
 }
 END_TEST
 
+/* the learned cookies' values from the same pass as the candidates: what
+ * slb_cookie_values gives for each name alone */
+START_TEST(test_collect_extra_values)
+{
+    const char *hdrs[] = { "JSESSIONID=abc.t1; PHPSESSID=p1; sid=\"q1\"",
+                           "PHPSESSID=p2, x=1; PHPSESSID=bad\x01; sid=q2" };
+    apr_array_header_t *sess = apr_array_make(pool, 1, sizeof(char *));
+    apr_array_header_t *extra = apr_array_make(pool, 2, sizeof(char *));
+    apr_array_header_t *arr = apr_array_make(pool, 4, sizeof(slb_candidate));
+    slb_span out[SLB_MAX_COOKIE_NAMES * SLB_MAX_SAME_NAME];
+    int n[SLB_MAX_COOKIE_NAMES], k, i, h;
+    slb_key_spec spec;
+
+    APR_ARRAY_PUSH(sess, const char *) = "JSESSIONID";
+    APR_ARRAY_PUSH(extra, const char *) = "PHPSESSID";
+    APR_ARRAY_PUSH(extra, const char *) = "sid";
+    memset(&spec, 0, sizeof(spec));
+    spec.session_cookies = sess;
+    spec.separator = '.';
+    slb_collect_candidates_ex(pool, arr, &spec, hdrs, 2, "/", extra, out, n);
+    ck_assert_int_eq(arr->nelts, 1);
+    ck_assert_str_eq(APR_ARRAY_IDX(arr, 0, slb_candidate).route, "t1");
+    for (k = 0; k < 2; k++) {
+        const char *name = APR_ARRAY_IDX(extra, k, const char *);
+        int m = 0;
+        for (h = 0; h < 2; h++) {
+            slb_span v[SLB_MAX_SAME_NAME];
+            int got = slb_cookie_values(hdrs[h], name, v, SLB_MAX_SAME_NAME);
+            for (i = 0; i < got; i++, m++) {
+                ck_assert_int_lt(m, n[k]);
+                ck_assert_uint_eq(out[k * SLB_MAX_SAME_NAME + m].len,
+                                  v[i].len);
+                ck_assert_int_eq(memcmp(out[k * SLB_MAX_SAME_NAME + m].ptr,
+                                        v[i].ptr, v[i].len), 0);
+            }
+        }
+        ck_assert_int_eq(m, n[k]);
+    }
+    ck_assert_int_eq(n[0], 2);       /* p1, p2 (bad\x01 refused) */
+    ck_assert_int_eq(n[1], 2);       /* q1 unquoted, q2 */
+    /* no extra names: nothing asked, nothing written */
+    n[0] = 99;
+    arr = apr_array_make(pool, 4, sizeof(slb_candidate));
+    slb_collect_candidates_ex(pool, arr, &spec, hdrs, 2, "/", NULL, NULL,
+                              NULL);
+    ck_assert_int_eq(arr->nelts, 1);
+}
+END_TEST
+
 Suite *codec_suite(void)
 {
     Suite *s = suite_create("codec");
@@ -1760,6 +1809,7 @@ Suite *codec_suite(void)
     tcase_add_test(tc, test_token_char_all_bytes);
     tcase_add_test(tc, test_is_token);
     tcase_add_test(tc, test_value_ok_every_byte_every_place);
+    tcase_add_test(tc, test_collect_extra_values);
     tcase_add_test(tc, test_value_ok_all_bytes);
     tcase_add_test(tc, test_value_ok_bounds);
     tcase_add_test(tc, test_route_ok);
