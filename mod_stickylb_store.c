@@ -74,7 +74,6 @@ static slb_table *table = NULL;
 static store_shared *shared = NULL;
 static slb_mc *mc = NULL;            /* per child */
 static slb_mc *bg_mc = NULL;         /* the watchdog's (slb_store_bg_mc) */
-static const slb_mc_conf *bg_conf = NULL;
 static int mc_write_mode = SLB_MC_WRITE_SYNC;
 /* the stores of the two kinds of balancer: the table alone (shm), the
  * table in front of memcached (memcached); the balancers point here */
@@ -224,10 +223,22 @@ void slb_store_child_init(apr_pool_t *p, server_rec *s)
 
     mc = NULL;
     bg_mc = NULL;
-    bg_conf = sc->mc;
     t->remote.ctx = NULL;
     if (sc->mc == NULL) {
         return;
+    }
+    {
+        slb_mc_conf c = *sc->mc;
+        c.write_mode = SLB_MC_WRITE_SYNC;
+        c.pool_max = 1;
+        rv = slb_mc_create(&bg_mc, p, &c);
+        if (rv != APR_SUCCESS) {
+            bg_mc = NULL;
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                         SLB_LOG_TAG "SLB0211: cannot set up the memcached "
+                         "client of the watchdog: member states decided "
+                         "on other balancers are not followed");
+        }
     }
     mc_write_mode = sc->mc->write_mode;
     t->validity_s = slb_duration_secs(sc->mc_cache);
@@ -345,25 +356,14 @@ apr_uint32_t slb_store_unbind_route(const char *ns, const char *route)
 /* member states shared through memcached (drain, maintenance)         */
 
 /*
- * The client of the watchdog's background work: one of its own, made on
- * first use (by the one watchdog thread), so that what it meets (a
+ * The client of the watchdog's background work: one of its own (made in
+ * child_init, from the child's pool: it opens no connection until used,
+ * and only the watchdog's child uses it), so that what it meets (a
  * memcached not started yet, a server cut off) never marks a server down
  * in the handles that serve requests.
  */
 slb_mc *slb_store_bg_mc(void)
 {
-    if (bg_mc == NULL && bg_conf != NULL) {
-        apr_pool_t *p;
-        slb_mc_conf c = *bg_conf;
-
-        c.write_mode = SLB_MC_WRITE_SYNC;
-        c.pool_max = 1;
-        if (apr_pool_create(&p, NULL) != APR_SUCCESS
-            || slb_mc_create(&bg_mc, p, &c) != APR_SUCCESS) {
-            bg_mc = NULL;
-            bg_conf = NULL;      /* not again */
-        }
-    }
     return bg_mc;
 }
 
