@@ -283,40 +283,46 @@ static const char *set_namespace(cmd_parms *cmd, void *dconf,
     return NULL;
 }
 
-static const char *set_new_sessions(cmd_parms *cmd, void *dconf,
-                                    const char *arg)
+/* A directive that takes one word of a list (StickyLBNewSessions,
+ * StickyLBStore): its words, the int field it sets, the bit it marks. */
+typedef struct {
+    const slb_keyword *words;
+    apr_size_t offset;
+    unsigned bit;
+} keyword_directive;
+
+/* the enum fields set through keyword_directive are ints */
+typedef char enums_are_ints[sizeof(slb_placement) == sizeof(int)
+                            && sizeof(slb_store_kind) == sizeof(int)
+                            ? 1 : -1];
+
+static const slb_keyword placement_words[] = {
+    { "requests", SLB_PLACE_REQUESTS }, { "sessions", SLB_PLACE_SESSIONS },
+    { NULL, 0 }
+};
+static const keyword_directive new_sessions_directive = {
+    placement_words, APR_OFFSETOF(slb_dir_conf, placement), SLB_SET_PLACEMENT
+};
+static const slb_keyword store_words[] = {
+    { "shm", SLB_STORE_SHM }, { "memcached", SLB_STORE_MEMCACHED },
+    { NULL, 0 }
+};
+static const keyword_directive store_directive = {
+    store_words, APR_OFFSETOF(slb_dir_conf, store), SLB_SET_STORE
+};
+
+static const char *set_keyword(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    static const slb_keyword words[] = {
-        { "requests", SLB_PLACE_REQUESTS }, { "sessions", SLB_PLACE_SESSIONS },
-        { NULL, 0 }
-    };
+    const keyword_directive *kd = cmd->info;
     int v;
     const char *err;
     SCOPE(cmd, dconf, c);
 
-    if ((err = slb_parse_keyword(cmd->pool, arg, words, &v)) != NULL) {
+    if ((err = slb_parse_keyword(cmd->pool, arg, kd->words, &v)) != NULL) {
         return named(cmd, err);
     }
-    c->placement = (slb_placement)v;
-    c->set |= SLB_SET_PLACEMENT;
-    return NULL;
-}
-
-static const char *set_store(cmd_parms *cmd, void *dconf, const char *arg)
-{
-    static const slb_keyword words[] = {
-        { "shm", SLB_STORE_SHM }, { "memcached", SLB_STORE_MEMCACHED },
-        { NULL, 0 }
-    };
-    int v;
-    const char *err;
-    SCOPE(cmd, dconf, c);
-
-    if ((err = slb_parse_keyword(cmd->pool, arg, words, &v)) != NULL) {
-        return named(cmd, err);
-    }
-    c->store = (slb_store_kind)v;
-    c->set |= SLB_SET_STORE;
+    *(int *)(void *)((char *)c + kd->offset) = v;
+    c->set |= kd->bit;
     return NULL;
 }
 
@@ -550,12 +556,14 @@ const command_rec slb_cmds[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "Name of the balancer's keys in the stick table (default "
                   "the balancer name)"),
-    AP_INIT_TAKE1("StickyLBNewSessions", set_new_sessions, NULL,
+    AP_INIT_TAKE1("StickyLBNewSessions", set_keyword,
+                  (void *)&new_sessions_directive,
                   RSRC_CONF | ACCESS_CONF,
                   "How new sessions are spread: requests (weighted round "
                   "robin, default) or sessions (fewest bound sessions per "
                   "loadfactor)"),
-    AP_INIT_TAKE1("StickyLBStore", set_store, NULL, RSRC_CONF | ACCESS_CONF,
+    AP_INIT_TAKE1("StickyLBStore", set_keyword, (void *)&store_directive,
+                  RSRC_CONF | ACCESS_CONF,
                   "Where the balancer's stick table lives: shm (default) or "
                   "memcached"),
     AP_INIT_TAKE_ARGV("StickyLBMemcached", set_memcached, NULL, RSRC_CONF,

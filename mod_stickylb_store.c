@@ -214,12 +214,26 @@ int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+/* A memcached client of this child (connections are opened on first
+ * use), or NULL and the reason logged. */
+static slb_mc *make_client(apr_pool_t *p, server_rec *s,
+                           const slb_mc_conf *c, const char *why)
+{
+    slb_mc *m = NULL;
+    apr_status_t rv = slb_mc_create(&m, p, c);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, SLB_LOG_TAG "%s", why);
+        return NULL;
+    }
+    return m;
+}
+
 void slb_store_child_init(apr_pool_t *p, server_rec *s)
 {
     slb_srv_conf *sc = ap_get_module_config(s->module_config,
                                             &stickylb_module);
     slb_tier *t = &tiers[SLB_STORE_MEMCACHED];
-    apr_status_t rv;
 
     mc = NULL;
     bg_mc = NULL;
@@ -228,31 +242,20 @@ void slb_store_child_init(apr_pool_t *p, server_rec *s)
         return;
     }
     {
+        /* the watchdog's: one handle, writes that wait */
         slb_mc_conf c = *sc->mc;
         c.write_mode = SLB_MC_WRITE_SYNC;
         c.pool_max = 1;
-        rv = slb_mc_create(&bg_mc, p, &c);
-        if (rv != APR_SUCCESS) {
-            bg_mc = NULL;
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
-                         SLB_LOG_TAG "SLB0211: cannot set up the memcached "
-                         "client of the watchdog: member states decided "
-                         "on other balancers are not followed");
-        }
+        bg_mc = make_client(p, s, &c, "SLB0211: cannot set up the memcached "
+                            "client of the watchdog: member states decided "
+                            "on other balancers are not followed");
     }
     mc_write_mode = sc->mc->write_mode;
     t->validity_s = slb_duration_secs(sc->mc_cache);
     t->learn_nowait = mc_write_mode != SLB_MC_WRITE_SYNC;
-    /* connections are opened on first use, in this child only */
-    rv = slb_mc_create(&mc, p, sc->mc);
-    if (rv != APR_SUCCESS) {
-        mc = NULL;
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
-                     SLB_LOG_TAG "SLB0210: cannot set up the memcached "
+    mc = make_client(p, s, sc->mc, "SLB0210: cannot set up the memcached "
                      "client; memcached balancers use the embedded table "
                      "only");
-        return;
-    }
     t->remote.ctx = mc;
 }
 
