@@ -8,6 +8,7 @@ use Test::More;
 use Apache::Test ();
 use File::Temp qw(tempdir);
 use StickyLB::Client;
+use StickyLB::Configtest qw(configtest);
 
 # --- merging (vhost slb_merge: StickyLBSessionCookie SID, separator ':')
 my $x = req('slb_merge', '/inherit/', Cookie => 'SID=0a1b:t2');
@@ -24,36 +25,7 @@ $x = req('slb_merge', '/override/x;jsessionid=0a1b:t1');
 is((slb($x))[0], 'new', 'StickyLBPathParam none in the section');
 
 # --- configtest
-my $httpd = Apache::Test::vars('httpd') || '/usr/sbin/apache2';
-my $libexec = '/usr/lib/apache2/modules';
-my $module = $ENV{SLB_MODULE} or die "SLB_MODULE not set";
-my $dir = tempdir(CLEANUP => 1);
-
-sub configtest {
-    my ($body) = @_;
-    my $conf = "$dir/test.conf";
-    open my $fh, '>', $conf or die $!;
-    print $fh <<"CONF";
-ServerRoot "$dir"
-ServerName localhost
-PidFile "$dir/httpd.pid"
-DefaultRuntimeDir "$dir"
-Mutex file:$dir default
-ErrorLog "$dir/error.log"
-Listen 127.0.0.1:1
-LoadModule mpm_event_module $libexec/mod_mpm_event.so
-LoadModule authz_core_module $libexec/mod_authz_core.so
-LoadModule slotmem_shm_module $libexec/mod_slotmem_shm.so
-LoadModule proxy_module $libexec/mod_proxy.so
-LoadModule proxy_http_module $libexec/mod_proxy_http.so
-LoadModule proxy_balancer_module $libexec/mod_proxy_balancer.so
-LoadModule stickylb_module $module
-$body
-CONF
-    close $fh;
-    my $out = `'$httpd' -t -f '$conf' 2>&1`;
-    return ($? >> 8, $out);
-}
+my $dir = StickyLB::Configtest::dir();
 
 sub balancer { my $d = shift; return qq{<Proxy "balancer://b">\n BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=stickylb\n $d\n</Proxy>\n} }
 

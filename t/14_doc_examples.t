@@ -1,0 +1,48 @@
+# Every configuration example of README and docs/*.md passes configtest as
+# written, so that an example pasted by an operator works: indented and
+# fenced blocks whose first line is a directive or a section
+# (StickyLB::Configtest::config_blocks).  What the test adds around a
+# block: the modules the examples use, a <Proxy balancer://> section
+# around a fragment of one (ProxySet, BalancerMember without a section),
+# and key files for sign= paths; members keep their addresses (configtest
+# connects to none).
+use strict;
+use warnings FATAL => 'all';
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use Test::More;
+use StickyLB::Configtest qw(configtest config_blocks);
+
+my $top = "$FindBin::Bin/..";
+my @files = ("$top/README", glob("$top/docs/*.md"));
+my ($n, $keyn) = (0, 0);
+
+for my $file (@files) {
+    (my $name = $file) =~ s{^\Q$top\E/}{};
+    for my $b (config_blocks($file)) {
+        my ($line, $text) = @$b;
+        # a key file where the example names one
+        $text =~ s{sign=(\S+)}{
+            my $k = StickyLB::Configtest::dir() . '/keys' . ++$keyn;
+            open my $fh, '>', $k or die $!;
+            print $fh "doc-example-key-" . ('x' x 24) . "\n";
+            close $fh;
+            "sign=$k"
+        }ge;
+        # a fragment of a balancer section
+        if ($text !~ /<(?:Proxy|VirtualHost)\b/
+            && $text =~ /^\s*(?:ProxySet|BalancerMember)\b/m) {
+            $text = qq{<Proxy "balancer://example">\n}
+                  . ($text =~ /BalancerMember/ ? ''
+                     : qq{    BalancerMember "http://127.0.0.1:9" route=a\n})
+                  . "$text</Proxy>\n";
+        }
+        my ($rc, $out) = configtest($text);
+        $n++;
+        is($rc, 0, "$name line $line: the example passes configtest")
+            or diag("$out\n--- the example as tested:\n$text");
+    }
+}
+ok($n >= 9, "configuration examples found and tested: $n");
+
+done_testing();
