@@ -1177,6 +1177,7 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                 proxy_worker *w = APR_ARRAY_IDX(b->workers, j,
                                                 proxy_worker *);
                 if (!*w->s->route) {
+                    /* (said at configtest too: slb_check_config) */
                     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, sr,
                                  SLB_LOG_TAG "SLB0002: member %s of %s has "
                                  "no route=: sessions on it cannot stick",
@@ -1205,14 +1206,17 @@ static int slb_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                             apr_pool_t *ptemp, server_rec *s)
 {
     server_rec *sr;
+    apr_hash_t *seen = apr_hash_make(ptemp);
 
     (void)pconf;
     (void)plog;
-    (void)ptemp;
     for (sr = s; sr; sr = sr->next) {
         const char *err = slb_store_check(
             sr, slb_config_any_store(sr, ptemp, SLB_STORE_MEMCACHED));
 
+        if (err == NULL) {
+            err = slb_config_check_sections(sr, ptemp, seen);
+        }
         if (err) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
                          "%s", err);

@@ -702,3 +702,82 @@ int slb_config_any_store(server_rec *sr, apr_pool_t *ptemp,
     }
     return 0;
 }
+
+/*
+ * configtest (the check_config hook): what the balancer sections of server
+ * sr say that names nothing or has no effect.  Sections are those recorded
+ * while reading (inherited by virtual hosts: each is checked once, seen
+ * holds them).  Returns an error message, or NULL after logging warnings.
+ */
+const char *slb_config_check_sections(server_rec *sr, apr_pool_t *ptemp,
+                                      apr_hash_t *seen)
+{
+    const slb_srv_conf *sc = ap_get_module_config(sr->module_config,
+                                                  &stickylb_module);
+    proxy_server_conf *pc = ap_get_module_config(sr->module_config,
+                                                 &proxy_module);
+    apr_hash_index_t *hi;
+
+    if (pc == NULL || pc->balancers == NULL) {
+        return NULL;
+    }
+    for (hi = apr_hash_first(ptemp, sc->sections); hi;
+         hi = apr_hash_next(hi)) {
+        const char *name = apr_hash_this_key(hi);
+        const slb_dir_conf *c = apr_hash_this_val(hi);
+        proxy_balancer *b = NULL;
+        int i, j;
+
+        if (apr_hash_get(seen, &c, sizeof(c))) {
+            continue;
+        }
+        apr_hash_set(seen, apr_pmemdup(ptemp, &c, sizeof(c)), sizeof(c), "");
+        for (i = 0; i < pc->balancers->nelts; i++) {
+            proxy_balancer *x = &APR_ARRAY_IDX(pc->balancers, i,
+                                               proxy_balancer);
+            if (!strcmp(balancer_key(ptemp, x->s->name), name)) {
+                b = x;
+                break;
+            }
+        }
+        if (b == NULL) {
+            continue;
+        }
+        if (strcmp(b->s->lbpname, "stickylb") != 0) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                         SLB_LOG_TAG "SLB0004: the StickyLB directives in "
+                         "<Proxy \"%s\"> have no effect: that balancer uses "
+                         "lbmethod=%s (add \"ProxySet lbmethod=stickylb\", or "
+                         "switch it in balancer-manager)", b->s->name,
+                         b->s->lbpname);
+            continue;
+        }
+        for (j = 0; c->probes && j < c->probes->nelts; j++) {
+            const slb_probe_conf *pr = &APR_ARRAY_IDX(c->probes, j,
+                                                      slb_probe_conf);
+            int found = pr->route == NULL;
+            for (i = 0; !found && i < b->workers->nelts; i++) {
+                proxy_worker *w = APR_ARRAY_IDX(b->workers, i,
+                                                proxy_worker *);
+                found = !strcmp(w->s->route, pr->route);
+            }
+            if (!found) {
+                return apr_psprintf(ptemp, "StickyLBProbe: route=%s names "
+                                    "no member of %s (the routes are the "
+                                    "BalancerMember route= values)",
+                                    pr->route, b->s->name);
+            }
+        }
+        for (i = 0; i < b->workers->nelts; i++) {
+            proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+            if (!*w->s->route) {
+                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0,
+                             NULL, SLB_LOG_TAG "SLB0002: member %s of %s has "
+                             "no route=: sessions on it cannot stick (add "
+                             "route=NAME to its BalancerMember line)",
+                             w->s->name, b->s->name);
+            }
+        }
+    }
+    return NULL;
+}

@@ -115,6 +115,17 @@ is($rc, 0, 'durations with ms and s pass configtest') or diag $out;
 ($rc, $out) = configtest("StickyLBMemcached \"--SERVER=127.0.0.1:11211\" timeout=2m\n");
 ok($rc != 0 && $out =~ /StickyLBMemcached: 'timeout=2m'.*from 1 ms to 60 s/, 'a memcached timeout in an unknown unit is refused with its range') or diag $out;
 
+# What names nothing or has no effect, said at configtest.
+($rc, $out) = configtest(qq{<Proxy "balancer://p">\n BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=stickylb\n StickyLBProbe http route=nosuch\n</Proxy>\n});
+ok($rc != 0 && $out =~ /StickyLBProbe: route=nosuch names no member of balancer:\/\/p/, 'a probe route= that names no member is refused') or diag $out;
+($rc, $out) = configtest(qq{<Proxy "balancer://p">\n BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=stickylb\n StickyLBProbe http route=a\n</Proxy>\n});
+is($rc, 0, 'a probe route= of a member passes') or diag $out;
+($rc, $out) = configtest(qq{<Proxy "balancer://rr">\n BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=byrequests\n StickyLBRouteCookie ROUTEID insert\n</Proxy>\n});
+ok($rc == 0 && $out =~ /SLB0004: the StickyLB directives in <Proxy "balancer:\/\/rr"> have no effect: that balancer uses lbmethod=byrequests/, 'StickyLB directives in a balancer of another lbmethod: a warning at configtest') or diag $out;
+($rc, $out) = configtest(qq{<Proxy "balancer://nr">\n BalancerMember "http://127.0.0.1:9"\n BalancerMember "http://127.0.0.1:10" route=b\n ProxySet lbmethod=stickylb\n StickyLBSessionCookie JSESSIONID\n</Proxy>\n});
+ok($rc == 0 && $out =~ /SLB0002: member http:\/\/127\.0\.0\.1:9 of balancer:\/\/nr has no route=/, 'a member without route= is warned about at configtest') or diag $out;
+unlike($out, qr/127\.0\.0\.1:10 of balancer:\/\/nr has no route/, '... and only that one');
+
 # Outside the sections where it has an effect.
 ($rc, $out) = configtest("<Location /x>\n StickyLBSessionCookie SID\n</Location>\n");
 ok($rc != 0 && $out =~ /StickyLBSessionCookie: allowed only/, 'directive in <Location> rejected') or diag $out;

@@ -40,6 +40,7 @@ LoadModule status_module $libexec/mod_status.so
 LoadModule proxy_module $libexec/mod_proxy.so
 LoadModule proxy_http_module $libexec/mod_proxy_http.so
 LoadModule proxy_balancer_module $libexec/mod_proxy_balancer.so
+LoadModule lbmethod_byrequests_module $libexec/mod_lbmethod_byrequests.so
 LoadModule stickylb_module $module
 $body
 CONF
