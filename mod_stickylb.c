@@ -273,17 +273,21 @@ static apr_array_header_t *store_candidates(request_rec *r, slb_req *rq,
     return hits;
 }
 
-/* The member route a token stands for, or NULL. */
+/* The member route a token stands for under any key of the ring (a
+ * cookie issued before a key rotation), or NULL. */
 static const char *route_of_token(request_rec *r, const slb_keyring *ring,
                                   proxy_balancer *b, const char *token)
 {
-    int i;
+    int i, k;
 
-    for (i = 0; i < b->workers->nelts; i++) {
-        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
-        if (*w->s->route
-            && !strcmp(slb_route_token(r->pool, ring, w->s->route), token)) {
-            return w->s->route;
+    for (k = 0; k < ring->nkeys; k++) {
+        for (i = 0; i < b->workers->nelts; i++) {
+            proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+            if (*w->s->route
+                && !strcmp(slb_route_token_k(r->pool, ring, k, w->s->route),
+                           token)) {
+                return w->s->route;
+            }
         }
     }
     return NULL;

@@ -234,8 +234,13 @@ void slb_health_passive(request_rec *r, proxy_balancer *b, proxy_worker *w,
         return;
     }
     if (__atomic_add_fetch(&h->passive_fails, 1, __ATOMIC_RELAXED)
-        == (apr_uint32_t)c->passive_fall
-        && !PROXY_WORKER_IS(w, PROXY_WORKER_IN_ERROR)) {
+            < (apr_uint32_t)c->passive_fall) {
+        return;
+    }
+    /* re-armed: after its retry= time the member is marked again by the
+     * next `fall` failures in a row, every time */
+    __atomic_store_n(&h->passive_fails, 0, __ATOMIC_RELAXED);
+    if (!PROXY_WORKER_IS(w, PROXY_WORKER_IN_ERROR)) {
         w->s->error_time = apr_time_now();
         ap_proxy_set_wstatus(PROXY_WORKER_IN_ERROR_FLAG, 1, w);
         h->last_change = apr_time_now();

@@ -116,6 +116,12 @@ const char *slb_keyring_load(apr_pool_t *p, const char *path,
 const char *slb_route_token(apr_pool_t *p, const slb_keyring *ring,
                             const char *route)
 {
+    return slb_route_token_k(p, ring, 0, route);
+}
+
+const char *slb_route_token_k(apr_pool_t *p, const slb_keyring *ring,
+                              int k, const char *route)
+{
     unsigned char mac[32];
     char *out = apr_palloc(p, 17);
     apr_size_t n = strlen(route);
@@ -124,7 +130,7 @@ const char *slb_route_token(apr_pool_t *p, const slb_keyring *ring,
     memcpy(msg, "route", 5);
     msg[5] = '\0';
     memcpy(msg + 6, route, n);
-    hmac(ring, 0, msg, n + 6, mac);
+    hmac(ring, k, msg, n + 6, mac);
     hexify(mac, 8, out);
     return out;
 }

@@ -48,6 +48,10 @@ const char *slb_keyring_parse(apr_pool_t *p, const char *text,
 /* Token standing for `route` under the ring's first key (16 hex chars). */
 const char *slb_route_token(apr_pool_t *p, const slb_keyring *ring,
                             const char *route);
+/* The same under key k of the ring (0 <= k < nkeys): a cookie issued
+ * before a rotation names its member by an older key's token. */
+const char *slb_route_token_k(apr_pool_t *p, const slb_keyring *ring,
+                              int k, const char *route);
 
 /* The signed cookie value. */
 const char *slb_sign_value(apr_pool_t *p, const slb_keyring *ring,

@@ -103,6 +103,17 @@ for (1 .. 2) {
 $x = req('slb_probe', '/passive/', Cookie => 'JSESSIONID=0a1b.t2');
 is(backend($x) . ' ' . (slb($x))[0], 't1 failover', 'passive: after 2 listed statuses t2 is in error, its session fails over');
 like(status_of(backend_port('t2'), 'passive'), qr/Err/, 'passive: balancer-manager shows t2 in error');
+# after its retry= (2 s) t2 is tried again and answers listed statuses
+# only: two in a row mark it again (the count re-arms every time, with no
+# good answer in between), three times over
+for my $round (1 .. 3) {
+    sleep 2.3;
+    my @b = map { backend(req('slb_probe', '/passive/status/500', Cookie => 'JSESSIONID=0a1b.t2')) } 1 .. 2;
+    is("@b", 't2 t2', "passive, round $round: after retry= t2 is tried again (and answers 500)");
+    $x = req('slb_probe', '/passive/', Cookie => 'JSESSIONID=0a1b.t2');
+    is(backend($x) . ' ' . (slb($x))[0], 't1 failover',
+       "passive, round $round: two listed statuses mark t2 in error again");
+}
 
 # mod_proxy_hcheck on a member: the module leaves it alone
 my $log = Apache::Test::vars('t_logs') . '/error_log';

@@ -61,6 +61,19 @@ is($ok, 5, 'opaque cookie sticks');
 is((slb(req('slb_sign', '/strict/', Cookie => 'ROUTEID=t2')))[0], 'new', 'strict: an unsigned route is ignored');
 is((slb(req('slb_sign', '/strict/', Cookie => 'ROUTEID=' . forge('t2', $keys[0]))))[0], 'new',
    'opaque: a signed route name (not a token) matches no member');
+# an opaque cookie issued before a key rotation: its token is the previous
+# key's; it still names its member, and is re-issued with the current key
+sub token { my ($route, $key) = @_; return substr(hmac_sha256_hex("route\0$route", $key), 0, 16) }
+is(token($b, $keys[0]), ($v =~ /^v1~([0-9a-f]{16})~/)[0], 'opaque: the token is HMAC("route\\0" . route) under the current key');
+$ok = 0;
+my $reissued;
+for (1 .. 5) {
+    my $y = req('slb_sign', '/strict/', Cookie => 'ROUTEID=' . forge(token($b, $keys[1]), $keys[1]));
+    $ok += backend($y) eq $b && (slb($y))[0] eq 'sticky';
+    $reissued = cookie_value($y);
+}
+is($ok, 5, "opaque: a cookie with the previous key's token sticks to $b (rotation)");
+like($reissued // '', qr/^v1~\Q${\ token($b, $keys[0])}\E~/, "... and is re-issued with the current key's token");
 
 # --- maxidle 4 s, maxlife 6 s
 $r = req('slb_sign', '/expire/');
