@@ -29,9 +29,19 @@
 #include "mod_proxy.h"
 #include "mod_status.h"
 
+#include <openssl/crypto.h>
+
 #include "mod_stickylb.h"
 
 #define STATUS_HANDLER "stickylb-status"
+
+/* the page carries nonce-bearing buttons: never inside a frame */
+static void frame_headers(request_rec *r)
+{
+    apr_table_setn(r->err_headers_out, "X-Frame-Options", "DENY");
+    apr_table_setn(r->err_headers_out, "Content-Security-Policy",
+                   "frame-ancestors 'none'");
+}
 
 static char nonce[APR_UUID_FORMATTED_LENGTH + 1];
 
@@ -122,7 +132,12 @@ static apr_array_header_t *collect(request_rec *r)
         if (!uses_stickylb(b)) {
             continue;
         }
-        ap_proxy_sync_balancer(b, r->server, pc);
+        /* members added at run time, under the balancer's thread lock as
+         * balancer-manager takes it */
+        if (PROXY_THREAD_LOCK(b) == APR_SUCCESS) {
+            ap_proxy_sync_balancer(b, r->server, pc);
+            PROXY_THREAD_UNLOCK(b);
+        }
         bv = apr_array_push(out);
         bv->b = b;
         bv->c = slb_balancer_of(r->server, b, r->pool);
@@ -231,7 +246,16 @@ static int reply(request_rec *r, int status, int html, const char *fmt, ...)
     msg = apr_pvsprintf(r->pool, fmt, ap);
     va_end(ap);
     if (html && status == HTTP_OK) {
-        apr_table_setn(r->headers_out, "Location", r->uri);
+        /* back to the page: a relative reference to the handler's own
+         * last path segment, so that no request path can make it point
+         * elsewhere ("//host", "scheme:") */
+        const char *seg = strrchr(r->parsed_uri.path ? r->parsed_uri.path
+                                                     : "/", '/');
+        seg = seg && seg[1] ? seg + 1 : "";
+        apr_table_setn(r->headers_out, "Location",
+                       apr_pstrcat(r->pool, "./",
+                                   ap_escape_path_segment(r->pool, seg),
+                                   NULL));
         return HTTP_SEE_OTHER;
     }
     r->status = status;
@@ -440,7 +464,8 @@ static int control(request_rec *r)
     }
     x.html = (v = apr_table_get(x.form, "return")) && !strcmp(v, "html");
     v = apr_table_get(x.form, "nonce");
-    if (v == NULL || strcmp(v, nonce) != 0) {
+    if (v == NULL || strlen(v) != strlen(nonce)
+        || CRYPTO_memcmp(v, nonce, strlen(nonce)) != 0) {   /* constant time */
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       SLB_LOG_TAG "SLB0401: control request without this "
                       "server's nonce refused");
@@ -1029,6 +1054,7 @@ static int status_handler(request_rec *r)
     if (r->handler == NULL || strcmp(r->handler, STATUS_HANDLER) != 0) {
         return DECLINED;
     }
+    frame_headers(r);
     if (r->method_number == M_POST) {
         return control(r);
     }

@@ -73,6 +73,22 @@ SKIP: {
 
 my $html = Apache::TestRequest::GET($st);
 like($html->header('Content-Type'), qr{^text/html}, 'HTML content type');
+is($html->header('X-Frame-Options'), 'DENY', 'HTML: never in a frame (X-Frame-Options)');
+is($html->header('Content-Security-Policy'), "frame-ancestors 'none'", "HTML: never in a frame (CSP frame-ancestors)");
+{
+    # the page's buttons: back to the page by a relative reference of the
+    # handler's own, whatever the request path holds
+    local $Apache::TestRequest::RedirectOK = 0;
+    my $nonce = status_json()->{nonce};
+    my $back = Apache::TestRequest::POST($st, [nonce => $nonce, balancer => 'ctl', member => 't1',
+                                               action => 'weight', value => 1, return => 'html']);
+    is($back->code, 303, 'a form posted from the page: 303 back to it');
+    is($back->header('Location'), './stickylb-status', '... Location relative to the handler');
+    is($back->header('X-Frame-Options'), 'DENY', '... and never in a frame');
+    my $wrong = Apache::TestRequest::POST($st, [nonce => 'x' . substr($nonce, 1), balancer => 'ctl',
+                                                member => 't1', action => 'drain']);
+    is($wrong->code, 403, 'a nonce that differs in its first character: 403');
+}
 like($html->content, qr{<h2>balancer://ctl</h2>}, 'HTML: the balancer');
 like($html->content, qr{<tr class="up"><td>http://127\.0\.0\.1:\d+</td><td>t2</td><td>up</td>}, 'HTML: t2 row');
 SKIP: {
