@@ -584,10 +584,8 @@ static const char *route_cookie_value(request_rec *r, const slb_req *rq,
     int refresh;
 
     if (!slb_route_ok(route, strlen(route))) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      SLB_LOG_TAG "SLB0103: route '%s' cannot be carried "
-                      "in a cookie or the stick table",
-                      ap_escape_logitem(r->pool, route));
+        /* said at startup (SLB0003); nothing is logged here, under the
+         * balancer's lock */
         return NULL;
     }
     if (bal->ring == NULL) {
