@@ -816,10 +816,15 @@ static void set_request_vars(request_rec *r, proxy_balancer *b,
         put_session(r->notes, "session-sticky", c->name);
         put_session(r->notes, "session-route", c->route);
     }
-    put(env, "STICKYLB_KEY_SOURCE", slb_source_name(c ? c->src : SLB_SRC_NONE));
-    put(env, "STICKYLB_DECISION", slb_decision_name(d->kind));
+    if (rq->bal->sets_vars) {
+        put(env, "STICKYLB_KEY_SOURCE",
+            slb_source_name(c ? c->src : SLB_SRC_NONE));
+        put(env, "STICKYLB_DECISION", slb_decision_name(d->kind));
+        if (w) {
+            put(env, "STICKYLB_ROUTE", w->s->route);
+        }
+    }
     if (w) {
-        put(env, "STICKYLB_ROUTE", w->s->route);
         if (*w->s->route && (d->route == NULL
                              || strcmp(d->route, w->s->route) != 0)) {
             apr_table_setn(env, "BALANCER_ROUTE_CHANGED", "1");

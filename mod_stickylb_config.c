@@ -294,6 +294,7 @@ typedef struct {
 /* the enum fields set through keyword_directive are ints */
 typedef char enums_are_ints[sizeof(slb_placement) == sizeof(int)
                             && sizeof(slb_store_kind) == sizeof(int)
+                            && sizeof(slb_vars_mode) == sizeof(int)
                             ? 1 : -1];
 
 static const slb_keyword placement_words[] = {
@@ -309,6 +310,14 @@ static const slb_keyword store_words[] = {
 };
 static const keyword_directive store_directive = {
     store_words, APR_OFFSETOF(slb_dir_conf, store), SLB_SET_STORE
+};
+
+static const slb_keyword variables_words[] = {
+    { "auto", SLB_VARS_AUTO }, { "on", SLB_VARS_ON }, { "off", SLB_VARS_OFF },
+    { NULL, 0 }
+};
+static const keyword_directive variables_directive = {
+    variables_words, APR_OFFSETOF(slb_dir_conf, variables), SLB_SET_VARIABLES
 };
 
 static const char *set_keyword(cmd_parms *cmd, void *dconf, const char *arg)
@@ -584,6 +593,10 @@ const command_rec slb_cmds[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "Seconds over which a member that came back ramps up to "
                   "its full share of new sessions (default 0: off)"),
+    AP_INIT_TAKE1("StickyLBVariables", set_keyword,
+                  (void *)&variables_directive, RSRC_CONF | ACCESS_CONF,
+                  "Whether the STICKYLB_* request variables are set: auto "
+                  "(default: when the configuration names one), on or off"),
     AP_INIT_TAKE1("StickyLBTableSize", set_table_size, NULL, RSRC_CONF,
                   "Bindings the embedded stick table holds (default "
                   "262144)"),
@@ -618,10 +631,26 @@ static void effective(apr_pool_t *p, server_rec *main_s, server_rec *sr,
     }
 }
 
+/* 1 when an argument of a directive of the tree names a STICKYLB_
+ * variable (a LogFormat, a Header, a RewriteCond...) */
+static int names_our_variables(const ap_directive_t *d)
+{
+    for (; d; d = d->next) {
+        if ((d->args && strstr(d->args, "STICKYLB_"))
+            || names_our_variables(d->first_child)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void slb_config_resolve(apr_pool_t *pconf, apr_pool_t *ptemp,
                         server_rec *s)
 {
     server_rec *sr;
+    /* StickyLBVariables auto: the three STICKYLB_* variables cost table
+     * adds on every request; set them where something can read them */
+    int named = names_our_variables(ap_conftree);
 
     for (sr = s; sr; sr = sr->next) {
         proxy_server_conf *pc = ap_get_module_config(sr->module_config,
@@ -646,6 +675,9 @@ void slb_config_resolve(apr_pool_t *pconf, apr_pool_t *ptemp,
 
             effective(ptemp, s, sr, b, &eff);
             slb_balancer_resolve(pconf, &eff, b->s->name, rb);
+            if (rb->variables == SLB_VARS_AUTO) {
+                rb->sets_vars = named;
+            }
             slb_store_attach(rb, pconf);
             sc->resolved[i] = rb;
         }

@@ -269,6 +269,7 @@ void slb_dir_conf_merge(slb_dir_conf *out, const slb_dir_conf *base,
         c.passive_fall = add->passive_fall;
     }
     TAKE(SLB_SET_SLOW_START, slow_start)
+    TAKE(SLB_SET_VARIABLES, variables)
 #undef TAKE
     c.set = base->set | add->set;
     *out = c;
@@ -330,6 +331,9 @@ void slb_balancer_resolve(apr_pool_t *p, const slb_dir_conf *c,
     out->passive_fall = (set & SLB_SET_PASSIVE) ? c->passive_fall
                                                 : SLB_DEFAULT_PASSIVE_FALL;
     out->slow_start = c->slow_start;
+    out->variables = c->variables;
+    /* auto is decided by the glue, which can read the whole configuration */
+    out->sets_vars = c->variables != SLB_VARS_OFF;
 
     out->learns = out->learn_cookies->nelts > 0;
     out->uses_store = out->learns || out->keys->nelts > 0;

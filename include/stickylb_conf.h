@@ -121,8 +121,16 @@ enum {
     SLB_SET_STORE           = 1u << 10,
     SLB_SET_PROBES          = 1u << 11,
     SLB_SET_PASSIVE         = 1u << 12,
-    SLB_SET_SLOW_START      = 1u << 13
+    SLB_SET_SLOW_START      = 1u << 13,
+    SLB_SET_VARIABLES       = 1u << 14
 };
+
+/* Whether the STICKYLB_* variables are set (StickyLBVariables). */
+typedef enum {
+    SLB_VARS_AUTO = 0,       /* when the configuration names one (default) */
+    SLB_VARS_ON,
+    SLB_VARS_OFF
+} slb_vars_mode;
 
 typedef struct {
     unsigned set;                        /* SLB_SET_* */
@@ -142,6 +150,7 @@ typedef struct {
     apr_array_header_t *passive;         /* slb_range */
     int passive_fall;
     apr_interval_time_t slow_start;      /* 0: off */
+    slb_vars_mode variables;
 } slb_dir_conf;
 
 /* An empty scope (nothing set). */
@@ -191,12 +200,14 @@ typedef struct {
     const apr_array_header_t *passive;  /* slb_range, never NULL */
     int passive_fall;
     apr_interval_time_t slow_start;     /* 0: off */
+    slb_vars_mode variables;            /* as configured */
 
     /* derived: what a request of this balancer may need */
     unsigned uses_store:1;         /* learned cookies or keys */
     unsigned learns:1;             /* learned cookies */
     unsigned inserts_cookie:1;     /* route cookie with insert */
     unsigned strips_cookie:1;      /* route cookie with indirect */
+    unsigned sets_vars:1;          /* STICKYLB_* variables (glue: auto) */
 } slb_balancer;
 
 /*

@@ -89,4 +89,16 @@ is($n{t2} // 0, 10, 'lbset 0 member takes all new sessions');
 $x = req('slb_jvm', '/lbset/', Cookie => 'JSESSIONID=0123abcd.t1');
 is(backend($x), 't1', 'a session on the lbset 1 member still sticks');
 
+# StickyLBVariables off: sticky all the same, no STICKYLB_* variables;
+# the BALANCER_SESSION_* ones are still set (mod_proxy_balancer's)
+{
+    my $n = req('slb_jvm', '/novars/');
+    my ($sc) = set_cookies($n, 'JSESSIONID');
+    my ($sid) = ($sc // '') =~ /^JSESSIONID=([^;]+)/;
+    my $y = req('slb_jvm', '/novars/', Cookie => "JSESSIONID=$sid");
+    is(backend($y), backend($n), 'StickyLBVariables off: the session sticks');
+    is($y->header('X-SLB'), '(null) (null) (null)', 'StickyLBVariables off: no STICKYLB_* variables');
+    is(envinfo($y)->{sticky}, 'JSESSIONID', 'StickyLBVariables off: BALANCER_SESSION_STICKY still set');
+}
+
 done_testing();

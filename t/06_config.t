@@ -63,6 +63,7 @@ my @bad = (
     ['StickyLBNamespace "a b"',                    'StickyLBNamespace',   'a b'],
     ['StickyLBTableSize 1000',                     'StickyLBTableSize',   'not allowed'],
     ['StickyLBStore redis',                        'StickyLBStore',       'redis'],
+    ['StickyLBVariables maybe',                    'StickyLBVariables',   'auto, on or off'],
     ['StickyLBProbe ping',                         'StickyLBProbe',       'ping'],
     ['StickyLBProbe http interval=0',              'StickyLBProbe',       'interval'],
     ['StickyLBProbe http interval=1 timeout=2',    'StickyLBProbe',       'timeout'],
