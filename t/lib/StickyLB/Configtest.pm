@@ -9,15 +9,17 @@ use Exporter 'import';
 use File::Temp qw(tempdir);
 use Apache::Test ();
 
-our @EXPORT_OK = qw(configtest config_blocks);
+our @EXPORT_OK = qw(configtest config_blocks directives);
 
 my $dir = tempdir(CLEANUP => 1);
 my $libexec = '/usr/lib/apache2/modules';
 
 sub dir { return $dir }
 
-sub configtest {
-    my ($body) = @_;
+sub configtest { return httpd_run('-t', $_[0]) }
+
+sub httpd_run {
+    my ($flag, $body) = @_;
     my $httpd = Apache::Test::vars('httpd') || '/usr/sbin/apache2';
     my $module = $ENV{SLB_MODULE} or die "SLB_MODULE not set";
     my $conf = "$dir/test.conf";
@@ -45,8 +47,18 @@ LoadModule stickylb_module $module
 $body
 CONF
     close $fh;
-    my $out = `'$httpd' -t -f '$conf' 2>&1`;
+    my $out = `'$httpd' $flag -f '$conf' 2>&1`;
     return ($? >> 8, $out);
+}
+
+# The directives the loaded module registers (`apache2 -L`): name => help.
+sub directives {
+    my ($rc, $out) = httpd_run('-L', '');
+    my %d;
+    while ($out =~ /^(StickyLB\w+) \(mod_stickylb\.c\)\n\t([^\n]*)/mg) {
+        $d{$1} = $2;
+    }
+    return %d;
 }
 
 # The configuration examples of FILE: indented blocks (four spaces) and
