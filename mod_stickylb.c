@@ -65,6 +65,7 @@ typedef struct {
 
 typedef struct {
     const slb_balancer *bal;         /* the balancer, resolved */
+    proxy_balancer *balancer;        /* ... and mod_proxy's */
     apr_array_header_t *candidates;  /* slb_candidate */
     apr_array_header_t *stored;      /* slb_stored_key */
     const char *cookie_route;        /* first valid route cookie value */
@@ -196,6 +197,7 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
     sk->route[0] = '\0';
     slb_skey_init(&sk->key, rq->bal->ns, id, len);
     sk->key.local_prefix = rq->bal->key_prefix;
+    sk->key.scope = rq->balancer;
     if (lookup && slb_store_get(rq->bal, &sk->key, sk->route)
                       == APR_SUCCESS) {
         slb_candidate *c = apr_array_push(hits);
@@ -431,6 +433,7 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
 
     memset(rq, 0, APR_OFFSETOF(slb_req, cand_arr));
     rq->bal = bal;
+    rq->balancer = b;
     rq->stored = &no_stored_keys;    /* made on the first store lookup */
     hdr_arr.pool = r->pool;
     hdr_arr.elt_size = sizeof(const char *);
@@ -968,6 +971,7 @@ static int learn_set_cookie(void *baton, const char *key, const char *val)
         }
         slb_skey_init(&sk, c->ns, v.ptr, v.len);
         sk.local_prefix = c->key_prefix;
+        sk.scope = lc->rq->balancer;
         existing[0] = '\0';
         if (slb_store_put(c, &sk, lc->route, SLB_PUT_LEARN, NULL, existing)
                 == APR_EEXIST

@@ -689,6 +689,8 @@ static const metric metrics[] = {
     TIER_EVENT(adopted, "adopted", "another balancer's binding taken"),
     TIER_EVENT(expired, "expired", "remote binding past its lifetime"),
     TIER_EVENT(local_errors, "local_errors", "errors of the table"),
+    TIER_EVENT(unknown_routes, "unknown_routes",
+               "remote bindings naming no member (misses)"),
 #undef TIER_EVENT
 };
 

@@ -37,6 +37,8 @@
 #include "http_log.h"
 #include "http_main.h"
 
+#include "mod_proxy.h"
+
 #include "mod_stickylb.h"
 #include "stickylb_table.h"
 #include "stickylb_mc.h"
@@ -107,6 +109,22 @@ static void log_store_error(void *baton, apr_status_t rv, const char *op)
                  "in the last minute)", op, quiet);
 }
 
+/* slb_tier.route_known: a member of the balancer (scope) has the route;
+ * memory only (the workers of this process) */
+static int member_route(const void *scope, const char *route)
+{
+    const proxy_balancer *b = scope;
+    int i;
+
+    for (i = 0; i < b->workers->nelts; i++) {
+        const proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+        if (!strcmp(w->s->route, route)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void tiers_init(server_rec *s)
 {
     int i;
@@ -118,6 +136,7 @@ static void tiers_init(server_rec *s)
         tiers[i].ctr = shared ? &shared->tier[i] : NULL;
         tiers[i].error = log_store_error;
         tiers[i].baton = s;
+        tiers[i].route_known = member_route;
     }
     /* the memcached client is made per child (slb_store_child_init) */
     tiers[SLB_STORE_MEMCACHED].remote.ops = &slb_mc_store_ops;

@@ -45,6 +45,7 @@ void slb_skey_init(slb_skey *k, const char *ns, const char *id,
     k->id = id;
     k->len = len;
     k->local_prefix = NULL;
+    k->scope = NULL;
     k->have_local = 0;
     k->have_shared = 0;
 }

@@ -58,6 +58,17 @@ static void cache(const slb_tier *t, slb_skey *k, const slb_binding *b,
     }
 }
 
+/* a route of the remote store this balancer can send a session to */
+static int known(const slb_tier *t, const slb_skey *k, const char *route)
+{
+    if (t->route_known == NULL || k->scope == NULL
+        || t->route_known(k->scope, route)) {
+        return 1;
+    }
+    COUNT(t, unknown_routes);
+    return 0;
+}
+
 /* a binding of the remote store past the balancer's maximum lifetime */
 static int too_old(const slb_binding *b, const slb_lifetime *lt,
                    apr_time_t now)
@@ -101,6 +112,14 @@ apr_status_t slb_tier_get(const slb_tier *t, slb_skey *k,
         t->local.ops->del(t->local.ctx, k);
         return APR_NOTFOUND;
     }
+    if (rrv == APR_SUCCESS && !known(t, k, b.route)) {
+        /* names no member of this balancer: a miss, nothing cached */
+        if (have_cached) {
+            copy_route(route_out, cached.route);
+            return APR_SUCCESS;
+        }
+        return APR_NOTFOUND;
+    }
     if (rrv == APR_SUCCESS) {
         COUNT(t, remote_hits);
         cache(t, k, &b, lt, now);
@@ -128,6 +147,9 @@ apr_status_t slb_tier_get(const slb_tier *t, slb_skey *k,
         }
         else {
             failed(t, rrv, "re-publish", 1);
+        }
+        if (rrv == APR_EEXIST && !known(t, k, b.route)) {
+            make_binding(&b, cached.route, now);   /* ours stays here */
         }
         cache(t, k, &b, lt, now);
         copy_route(route_out, b.route);
@@ -204,6 +226,12 @@ apr_status_t slb_tier_put(const slb_tier *t, slb_skey *k, const char *route,
     }
     if (mode != SLB_PUT_REPIN) {
         rv = t->remote.ops->add(t->remote.ctx, k, &b, lt, now, &cur);
+        if (rv == APR_EEXIST && !known(t, k, cur.route)) {
+            /* the winner names no member here: this balancer keeps its
+             * own binding locally */
+            cache(t, k, &b, lt, now);
+            return APR_SUCCESS;
+        }
         if (rv == APR_EEXIST) {
             /* another balancer bound it first: its binding wins */
             COUNT(t, adopted);
@@ -216,7 +244,7 @@ apr_status_t slb_tier_put(const slb_tier *t, slb_skey *k, const char *route,
         apr_uint32_t rage;
         rv = t->remote.ops->get(t->remote.ctx, k, lt, now, &cur, &rage);
         if (rv == APR_SUCCESS && previous && strcmp(cur.route, previous)
-            && strcmp(cur.route, route)) {
+            && strcmp(cur.route, route) && known(t, k, cur.route)) {
             /* re-pinned elsewhere already: adopt, do not overwrite */
             COUNT(t, adopted);
             cache(t, k, &cur, lt, now);

@@ -86,6 +86,8 @@ typedef struct {
     /* the local store's precomputed start of the key of ns, or NULL
      * (stickylb_table.h: slb_key_prefix) */
     const void *local_prefix;
+    /* what slb_tier.route_known is asked about (the balancer), or NULL */
+    const void *scope;
     unsigned have_local:1;
     unsigned have_shared:1;
 } slb_skey;
@@ -178,6 +180,7 @@ typedef struct {
     apr_uint64_t adopted;        /* another balancer's binding taken */
     apr_uint64_t expired;        /* remote binding past its max lifetime */
     apr_uint64_t local_errors;   /* the local store failed */
+    apr_uint64_t unknown_routes; /* a remote binding naming no member */
 } slb_tier_counters;
 
 /*
@@ -206,6 +209,12 @@ typedef struct {
     slb_tier_counters *ctr;      /* may be NULL */
     void (*error)(void *baton, apr_status_t rv, const char *op);
     void *baton;
+    /* 1 when `route` is a member of the balancer k->scope names (NULL,
+     * or a key without scope: every route is).  A remote binding naming
+     * no member is never cached (the local table would register its
+     * route): a get answers a miss, a conflicting add or re-pin keeps
+     * this balancer's own binding; counted in unknown_routes. */
+    int (*route_known)(const void *scope, const char *route);
 } slb_tier;
 
 /* The route bound to k: APR_SUCCESS and route_out (SLB_MAX_ROUTE_LEN + 1

@@ -531,6 +531,68 @@ START_TEST(test_table_alone)
 }
 END_TEST
 
+/* this balancer's members are t1 and t2 (the scope is unused here) */
+static int t1_t2(const void *scope, const char *route)
+{
+    (void)scope;
+    return !strcmp(route, "t1") || !strcmp(route, "t2");
+}
+
+/* A remote binding that names no member is never cached (the table's
+ * route registry is not filled by what memcached holds) */
+START_TEST(test_unknown_routes)
+{
+    static const int scope = 1;
+    slb_table_stats before, after;
+    char existing[SLB_MAX_ROUTE_LEN + 1] = "";
+    slb_skey *k;
+    int i;
+
+    tier.route_known = t1_t2;
+    slb_table_stats_get(table, &before);
+    for (i = 0; i < 50; i++) {
+        char id[16], route[24];
+        apr_snprintf(id, sizeof(id), "x%d", i);
+        apr_snprintf(route, sizeof(route), "crafted-%d", i);
+        ck_assert_int_eq(f_add(fake, key(id), &(slb_binding){ "", AT(0) },
+                               &lt, AT(0), NULL), APR_SUCCESS);
+        apr_cpystrn(fake_find(fake, key(id), 0)->b.route, route,
+                    sizeof(route));
+        k = key(id);
+        k->scope = &scope;
+        ck_assert_int_eq(slb_tier_get(&tier, k, &lt, AT(1), existing),
+                         APR_NOTFOUND);
+    }
+    slb_table_stats_get(table, &after);
+    ck_assert_uint_eq(after.routes, before.routes);   /* none registered */
+    ck_assert_uint_eq(ctr.unknown_routes, 50);
+    /* a key without scope is not checked */
+    ck_assert_int_eq(slb_tier_get(&tier, key("x1"), &lt, AT(1), existing),
+                     APR_SUCCESS);
+    ck_assert_str_eq(existing, "crafted-1");
+    /* an add that meets a binding naming no member: ours stays here */
+    ck_assert_int_eq(f_add(fake, key("y"), &(slb_binding){ "zz", AT(0) },
+                           &lt, AT(0), NULL), APR_SUCCESS);
+    k = key("y");
+    k->scope = &scope;
+    ck_assert_int_eq(slb_tier_put(&tier, k, "t2", &lt, SLB_PUT_FIRST, NULL,
+                                  AT(2), existing), APR_SUCCESS);
+    k = key("y");
+    k->scope = &scope;
+    ck_assert_int_eq(slb_tier_get(&tier, k, &lt, AT(2), existing),
+                     APR_SUCCESS);
+    ck_assert_str_eq(existing, "t2");
+    /* a member's route from the remote store is cached as before */
+    ck_assert_int_eq(f_add(fake, key("z"), &(slb_binding){ "t1", AT(0) },
+                           &lt, AT(0), NULL), APR_SUCCESS);
+    k = key("z");
+    k->scope = &scope;
+    ck_assert_int_eq(slb_tier_get(&tier, k, &lt, AT(3), existing),
+                     APR_SUCCESS);
+    ck_assert_str_eq(existing, "t1");
+}
+END_TEST
+
 /* A key made from the namespace's precomputed prefix is the same key;
  * another table's prefix is not used. */
 START_TEST(test_key_prefix)
@@ -626,6 +688,7 @@ Suite *tier_suite(void)
     tcase_add_test(tc, test_table_alone);
     tcase_add_test(tc, test_shared_key_on_demand);
     tcase_add_test(tc, test_key_prefix);
+    tcase_add_test(tc, test_unknown_routes);
     suite_add_tcase(s, tc);
     return s;
 }
