@@ -15,28 +15,33 @@
  *    An add (or a cas repairing a malformed value) that stored its value is
  *    therefore followed, when replicas > 0, by a set of the same value, and
  *    every replicated write by memcached_flush_buffers().
- *  - A server that keeps timing out (accepts connections, never answers) is
- *    not ejected by libmemcached, which only counts connection failures.
- *    After server_failure_limit timeouts in a row it is held for
- *    retry_timeout_s: every handle leaves it out of its continuum
- *    (memcached_instance_next_retry, then a rebuild of the distribution),
- *    and when no other server is left a call on its keys fails at once.
- *    A black hole thus costs io_timeout_ms a few times per retry period,
- *    not on every request.
- *  - One view of the servers per process.  Every handle of the pool is a
- *    clone with its own libmemcached server state (failure counts, next
- *    retry), so after an outage each would take a returning server back
- *    on its own schedule, and a binding written through one handle could
- *    be looked for through another that still skips its server.  What
- *    this file relies on instead: the process-wide mc_server state (up,
- *    hold_until), and a generation bumped when a server is taken back;
- *    a handle whose generation is older is re-synced when it is borrowed
- *    (memcached_instance_next_retry(0) for every server that is up and
- *    not held, then the continuum rebuilt), so it asks the server at
- *    once.  Held
- *    servers are left out of every handle at its next call (call_begin).
- *    libmemcached's own dead timeout / retry timeout stay as a bound for
- *    a handle nobody re-syncs (the writer's, the quiet ones).
+ *  - One view of the servers per process (mc_server: up, held, failures).
+ *    libmemcached keeps its server state per handle (failure counts, next
+ *    retry, its continuum), and every handle of the pool is a clone, so
+ *    after an outage each would take a returning server back on its own
+ *    schedule, and a binding written through one handle could be looked
+ *    for through another that still skips its server.  Of libmemcached's
+ *    own means, this file relies on: REMOVE_FAILED_SERVERS (a server left
+ *    out of a handle's continuum while its next retry is ahead),
+ *    memcached_instance_next_retry() to set that per handle, and a
+ *    continuum rebuild (SORT_HOSTS) after it; not on its failure limit or
+ *    dead timeout, which count per handle (they stay set, as a bound for
+ *    a handle nobody re-syncs), and not on memcached_server_push or
+ *    rebuilding the pool, which would drop every handle's connections
+ *    whenever one server changes.  So: after server_failure_limit
+ *    failures in a row of any kind (refused, broken, silent) a server is
+ *    held for retry_timeout_s and every handle leaves it out at its next
+ *    call (call_begin); when a call succeeds on it again, a generation is
+ *    bumped and every handle takes it back before its next call (resync
+ *    at borrow, the quiet handles and the writer's too).  While held, a
+ *    key that has no other server is asked by one call at a time (a
+ *    trial), the others failing at once: a black hole holds one thread
+ *    per process in its timeout, and a server slow for a moment is back
+ *    at the next call (see server_failed).
+ *  - The recovery window (slb_mc_in_window, include/stickylb_mc.h): other
+ *    processes, another balancer above all, may see the servers otherwise
+ *    for a while after this one saw a change; a miss is then asked again
+ *    on the key's home and fallback servers, and writes are copied there.
  *  - A call that fails on a broken connection (a server restarted or died
  *    since the handle last used it) is tried once more: the retry
  *    reconnects, or reads a replica once the connect fails.
@@ -105,9 +110,14 @@ typedef struct {
     char *host;
     int port;
     volatile apr_uint32_t up;
-    volatile apr_uint32_t timeouts_in_row;
+    volatile apr_uint32_t fails_in_row;
     slb_counter hold_until;        /* apr_time_t; 0: not held */
     slb_counter failures;
+    /* 1 while a trial call asks it (one at a time); spaced trials wait
+     * for next_trial, backoff doubling after each failed one */
+    volatile apr_uint32_t trial;
+    slb_counter next_trial;        /* apr_time_t */
+    slb_counter backoff;           /* apr_interval_time_t; 0: none yet */
 } mc_server;
 
 typedef struct {
@@ -116,6 +126,7 @@ typedef struct {
                 latency_us_total, latency_us_max;
     slb_counter publish_queued, published, publish_dropped, publish_errors,
                 publish_batches, quiet_sets, replica_hits;
+    slb_counter trials, window_reads, window_hits, window_writes;
 } mc_counters;
 
 /* a binding waiting for the writer thread */
@@ -142,9 +153,20 @@ struct slb_mc {
     /* bumped whenever a server is taken back (a call succeeds on it after
      * it failed): every handle re-admits it at its next borrow */
     volatile apr_uint32_t health_gen;
-    /* with replicas: per server (by position), a group key that selects
-     * it, to read a key's replica (NULL where none was found) */
-    char **replica_gk;
+    /* with two servers or more: per server (by position), a group key
+     * that selects it in any continuum that holds it (ketama: a key on
+     * server j among all servers stays on j when others leave), to read
+     * or write a key on that server (NULL where none was found) */
+    char **gk;
+    /* no I/O is ever done with these clones of the master, so their
+     * continuum never changes (and libmemcached never rebuilds it:
+     * memcached_generate_hash on them is read-only, safe from any
+     * thread): full holds every server, without[j] all but server j */
+    memcached_st *full;
+    memcached_st **without;
+    /* the recovery window (see the notes at the top): apr_time_t */
+    slb_counter window_until;
+    apr_interval_time_t window_len;
     mc_counters c;
     /* quiet handles for slb_mc_set_quiet (clones of qmaster) */
     memcached_st *qmaster;
@@ -405,6 +427,21 @@ static apr_status_t mc_cleanup(void *data)
         memcached_free(mc->qmaster);
         mc->qmaster = NULL;
     }
+    if (mc->without) {
+        int j;
+
+        for (j = 0; j < mc->nservers; j++) {
+            if (mc->without[j]) {
+                memcached_free(mc->without[j]);
+                mc->without[j] = NULL;
+            }
+        }
+        mc->without = NULL;
+    }
+    if (mc->full) {
+        memcached_free(mc->full);
+        mc->full = NULL;
+    }
     if (mc->pool) {
         /* frees every clone; hands the master back */
         (void)memcached_pool_destroy(mc->pool);
@@ -473,6 +510,33 @@ static apr_status_t writer_start(slb_mc *mc, apr_pool_t *p)
     return rv;
 }
 
+/* The clones that tell where a key lives whoever is up: full, and
+ * without[j] (server j left out for good: a next retry ten years away). */
+static apr_status_t make_maps(slb_mc *mc, apr_pool_t *p)
+{
+    time_t never = time(NULL) + 10 * 365 * 86400;
+    int j;
+
+    if ((mc->full = memcached_clone(NULL, mc->master)) == NULL) {
+        return APR_ENOMEM;
+    }
+    mc->without = apr_pcalloc(p, sizeof(memcached_st *)
+                                 * (apr_size_t)mc->nservers);
+    for (j = 0; j < mc->nservers; j++) {
+        memcached_st *w = memcached_clone(NULL, mc->master);
+
+        if (w == NULL) {
+            return APR_ENOMEM;
+        }
+        mc->without[j] = w;
+        memcached_instance_next_retry(
+            memcached_server_instance_by_position(w, (uint32_t)j), never);
+        /* rebuilds the continuum without it */
+        (void)memcached_behavior_set(w, MEMCACHED_BEHAVIOR_SORT_HOSTS, 1);
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t slb_mc_create(slb_mc **out, apr_pool_t *p, const slb_mc_conf *c)
 {
     slb_mc *mc;
@@ -507,25 +571,28 @@ apr_status_t slb_mc_create(slb_mc **out, apr_pool_t *p, const slb_mc_conf *c)
         mc->servers[i].port = (int)memcached_server_port(in);
         mc->servers[i].up = 1;
     }
-    if (c->replicas > 0) {
+    if (mc->nservers >= 2) {
         /* a group key per server, found by trying names (ketama gives
          * each server many points: a few tries each) */
         int found = 0, k;
 
-        mc->replica_gk = apr_pcalloc(p, sizeof(char *)
-                                        * (apr_size_t)mc->nservers);
+        mc->gk = apr_pcalloc(p, sizeof(char *) * (apr_size_t)mc->nservers);
         for (k = 0; k < 100000 && found < mc->nservers; k++) {
             char gk[32];
             uint32_t j;
 
             apr_snprintf(gk, sizeof(gk), "slb1:replica:%d", k);
             j = memcached_generate_hash(m, gk, strlen(gk));
-            if (j < (uint32_t)mc->nservers && mc->replica_gk[j] == NULL) {
-                mc->replica_gk[j] = apr_pstrdup(p, gk);
+            if (j < (uint32_t)mc->nservers && mc->gk[j] == NULL) {
+                mc->gk[j] = apr_pstrdup(p, gk);
                 found++;
             }
         }
+        if ((rv = make_maps(mc, p)) != APR_SUCCESS) {
+            return rv;
+        }
     }
+    mc->window_len = apr_time_from_sec(2 * c->retry_timeout_s + 1);
     if ((rv = apr_thread_mutex_create(&mc->lock, APR_THREAD_MUTEX_DEFAULT,
                                       p)) != APR_SUCCESS
         || (rv = apr_thread_cond_create(&mc->freed, p)) != APR_SUCCESS) {
@@ -718,6 +785,8 @@ typedef struct {
     apr_time_t start;
     memcached_st *h;               /* NULL: nothing borrowed */
     mc_server *s;                  /* the key's server (may be NULL) */
+    mc_server *trial;              /* a trial call on this held server */
+    int skipped;                   /* failed without asking c->s */
     memcached_return_t last;       /* libmemcached's last failure code */
 } mc_call;
 
@@ -743,10 +812,14 @@ static apr_status_t map_rc(memcached_return_t rc)
 
 /* A broken connection (a server that restarted or died since the handle
  * last used it): worth one more try, which reconnects or, with replicas,
- * reads a replica once the connect fails. */
+ * reads a replica once the connect fails.  An mget (every get here is
+ * one, of one key) says MEMCACHED_SOME_ERRORS for it: the first get on
+ * each connection after a server restarted, which was taken for an
+ * error, and the session it looked for placed anew. */
 static int retryable(memcached_return_t rc)
 {
     switch (rc) {
+    case MEMCACHED_SOME_ERRORS:
     case MEMCACHED_CONNECTION_FAILURE:
     case MEMCACHED_ERRNO:
     case MEMCACHED_WRITE_FAILURE:
@@ -792,31 +865,185 @@ static int held(mc_server *s)
     return until != 0 && (apr_uint64_t)apr_time_now() < until;
 }
 
+static int server_index(slb_mc *mc, const mc_server *s)
+{
+    return (int)(s - mc->servers);
+}
+
+/* Set the next retry of server j in handle h and rebuild its continuum
+ * (SORT_HOSTS rebuilds the distribution, leaving out the servers to retry
+ * later, and keeps any --SERVER weights, unlike DISTRIBUTION).  With no
+ * other live server libmemcached keeps the continuum as it is. */
+static void set_retry(memcached_st *h, int j, time_t when)
+{
+    if (j >= 0 && (uint32_t)j < memcached_server_count(h)) {
+        memcached_instance_next_retry(
+            memcached_server_instance_by_position(h, (uint32_t)j), when);
+        (void)memcached_behavior_set(h, MEMCACHED_BEHAVIOR_SORT_HOSTS, 1);
+    }
+}
+
 /* Leave a held server out of this handle's continuum until its hold ends
- * (libmemcached rebuilds the continuum then).  With no other live server
- * libmemcached keeps the continuum as it is. */
+ * (libmemcached rebuilds the continuum then). */
 static void eject_until(slb_mc *mc, memcached_st *h, mc_server *s,
                         time_t until)
 {
-    uint32_t i;
-
-    for (i = 0; i < memcached_server_count(h); i++) {
-        const memcached_instance_st *in =
-            memcached_server_instance_by_position(h, i);
-
-        if (server_named(mc, in) == s) {
-            memcached_instance_next_retry(in, until);
-            /* rebuilds the distribution, leaving out servers to retry
-             * later (keeps any --SERVER weights, unlike DISTRIBUTION) */
-            (void)memcached_behavior_set(h, MEMCACHED_BEHAVIOR_SORT_HOSTS, 1);
-            return;
-        }
-    }
+    set_retry(h, server_index(mc, s), until);
 }
 
 static void eject(slb_mc *mc, memcached_st *h, mc_server *s)
 {
     eject_until(mc, h, s, (time_t)apr_time_sec(CNT_READ(s->hold_until)) + 1);
+}
+
+/* ---------------------------------------------------------------------
+ * the recovery window
+ * ------------------------------------------------------------------- */
+
+/* This process saw a server fail, come back or lose its connection:
+ * other processes (other balancers) may see the servers otherwise for
+ * up to window_len (2 x retry_timeout_s + 1 s) from now. */
+static void open_window(slb_mc *mc)
+{
+    CNT_SET(mc->window_until, (apr_uint64_t)(apr_time_now()
+                                             + mc->window_len));
+}
+
+int slb_mc_in_window(slb_mc *mc)
+{
+    int i;
+
+    if (mc == NULL || mc->without == NULL) {
+        return 0;                    /* one server: nowhere else to look */
+    }
+    if ((apr_uint64_t)apr_time_now() < CNT_READ(mc->window_until)) {
+        return 1;
+    }
+    for (i = 0; i < mc->nservers; i++) {
+        if (!apr_atomic_read32(&mc->servers[i].up) || held(&mc->servers[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Where else key may be, besides server `asked`: its home (its server
+ * when every server is up) and its fallback (its server when the home is
+ * out: where a process that does not see the home writes it).  Returns
+ * how many of the two are in out[]. */
+static int elsewhere(slb_mc *mc, const slb_key *key, int asked, int out[2])
+{
+    uint32_t home, fb;
+    int n = 0;
+
+    if (mc->without == NULL) {
+        return 0;
+    }
+    home = memcached_generate_hash(mc->full, key->text, KEY_LEN);
+    if (home >= (uint32_t)mc->nservers) {
+        return 0;
+    }
+    if ((int)home != asked && mc->gk[home]) {
+        out[n++] = (int)home;
+    }
+    fb = memcached_generate_hash(mc->without[home], key->text, KEY_LEN);
+    if (fb < (uint32_t)mc->nservers && fb != home && (int)fb != asked
+        && mc->gk[fb]) {
+        out[n++] = (int)fb;
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------------
+ * one view of each server per process
+ * ------------------------------------------------------------------- */
+
+/* A trial call on server s may start now: one at a time per process;
+ * spaced trials (the window's, see on_server) also wait for next_trial. */
+static int trial_begin(slb_mc *mc, mc_server *s, int spaced)
+{
+    if ((spaced && (apr_uint64_t)apr_time_now() < CNT_READ(s->next_trial))
+        || apr_atomic_cas32(&s->trial, 1, 0) != 0) {
+        return 0;
+    }
+    CNT_INC(mc->c.trials);
+    return 1;
+}
+
+/* The trial ended: after a failed one, the next spaced trial waits twice
+ * as long as the last (from io_timeout_ms, at least 50 ms, up to
+ * retry_timeout_s); a success resets the wait. */
+static void trial_end(slb_mc *mc, mc_server *s, int ok)
+{
+    if (ok) {
+        CNT_SET(s->backoff, 0);
+        CNT_SET(s->next_trial, 0);
+    }
+    else {
+        apr_uint64_t b = CNT_READ(s->backoff);
+        apr_uint64_t cap = (apr_uint64_t)apr_time_from_sec(
+                               mc->conf.retry_timeout_s);
+        apr_uint64_t first = (apr_uint64_t)apr_time_from_msec(
+            mc->conf.io_timeout_ms > 50 ? mc->conf.io_timeout_ms : 50);
+
+        b = b ? b * 2 : first;
+        if (b > cap) {
+            b = cap;
+        }
+        CNT_SET(s->backoff, b);
+        CNT_SET(s->next_trial, (apr_uint64_t)apr_time_now() + b);
+    }
+    apr_atomic_set32(&s->trial, 0);
+}
+
+/* A call on s answered (a hit, a miss or a conflict): if the process had
+ * it down, it is taken back; every other handle follows at its next
+ * borrow (resync), h is in sync already. */
+static void server_ok(slb_mc *mc, memcached_st *h, mc_server *s)
+{
+    if (apr_atomic_read32(&s->fails_in_row)) {
+        apr_atomic_set32(&s->fails_in_row, 0);
+    }
+    if (CNT_READ(s->hold_until)) {
+        CNT_SET(s->hold_until, 0);
+    }
+    if (apr_atomic_xchg32(&s->up, 1) == 0) {
+        apr_uint32_t gen = apr_atomic_inc32(&mc->health_gen) + 1;
+
+        open_window(mc);
+        (void)memcached_set_user_data(h, (void *)(apr_uintptr_t)gen);
+    }
+}
+
+/* A call on s failed with rv (with handle h).  After
+ * server_failure_limit failures in a row, whatever their kind (refused,
+ * broken or silent), s is held for retry_timeout_s: every handle of the
+ * process leaves it out at its next call, not only the one that saw the
+ * failures (libmemcached counts failures per handle).  Its keys go to the
+ * other servers; when it is the only one left for a key, one call at a
+ * time asks it anyway (a trial, call_begin) and the others fail at once:
+ * a black hole then holds one thread per process in its timeout, not
+ * all of them, and a server that was slow for a moment is back at the
+ * first call after it answers again (a hold that waited for
+ * retry_timeout_s would lose every session looked up meanwhile).  The
+ * window's trials on a server another one stands in for are spaced out
+ * instead (trial_end): they would otherwise cost a timeout on each new
+ * session while a server stays away. */
+static void server_failed(slb_mc *mc, memcached_st *h, mc_server *s,
+                          apr_status_t rv)
+{
+    (void)rv;
+    CNT_INC(s->failures);
+    if (apr_atomic_xchg32(&s->up, 0) == 1) {
+        open_window(mc);
+    }
+    if (apr_atomic_inc32(&s->fails_in_row) + 1
+        >= (apr_uint32_t)mc->conf.server_failure_limit) {
+        CNT_SET(s->hold_until, (apr_uint64_t)(apr_time_now()
+                + apr_time_from_sec(mc->conf.retry_timeout_s)));
+        eject(mc, h, s);
+        open_window(mc);
+    }
 }
 
 /* Start a call: APR_SUCCESS with c->h borrowed, or the status to return
@@ -841,26 +1068,16 @@ static apr_status_t call_begin(mc_call *c, slb_mc *mc, const slb_key *key)
         eject(mc, c->h, c->s);
         c->s = server_of(mc, c->h, key);
         if (c->s && held(c->s)) {
-            return APR_EGENERAL;        /* no other server: fail at once */
+            /* no other server: a trial, or fail at once */
+            if (!trial_begin(mc, c->s, 0)) {
+                c->skipped = 1;          /* the server was not asked */
+                return APR_EGENERAL;
+            }
+            c->trial = c->s;
+            set_retry(c->h, server_index(mc, c->s), 0);
         }
     }
     return APR_SUCCESS;
-}
-
-/* A call routed to s failed with rv (with handle h). */
-static void server_failed(slb_mc *mc, memcached_st *h, mc_server *s,
-                          apr_status_t rv)
-{
-    CNT_INC(s->failures);
-    apr_atomic_set32(&s->up, 0);
-    if (rv == APR_TIMEUP
-        && apr_atomic_inc32(&s->timeouts_in_row) + 1
-           >= (apr_uint32_t)mc->conf.server_failure_limit) {
-        /* answers nothing: hold it for retry_timeout_s */
-        CNT_SET(s->hold_until, (apr_uint64_t)(apr_time_now()
-                + apr_time_from_sec(mc->conf.retry_timeout_s)));
-        eject(mc, h, s);
-    }
 }
 
 /* Account for a call that ends with rv (the caller's status); give the
@@ -886,9 +1103,16 @@ static apr_status_t call_end(mc_call *c, apr_status_t rv)
         }
     }
     if (c->h == NULL) {
+        if (c->trial) {
+            trial_end(mc, c->trial, 0);
+        }
         return rv;
     }
-    if (s && rv != APR_EINVAL) {
+    if (c->last == MEMCACHED_SERVER_MARKED_DEAD
+        || c->last == MEMCACHED_SERVER_TEMPORARILY_DISABLED) {
+        c->skipped = 1;              /* this handle did not ask it */
+    }
+    if (s && rv != APR_EINVAL && !c->skipped) {
         if (!failed && memcached_fatal(memcached_last_error(c->h))
             && server_named(mc, memcached_server_get_last_disconnect(c->h))
                == s) {
@@ -899,16 +1123,11 @@ static apr_status_t call_end(mc_call *c, apr_status_t rv)
             server_failed(mc, c->h, s, rv);
         }
         else {
-            apr_atomic_set32(&s->timeouts_in_row, 0);
-            CNT_SET(s->hold_until, 0);
-            if (apr_atomic_xchg32(&s->up, 1) == 0) {
-                /* taken back: every other handle follows at its next
-                 * borrow; this one is in sync already */
-                apr_uint32_t gen = apr_atomic_inc32(&mc->health_gen) + 1;
-                (void)memcached_set_user_data(c->h,
-                                              (void *)(apr_uintptr_t)gen);
-            }
+            server_ok(mc, c->h, s);
         }
+    }
+    if (c->trial) {
+        trial_end(mc, c->trial, !failed && s == c->trial);
     }
     give_back(mc, c->h);
     c->h = NULL;
@@ -918,18 +1137,31 @@ static apr_status_t call_end(mc_call *c, apr_status_t rv)
 /*
  * Whether the call that just failed with c->last is worth one more try:
  * a broken connection (the retry reconnects, or reads a replica once the
- * connect fails); or a timeout of the key's server when another server
- * can take the key: the timed-out server is left out of this handle for
- * retry_timeout_s (and counted as failing, so that every handle holds it
- * after server_failure_limit), and the retry goes to the next server
- * (the replica, with replicas > 0).  A lone server that timed out is not
- * asked again: the call's time stays bounded by one timeout.
+ * connect fails; the server restarted, or died: other processes may see
+ * it otherwise for a while, hence the window); or a timeout of the key's
+ * server when another server can take the key: the timed-out server is
+ * left out of this handle for retry_timeout_s (and counted as failing,
+ * so that every handle holds it after server_failure_limit), and the
+ * retry goes to the next server (the replica, with replicas > 0).  A lone
+ * server that timed out is not asked again: the call's time stays
+ * bounded by one timeout.
  */
 static int retry_ok(mc_call *c)
 {
     mc_server *was = c->s;
 
     if (retryable(c->last)) {
+        open_window(c->mc);
+        if (was && c->h && !held(was)) {
+            /* libmemcached may count the broken connection against the
+             * server in this handle (its failure limit) and skip it */
+            set_retry(c->h, server_index(c->mc, was), 0);
+        }
+        if (c->h) {
+            /* and on a new connection: libmemcached does not always close
+             * the broken one (a write that met a peer's reset) */
+            memcached_quit(c->h);
+        }
         return 1;
     }
     if (c->last != MEMCACHED_TIMEOUT || was == NULL || c->h == NULL) {
@@ -944,6 +1176,55 @@ static int retry_ok(mc_call *c)
     }
     server_failed(c->mc, c->h, was, APR_TIMEUP);
     return 1;
+}
+
+/*
+ * In the recovery window, a key may be where this process does not look:
+ * on its home server, written by a process that sees every server, or on
+ * its fallback, written by one that does not see the home (elsewhere()).
+ * Server j is asked through its group key.  When this handle leaves j out
+ * (held, or not retried yet by this handle) the call is a trial on j
+ * (*trial set), so that a server that is back is found by the first call
+ * that needs it.  Returns j, or -1 when j cannot be asked now.
+ */
+static int on_server(mc_call *c, int j, int *trial)
+{
+    slb_mc *mc = c->mc;
+    mc_server *s = &mc->servers[j];
+
+    *trial = 0;
+    if (memcached_generate_hash(c->h, mc->gk[j], strlen(mc->gk[j]))
+        == (uint32_t)j) {
+        return j;                    /* in this handle's continuum */
+    }
+    if (!trial_begin(mc, s, 1)) {
+        return -1;
+    }
+    *trial = 1;
+    set_retry(c->h, j, 0);
+    if (memcached_generate_hash(c->h, mc->gk[j], strlen(mc->gk[j]))
+        != (uint32_t)j) {
+        trial_end(mc, s, 0);
+        *trial = 0;
+        return -1;
+    }
+    return j;
+}
+
+/* The server j asked by a window read or write answered (ok) or not. */
+static void on_server_done(mc_call *c, int j, int trial, int ok)
+{
+    mc_server *s = &c->mc->servers[j];
+
+    if (ok) {
+        server_ok(c->mc, c->h, s);
+    }
+    else {
+        server_failed(c->mc, c->h, s, APR_EGENERAL);
+    }
+    if (trial) {
+        trial_end(c->mc, s, ok);
+    }
 }
 
 /* ---------------------------------------------------------------------
@@ -1033,7 +1314,7 @@ static apr_status_t read_replicas(slb_mc *mc, memcached_st *h,
     apr_status_t rv = APR_NOTFOUND;
     int r;
 
-    if (mc->replica_gk == NULL || n != (uint32_t)mc->nservers) {
+    if (mc->gk == NULL || n != (uint32_t)mc->nservers) {
         return APR_NOTFOUND;
     }
     p = memcached_generate_hash(h, key->text, KEY_LEN);
@@ -1043,7 +1324,7 @@ static apr_status_t read_replicas(slb_mc *mc, memcached_st *h,
         const char *gk;
 
         j = (p + (uint32_t)r) % n;
-        gk = mc->replica_gk[j];
+        gk = mc->gk[j];
         /* a server left out of this handle changes the mapping: skip */
         if (j == p || gk == NULL
             || memcached_generate_hash(h, gk, strlen(gk)) != j) {
@@ -1067,6 +1348,157 @@ static void replicate(slb_mc *mc, memcached_st *h, const slb_key *key,
         (void)memcached_set(h, key->text, KEY_LEN, val, len, exp, 0);
         (void)memcached_flush_buffers(h);
     }
+}
+
+/* Lifetime of a copy written on server j in the window: the binding's
+ * own on its home, where every process looks once they agree; on any
+ * other server just long enough to bridge the window, so that a copy
+ * there cannot outlive a later re-pin written on the home only. */
+static apr_uint32_t copy_ttl(slb_mc *mc, int j, int home, apr_uint32_t ttl_s)
+{
+    apr_uint32_t w = (apr_uint32_t)apr_time_sec(mc->window_len) + 2;
+
+    if (j == home || (ttl_s != 0 && ttl_s < w)) {
+        return ttl_s;
+    }
+    return w;
+}
+
+static int home_of(slb_mc *mc, const slb_key *key);
+
+int slb_mc_key_home(slb_mc *mc, const slb_key *key)
+{
+    return mc && mc->full && key_ok(key) ? home_of(mc, key) : -1;
+}
+
+/* home of key: its server when every server is up */
+static int home_of(slb_mc *mc, const slb_key *key)
+{
+    uint32_t home = memcached_generate_hash(mc->full, key->text, KEY_LEN);
+
+    return home < (uint32_t)mc->nservers ? (int)home : -1;
+}
+
+/* In the window, a miss where this process looks: ask the key's home and
+ * fallback (on_server); what one of them holds is the answer, and a copy
+ * is added where this process looks, for its next calls. */
+static apr_status_t window_read(mc_call *c, slb_binding *out)
+{
+    slb_mc *mc = c->mc;
+    int cand[2], n, i, asked = c->s ? server_index(mc, c->s) : -1;
+    int home = home_of(mc, c->key);
+
+    n = elsewhere(mc, c->key, asked, cand);
+    for (i = 0; i < n; i++) {
+        memcached_return_t last = MEMCACHED_SUCCESS;
+        slb_binding b;
+        apr_status_t r;
+        int trial, j = on_server(c, cand[i], &trial);
+
+        if (j < 0) {
+            continue;
+        }
+        CNT_INC(mc->c.window_reads);
+        r = read_value_on(c->h, mc->gk[j], c->key, &b, NULL, &last);
+        on_server_done(c, j, trial, r == APR_SUCCESS || r == APR_NOTFOUND
+                                    || r == SLB_MC_MALFORMED);
+        if (r == APR_SUCCESS) {
+            char val[SLB_MC_MAX_VALUE_LEN + 16];
+            apr_size_t len = value_format(val, sizeof(val), &b);
+
+            CNT_INC(mc->c.window_hits);
+            if (len > 0 && asked >= 0 && mc->gk[asked]) {
+                (void)memcached_add_by_key(
+                    c->h, mc->gk[asked], strlen(mc->gk[asked]), c->key->text,
+                    KEY_LEN, val, len,
+                    expiration(copy_ttl(mc, asked, home, SLB_MC_REPAIR_TTL)),
+                    0);
+            }
+            *out = b;
+            return APR_SUCCESS;
+        }
+    }
+    return APR_NOTFOUND;
+}
+
+enum { W_ADD, W_SET, W_DEL };
+
+/*
+ * In the window, a write that succeeded where this process looks goes to
+ * the key's home and fallback too (on_server), so that a process that
+ * looks at either finds it.  An add that meets another binding on the
+ * home yields to it (the home is where every process looks once they
+ * agree): returns 1 with *winner set, and the copy where this process
+ * looks is overwritten with it.
+ */
+static int window_write(mc_call *c, int op, const slb_binding *b,
+                        apr_uint32_t ttl_s, slb_binding *winner)
+{
+    slb_mc *mc = c->mc;
+    mc_server *main_s = server_of(mc, c->h, c->key);
+    int asked = main_s ? server_index(mc, main_s) : -1;
+    int home = home_of(mc, c->key), cand[2], n, i, won = 0;
+    char val[SLB_MC_MAX_VALUE_LEN + 16];
+    apr_size_t len = 0;
+
+    if (op != W_DEL && (len = value_format(val, sizeof(val), b)) == 0) {
+        return 0;
+    }
+    n = elsewhere(mc, c->key, asked, cand);
+    for (i = 0; i < n; i++) {
+        memcached_return_t rc;
+        time_t exp;
+        int trial, ok, j = on_server(c, cand[i], &trial);
+        const char *gk;
+
+        if (j < 0) {
+            continue;
+        }
+        gk = mc->gk[j];
+        exp = expiration(copy_ttl(mc, j, home, ttl_s));
+        CNT_INC(mc->c.window_writes);
+        if (op == W_DEL) {
+            rc = memcached_delete_by_key(c->h, gk, strlen(gk), c->key->text,
+                                         KEY_LEN, 0);
+            ok = memcached_success(rc) || rc == MEMCACHED_NOTFOUND;
+        }
+        else if (op == W_SET) {
+            rc = memcached_set_by_key(c->h, gk, strlen(gk), c->key->text,
+                                      KEY_LEN, val, len, exp, 0);
+            ok = memcached_success(rc);
+        }
+        else {
+            rc = memcached_add_by_key(c->h, gk, strlen(gk), c->key->text,
+                                      KEY_LEN, val, len, exp, 0);
+            ok = memcached_success(rc) || rc == MEMCACHED_DATA_EXISTS
+                 || rc == MEMCACHED_NOTSTORED;
+            if (ok && !memcached_success(rc) && j == home && !won) {
+                memcached_return_t last = MEMCACHED_SUCCESS;
+                slb_binding there;
+
+                if (read_value_on(c->h, gk, c->key, &there, NULL, &last)
+                        == APR_SUCCESS
+                    && strcmp(there.route, b->route) != 0) {
+                    char wv[SLB_MC_MAX_VALUE_LEN + 16];
+                    apr_size_t wl = value_format(wv, sizeof(wv), &there);
+
+                    if (wl > 0 && asked >= 0 && mc->gk[asked]) {
+                        (void)memcached_set_by_key(
+                            c->h, mc->gk[asked], strlen(mc->gk[asked]),
+                            c->key->text, KEY_LEN, wv, wl,
+                            expiration(copy_ttl(mc, asked, home, ttl_s)), 0);
+                    }
+                    *winner = there;
+                    won = 1;
+                }
+            }
+        }
+        on_server_done(c, j, trial, ok);
+    }
+    if (mc->conf.replicas > 0) {
+        (void)memcached_flush_buffers(c->h);
+    }
+    return won;
 }
 
 /* A value that is not a binding: an error, yet a miss. */
@@ -1130,6 +1562,10 @@ apr_status_t slb_mc_get(slb_mc *mc, const slb_key *key, slb_binding *out)
         }
         CNT_INC(mc->c.replica_hits);
         got = rep;
+        rv = APR_SUCCESS;
+    }
+    if (rv == APR_NOTFOUND && c.h && slb_mc_in_window(mc)
+        && window_read(&c, &got) == APR_SUCCESS) {
         rv = APR_SUCCESS;
     }
     rv = call_end(&c, rv);
@@ -1220,6 +1656,19 @@ apr_status_t slb_mc_add(slb_mc *mc, const slb_key *key, const slb_binding *b,
         }
         rv = APR_SUCCESS;                   /* once more */
     }
+    if ((rv == APR_SUCCESS || (rv == APR_EEXIST && existing)) && c.h
+        && slb_mc_in_window(mc)) {
+        slb_binding winner;
+
+        if (window_write(&c, W_ADD, rv == APR_SUCCESS ? b : existing, ttl_s,
+                         &winner) && rv == APR_SUCCESS) {
+            CNT_INC(mc->c.add_conflicts);
+            if (existing) {
+                *existing = winner;
+            }
+            rv = APR_EEXIST;
+        }
+    }
     return call_end(&c, rv);
 }
 
@@ -1251,6 +1700,9 @@ apr_status_t slb_mc_set(slb_mc *mc, const slb_key *key, const slb_binding *b,
             break;
         }
         rv = APR_SUCCESS;                   /* once more */
+    }
+    if (rv == APR_SUCCESS && c.h && slb_mc_in_window(mc)) {
+        (void)window_write(&c, W_SET, b, ttl_s, NULL);
     }
     return call_end(&c, rv);
 }
@@ -1296,6 +1748,10 @@ apr_status_t slb_mc_delete(slb_mc *mc, const slb_key *key)
         }
         rv = APR_SUCCESS;                   /* once more */
     }
+    if ((rv == APR_SUCCESS || rv == APR_NOTFOUND) && c.h
+        && slb_mc_in_window(mc)) {
+        (void)window_write(&c, W_DEL, NULL, 0, NULL);
+    }
     return call_end(&c, rv);
 }
 
@@ -1327,6 +1783,7 @@ apr_status_t slb_mc_set_quiet(slb_mc *mc, const slb_key *key,
         CNT_INC(mc->c.errors);
         return APR_EAGAIN;
     }
+    resync(mc, h);
     s = server_of(mc, h, key);
     if (s && held(s)) {
         eject(mc, h, s);
@@ -1412,6 +1869,8 @@ static void write_batch(slb_mc *mc, const pub_item *it, int n)
     memcached_st *h = mc->pub_h;
     memcached_return_t rc;
     int i, failed = 0;
+
+    resync(mc, h);
 
     for (i = 0; i < n; i++) {
         char val[SLB_MC_MAX_VALUE_LEN + 16];
@@ -1533,6 +1992,11 @@ void slb_mc_stats_get(slb_mc *mc, slb_mc_stats *out)
     out->publish_batches = CNT_READ(mc->c.publish_batches);
     out->quiet_sets = CNT_READ(mc->c.quiet_sets);
     out->replica_hits = CNT_READ(mc->c.replica_hits);
+    out->trials = CNT_READ(mc->c.trials);
+    out->window_reads = CNT_READ(mc->c.window_reads);
+    out->window_hits = CNT_READ(mc->c.window_hits);
+    out->window_writes = CNT_READ(mc->c.window_writes);
+    out->in_window = slb_mc_in_window(mc);
     out->publish_waiting = 0;
     if (mc->q_lock) {
         apr_thread_mutex_lock(mc->q_lock);
@@ -1602,6 +2066,12 @@ static apr_status_t mcs_set_nowait(void *ctx, slb_skey *k,
     (void)now;
     if (mc == NULL) {
         return APR_EGENERAL;
+    }
+    if (slb_mc_in_window(mc)) {
+        /* the quiet handles write where they look, nowhere else: in the
+         * recovery window a set waits for its answer and reaches the
+         * key's home and fallback too */
+        return slb_mc_set(mc, slb_skey_shared(k), b, slb_lifetime_ttl(lt));
     }
     if (slb_mc_publishes(mc)) {
         return slb_mc_publish(mc, slb_skey_shared(k), b,

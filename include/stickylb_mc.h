@@ -273,9 +273,36 @@ typedef struct {
     apr_uint64_t replica_hits;  /* gets a replica answered better than the
                                    key's server, which had nothing or an
                                    older binding (in hits too) */
+    /* the recovery window (slb_mc_in_window): trial calls on held
+     * servers, reads of a key's home or fallback after a miss and the
+     * hits they found, copies written there, and whether it is open */
+    apr_uint64_t trials, window_reads, window_hits, window_writes;
+    int in_window;
 } slb_mc_stats;
 
 void slb_mc_stats_get(slb_mc *mc, slb_mc_stats *out);
+
+/*
+ * Whether the recovery window is open in this process: with two servers
+ * or more, from the moment this process sees a server fail, lose its
+ * connection or come back, for 2 x retry_timeout_s + 1 s, and while it
+ * has a server down or held.  Other processes (another balancer) may
+ * then see the servers otherwise, so a key may live where this process
+ * does not look: a get that misses asks the key's home (its server when
+ * all are up) and fallback (its server when the home is out), and a
+ * write that succeeded is copied there (an add yields to another binding
+ * found on the home).  Why the bound holds: a process that saw a server
+ * fail takes it back at the first call that needs it once it answers
+ * (a trial) and at the latest retry_timeout_s (+1 s, libmemcached's
+ * whole-second retry clock) after it answers again; so two processes
+ * that both saw a change agree again within window_len of the later one
+ * seeing it.
+ */
+int slb_mc_in_window(slb_mc *mc);
+
+/* The position (as in slb_mc_servers) of key's home server, its server
+ * when every server is up; -1 with a single server. */
+int slb_mc_key_home(slb_mc *mc, const slb_key *key);
 
 /* One memcached server as this process sees it. */
 typedef struct {
@@ -283,7 +310,9 @@ typedef struct {
     int port;
     int up;                    /* 0 after the last call routed to it failed,
                                   1 once a call succeeds again (1 at start) */
-    apr_uint64_t failures;     /* failed calls routed to it */
+    apr_uint64_t failures;     /* calls that asked it and failed (not the
+                                  ones that failed at once while it was
+                                  held) */
 } slb_mc_server;
 
 /* The servers (array of slb_mc_server, in hashing order), copied into p. */

@@ -140,7 +140,7 @@ is(how(lb1('/shared/', Cookie => "JSESSIONID=$nsid")), "200 $nb sticky learned",
    'memcached down: a new session is still learned and sticky on lb1');
 
 # --- memcached back (empty): the store recovers without a restart
-start_memcached();
+my $mcpid = start_memcached();
 sleep 2.5;    # retry=1 (+ the hold of a server that timed out): tried again
 is(how(lb1('/shared/', Cookie => "JSESSIONID=$nsid")), "200 $nb sticky learned",
    'memcached back: lb1 still sticky (re-publishes its binding)');
@@ -226,6 +226,39 @@ while (time - $t0 < 3) {
     sleep 0.1;
 }
 is($state, 'up', sprintf('lb2 follows the enable without traffic (%.1f s)', time - $t0));
+
+# --- memcached late by 100 ms once (stopped with SIGSTOP while lb1 asks
+# it: that call times out, failure-limit=1 holds the server): the hold
+# ends at lb1's next call (a trial), so lb1 finds at once the sessions
+# learned meanwhile by lb2.  Before, lb1 failed every lookup at once for
+# retry=1 s (+1 s of libmemcached's whole-second clock) and placed those
+# sessions anew.
+for my $round (1 .. 3) {
+    my @s;
+    for (1 .. 10) {
+        my $x = lb2('/shared/');
+        push @s, [backend($x), sid_of($x)];
+    }
+    my $pid = fork();
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        sleep 0.02;
+        lb1('/shared/', 'X-Session' => "late$round-" . int(rand(1e9)));
+        POSIX::_exit(0);
+    }
+    kill 'STOP', $mcpid;
+    sleep 0.15;
+    kill 'CONT', $mcpid;
+    waitpid($pid, 0);
+    my ($ok, @got) = (0);
+    for my $x (@s) {
+        my $h = how(lb1('/shared/', Cookie => "JSESSIONID=$x->[1]"));
+        push @got, $h;
+        $ok++ if $h eq "200 $x->[0] sticky learned";
+    }
+    is($ok, 10, "memcached late once (round $round): lb1 sends the 10 sessions lb2 learned "
+                . "meanwhile to their members") or diag join(', ', @got);
+}
 
 # --- write=quiet and write=async on lb2: a learned binding is written
 # without waiting for memcached's reply (quiet: from the request; async:
