@@ -639,6 +639,27 @@ static const metric metrics[] = {
       "misses", V_U64, SV(v.mc.misses), SV(v.have_mc) },
     { S_STORE, "memcached", "replica_hits", NULL, NULL, "counter", NULL,
       "replica hits", V_U64, SV(v.mc.replica_hits), SV(v.have_mc) },
+    /* the recovery window (slb_mc_in_window) */
+    { S_STORE, "memcached", "recovery_window",
+      "stickylb_memcached_recovery_window", NULL, "gauge",
+      "1 while the process that answered may see the memcached servers "
+      "otherwise than another balancer (misses asked again, writes "
+      "copied)", "recovery window open", V_INT, SV(v.mc.in_window),
+      SV(v.have_mc) },
+    { S_STORE, "memcached", "trials", NULL, NULL, "counter", NULL,
+      "trial calls on held servers", V_U64, SV(v.mc.trials),
+      SV(v.have_mc) },
+    { S_STORE, "memcached", "window_reads", NULL, NULL, "counter", NULL,
+      "window: misses asked again", V_U64, SV(v.mc.window_reads),
+      SV(v.have_mc) },
+    { S_STORE, "memcached", "window_hits",
+      "stickylb_memcached_window_hits_total", NULL, "counter",
+      "misses of the process that answered found on the key's home or "
+      "fallback server in the recovery window", "window: found elsewhere",
+      V_U64, SV(v.mc.window_hits), SV(v.have_mc) },
+    { S_STORE, "memcached", "window_copies", NULL, NULL, "counter", NULL,
+      "window: copies written", V_U64, SV(v.mc.window_writes),
+      SV(v.have_mc) },
     { S_STORE, "memcached", "errors", "stickylb_memcached_errors_total",
       NULL, "counter", "failed memcached calls of the process that answered",
       "errors", V_U64, SV(v.mc.errors), SV(v.have_mc) },

@@ -113,9 +113,10 @@ typedef struct {
     volatile apr_uint32_t fails_in_row;
     slb_counter hold_until;        /* apr_time_t; 0: not held */
     slb_counter failures;
-    /* 1 while a trial call asks it (one at a time); spaced trials wait
-     * for next_trial, backoff doubling after each failed one */
+    /* 1 while a trial call asks it (one at a time); trials wait for
+     * next_trial (see trial_end) */
     volatile apr_uint32_t trial;
+    volatile apr_uint32_t trial_fails;
     slb_counter next_trial;        /* apr_time_t */
     slb_counter backoff;           /* apr_interval_time_t; 0: none yet */
 } mc_server;
@@ -274,8 +275,11 @@ static const char *apply_behaviors(apr_pool_t *p, memcached_st *m,
         /* without a dead timeout an ejected server is never retried */
         { MEMCACHED_BEHAVIOR_DEAD_TIMEOUT, (uint64_t)c->retry_timeout_s,
           "DEAD_TIMEOUT" },
-        { MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT,
-          (uint64_t)c->server_failure_limit, "SERVER_FAILURE_LIMIT" },
+        /* libmemcached never leaves a server out on its own count (its
+         * count is per handle): the process's count does, in every
+         * handle at once (server_failed, call_begin) */
+        { MEMCACHED_BEHAVIOR_SERVER_FAILURE_LIMIT, 1000000,
+          "SERVER_FAILURE_LIMIT" },
         { MEMCACHED_BEHAVIOR_REMOVE_FAILED_SERVERS, 1,
           "REMOVE_FAILED_SERVERS" },
         { MEMCACHED_BEHAVIOR_NUMBER_OF_REPLICAS, (uint64_t)c->replicas,
@@ -786,6 +790,7 @@ typedef struct {
     memcached_st *h;               /* NULL: nothing borrowed */
     mc_server *s;                  /* the key's server (may be NULL) */
     mc_server *trial;              /* a trial call on this held server */
+    int readmitted, reconnected, failed_over; /* retries (retry_ok) */
     int skipped;                   /* failed without asking c->s */
     memcached_return_t last;       /* libmemcached's last failure code */
 } mc_call;
@@ -958,11 +963,11 @@ static int elsewhere(slb_mc *mc, const slb_key *key, int asked, int out[2])
  * one view of each server per process
  * ------------------------------------------------------------------- */
 
-/* A trial call on server s may start now: one at a time per process;
- * spaced trials (the window's, see on_server) also wait for next_trial. */
-static int trial_begin(slb_mc *mc, mc_server *s, int spaced)
+/* A trial call on held server s may start now: one at a time per
+ * process, and not before next_trial. */
+static int trial_begin(slb_mc *mc, mc_server *s)
 {
-    if ((spaced && (apr_uint64_t)apr_time_now() < CNT_READ(s->next_trial))
+    if ((apr_uint64_t)apr_time_now() < CNT_READ(s->next_trial)
         || apr_atomic_cas32(&s->trial, 1, 0) != 0) {
         return 0;
     }
@@ -970,16 +975,22 @@ static int trial_begin(slb_mc *mc, mc_server *s, int spaced)
     return 1;
 }
 
-/* The trial ended: after a failed one, the next spaced trial waits twice
- * as long as the last (from io_timeout_ms, at least 50 ms, up to
- * retry_timeout_s); a success resets the wait. */
+/* The trial ended.  The first TRIALS_FREE failed trials in a row leave
+ * the next one free to start at once (a server slow for a moment, or
+ * restarted, is found by the next call that needs it); after that each
+ * waits twice as long as the last, from io_timeout_ms (at least 50 ms)
+ * up to retry_timeout_s, so a black hole costs a timeout a few times per
+ * retry period, and one thread at a time.  A success resets the count. */
+#define TRIALS_FREE 1
+
 static void trial_end(slb_mc *mc, mc_server *s, int ok)
 {
     if (ok) {
+        apr_atomic_set32(&s->trial_fails, 0);
         CNT_SET(s->backoff, 0);
         CNT_SET(s->next_trial, 0);
     }
-    else {
+    else if (apr_atomic_inc32(&s->trial_fails) + 1 > TRIALS_FREE) {
         apr_uint64_t b = CNT_READ(s->backoff);
         apr_uint64_t cap = (apr_uint64_t)apr_time_from_sec(
                                mc->conf.retry_timeout_s);
@@ -1009,7 +1020,13 @@ static void server_ok(slb_mc *mc, memcached_st *h, mc_server *s)
     }
     if (apr_atomic_xchg32(&s->up, 1) == 0) {
         apr_uint32_t gen = apr_atomic_inc32(&mc->health_gen) + 1;
+        int i;
 
+        /* a server is back: the others may be too (a restart of them
+         * all, a network healed): their next trials need not wait */
+        for (i = 0; i < mc->nservers; i++) {
+            CNT_SET(mc->servers[i].next_trial, 0);
+        }
         open_window(mc);
         (void)memcached_set_user_data(h, (void *)(apr_uintptr_t)gen);
     }
@@ -1019,16 +1036,14 @@ static void server_ok(slb_mc *mc, memcached_st *h, mc_server *s)
  * server_failure_limit failures in a row, whatever their kind (refused,
  * broken or silent), s is held for retry_timeout_s: every handle of the
  * process leaves it out at its next call, not only the one that saw the
- * failures (libmemcached counts failures per handle).  Its keys go to the
- * other servers; when it is the only one left for a key, one call at a
- * time asks it anyway (a trial, call_begin) and the others fail at once:
- * a black hole then holds one thread per process in its timeout, not
- * all of them, and a server that was slow for a moment is back at the
- * first call after it answers again (a hold that waited for
- * retry_timeout_s would lose every session looked up meanwhile).  The
- * window's trials on a server another one stands in for are spaced out
- * instead (trial_end): they would otherwise cost a timeout on each new
- * session while a server stays away. */
+ * failures (libmemcached's own failure limit is set out of reach: it
+ * counts per handle).  Its keys go to the other servers; when it is the
+ * only one left for a key, one call at a time may ask it anyway (a trial,
+ * call_begin; spaced out as trial_end says) and the others fail at once:
+ * a black hole holds one thread per process in its timeout, not all of
+ * them, and a server that was slow for a moment is back at the first
+ * call after it answers again (a hold that waited for retry_timeout_s
+ * would lose every session looked up meanwhile). */
 static void server_failed(slb_mc *mc, memcached_st *h, mc_server *s,
                           apr_status_t rv)
 {
@@ -1069,7 +1084,7 @@ static apr_status_t call_begin(mc_call *c, slb_mc *mc, const slb_key *key)
         c->s = server_of(mc, c->h, key);
         if (c->s && held(c->s)) {
             /* no other server: a trial, or fail at once */
-            if (!trial_begin(mc, c->s, 0)) {
+            if (!trial_begin(mc, c->s)) {
                 c->skipped = 1;          /* the server was not asked */
                 return APR_EGENERAL;
             }
@@ -1108,9 +1123,13 @@ static apr_status_t call_end(mc_call *c, apr_status_t rv)
         }
         return rv;
     }
-    if (c->last == MEMCACHED_SERVER_MARKED_DEAD
-        || c->last == MEMCACHED_SERVER_TEMPORARILY_DISABLED) {
-        c->skipped = 1;              /* this handle did not ask it */
+    if ((c->last == MEMCACHED_SERVER_MARKED_DEAD
+         || c->last == MEMCACHED_SERVER_TEMPORARILY_DISABLED)
+        && !c->readmitted && !c->trial && !c->failed_over) {
+        /* this handle did not ask it (left out until its next retry);
+         * once re-admitted here, the same codes tell a connect that
+         * failed */
+        c->skipped = 1;
     }
     if (s && rv != APR_EINVAL && !c->skipped) {
         if (!failed && memcached_fatal(memcached_last_error(c->h))
@@ -1134,23 +1153,81 @@ static apr_status_t call_end(mc_call *c, apr_status_t rv)
     return rv;
 }
 
+/* What a server that does not answer makes libmemcached say. */
+static int server_failure(memcached_return_t rc)
+{
+    return retryable(rc) || rc == MEMCACHED_TIMEOUT
+           || rc == MEMCACHED_CONNECTION_FAILURE
+           || rc == MEMCACHED_SERVER_TEMPORARILY_DISABLED
+           || rc == MEMCACHED_SERVER_MARKED_DEAD;
+}
+
 /*
- * Whether the call that just failed with c->last is worth one more try:
- * a broken connection (the retry reconnects, or reads a replica once the
- * connect fails; the server restarted, or died: other processes may see
- * it otherwise for a while, hence the window); or a timeout of the key's
- * server when another server can take the key: the timed-out server is
- * left out of this handle for retry_timeout_s (and counted as failing,
- * so that every handle holds it after server_failure_limit), and the
- * retry goes to the next server (the replica, with replicas > 0).  A lone
- * server that timed out is not asked again: the call's time stays
- * bounded by one timeout.
+ * Whether the call that just failed with c->last is worth another try (a
+ * call is tried three times at most, each bounded by the timeouts):
+ *  - a trial on a held server failed while every server is held: another
+ *    held server is tried (the first to come back after a restart of
+ *    them all is found at once);
+ *  - this handle leaves out a server the process does not hold: asked;
+ *  - a broken connection (the server restarted, or died; other processes
+ *    may see it otherwise for a while, hence the window): once more on a
+ *    new connection, which reconnects or finds it dead;
+ *  - the key's server does not answer (refused, silent, skipped) and
+ *    another can take the key: the next server in this handle's
+ *    continuum (the replica, with replicas > 0).  A lone server that
+ *    failed is not asked again: the call's time stays bounded.
  */
 static int retry_ok(mc_call *c)
 {
     mc_server *was = c->s;
 
-    if (retryable(c->last)) {
+    if (c->last == MEMCACHED_SUCCESS) {
+        return 0;
+    }
+    if (c->trial && c->h && c->last != MEMCACHED_SUCCESS) {
+        /* a trial that failed, every server held: another held server
+         * is tried once, each at most once per call (after a restart of
+         * them all, the first to come back is found by the first call) */
+        mc_server *t = c->trial;
+        int i;
+
+        server_failed(c->mc, c->h, t, APR_EGENERAL);
+        trial_end(c->mc, t, 0);
+        c->trial = NULL;
+        for (i = 0; i < c->mc->nservers; i++) {
+            mc_server *o = &c->mc->servers[i];
+
+            if (o != t && held(o) && trial_begin(c->mc, o)) {
+                c->trial = o;
+                set_retry(c->h, i, 0);
+                c->s = server_of(c->mc, c->h, c->key);
+                if (c->s != o) {
+                    trial_end(c->mc, o, 0);
+                    c->trial = NULL;
+                    c->s = was;
+                    return 0;
+                }
+                if (retryable(c->last)) {
+                    memcached_quit(c->h);
+                }
+                return 1;
+            }
+        }
+        c->s = NULL;                 /* accounted for already */
+        return 0;
+    }
+    if ((c->last == MEMCACHED_SERVER_TEMPORARILY_DISABLED
+         || c->last == MEMCACHED_SERVER_MARKED_DEAD) && was && c->h
+        && !held(was) && !c->readmitted) {
+        /* this handle left the server out (a failover of an earlier call
+         * of its own) while the process does not hold it: the process's
+         * view wins, the server is asked */
+        c->readmitted = 1;
+        set_retry(c->h, server_index(c->mc, was), 0);
+        return 1;
+    }
+    if (retryable(c->last) && !c->reconnected) {
+        c->reconnected = 1;
         open_window(c->mc);
         if (was && c->h && !held(was)) {
             /* libmemcached may count the broken connection against the
@@ -1164,8 +1241,28 @@ static int retry_ok(mc_call *c)
         }
         return 1;
     }
-    if (c->last != MEMCACHED_TIMEOUT || was == NULL || c->h == NULL) {
+    if (!server_failure(c->last) || was == NULL || c->h == NULL) {
         return 0;
+    }
+    /* the key's server failed: another server takes the key (the next
+     * one in this handle's continuum), the failed one being left out of
+     * this handle for retry_timeout_s and counted as failing, so that
+     * every handle holds it after server_failure_limit */
+    {
+        /* the others as the process sees them: a server this handle left
+         * out after a failure of its own but the process does not hold
+         * may take the key (it may be the one that came back) */
+        int i;
+
+        for (i = 0; i < c->mc->nservers; i++) {
+            mc_server *o = &c->mc->servers[i];
+
+            if (o != was && !held(o)) {
+                memcached_instance_next_retry(
+                    memcached_server_instance_by_position(c->h,
+                                                          (uint32_t)i), 0);
+            }
+        }
     }
     eject_until(c->mc, c->h, was, (time_t)apr_time_sec(apr_time_now()
                 + apr_time_from_sec(c->mc->conf.retry_timeout_s)) + 1);
@@ -1174,7 +1271,9 @@ static int retry_ok(mc_call *c)
         c->s = was;
         return 0;
     }
-    server_failed(c->mc, c->h, was, APR_TIMEUP);
+    c->failed_over = 1;
+    server_failed(c->mc, c->h, was, c->last == MEMCACHED_TIMEOUT
+                                    ? APR_TIMEUP : APR_EGENERAL);
     return 1;
 }
 
@@ -1197,7 +1296,7 @@ static int on_server(mc_call *c, int j, int *trial)
         == (uint32_t)j) {
         return j;                    /* in this handle's continuum */
     }
-    if (!trial_begin(mc, s, 1)) {
+    if (!trial_begin(mc, s)) {
         return -1;
     }
     *trial = 1;
@@ -1400,6 +1499,13 @@ static apr_status_t window_read(mc_call *c, slb_binding *out)
         }
         CNT_INC(mc->c.window_reads);
         r = read_value_on(c->h, mc->gk[j], c->key, &b, NULL, &last);
+        if (retryable(last)) {
+            /* a connection broken by the server's restart: once more, on
+             * a new one */
+            memcached_quit(c->h);
+            last = MEMCACHED_SUCCESS;
+            r = read_value_on(c->h, mc->gk[j], c->key, &b, NULL, &last);
+        }
         on_server_done(c, j, trial, r == APR_SUCCESS || r == APR_NOTFOUND
                                     || r == SLB_MC_MALFORMED);
         if (r == APR_SUCCESS) {
@@ -1422,6 +1528,23 @@ static apr_status_t window_read(mc_call *c, slb_binding *out)
 }
 
 enum { W_ADD, W_SET, W_DEL };
+
+static memcached_return_t window_op(mc_call *c, int op, const char *gk,
+                                    const char *val, apr_size_t len,
+                                    time_t exp)
+{
+    switch (op) {
+    case W_DEL:
+        return memcached_delete_by_key(c->h, gk, strlen(gk), c->key->text,
+                                       KEY_LEN, 0);
+    case W_SET:
+        return memcached_set_by_key(c->h, gk, strlen(gk), c->key->text,
+                                    KEY_LEN, val, len, exp, 0);
+    default:
+        return memcached_add_by_key(c->h, gk, strlen(gk), c->key->text,
+                                    KEY_LEN, val, len, exp, 0);
+    }
+}
 
 /*
  * In the window, a write that succeeded where this process looks goes to
@@ -1457,19 +1580,18 @@ static int window_write(mc_call *c, int op, const slb_binding *b,
         gk = mc->gk[j];
         exp = expiration(copy_ttl(mc, j, home, ttl_s));
         CNT_INC(mc->c.window_writes);
+        rc = window_op(c, op, gk, val, len, exp);
+        if (retryable(rc)) {
+            memcached_quit(c->h);      /* broken: once more, on a new one */
+            rc = window_op(c, op, gk, val, len, exp);
+        }
         if (op == W_DEL) {
-            rc = memcached_delete_by_key(c->h, gk, strlen(gk), c->key->text,
-                                         KEY_LEN, 0);
             ok = memcached_success(rc) || rc == MEMCACHED_NOTFOUND;
         }
         else if (op == W_SET) {
-            rc = memcached_set_by_key(c->h, gk, strlen(gk), c->key->text,
-                                      KEY_LEN, val, len, exp, 0);
             ok = memcached_success(rc);
         }
         else {
-            rc = memcached_add_by_key(c->h, gk, strlen(gk), c->key->text,
-                                      KEY_LEN, val, len, exp, 0);
             ok = memcached_success(rc) || rc == MEMCACHED_DATA_EXISTS
                  || rc == MEMCACHED_NOTSTORED;
             if (ok && !memcached_success(rc) && j == home && !won) {
@@ -1530,7 +1652,7 @@ apr_status_t slb_mc_get(slb_mc *mc, const slb_key *key, slb_binding *out)
     for (tries = 0; rv == APR_SUCCESS; tries++) {
         c.last = MEMCACHED_SUCCESS;
         rv = read_value_on(c.h, NULL, key, &got, &cas, &c.last);
-        if (tries || !retry_ok(&c)) {
+        if (tries >= 2 || !retry_ok(&c)) {
             break;
         }
         rv = APR_SUCCESS;                   /* once more */
@@ -1651,7 +1773,7 @@ apr_status_t slb_mc_add(slb_mc *mc, const slb_key *key, const slb_binding *b,
     for (tries = 0; rv == APR_SUCCESS; tries++) {
         c.last = MEMCACHED_SUCCESS;
         rv = add_rounds(&c, val, len, expiration(ttl_s), existing);
-        if (tries || !retry_ok(&c)) {
+        if (tries >= 2 || !retry_ok(&c)) {
             break;
         }
         rv = APR_SUCCESS;                   /* once more */
@@ -1696,7 +1818,7 @@ apr_status_t slb_mc_set(slb_mc *mc, const slb_key *key, const slb_binding *b,
             (void)memcached_flush_buffers(c.h);
         }
         rv = memcached_success(rc) ? APR_SUCCESS : failure(rc, &c.last);
-        if (tries || !retry_ok(&c)) {
+        if (tries >= 2 || !retry_ok(&c)) {
             break;
         }
         rv = APR_SUCCESS;                   /* once more */
@@ -1721,7 +1843,7 @@ apr_status_t slb_mc_touch(slb_mc *mc, const slb_key *key, apr_uint32_t ttl_s)
         rc = memcached_touch(c.h, key->text, KEY_LEN, expiration(ttl_s));
         rv = rc == MEMCACHED_NOTFOUND ? APR_NOTFOUND
              : memcached_success(rc) ? APR_SUCCESS : failure(rc, &c.last);
-        if (tries || !retry_ok(&c)) {
+        if (tries >= 2 || !retry_ok(&c)) {
             break;
         }
         rv = APR_SUCCESS;                   /* once more */
@@ -1743,7 +1865,7 @@ apr_status_t slb_mc_delete(slb_mc *mc, const slb_key *key)
         rc = memcached_delete(c.h, key->text, KEY_LEN, 0);
         rv = rc == MEMCACHED_NOTFOUND ? APR_NOTFOUND
              : memcached_success(rc) ? APR_SUCCESS : failure(rc, &c.last);
-        if (tries || !retry_ok(&c)) {
+        if (tries >= 2 || !retry_ok(&c)) {
             break;
         }
         rv = APR_SUCCESS;                   /* once more */

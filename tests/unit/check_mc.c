@@ -1148,6 +1148,34 @@ END_TEST
  * failures: dead server, black hole, recovery, pool exhaustion
  * ==================================================================== */
 
+/* Whether pid is stopped (state T in /proc/pid/stat) within 1 s. */
+static int wait_stopped(pid_t pid)
+{
+    char path[64], buf[256];
+    int i;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    for (i = 0; i < 100; i++) {
+        FILE *f = fopen(path, "r");
+        char *p;
+
+        if (f == NULL) {
+            return 0;
+        }
+        buf[0] = '\0';
+        if (fgets(buf, sizeof(buf), f) == NULL) {
+            buf[0] = '\0';
+        }
+        fclose(f);
+        p = strrchr(buf, ')');
+        if (p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't')) {
+            return 1;
+        }
+        apr_sleep(apr_time_from_msec(10));
+    }
+    return 0;
+}
+
 /* A server slow for a moment (stopped 150 ms: one call times out) is
  * used again by the very next call: its late reply must not be taken for
  * the answer to a later call on the same connection, and the hold after
@@ -1177,6 +1205,7 @@ START_TEST(test_slow_moment_recovers_at_once)
         ck_assert_int_eq(slb_mc_set(mc, &k, &v, 60), APR_SUCCESS);
     }
     kill(pid, SIGSTOP);
+    ck_assert_msg(wait_stopped(pid), "memcached did not stop");
     {
         slb_key k = key_n("slow", 0);
 
@@ -1440,7 +1469,8 @@ START_TEST(test_blackhole_times_out)
                   "timeout: no request was waited for", first);
     /* after server_failure_limit (2) failures in a row the black hole is
      * held: one call at a time asks it (a trial, which times out), the
-     * calls made meanwhile fail at once */
+     * calls made meanwhile fail at once; trials are spaced out once two
+     * in a row failed */
     for (i = 0; i < 4; i++) {
         t0 = apr_time_now();
         rv = i % 2 ? slb_mc_set(mc, &k, &v, 60)
@@ -1451,6 +1481,15 @@ START_TEST(test_blackhole_times_out)
         ck_assert_msg(ms < bound, "call %d took %ld ms (bound %ld)", i, ms,
                       bound);
     }
+    /* a first failed trial leaves the next free at once, the second makes
+     * the next wait 50 ms: meanwhile every call fails at once */
+    t0 = apr_time_now();
+    for (i = 0; i < 3; i++) {
+        ck_assert_int_ne(slb_mc_get(mc, &k, &got), APR_SUCCESS);
+    }
+    ck_assert_msg(ms_since(t0) < fast_ms(), "3 calls after 2 failed trials "
+                  "took %ld ms", ms_since(t0));
+    apr_sleep(apr_time_from_msec(60));
     {
         trial_arg ta = { mc, 0, 0 };
         apr_thread_t *th;
@@ -1481,8 +1520,8 @@ START_TEST(test_blackhole_times_out)
             "ms, held: 5 calls during a trial in %ld ms\n", first, worst,
             ms);
     slb_mc_stats_get(mc, &st);
-    ck_assert_uint_eq(st.timeouts, 6);
-    ck_assert_uint_eq(st.errors, 11);
+    ck_assert_uint_eq(st.timeouts, 5);
+    ck_assert_uint_eq(st.errors, 14);
     ck_assert_uint_ge(st.trials, 3);
     ck_assert_int_eq(APR_ARRAY_IDX(slb_mc_servers(mc, pool), 0,
                                    slb_mc_server).up, 0);
@@ -1600,13 +1639,28 @@ START_TEST(test_connect_timeout_bounded)
     ms = ms_since(t0);
     ck_assert_msg(ms >= 40 && ms < 50 + 50 + slack_ms(),
                   "get took %ld ms", ms);
-    /* the failed connect disables the server until the retry timeout */
-    t0 = apr_time_now();
-    ck_assert_int_ne(slb_mc_set(mc, &k, &v, 60), APR_SUCCESS);
-    ms2 = ms_since(t0);
-    ck_assert_msg(ms2 < fast_ms(), "second call took %ld ms", ms2);
-    fprintf(stderr, "check_mc: SYN-dropping server: %ld ms, then %ld ms\n",
-            ms, ms2);
+    /* server_failure_limit (2) failures hold it; then trials, one at a
+     * time: the first failed one leaves the next free, after the second
+     * the next waits 50 ms; so within 4 calls one fails at once */
+    {
+        int slow = 0, i;
+
+        for (i = 0; i < 6; i++) {
+            t0 = apr_time_now();
+            ck_assert_int_ne(slb_mc_set(mc, &k, &v, 60), APR_SUCCESS);
+            ms2 = ms_since(t0);
+            ck_assert_msg(ms2 < 50 + 50 + slack_ms(), "call %d took %ld ms",
+                          i, ms2);
+            if (ms2 < fast_ms()) {
+                break;
+            }
+            slow++;
+        }
+        ck_assert_msg(i < 6 && slow <= 4, "%d calls waited for the "
+                      "SYN-dropping server before one failed at once", slow);
+        fprintf(stderr, "check_mc: SYN-dropping server: %ld ms, %d more "
+                "waited, then %ld ms\n", ms, slow, ms2);
+    }
 }
 END_TEST
 

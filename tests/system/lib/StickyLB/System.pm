@@ -15,9 +15,9 @@ our @EXPORT = qw(free_port wait_port spawn start_apache graceful stop_all
                  http_get workdir backend_start backend_stop);
 
 my $top = "$FindBin::Bin/../..";
-my $dir = tempdir('stickylb-system-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $dir = tempdir('stickylb-system-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{SLB_KEEP});
 chmod 0755, $dir;
-my (@pids, %backend_pid, $apache_conf);
+my (@pids, %backend_pid, %apache_conf);
 
 sub workdir { return $dir }
 
@@ -82,22 +82,27 @@ sub backend_stop {
     @pids = grep { $_ != $pid } @pids;
 }
 
-# start Apache with the module and the given configuration lines
+# start Apache with the module and the given configuration lines; a
+# name (optional) for a second instance and more ("lb2": its files are
+# lb2-httpd.conf, lb2-httpd.pid, lb2-error.log in the work dir)
 sub start_apache {
-    my ($port, $body) = @_;
+    my ($port, $body, $name) = @_;
+    $name //= '';
+    my $pre = length $name ? "$name-" : '';
     my $build = $ENV{SLB_BUILD_DIR} || "$top/_build";
     my $libexec = `apxs -q LIBEXECDIR`;
     chomp $libexec;
-    $apache_conf = "$dir/httpd.conf";
-    open my $fh, '>', $apache_conf or die $!;
+    my $conf = $apache_conf{$name} = "$dir/${pre}httpd.conf";
+    mkdir "$dir/${pre}run";
+    open my $fh, '>', $conf or die $!;
     print $fh <<"CONF";
 ServerRoot "$dir"
 ServerName 127.0.0.1
 Listen 127.0.0.1:$port
-PidFile "$dir/httpd.pid"
-DefaultRuntimeDir "$dir"
-Mutex file:$dir default
-ErrorLog "$dir/error.log"
+PidFile "$dir/${pre}httpd.pid"
+DefaultRuntimeDir "$dir/${pre}run"
+Mutex file:$dir/${pre}run default
+ErrorLog "$dir/${pre}error.log"
 LogLevel warn
 User nobody
 Group nogroup
@@ -117,21 +122,27 @@ Header always set X-SLB "%{STICKYLB_DECISION}e %{STICKYLB_KEY_SOURCE}e"
 $body
 CONF
     close $fh;
-    system('/usr/sbin/apache2', '-f', $apache_conf, '-k', 'start') == 0
-        or die "apache did not start\n";
+    chmod 0777, "$dir/${pre}run";
+    system('/usr/sbin/apache2', '-f', $conf, '-k', 'start') == 0
+        or die "apache ${pre}did not start\n";
     wait_port($port);
 }
 
 sub graceful {
-    system('/usr/sbin/apache2', '-f', $apache_conf, '-k', 'graceful') == 0
+    my ($name) = @_;
+    system('/usr/sbin/apache2', '-f', $apache_conf{$name // ''}, '-k',
+           'graceful') == 0
         or die "graceful failed\n";
 }
 
 sub stop_all {
-    if ($apache_conf && -s "$dir/httpd.pid") {
-        system('/usr/sbin/apache2', '-f', $apache_conf, '-k', 'stop');
-        for (1 .. 100) { last unless -e "$dir/httpd.pid"; sleep 0.05 }
+    for my $name (sort keys %apache_conf) {
+        my $pre = length $name ? "$name-" : '';
+        next unless -s "$dir/${pre}httpd.pid";
+        system('/usr/sbin/apache2', '-f', $apache_conf{$name}, '-k', 'stop');
+        for (1 .. 100) { last unless -e "$dir/${pre}httpd.pid"; sleep 0.05 }
     }
+    %apache_conf = ();
     for my $p (@pids) { kill 'TERM', $p; waitpid($p, 0) }
     @pids = ();
 }
