@@ -283,8 +283,9 @@ static const char *apply_behaviors(apr_pool_t *p, memcached_st *m,
  * IPADDRESS"). */
 static const char *tidy(apr_pool_t *p, const char *msg)
 {
-    static const char lead[] = "Error occured during parsing (";
-    const char *end;
+    /* (libmemcached spells the first word "occured": matched from here) */
+    static const char lead[] = " during parsing (";
+    const char *end, *in;
 
     if (strncmp(msg, "(0x", 3) == 0 && strstr(msg, ") ") != NULL) {
         msg = strstr(msg, ") ") + 2;
@@ -292,13 +293,15 @@ static const char *tidy(apr_pool_t *p, const char *msg)
     if ((end = strstr(msg, " -> ")) == NULL) {
         end = msg + strlen(msg);
     }
-    if (strncmp(msg, lead, sizeof(lead) - 1) == 0) {
+    in = strstr(msg, lead);
+    if (in && in < end && strncmp(msg, "Error ", 6) == 0) {
         const char *close = strstr(msg, "): last_token=");
-        if (close == NULL && end > msg && end[-1] == ')') {
+        in += sizeof(lead) - 1;
+        if (close == NULL && end > in && end[-1] == ')') {
             close = end - 1;
         }
-        if (close && close < end && close >= msg + sizeof(lead) - 1) {
-            msg += sizeof(lead) - 1;
+        if (close && close < end && close >= in) {
+            msg = in;
             end = close;
         }
     }
