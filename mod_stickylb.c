@@ -835,6 +835,85 @@ static void set_request_vars(request_rec *r, proxy_balancer *b,
     }
 }
 
+/* Why the member of `route` cannot take its sessions (failover line). */
+static const char *unusable_reason(proxy_balancer *b, const char *route)
+{
+    proxy_worker *w = NULL;
+    int i;
+
+    /* the regular member of the route, else its hot standby */
+    for (i = 0; i < b->workers->nelts; i++) {
+        proxy_worker *m = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+        if (strcmp(m->s->route, route) == 0
+            && (w == NULL || PROXY_WORKER_IS_STANDBY(w))) {
+            w = m;
+        }
+    }
+    if (w == NULL) {
+        return "gone";
+    }
+    if (PROXY_WORKER_IS(w, PROXY_WORKER_STOPPED)) {
+        return "stopped";
+    }
+    if (PROXY_WORKER_IS(w, PROXY_WORKER_DISABLED)) {
+        return "disabled";
+    }
+    if (PROXY_WORKER_IS(w, PROXY_WORKER_HC_FAIL)) {
+        return "failing its health checks";
+    }
+    if (PROXY_WORKER_IS(w, PROXY_WORKER_IN_ERROR)) {
+        return "in error";
+    }
+    if (PROXY_WORKER_IS(w, PROXY_WORKER_IN_SHUTDOWN)) {
+        return "shutting down";
+    }
+    return "not usable";
+}
+
+/*
+ * A session whose member is unusable moves to w.  Said once per move at
+ * info: the module re-pins the session (route cookie re-issued, stick-table
+ * binding re-pinned), so its next requests are sticky to w and log nothing.
+ * A route only the application's own id carries (jvmRoute in JSESSIONID
+ * or ;jsessionid=, no route cookie inserted) moves again on every request
+ * until the application issues a new id: said at debug, per request.
+ * Runs on the failover path only.
+ */
+static void log_failover(request_rec *r, proxy_balancer *b,
+                         const slb_req *rq, const slb_decision *d,
+                         const proxy_worker *w)
+{
+    const slb_candidate *c = &APR_ARRAY_IDX(rq->candidates, d->candidate,
+                                            slb_candidate);
+    int repinned = rq->bal->inserts_cookie
+                   || (c->src != SLB_SRC_SESSION_COOKIE
+                       && c->src != SLB_SRC_URL);
+
+    if (w == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      SLB_LOG_TAG "SLB0102: %s: route '%s' is %s and no "
+                      "member is left to move its session to", b->s->name,
+                      d->route, unusable_reason(b, d->route));
+    }
+    else if (repinned) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      SLB_LOG_TAG "SLB0102: %s: failover: session moved "
+                      "from route '%s' to '%s' (member of '%s' is %s; key: "
+                      "%s)", b->s->name, d->route, w->s->route, d->route,
+                      unusable_reason(b, d->route),
+                      slb_source_name(c->src));
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      SLB_LOG_TAG "SLB0108: %s: failover: request of route "
+                      "'%s' sent to '%s' (member of '%s' is %s; key: %s, "
+                      "which only the application can re-issue)",
+                      b->s->name, d->route, w->s->route, d->route,
+                      unusable_reason(b, d->route),
+                      slb_source_name(c->src));
+    }
+}
+
 static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
 {
     slb_req *rq = ap_get_module_config(r->request_config, &stickylb_module);
@@ -885,10 +964,7 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
             }
         }
         if (d.kind == SLB_DECIDE_FAILOVER) {
-            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                          SLB_LOG_TAG "SLB0102: route '%s' of %s unusable, "
-                          "session moves to '%s'", d.route, b->s->name,
-                          w ? w->s->route : "(none)");
+            log_failover(r, b, rq, &d, w);
         }
         break;
     }

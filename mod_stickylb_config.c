@@ -363,6 +363,12 @@ static const char *set_memcached(cmd_parms *cmd, void *dconf, int argc,
         { "queue", APR_OFFSETOF(slb_mc_conf, queue_max),
           SLB_UNIT_MS, 0, 1, 1000000 },
     };
+    /* the options as README lists them, for the unknown-option message */
+    static const char *const names[] = {
+        "connect-timeout=", "timeout=", "retry=", "failure-limit=",
+        "replicas=", "pool=", "pool-wait=", "write=", "queue=", "cache=",
+        NULL
+    };
     slb_srv_conf *sc = ap_get_module_config(cmd->server->module_config,
                                             &stickylb_module);
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -387,8 +393,9 @@ static const char *set_memcached(cmd_parms *cmd, void *dconf, int argc,
         apr_size_t j;
 
         if (eq == NULL) {
-            return apr_psprintf(cmd->pool, "StickyLBMemcached: '%s' is not "
-                                "key=value", argv[i]);
+            return apr_pstrcat(cmd->pool, "StickyLBMemcached: ",
+                               slb_unknown_option(cmd->pool, argv[i], names),
+                               NULL);
         }
         k = apr_pstrmemdup(cmd->pool, argv[i], (apr_size_t)(eq - argv[i]));
         v = eq + 1;
@@ -416,10 +423,9 @@ static const char *set_memcached(cmd_parms *cmd, void *dconf, int argc,
             }
         }
         if (j == sizeof(opts) / sizeof(opts[0])) {
-            return apr_psprintf(cmd->pool, "StickyLBMemcached: unknown "
-                                "option '%s' (connect-timeout, timeout, "
-                                "retry, failure-limit, replicas, pool, "
-                                "pool-wait, write, queue, cache)", k);
+            return apr_pstrcat(cmd->pool, "StickyLBMemcached: ",
+                               slb_unknown_option(cmd->pool, argv[i], names),
+                               NULL);
         }
         {
             int *field = (int *)((char *)c + opts[j].offset);

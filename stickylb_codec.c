@@ -788,6 +788,13 @@ static int domain_ok(const char *v)
     return 1;
 }
 
+/* what StickyLBRouteCookie takes after the name (README's order) */
+static const char *const cookie_options[] = {
+    "insert", "indirect", "nocache", "strict", "opaque", "path=", "domain=",
+    "secure=", "httponly=", "samesite=", "max-age=", "sign=", "maxidle=",
+    "maxlife=", NULL
+};
+
 const char *slb_cookie_conf_parse(apr_pool_t *p, slb_cookie_conf *c,
                                   int argc, const char *const *argv)
 {
@@ -821,10 +828,7 @@ const char *slb_cookie_conf_parse(apr_pool_t *p, slb_cookie_conf *c,
             c->opaque = 1;
         }
         else if (eq == NULL) {
-            return apr_psprintf(p, "unknown option '%s' (expected insert, "
-                                "indirect, nocache, strict, opaque, path=, "
-                                "domain=, secure=, httponly=, samesite=, "
-                                "max-age=, sign=, maxidle=, maxlife=)", w);
+            return slb_unknown_option(p, w, cookie_options);
         }
         else {
             const char *k = apr_pstrmemdup(p, w, (apr_size_t)(eq - w));
@@ -898,7 +902,7 @@ const char *slb_cookie_conf_parse(apr_pool_t *p, slb_cookie_conf *c,
                 }
             }
             else {
-                return apr_psprintf(p, "unknown attribute '%s'", w);
+                return slb_unknown_option(p, w, cookie_options);
             }
         }
     }

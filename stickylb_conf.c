@@ -50,6 +50,106 @@ const char *slb_parse_int(apr_pool_t *p, const char *arg, apr_int64_t lo,
     return NULL;
 }
 
+/* Edits from a to b (optimal string alignment, without case), or 3 when
+ * more than 2; both at most SLB_NEAR_MAX bytes. */
+#define SLB_NEAR_MAX 64
+static int edits(const char *a, apr_size_t la, const char *b, apr_size_t lb)
+{
+    int rows[3][SLB_NEAR_MAX + 1];
+    int *pp = rows[0], *prev = rows[1], *cur = rows[2];
+    apr_size_t i, j;
+
+    if ((la > lb ? la - lb : lb - la) > 2) {
+        return 3;
+    }
+    for (j = 0; j <= lb; j++) {
+        prev[j] = (int)j;
+    }
+    for (i = 1; i <= la; i++) {
+        int best = cur[0] = (int)i;
+        for (j = 1; j <= lb; j++) {
+            int ca = apr_tolower((unsigned char)a[i - 1]);
+            int cb = apr_tolower((unsigned char)b[j - 1]);
+            int d = prev[j - 1] + (ca != cb);
+            if (prev[j] + 1 < d) {
+                d = prev[j] + 1;
+            }
+            if (cur[j - 1] + 1 < d) {
+                d = cur[j - 1] + 1;
+            }
+            if (i > 1 && j > 1 && ca == apr_tolower((unsigned char)b[j - 2])
+                && apr_tolower((unsigned char)a[i - 2]) == cb
+                && pp[j - 2] + 1 < d) {
+                d = pp[j - 2] + 1;
+            }
+            cur[j] = d;
+            if (d < best) {
+                best = d;
+            }
+        }
+        if (best > 2) {
+            return 3;            /* every later row is at least as far */
+        }
+        {
+            int *t = pp;
+            pp = prev;
+            prev = cur;
+            cur = t;
+        }
+    }
+    return prev[lb] > 2 ? 3 : prev[lb];
+}
+
+/* slb_near_word on the first n bytes of w */
+static const char *near_word(const char *w, apr_size_t n,
+                             const char *const *words)
+{
+    const char *best = NULL;
+    int best_d = 3, i;
+
+    if (n > SLB_NEAR_MAX) {
+        return NULL;
+    }
+    for (i = 0; words[i]; i++) {
+        apr_size_t l = strlen(words[i]);
+        int d;
+
+        if (l > SLB_NEAR_MAX) {
+            continue;
+        }
+        d = edits(w, n, words[i], l);
+        if (d < best_d && (apr_size_t)d < n) {
+            best = words[i];
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+const char *slb_near_word(const char *w, const char *const *words)
+{
+    return near_word(w, strlen(w), words);
+}
+
+const char *slb_unknown_option(apr_pool_t *p, const char *w,
+                               const char *const *valid)
+{
+    const char *eq = strchr(w, '=');
+    const char *near, *list = "";
+    int i;
+
+    /* "key=value" as "key=": the value says nothing about the name */
+    near = near_word(w, eq ? (apr_size_t)(eq - w) + 1 : strlen(w), valid);
+    for (i = 0; valid[i]; i++) {
+        list = apr_pstrcat(p, list, i ? ", " : "", valid[i], NULL);
+    }
+    if (near) {
+        return apr_psprintf(p, "unknown option '%s': did you mean %s? "
+                            "(expected %s)", w, near, list);
+    }
+    return apr_psprintf(p, "unknown option '%s' (expected %s)", w, list);
+}
+
 const char *slb_parse_keyword(apr_pool_t *p, const char *arg,
                               const slb_keyword *words, int *out)
 {
@@ -66,6 +166,18 @@ const char *slb_parse_keyword(apr_pool_t *p, const char *arg,
         list = apr_pstrcat(p, list, i == 0 ? "" : words[i + 1].name ? ", "
                                                                : " or ",
                            words[i].name, NULL);
+    }
+    {
+        const char *names[16], *near;
+        for (i = 0; words[i].name && i < 15; i++) {
+            names[i] = words[i].name;
+        }
+        names[i] = NULL;
+        near = slb_near_word(arg, names);
+        if (near) {
+            return apr_psprintf(p, "'%s' must be %s (did you mean %s?)", arg,
+                                list, near);
+        }
     }
     return apr_psprintf(p, "'%s' must be %s", arg, list);
 }
@@ -172,8 +284,15 @@ const char *slb_parse_key(apr_pool_t *p, const char *kind, const char *name,
         out->kind = SLB_KEY_ADDRESS;
         return name ? "address takes no name" : NULL;
     }
-    return apr_psprintf(p, "unknown key '%s' (expected header NAME, query "
-                        "NAME, address or none)", kind);
+    {
+        static const char *const kinds[] = { "header", "query", "address",
+                                             "none", NULL };
+        const char *near = slb_near_word(kind, kinds);
+        return apr_psprintf(p, "unknown key '%s'%s%s%s (expected header "
+                            "NAME, query NAME, address or none)", kind,
+                            near ? ": did you mean " : "", near ? near : "",
+                            near ? "?" : "");
+    }
 }
 
 /* "500" or "502-504": 1 and the range */
@@ -221,6 +340,14 @@ const char *slb_parse_passive(apr_pool_t *p, int argc,
             continue;
         }
         if (!status_range(w, &r)) {
+            static const char *const options[] = { "fall=", NULL };
+            if (!strcasecmp(w, "none")) {
+                return "'none' must stand alone";
+            }
+            if (!apr_isdigit(*w)) {
+                /* a word, not a number: an option, or a misspelt one */
+                return slb_unknown_option(p, w, options);
+            }
             return apr_psprintf(p, "'%s' is not a status or range like "
                                 "502-504", w);
         }

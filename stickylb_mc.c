@@ -56,6 +56,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include <apr_thread_cond.h>
@@ -302,18 +303,106 @@ static const char *apply_behaviors(apr_pool_t *p, memcached_st *m,
     return NULL;
 }
 
-/* libmemcached's parser messages start with "(0x...) " and end with
- * " -> file:line": keep what an operator can use. */
+/* libmemcached's parser messages read "(0x...) Error occured during
+ * parsing (syntax error, unexpected IPADDRESS): last_token=IPADDRESS(323)
+ * -> file:line": keep what an operator can use ("syntax error, unexpected
+ * IPADDRESS"). */
 static const char *tidy(apr_pool_t *p, const char *msg)
 {
-    const char *end;
+    /* (libmemcached spells the first word "occured": matched from here) */
+    static const char lead[] = " during parsing (";
+    const char *end, *in;
 
     if (strncmp(msg, "(0x", 3) == 0 && strstr(msg, ") ") != NULL) {
         msg = strstr(msg, ") ") + 2;
     }
-    end = strstr(msg, " -> ");
-    return end ? apr_pstrmemdup(p, msg, (apr_size_t)(end - msg))
-               : apr_pstrdup(p, msg);
+    if ((end = strstr(msg, " -> ")) == NULL) {
+        end = msg + strlen(msg);
+    }
+    in = strstr(msg, lead);
+    if (in && in < end && strncmp(msg, "Error ", 6) == 0) {
+        const char *close = strstr(msg, "): last_token=");
+        in += sizeof(lead) - 1;
+        if (close == NULL && end > in && end[-1] == ')') {
+            close = end - 1;
+        }
+        if (close && close < end && close >= in) {
+            msg = in;
+            end = close;
+        }
+    }
+    return apr_pstrmemdup(p, msg, (apr_size_t)(end - msg));
+}
+
+/* host or host:port: a name or IPv4 address, what an operator writes for a
+ * server when not writing an option */
+static int server_like(const char *w, apr_size_t n)
+{
+    apr_size_t i = 0, port;
+
+    while (i < n && (apr_isalnum(w[i]) || w[i] == '.' || w[i] == '-'
+                     || w[i] == '_')) {
+        i++;
+    }
+    if (i == 0 || w[0] == '-' || w[0] == '.') {
+        return 0;
+    }
+    if (i == n) {
+        return 1;
+    }
+    if (w[i++] != ':') {
+        return 0;
+    }
+    for (port = 0; i < n && apr_isdigit(w[i]); i++) {
+        port++;
+    }
+    return i == n && port >= 1 && port <= 5;
+}
+
+/*
+ * The configuration with its bare servers written as options, when that
+ * is what was meant: "10.0.0.5:11211, 10.0.0.6" -> "--SERVER=10.0.0.5:11211
+ * --SERVER=10.0.0.6", and options separated by commas -> by spaces.  NULL when a word is neither
+ * an option nor a server, nothing changes, or the result does not parse
+ * either (only a suggestion that works is made).
+ */
+static const char *as_options(apr_pool_t *p, const char *config)
+{
+    const char *s = config, *out = "";
+    char errbuf[512];
+
+    for (;;) {
+        const char *w;
+        apr_size_t n;
+
+        while (*s == ' ' || *s == '\t' || *s == ',') {
+            s++;
+        }
+        if (*s == '\0') {
+            break;
+        }
+        for (w = s; *s && *s != ' ' && *s != '\t' && *s != ','; s++) {
+        }
+        n = (apr_size_t)(s - w);
+        if (n >= 2 && w[0] == '-' && w[1] == '-') {
+            out = apr_pstrcat(p, out, *out ? " " : "",
+                              apr_pstrmemdup(p, w, n), NULL);
+        }
+        else if (server_like(w, n)) {
+            out = apr_pstrcat(p, out, *out ? " " : "", "--SERVER=",
+                              apr_pstrmemdup(p, w, n), NULL);
+        }
+        else {
+            return NULL;
+        }
+    }
+    if (*out == '\0' || strcmp(out, config) == 0
+        || libmemcached_check_configuration(out, strlen(out), errbuf,
+                                            sizeof(errbuf))
+               != MEMCACHED_SUCCESS) {
+        return NULL;
+    }
+    return out;
 }
 
 /* Parse c->config into a new memcached_st and check what only a parsed
@@ -340,10 +429,22 @@ static const char *parse_config(apr_pool_t *p, const slb_mc_conf *c,
     rc = libmemcached_check_configuration(c->config, len, errbuf,
                                           sizeof(errbuf));
     if (rc != MEMCACHED_SUCCESS) {
-        return apr_psprintf(p, "invalid memcached configuration \"%s\": %s",
-                            c->config,
-                            errbuf[0] ? tidy(p, errbuf)
-                                      : memcached_strerror(NULL, rc));
+        const char *why = errbuf[0] ? tidy(p, errbuf)
+                                    : memcached_strerror(NULL, rc);
+        const char *fixed = as_options(p, c->config);
+
+        if (fixed) {
+            return apr_psprintf(p, "invalid memcached configuration \"%s\" "
+                                "(libmemcached: %s): servers are written as "
+                                "options; did you mean \"%s\"?", c->config,
+                                why, fixed);
+        }
+        return apr_psprintf(p, "invalid memcached configuration \"%s\" "
+                            "(libmemcached: %s): expected libmemcached "
+                            "options separated by spaces, one "
+                            "--SERVER=host:port per server, e.g. "
+                            "\"--SERVER=10.0.0.5:11211 "
+                            "--SERVER=10.0.0.6:11211\"", c->config, why);
     }
     m = memcached(c->config, len);
     if (m == NULL) {

@@ -81,6 +81,12 @@ static const char *parse_expect(apr_pool_t *p, slb_probe_conf *c,
     return NULL;
 }
 
+/* what StickyLBProbe takes after tcp or http (README's order) */
+static const char *const probe_options[] = {
+    "method=", "path=", "host=", "expect=", "body=", "interval=", "timeout=",
+    "rise=", "fall=", "route=", NULL
+};
+
 const char *slb_probe_conf_parse(apr_pool_t *p, slb_probe_conf *c,
                                  int argc, const char *const *argv)
 {
@@ -109,7 +115,7 @@ const char *slb_probe_conf_parse(apr_pool_t *p, slb_probe_conf *c,
         const char *k, *v;
 
         if (eq == NULL) {
-            return apr_psprintf(p, "'%s' is not key=value", w);
+            return slb_unknown_option(p, w, probe_options);
         }
         k = apr_pstrmemdup(p, w, (apr_size_t)(eq - w));
         v = eq + 1;
@@ -191,9 +197,7 @@ const char *slb_probe_conf_parse(apr_pool_t *p, slb_probe_conf *c,
             c->route = v;
         }
         else {
-            return apr_psprintf(p, "unknown option '%s' (method, path, host, "
-                                "expect, body, interval, timeout, rise, fall, "
-                                "route)", k);
+            return slb_unknown_option(p, w, probe_options);
         }
     }
     if (c->timeout > c->interval) {

@@ -64,9 +64,31 @@ typedef struct {
 } slb_keyword;
 
 /* One of the words (case-insensitive): NULL and *out, or "'x' must be a,
- * b or c". */
+ * b or c", followed by " (did you mean b?)" when x is a near miss of b
+ * (slb_near_word; the first 15 words are compared). */
 const char *slb_parse_keyword(apr_pool_t *p, const char *arg,
                               const slb_keyword *words, int *out);
+
+/*
+ * The word of `words` (NULL-terminated) that w is a near miss of, compared
+ * without case: at most 2 edits (a byte inserted, deleted or replaced, or
+ * two neighbours swapped), and fewer edits than w has bytes, so that "x"
+ * is near nothing.  The first of the closest wins a tie.  NULL when no
+ * word is near, and for w or a word longer than 64 bytes.  A word equal
+ * to w (0 edits) is returned too: callers ask only about unknown words.
+ */
+const char *slb_near_word(const char *w, const char *const *words);
+
+/*
+ * The message for an unknown option w of a directive whose options are
+ * `valid` (NULL-terminated, as README shows them: "insert", "path="):
+ * "unknown option 'w' (expected a, b, c)", or "unknown option 'w': did
+ * you mean X? (expected a, b, c)" when w is a near miss of X.  A key=value w is compared by
+ * "key=", so "samesit=lax" is a near miss of "samesite=" and "insert=on"
+ * of "insert".
+ */
+const char *slb_unknown_option(apr_pool_t *p, const char *w,
+                               const char *const *valid);
 
 /* A duration as operators write it: "1800 s", "250 ms" (for messages). */
 const char *slb_duration_str(apr_pool_t *p, apr_interval_time_t t);

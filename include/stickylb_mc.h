@@ -136,7 +136,11 @@ void slb_mc_conf_init(slb_mc_conf *c);
 /*
  * Validate a configuration without any network I/O (configtest):
  * NULL when it is usable, else an error message allocated from p that
- * names the offending setting.
+ * names the offending setting.  A string libmemcached cannot parse gets
+ * its parser's reason and what was expected: the string rewritten when
+ * its servers were written bare ("10.0.0.5:11211, 10.0.0.6" -> did you
+ * mean "--SERVER=10.0.0.5:11211 --SERVER=10.0.0.6"?, offered only when
+ * the rewritten string parses), else the form with an example.
  */
 const char *slb_mc_check_config(apr_pool_t *p, const slb_mc_conf *c);
 

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # scripts/build-deb.sh - build the Debian package libapache2-mod-stickylb
-# (`dpkg-buildpackage -us -uc -b`) from a clean copy of the tree.
+# (`dpkg-buildpackage -us -uc -b`, and with --source the source package,
+# `dpkg-buildpackage -us -uc -S`) from a clean copy of the tree.
 #
-#   bash scripts/build-deb.sh [--out DIR]
+#   bash scripts/build-deb.sh [--source] [--out DIR]
 #
+# - The source format is 3.0 (quilt): the upstream tarball
+#   libapache2-mod-stickylb_<version>.orig.tar.xz is made from the copy,
+#   without debian/, next to it (so `dpkg-buildpackage -S` works there);
+#   <version> is the changelog's without its Debian revision, and must be
+#   configure.ac's AC_INIT version (the build stops otherwise).
 # - As root, installs the build dependencies of debian/control when some are
 #   missing (apt-get build-dep on the copy; services are kept from starting
 #   with a temporary policy-rc.d when the machine has none).  As another
@@ -13,7 +19,8 @@
 #   leftovers cannot leak into the package; without git (e.g. in a Docker
 #   build context) a tar copy that leaves out the same generated files.
 # - The .deb files (the package and its -dbgsym), .buildinfo and .changes
-#   end up in DIR (default: $SLB_DEB_DIR, else <repo>/_deb), older
+#   (with --source also the .dsc, .orig.tar.xz, .debian.tar.xz and the
+#   source .changes) end up in DIR (default: $SLB_DEB_DIR, else <repo>/_deb), older
 #   libapache2-mod-stickylb files there are removed first.
 # - lintian runs on the result when it is installed (its output is shown;
 #   it fails the build only with SLB_LINTIAN_STRICT=1).
@@ -32,12 +39,14 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${SLB_DEB_DIR:-$REPO/_deb}
 JOBS=${MAKE_JOBS:-2}
 PKG=libapache2-mod-stickylb
+SOURCE=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
         -o|--out) OUT=$2; shift 2 ;;
         --out=*)  OUT=${1#--out=}; shift ;;
-        -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --source) SOURCE=1; shift ;;
+        -h|--help) sed -n '2,36p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build-deb.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -135,6 +144,25 @@ else
 fi
 [ -f "$SRC/debian/rules" ] || { say "the copy has no debian/rules" >&2; exit 1; }
 
+# ---------------------------------------------------------------- upstream tarball
+# the changelog's version without epoch and Debian revision is the upstream
+# version, which configure.ac (AC_INIT) must state too
+DEBVER=$(cd "$SRC" && dpkg-parsechangelog -S Version)
+UPVER=${DEBVER#*:}
+UPVER=${UPVER%-*}
+ACVER=$(sed -nE 's/^AC_INIT\(\[[^]]*\], *\[([^]]*)\].*/\1/p' "$SRC/configure.ac")
+if [ "$UPVER" != "$ACVER" ]; then
+    say "debian/changelog says $DEBVER (upstream $UPVER), configure.ac AC_INIT says ${ACVER:-nothing}" >&2
+    exit 1
+fi
+ORIG=$WORK/${PKG}_${UPVER}.orig.tar.xz
+say "upstream tarball $(basename "$ORIG") (the copy without debian/)"
+# reproducible: sorted names, one owner, the changelog's date as mtime
+(cd "$WORK" && tar --sort=name --owner=0 --group=0 --numeric-owner \
+    --mtime="@$(cd "$SRC" && dpkg-parsechangelog -S Timestamp)" \
+    --exclude="$PKG/debian" --transform="s,^$PKG,$PKG-$UPVER," \
+    -cJf "$ORIG" "$PKG")
+
 # ---------------------------------------------------------------- build deps
 deps_out=$(cd "$SRC" && dpkg-checkbuilddeps 2>&1) && deps_rc=0 || deps_rc=$?
 if [ "$deps_rc" -ne 0 ]; then
@@ -155,12 +183,23 @@ fi
 opts="parallel=$JOBS"
 if [ -n "${SLB_DEB_NOCHECK:-}" ]; then opts="$opts nocheck"; fi
 export DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }$opts"
+if [ "$SOURCE" = 1 ]; then
+    # first, while the copy is as clean as the tarball
+    say "dpkg-buildpackage -us -uc -S"
+    (cd "$SRC" && dpkg-buildpackage -us -uc -S)
+fi
 say "dpkg-buildpackage -us -uc -b (DEB_BUILD_OPTIONS=$DEB_BUILD_OPTIONS)"
 (cd "$SRC" && dpkg-buildpackage -us -uc -b)
 
 mapfile -t built < <(find "$WORK" -maxdepth 1 -type f \
     \( -name "${PKG}_*.deb" -o -name "${PKG}-dbgsym_*.deb" -o -name "${PKG}-dbgsym_*.ddeb" \
-       -o -name "${PKG}_*.buildinfo" -o -name "${PKG}_*.changes" \) | sort)
+       -o -name "${PKG}_*.buildinfo" -o -name "${PKG}_*.changes" \
+       -o -name "${PKG}_*.dsc" -o -name "${PKG}_*.orig.tar.*" \
+       -o -name "${PKG}_*.debian.tar.*" \) | sort)
+if [ "$SOURCE" = 1 ] && ! ls "$WORK/${PKG}"_*.dsc > /dev/null 2>&1; then
+    say "no ${PKG}_*.dsc was built" >&2
+    exit 1
+fi
 if ! ls "$WORK/${PKG}"_*.deb > /dev/null 2>&1; then
     say "no ${PKG}_*.deb was built" >&2
     exit 1
@@ -168,19 +207,20 @@ fi
 
 mkdir -p "$OUT"
 rm -f "$OUT/${PKG}"_*.deb "$OUT/${PKG}"-dbgsym_*.deb "$OUT/${PKG}"-dbgsym_*.ddeb \
-      "$OUT/${PKG}"_*.buildinfo "$OUT/${PKG}"_*.changes
+      "$OUT/${PKG}"_*.buildinfo "$OUT/${PKG}"_*.changes "$OUT/${PKG}"_*.dsc \
+      "$OUT/${PKG}"_*.orig.tar.* "$OUT/${PKG}"_*.debian.tar.*
 cp "${built[@]}" "$OUT/"
 for f in "${built[@]}"; do say "built $OUT/$(basename "$f")"; done
 
 # ---------------------------------------------------------------- lintian
 if [ "${SLB_LINTIAN:-1}" != 0 ]; then
     if command -v lintian > /dev/null; then
-        changes=$(find "$OUT" -maxdepth 1 -name "${PKG}_*.changes" | sort | head -n1)
+        mapfile -t changes < <(find "$OUT" -maxdepth 1 -name "${PKG}_*.changes" | sort)
         largs=(--info --display-info)
         if [ -n "${SLB_LINTIAN_STRICT:-}" ]; then largs+=("--fail-on=error,warning"); fi
-        say "lintian ${largs[*]} $(basename "$changes")"
+        say "lintian ${largs[*]} ${changes[*]##*/}"
         lrc=0
-        lintian "${largs[@]}" "$changes" || lrc=$?
+        lintian "${largs[@]}" "${changes[@]}" || lrc=$?
         say "lintian exit status $lrc"
         if [ "$lrc" -ne 0 ] && [ -n "${SLB_LINTIAN_STRICT:-}" ]; then
             say "lintian reported errors or warnings (SLB_LINTIAN_STRICT)" >&2

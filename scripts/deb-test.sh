@@ -4,8 +4,13 @@
 #
 #   prove -v scripts/deb-test.sh
 #
-# Builds libapache2-mod-stickylb with scripts/build-deb.sh (into a temporary
-# directory), installs it with `apt-get install ./libapache2-mod-stickylb_*.deb`,
+# Builds libapache2-mod-stickylb with scripts/build-deb.sh --source (into a
+# temporary directory): the source package (3.0 (quilt), the upstream
+# tarball made from the tree without debian/) and the .deb; checks that the
+# source package unpacks, that the versions agree, and that lintian
+# --pedantic reports no error, warning or pedantic tag on either that is
+# not overridden, with a comment saying why, in debian/*lintian-overrides;
+# installs it with `apt-get install ./libapache2-mod-stickylb_*.deb`,
 # checks the files, that the package's postinst enabled the module and the
 # modules its .load depends on, that Apache loads it and that configtest
 # passes with a site using lbmethod=stickylb; then purges the package and
@@ -39,7 +44,7 @@ STATE=/var/lib/apache2
 SITE_NAME=stickylb-deb-test
 SITE=/etc/apache2/sites-available/$SITE_NAME.conf
 POLICY_RC=/usr/sbin/policy-rc.d
-PLAN=21
+PLAN=26
 
 export DEBIAN_FRONTEND=noninteractive
 export LC_ALL=C   # sort and comm of the snapshots
@@ -201,7 +206,7 @@ echo "1..$PLAN"
 # ---------------------------------------------------------------- build
 rc=0
 t0=$SECONDS
-SLB_DEB_DIR="$TMP/deb" SLB_LINTIAN_STRICT='' bash "$TOP/scripts/build-deb.sh" \
+SLB_DEB_DIR="$TMP/deb" SLB_LINTIAN=0 bash "$TOP/scripts/build-deb.sh" --source \
     > "$TMP/build.log" 2>&1 < /dev/null || rc=$?
 debs=("$TMP"/deb/"${PKG}"_*.deb)
 [ "$rc" = 0 ] && [ "${#debs[@]}" = 1 ] && [ -f "${debs[0]}" ]
@@ -209,9 +214,54 @@ built=$?
 echo "# build: $((SECONDS - t0)) s (log: build.log in the temporary directory, SLB_DEB_KEEP=1 keeps it)"
 ok $built "scripts/build-deb.sh builds $(basename "${debs[0]}")"
 if [ "$built" != 0 ]; then tail -n 40 "$TMP/build.log" | diag; bail "no package to test"; fi
-grep -E '^(E|W|I): |lintian exit status|lintian not installed' "$TMP/build.log" | diag
 DEB=${debs[0]}
 chmod 644 "$DEB"
+
+# ---------------------------------------------------------------- source package
+dscs=("$TMP"/deb/"${PKG}"_*.dsc)
+DSC=${dscs[0]}
+debver=$(dpkg-deb -f "$DEB" Version)
+upver=${debver%-*}
+dscver=$(sed -n 's/^Version: //p' "$DSC" 2>/dev/null)
+acver=$(sed -nE 's/^AC_INIT\(\[[^]]*\], *\[([^]]*)\].*/\1/p' "$TOP/configure.ac")
+ORIGTAR="$TMP/deb/${PKG}_${upver}.orig.tar.xz"
+rm -rf "$TMP/unpacked"
+[ "${#dscs[@]}" = 1 ] && [ -f "$DSC" ] && [ "$dscver" = "$debver" ] && [ "$upver" = "$acver" ] &&
+    [ -f "$ORIGTAR" ] && [ -f "$TMP/deb/${PKG}_${debver}.debian.tar.xz" ] &&
+    ! tar -tJf "$ORIGTAR" | grep -q '^[^/]*/debian/' &&
+    (cd "$TMP" && dpkg-source -x "$DSC" unpacked > "$TMP/unpack.log" 2>&1) &&
+    [ -f "$TMP/unpacked/debian/rules" ] && [ -f "$TMP/unpacked/configure.ac" ]
+rc=$?
+ok $rc "source package $(basename "$DSC"): upstream tarball without debian/, versions agree (deb $debver, dsc ${dscver:-none}, configure.ac ${acver:-none}), dpkg-source -x unpacks it"
+[ "$rc" = 0 ] || { find "$TMP/deb" -maxdepth 1 -type f -printf '%f\n' | diag; [ ! -f "$TMP/unpack.log" ] || diag < "$TMP/unpack.log"; }
+
+# lintian --pedantic: an E:, W: or P: tag fails unless debian/*lintian-overrides
+# overrides it (overridden tags are not reported)
+lint() {  # lint FILE: 0 when lintian ran and reported no E/W/P tag
+    local out rc=0
+    out=$(lintian --pedantic --fail-on=error,warning,pedantic "$1" 2>&1) || rc=$?
+    echo "$out" | grep -v 'running with root privileges' | diag
+    [ "$rc" = 0 ] && ! echo "$out" | grep -qE '^[EWP]: '
+}
+if command -v lintian > /dev/null; then
+    lint "$DSC"
+    ok $? "lintian --pedantic $(basename "$DSC"): no error, warning or pedantic tag left"
+    lint "$DEB"
+    ok $? "lintian --pedantic $(basename "$DEB"): no error, warning or pedantic tag left"
+else
+    ok 1 "lintian --pedantic on the source package (lintian is not installed: scripts/deps.sh)"
+    ok 1 "lintian --pedantic on the binary package (lintian is not installed)"
+fi
+# every override says why: a comment right above each tag line
+unjustified=$(for f in "$TOP"/debian/*lintian-overrides "$TOP"/debian/source/lintian-overrides; do
+    [ -f "$f" ] || continue
+    awk -v f="${f#"$TOP"/}" '/^[[:space:]]*#/ {c = 1; next}
+        /^[[:space:]]*$/ {c = 0; next}
+        {if (!c) print f ": " $0; c = 1}' "$f"
+done)
+[ -z "$unjustified" ]
+ok $? "every lintian override in debian/ has a comment saying why"
+[ -z "$unjustified" ] || echo "$unjustified" | diag
 
 deps=$(dpkg-deb -f "$DEB" Depends)
 contents=$(dpkg-deb -c "$DEB" | awk '{print $NF}')
@@ -254,6 +304,14 @@ ok $? "stickylb.load (LoadModule, Depends) and stickylb.conf in mods-available, 
 test -L "$ENABLED/stickylb.load" && test -e "$ENABLED/stickylb.load" &&
     test -L "$ENABLED/stickylb.conf" && a2query -q -m stickylb
 ok $? "the postinst enabled stickylb (mods-enabled/stickylb.load and .conf)"
+
+DOC=/usr/share/doc/$PKG
+readme=$( (zcat "$DOC/README.gz" 2>/dev/null || cat "$DOC/README" 2>/dev/null) | head -n 20)
+debreadme=$( (zcat "$DOC/README.Debian.gz" 2>/dev/null || cat "$DOC/README.Debian" 2>/dev/null) | head -n 12)
+[ "$(echo "$readme" | head -n 1)" = mod_stickylb ] && ! echo "$readme" | grep -q 'scripts/' &&
+    echo "$debreadme" | grep -q 'a2enmod stickylb' && ! echo "$debreadme" | grep -q 'scripts/'
+ok $? "$DOC: README starts with the module (no commands of scripts the package does not ship), README.Debian with a2enmod stickylb"
+[ "$(echo "$readme" | head -n 1)" = mod_stickylb ] || echo "$readme" | head -n 5 | diag
 
 missing=""
 for m in proxy proxy_http proxy_balancer; do

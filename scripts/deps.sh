@@ -14,6 +14,7 @@ PKGS=(
     check
     libapache2-mod-perl2 libwww-perl perl
     curl procps iproute2 valgrind passwd
+    lintian    # scripts/deb-test.sh: lintian --pedantic on the source and binary packages
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -9,7 +9,8 @@
 #               SLB_FUZZ_SECONDS (default 7) seconds
 #   4. system   root only: scripts/install-test.sh (make install, a2enmod
 #               stickylb, configtest with README's examples, removal),
-#               scripts/deb-test.sh (the .deb built, installed, enabled,
+#               scripts/deb-test.sh (the source package and the .deb
+#               built, lintian --pedantic clean, installed, enabled,
 #               configtested, purged) and tests/system/*.t (faults under
 #               load, memcached black-holed with iptables, the peers
 #               scenario on network namespaces)

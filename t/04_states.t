@@ -6,8 +6,21 @@ use warnings FATAL => 'all';
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use Apache::Test ();
 use StickyLB::Client;
 use StickyLB::Backends;
+
+# the error log from here on (failover lines, checked at the end)
+my $error_log = Apache::Test::vars('t_logs') . '/error_log';
+my $log_start = -s $error_log // 0;
+sub log_since {
+    my ($from) = @_;
+    open my $fh, '<', $error_log or die "$error_log: $!";
+    seek $fh, $from, 0;
+    my @l = <$fh>;
+    close $fh;
+    return @l;
+}
 
 for my $bal (qw(dis stop)) {
     my %seen;
@@ -72,5 +85,44 @@ $x = req('slb_states', '/retry/', Cookie => 'JSESSIONID=0a1b.t4');
 is($x->code . ' ' . backend($x), '200 t4', 'after retry= the member is tried again and serves its session');
 is((slb($x))[0], 'sticky', 'decision sticky again');
 stop_backend('t4');
+
+# A failover is logged once per session move, at info, with the balancer,
+# the old and new routes and the reason; the re-pinned session's next
+# requests are sticky and log nothing.
+my $from = -s $error_log;
+my %moved;
+for my $s (1 .. 3) {
+    $x = req('slb_states', '/movecookie/', Cookie => 'ROUTEID=t2');
+    my ($c) = set_cookies($x, 'ROUTEID');
+    my ($route) = ($c // '') =~ /^ROUTEID=(t[13]);/;
+    ok($route && (slb($x))[0] eq 'failover', "route cookie session $s: moved off the stopped t2 (to " . ($route // '?') . ')');
+    $moved{$route // '?'}++;
+    for (1 .. 3) {
+        my $y = req('slb_states', '/movecookie/', Cookie => "ROUTEID=$route");
+        is(join(' ', (slb($y))[0], backend($y)), "sticky $route", "route cookie session $s: sticky to $route after the move");
+    }
+}
+req('slb_states', '/bindstore/', 'X-Sid' => "s$_") for 1 .. 2;   # bound to t2
+for my $s (1 .. 2) {
+    $x = req('slb_states', '/movestore/', 'X-Sid' => "s$s");
+    is(join(' ', (slb($x))[0, 1], backend($x)), 'failover header t1', "stored session $s: moved off the disabled t2");
+    for (1 .. 3) {
+        my $y = req('slb_states', '/movestore/', 'X-Sid' => "s$s");
+        is(join(' ', (slb($y))[0, 1], backend($y)), 'sticky header t1', "stored session $s: sticky to t1, re-pinned");
+    }
+}
+my @lines = grep { /SLB0102/ } log_since($from);
+my @cookie = grep { /\[stickylb:info\].*SLB0102: balancer:\/\/movecookie: failover: session moved from route 't2' to '(t[13])' \(member of 't2' is stopped; key: route-cookie\)/ } @lines;
+is(scalar(@cookie), 3, 'one info line per moved route cookie session') or diag @lines;
+my %logged;
+for (@cookie) { $logged{$1}++ if /to '(t[13])'/ }
+is_deeply(\%logged, \%moved, '... naming the member each one moved to');
+my @store = grep { /\[stickylb:info\].*SLB0102: balancer:\/\/movestore: failover: session moved from route 't2' to 't1' \(member of 't2' is disabled; key: header\)/ } @lines;
+is(scalar(@store), 2, 'one info line per moved stick-table session') or diag @lines;
+is(scalar(@lines), 5, 'and no other failover line') or diag @lines;
+# a route only the application's id carries is not re-pinned by the module:
+# every request of it fails over again, said at debug only
+my @jvm = grep { /\[stickylb:info\].*(SLB0102|SLB0108).*balancer:\/\/(dis|stop|retry)\b/ } log_since($log_start);
+is(scalar(@jvm), 0, 'jvmRoute sessions failing over on every request: no info line') or diag @jvm;
 
 done_testing();

@@ -116,6 +116,35 @@ is($rc, 0, 'durations with ms and s pass configtest') or diag $out;
 ($rc, $out) = configtest("StickyLBMemcached \"--SERVER=127.0.0.1:11211\" timeout=2m\n");
 ok($rc != 0 && $out =~ /StickyLBMemcached: 'timeout=2m'.*from 1 ms to 60 s/, 'a memcached timeout in an unknown unit is refused with its range') or diag $out;
 
+# Messages that say the fix: what a memcached string should look like, the
+# options of a directive, the near miss of a misspelt one.
+($rc, $out) = configtest("StickyLBMemcached \"10.0.0.5:11211\"\n");
+ok($rc != 0 && $out =~ /StickyLBMemcached: invalid memcached configuration "10\.0\.0\.5:11211" \(libmemcached: syntax error, unexpected IPADDRESS\): servers are written as options; did you mean "--SERVER=10\.0\.0\.5:11211"\?/,
+   'a bare memcached server: the rewritten string is suggested') or diag $out;
+unlike($out, qr/last_token|-> \S+:\d+/, '... without the parser internals');
+($rc, $out) = configtest("StickyLBMemcached \"10.0.0.5:11211,10.0.0.6:11211\"\n");
+ok($rc != 0 && $out =~ /did you mean "--SERVER=10\.0\.0\.5:11211 --SERVER=10\.0\.0\.6:11211"\?/,
+   'a comma-separated server list: one --SERVER= each, separated by spaces') or diag $out;
+($rc, $out) = configtest("StickyLBMemcached \"--SERVER=10.0.0.5:11211 --NO-SUCH\"\n");
+ok($rc != 0 && $out =~ /StickyLBMemcached: invalid memcached configuration .*expected libmemcached options separated by spaces, one --SERVER=host:port per server, e\.g\. "--SERVER=10\.0\.0\.5:11211 --SERVER=10\.0\.0\.6:11211"/,
+   'another unparsable memcached string: the expected form') or diag $out;
+unlike($out, qr/did you mean/, '... and no suggestion that would not parse');
+my $cookie_opts = 'insert, indirect, nocache, strict, opaque, path=, domain=, secure=, httponly=, samesite=, max-age=, sign=, maxidle=, maxlife=';
+for my $c (['StickyLBRouteCookie ROUTEID insert samesit=lax', qr/StickyLBRouteCookie: unknown option 'samesit=lax': did you mean samesite=\? \(expected \Q$cookie_opts\E\)/],
+           ['StickyLBRouteCookie ROUTEID insert colour=red', qr/StickyLBRouteCookie: unknown option 'colour=red' \(expected \Q$cookie_opts\E\)/],
+           ['StickyLBRouteCookie ROUTEID insrt',            qr/StickyLBRouteCookie: unknown option 'insrt': did you mean insert\? \(expected /],
+           ['StickyLBProbe http intervall=5',                qr/StickyLBProbe: unknown option 'intervall=5': did you mean interval=\? \(expected method=, path=, host=, expect=, body=, interval=, timeout=, rise=, fall=, route=\)/],
+           ['StickyLBProbe http interval',                   qr/StickyLBProbe: unknown option 'interval': did you mean interval=\? /],
+           ['StickyLBPassive 500 fal=2',                     qr/StickyLBPassive: unknown option 'fal=2': did you mean fall=\? \(expected fall=\)/],
+           ['StickyLBKey heder X-Sid',                       qr/StickyLBKey: unknown key 'heder': did you mean header\? /],
+           ['StickyLBStore memcache',                        qr/StickyLBStore: 'memcache' must be shm or memcached \(did you mean memcached\?\)/]) {
+    ($rc, $out) = configtest(balancer($c->[0]));
+    ok($rc != 0 && $out =~ $c->[1], "configtest: '$c->[0]' says what was meant") or diag $out;
+}
+($rc, $out) = configtest("StickyLBMemcached \"--SERVER=127.0.0.1:11211\" timeuot=20\n");
+ok($rc != 0 && $out =~ /StickyLBMemcached: unknown option 'timeuot=20': did you mean timeout=\? \(expected connect-timeout=, timeout=, retry=, failure-limit=, replicas=, pool=, pool-wait=, write=, queue=, cache=\)/,
+   'a misspelt StickyLBMemcached option: the near miss and the list') or diag $out;
+
 # What names nothing or has no effect, said at configtest.
 ($rc, $out) = configtest(qq{<Proxy "balancer://p">\n BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=stickylb\n StickyLBProbe http route=nosuch\n</Proxy>\n});
 ok($rc != 0 && $out =~ /StickyLBProbe: route=nosuch names no member of balancer:\/\/p/, 'a probe route= that names no member is refused') or diag $out;

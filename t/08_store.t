@@ -99,8 +99,20 @@ while (!$on4 && $tries++ < 6) {
 ok($on4, 'a session learned on t4');
 is(backend(req('slb_store', '/repin/', Cookie => "JSESSIONID=$on4")), 't4', 'it sticks to t4');
 stop_backend('t4');
+my $error_log = Apache::Test::vars('t_logs') . '/error_log';
+my $log_from = -s $error_log;
 $x = req('slb_store', '/repin/', Cookie => "JSESSIONID=$on4");
 is($x->code . ' ' . backend($x), '200 t1', 't4 down: the session fails over to t1');
+is(backend(req('slb_store', '/repin/', Cookie => "JSESSIONID=$on4")), 't1', '... and sticks there');
+{
+    # the move found on the retry of the request that found t4 down
+    open my $fh, '<', $error_log or die $!;
+    seek $fh, $log_from, 0;
+    my @moves = grep { /SLB0102/ } <$fh>;
+    close $fh;
+    ok(@moves == 1 && $moves[0] =~ /\[stickylb:info\].*SLB0102: balancer:\/\/repin: failover: session moved from route 't4' to 't1' \(member of 't4' is in error; key: learned\)/,
+       'the move is logged once, at info, with routes and reason') or diag @moves;
+}
 start_backend(route => 't4', port => backend_port('t4'));
 select(undef, undef, undef, 1.5);     # retry=1: t4 usable again
 $x = req('slb_store', '/repin/', Cookie => "JSESSIONID=$on4");

@@ -28,11 +28,11 @@ is_deeply([sort keys %entry], [sort keys %code], 'README documents exactly the r
 # options: what README's signature shows against what the module accepts
 my %probe = (
     StickyLBRouteCookie => [qq{<Proxy "balancer://o">\n BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=stickylb\n StickyLBRouteCookie R zzz\n</Proxy>\n},
-                            qr/\(expected ([^)]*)\)/],
+                            qr/unknown option 'zzz' \(expected ([^)]*)\)/],
     StickyLBProbe       => [qq{<Proxy "balancer://o">\n BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=stickylb\n StickyLBProbe http zzz=1\n</Proxy>\n},
-                            qr/unknown option 'zzz' \(([^)]*)\)/],
+                            qr/unknown option 'zzz=1' \(expected ([^)]*)\)/],
     StickyLBMemcached   => [qq{StickyLBMemcached "--SERVER=127.0.0.1:11211" zzz=1\n},
-                            qr/unknown option 'zzz' \(([^)]*)\)/],
+                            qr/unknown option 'zzz=1' \(expected ([^)]*)\)/],
 );
 for my $d (sort keys %probe) {
     my ($body, $re) = @{ $probe{$d} };

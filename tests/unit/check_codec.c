@@ -1288,6 +1288,33 @@ START_TEST(test_conf_no_name)
 }
 END_TEST
 
+/* An unknown word or attribute: the options listed, a near miss named. */
+START_TEST(test_conf_unknown_option)
+{
+    slb_cookie_conf c;
+    static const char list[] = "(expected insert, indirect, nocache, "
+                               "strict, opaque, path=, domain=, secure=, "
+                               "httponly=, samesite=, max-age=, sign=, "
+                               "maxidle=, maxlife=)";
+
+    ck_assert_str_eq(PARSE(&c, "ROUTEID", "insert", "samesit=lax"),
+                     apr_pstrcat(pool, "unknown option 'samesit=lax': did "
+                                 "you mean samesite=? ", list, NULL));
+    ck_assert_str_eq(PARSE(&c, "ROUTEID", "insrt"),
+                     apr_pstrcat(pool, "unknown option 'insrt': did you "
+                                 "mean insert? ", list, NULL));
+    ck_assert_str_eq(PARSE(&c, "ROUTEID", "httponly"),
+                     apr_pstrcat(pool, "unknown option 'httponly': did you "
+                                 "mean httponly=? ", list, NULL));
+    ck_assert_str_eq(PARSE(&c, "ROUTEID", "colour=red"),
+                     apr_pstrcat(pool, "unknown option 'colour=red' ", list,
+                                 NULL));
+    ck_assert_str_eq(PARSE(&c, "ROUTEID", "frobnicate"),
+                     apr_pstrcat(pool, "unknown option 'frobnicate' ", list,
+                                 NULL));
+}
+END_TEST
+
 /* One bad word each; the message must name it (the value and the key). */
 static const struct {
     const char *word;
@@ -1873,6 +1900,7 @@ Suite *codec_suite(void)
     tcase_add_test(tc, test_conf_onoff_and_samesite);
     tcase_add_test(tc, test_conf_limits_accepted);
     tcase_add_test(tc, test_conf_no_name);
+    tcase_add_test(tc, test_conf_unknown_option);
     tcase_add_loop_test(tc, test_conf_bad_word, 0, N_BAD_WORDS);
     tcase_add_loop_test(tc, test_conf_bad_name, 0, N_BAD_NAMES);
     tcase_add_test(tc, test_conf_name_too_long);

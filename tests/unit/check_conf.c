@@ -137,6 +137,87 @@ START_TEST(test_parse_keyword)
                      "'' must be requests, sessions or hash");
     ck_assert_ptr_null(slb_parse_keyword(pool, "hash", three, &v));
     ck_assert_int_eq(v, 2);
+    /* a near miss is named */
+    ck_assert_str_eq(slb_parse_keyword(pool, "memcache", two, &v),
+                     "'memcache' must be shm or memcached (did you mean "
+                     "memcached?)");
+    ck_assert_str_eq(slb_parse_keyword(pool, "sesions", three, &v),
+                     "'sesions' must be requests, sessions or hash (did "
+                     "you mean sessions?)");
+    ck_assert_int_eq(v, 2);
+}
+END_TEST
+
+START_TEST(test_near_word)
+{
+    static const char *const words[] = {
+        "insert", "indirect", "path=", "secure=", "samesite=", "max-age=",
+        "sign=", NULL
+    };
+    static const char *const two[] = { "rise=", "route=", NULL };
+    static const char *const short_words[] = { "pool=", "ab=", NULL };
+    char long_word[80];
+
+    /* one edit of each kind, and case does not count */
+    ck_assert_str_eq(slb_near_word("samesit=", words), "samesite=");
+    ck_assert_str_eq(slb_near_word("insertt", words), "insert");
+    ck_assert_str_eq(slb_near_word("inzert", words), "insert");
+    ck_assert_str_eq(slb_near_word("isnert", words), "insert");  /* swap */
+    ck_assert_str_eq(slb_near_word("SECURE", words), "secure=");
+    ck_assert_str_eq(slb_near_word("Max-Age=", words), "max-age=");
+    /* two edits still, three not */
+    ck_assert_str_eq(slb_near_word("smesit=", words), "samesite=");
+    ck_assert_str_eq(slb_near_word("idnirect", words), "indirect");
+    ck_assert_ptr_null(slb_near_word("idniretcx", words));
+    ck_assert_ptr_null(slb_near_word("colour=", words));
+    ck_assert_ptr_null(slb_near_word("frobnicate", words));
+    /* no suggestion from a word with as few bytes as edits */
+    ck_assert_ptr_null(slb_near_word("x", words));
+    ck_assert_ptr_null(slb_near_word("", words));
+    ck_assert_ptr_null(slb_near_word("a", short_words));    /* 2 edits */
+    ck_assert_str_eq(slb_near_word("b=", short_words), "ab=");  /* 1 */
+    /* the closest wins, the first of a tie */
+    ck_assert_str_eq(slb_near_word("rute=", two), "route=");
+    ck_assert_str_eq(slb_near_word("roue=", two), "route=");
+    ck_assert_str_eq(slb_near_word("rie=", two), "rise=");
+    ck_assert_str_eq(slb_near_word("ruse=", two), "rise=");
+    /* long words are never near (and read no further than 64 bytes) */
+    memset(long_word, 'a', sizeof(long_word) - 1);
+    long_word[sizeof(long_word) - 1] = '\0';
+    ck_assert_ptr_null(slb_near_word(long_word, words));
+    memcpy(long_word, "insert", 6);
+    long_word[65] = '\0';
+    ck_assert_ptr_null(slb_near_word(long_word, words));
+    long_word[7] = '\0';
+    ck_assert_str_eq(slb_near_word(long_word, words), "insert");
+}
+END_TEST
+
+START_TEST(test_unknown_option)
+{
+    static const char *const words[] = {
+        "insert", "path=", "samesite=", NULL
+    };
+
+    ck_assert_str_eq(slb_unknown_option(pool, "samesit=lax", words),
+                     "unknown option 'samesit=lax': did you mean "
+                     "samesite=? (expected insert, path=, samesite=)");
+    /* the value does not count, the '=' does */
+    ck_assert_str_eq(slb_unknown_option(pool, "pth=/a/very/long/path", words),
+                     "unknown option 'pth=/a/very/long/path': did you mean "
+                     "path=? (expected insert, path=, samesite=)");
+    ck_assert_str_eq(slb_unknown_option(pool, "insert=on", words),
+                     "unknown option 'insert=on': did you mean insert? "
+                     "(expected insert, path=, samesite=)");
+    ck_assert_str_eq(slb_unknown_option(pool, "path", words),
+                     "unknown option 'path': did you mean path=? "
+                     "(expected insert, path=, samesite=)");
+    ck_assert_str_eq(slb_unknown_option(pool, "colour=red", words),
+                     "unknown option 'colour=red' (expected insert, path=, "
+                     "samesite=)");
+    ck_assert_str_eq(slb_unknown_option(pool, "=", words),
+                     "unknown option '=' (expected insert, path=, "
+                     "samesite=)");
 }
 END_TEST
 
@@ -191,6 +272,8 @@ START_TEST(test_key_and_passive)
     const char *bad_range[] = { "504-502" };
     const char *bad_fall[] = { "500", "fall=0" };
     const char *only_fall[] = { "fall=2" };
+    const char *near_fall[] = { "500", "fal=2" };
+    const char *late_none[] = { "500", "none" };
 
     ck_assert_ptr_null(slb_parse_key(pool, "header", "X-Sid", &k));
     ck_assert_int_eq(k.kind, SLB_KEY_HEADER);
@@ -221,6 +304,18 @@ START_TEST(test_key_and_passive)
     ck_assert_ptr_nonnull(strstr(slb_parse_passive(pool, 2, bad_fall, &r,
                                                    &fall), "fall"));
     ck_assert_ptr_nonnull(slb_parse_passive(pool, 1, only_fall, &r, &fall));
+    /* a misspelt option is named as one, a stray none too */
+    ck_assert_str_eq(slb_parse_passive(pool, 2, near_fall, &r, &fall),
+                     "unknown option 'fal=2': did you mean fall=? "
+                     "(expected fall=)");
+    ck_assert_str_eq(slb_parse_passive(pool, 2, late_none, &r, &fall),
+                     "'none' must stand alone");
+    ck_assert_str_eq(slb_parse_key(pool, "heder", "X", &k),
+                     "unknown key 'heder': did you mean header? (expected "
+                     "header NAME, query NAME, address or none)");
+    ck_assert_str_eq(slb_parse_key(pool, "cookie", "X", &k),
+                     "unknown key 'cookie' (expected header NAME, query "
+                     "NAME, address or none)");
 }
 END_TEST
 
@@ -352,6 +447,8 @@ Suite *conf_suite(void)
     tcase_add_test(tc, test_parse_duration);
     tcase_add_test(tc, test_duration_helpers);
     tcase_add_test(tc, test_parse_keyword);
+    tcase_add_test(tc, test_near_word);
+    tcase_add_test(tc, test_unknown_option);
     tcase_add_test(tc, test_cookie_names);
     tcase_add_test(tc, test_key_and_passive);
     tcase_add_test(tc, test_resolve_defaults);

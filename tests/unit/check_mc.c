@@ -463,6 +463,45 @@ START_TEST(test_conf_rejects)
     c.replicas = -1;
     assert_rejected(&c, "replicas");
 
+    /* what was expected, and the rewritten string when servers were
+     * written bare */
+    slb_mc_conf_init(&c);
+    c.config = "10.0.0.5:11211";
+    assert_rejected(&c, "did you mean \"--SERVER=10.0.0.5:11211\"?");
+    ck_assert_str_eq(slb_mc_check_config(pool, &c),
+                     "invalid memcached configuration \"10.0.0.5:11211\" "
+                     "(libmemcached: syntax error, unexpected IPADDRESS): "
+                     "servers are written as options; did you mean "
+                     "\"--SERVER=10.0.0.5:11211\"?");
+    c.config = "10.0.0.5:11211, cache2.example,10.0.0.7";
+    assert_rejected(&c, "did you mean \"--SERVER=10.0.0.5:11211 "
+                        "--SERVER=cache2.example --SERVER=10.0.0.7\"?");
+    c.config = "--SERVER=10.0.0.5:11211 10.0.0.6:11211 --BINARY-PROTOCOL";
+    assert_rejected(&c, "did you mean \"--SERVER=10.0.0.5:11211 "
+                        "--SERVER=10.0.0.6:11211 --BINARY-PROTOCOL\"?");
+    c.config = "--SERVER=10.0.0.5:11211,--SERVER=10.0.0.6:11211";
+    assert_rejected(&c, "did you mean \"--SERVER=10.0.0.5:11211 "
+                        "--SERVER=10.0.0.6:11211\"?");
+    /* no suggestion that would not parse either, or for other words */
+    c.config = "garbage";
+    assert_rejected(&c, "did you mean \"--SERVER=garbage\"?");
+    c.config = "10.0.0.5:11211 --NO-SUCH-OPTION";
+    assert_rejected(&c, "expected libmemcached options separated by "
+                        "spaces, one --SERVER=host:port per server, e.g. "
+                        "\"--SERVER=10.0.0.5:11211 "
+                        "--SERVER=10.0.0.6:11211\"");
+    c.config = "10.0.0.5:112110";
+    assert_rejected(&c, "expected libmemcached options");
+    c.config = "memcached://10.0.0.5";
+    assert_rejected(&c, "expected libmemcached options");
+    c.config = "/run/memcached/memcached.sock";
+    assert_rejected(&c, "expected libmemcached options");
+    c.config = "--SERVER=";
+    assert_rejected(&c, "expected libmemcached options");
+    ck_assert_ptr_null(strstr(slb_mc_check_config(pool, &c), "last_token"));
+    ck_assert_ptr_null(strstr(slb_mc_check_config(pool, &c), "0x"));
+    ck_assert_ptr_null(strstr(slb_mc_check_config(pool, &c), " -> "));
+
 #define BAD(field, value, word)                                             \
     do {                                                                    \
         slb_mc_conf_init(&c);                                               \
