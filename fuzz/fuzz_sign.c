@@ -32,6 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *err = slb_keyring_parse(p, f[0], strlen(f[0]), &ring);
     const char *got = NULL;
     apr_time_t is = 0, rf = 0;
+    slb_sign_scope scope = { "balancer://app", "ROUTEID" };
 
     if (err == NULL) {
         FZ_CHECK(ring.nkeys >= 1 && ring.nkeys <= SLB_SIGN_MAX_KEYS);
@@ -41,27 +42,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         first = ring;
         first.nkeys = 1;
         for (k = 0; k < ring.nkeys; k++) {
-            const char *t = slb_route_token_k(p, &ring, k, route);
+            const char *t = slb_route_token_k(p, &ring, k, &scope, route);
             FZ_CHECK(strlen(t) == 16);
             for (i = 0; i < 16; i++) {
                 FZ_CHECK((t[i] >= '0' && t[i] <= '9')
                          || (t[i] >= 'a' && t[i] <= 'f'));
             }
-            FZ_CHECK(strcmp(t, slb_route_token_k(p, &ring, k, route)) == 0);
+            FZ_CHECK(strcmp(t, slb_route_token_k(p, &ring, k, &scope, route)) == 0);
         }
-        FZ_CHECK(strcmp(slb_route_token(p, &ring, route),
-                        slb_route_token_k(p, &ring, 0, route)) == 0);
+        FZ_CHECK(strcmp(slb_route_token(p, &ring, &scope, route),
+                        slb_route_token_k(p, &ring, 0, &scope, route)) == 0);
         if (slb_route_ok(route, strlen(route))) {
             apr_time_t t0 = apr_time_from_sec(1700000000);
-            const char *v = slb_sign_value(p, &ring, route, t0,
+            const char *v = slb_sign_value(p, &ring, &scope, route, t0,
                                            t0 + apr_time_from_sec(5));
             size_t n = strlen(v), bit;
 
             FZ_CHECK(slb_value_ok(v, n));
-            FZ_CHECK(slb_verify_value(p, &ring, v, &got, &is, &rf) == 1);
+            FZ_CHECK(slb_verify_value(p, &ring, &scope, v, &got, &is, &rf) == SLB_SIGNED_V2);
             FZ_CHECK(strcmp(got, route) == 0);
             FZ_CHECK(is == t0 && rf == t0 + apr_time_from_sec(5));
-            FZ_CHECK(slb_verify_value(p, &first, v, &got, &is, &rf) == 1);
+            FZ_CHECK(slb_verify_value(p, &first, &scope, v, &got, &is, &rf) == SLB_SIGNED_V2);
             /* one bit flipped: never a valid value of the same body */
             for (bit = 0; bit < n * 8; bit += 7) {
                 char *x = apr_pstrdup(p, v);
@@ -69,14 +70,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (x[bit / 8] == '\0') {
                     continue;
                 }
-                FZ_CHECK(slb_verify_value(p, &ring, x, &got, &is, &rf) != 1
+                FZ_CHECK(slb_verify_value(p, &ring, &scope, x, &got, &is, &rf) <= 0
                          || strcmp(x, v) == 0);
             }
         }
         if (nf > 2) {
-            int rc = slb_verify_value(p, &ring, f[2], &got, &is, &rf);
-            FZ_CHECK(rc == -1 || rc == 0 || rc == 1);
-            if (rc == 1) {
+            int rc = slb_verify_value(p, &ring, &scope, f[2], &got, &is, &rf);
+            FZ_CHECK(rc == -1 || rc == 0 || rc == SLB_SIGNED_V1
+                     || rc == SLB_SIGNED_V2);
+            if (rc > 0) {
                 FZ_CHECK(got != NULL && slb_value_ok(got, strlen(got)));
             }
         }
