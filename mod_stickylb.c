@@ -276,8 +276,10 @@ static apr_array_header_t *store_candidates(request_rec *r, slb_req *rq,
 }
 
 /* The member route a token stands for under any key of the ring (a
- * cookie issued before a key rotation), or NULL. */
+ * cookie issued before a key rotation), or NULL; scope NULL: a v1 token
+ * (migration window). */
 static const char *route_of_token(request_rec *r, const slb_keyring *ring,
+                                  const slb_sign_scope *scope,
                                   proxy_balancer *b, const char *token)
 {
     int i, k;
@@ -286,7 +288,8 @@ static const char *route_of_token(request_rec *r, const slb_keyring *ring,
         for (i = 0; i < b->workers->nelts; i++) {
             proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
             if (*w->s->route
-                && !strcmp(slb_route_token_k(r->pool, ring, k, w->s->route),
+                && !strcmp(slb_route_token_k(r->pool, ring, k, scope,
+                                             w->s->route),
                            token)) {
                 return w->s->route;
             }
@@ -299,7 +302,10 @@ static const char *route_of_token(request_rec *r, const slb_keyring *ring,
  * Route cookies with sign=: verified (any key of the ring), tokens mapped
  * back to routes (opaque), maxlife/maxidle enforced.  An unsigned value is
  * accepted only without strict; a forged or expired one is ignored (the
- * client is treated as having no route cookie).
+ * client is treated as having no route cookie), and so is one signed for
+ * another namespace or cookie name.  A value of the v1 format (bound to
+ * neither) is the migration window's: accepted and re-issued as v2
+ * without strict, ignored with strict.
  */
 static apr_array_header_t *signed_candidates(request_rec *r, slb_req *rq,
                                              proxy_balancer *b,
@@ -309,8 +315,11 @@ static apr_array_header_t *signed_candidates(request_rec *r, slb_req *rq,
     apr_array_header_t *out = apr_array_make(r->pool, 1,
                                              sizeof(slb_candidate));
     apr_time_t now = apr_time_now();
+    slb_sign_scope scope;
     int i, j;
 
+    scope.ns = rq->bal->ns;
+    scope.name = cc->name;
     for (i = 0; i < hdrs->nelts; i++) {
         slb_span v[SLB_MAX_SAME_NAME];
         int n = slb_cookie_values(APR_ARRAY_IDX(hdrs, i, const char *),
@@ -319,14 +328,21 @@ static apr_array_header_t *signed_candidates(request_rec *r, slb_req *rq,
             const char *val = apr_pstrmemdup(r->pool, v[j].ptr, v[j].len);
             const char *route = NULL;
             apr_time_t issued = 0, refreshed = 0;
-            int ok = slb_verify_value(r->pool, rq->bal->ring, val, &route,
-                                      &issued, &refreshed);
+            int ok = slb_verify_value(r->pool, rq->bal->ring, &scope, val,
+                                      &route, &issued, &refreshed);
             slb_candidate *c;
 
             if (ok == 0) {
                 ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                               SLB_LOG_TAG "SLB0107: %s cookie does not "
                               "verify: ignored", cc->name);
+                continue;
+            }
+            if (ok == SLB_SIGNED_V1 && cc->strict) {
+                ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                              SLB_LOG_TAG "SLB0108: %s cookie of the v1 "
+                              "format (bound to no balancer): ignored under "
+                              "strict", cc->name);
                 continue;
             }
             if (ok < 0) {
@@ -340,7 +356,10 @@ static apr_array_header_t *signed_candidates(request_rec *r, slb_req *rq,
             }
             else {
                 if (cc->opaque) {
-                    route = route_of_token(r, rq->bal->ring, b, route);
+                    route = route_of_token(r, rq->bal->ring,
+                                           ok == SLB_SIGNED_V2 ? &scope
+                                                               : NULL,
+                                           b, route);
                     if (route == NULL) {
                         continue;
                     }
@@ -356,16 +375,18 @@ static apr_array_header_t *signed_candidates(request_rec *r, slb_req *rq,
                 rq->cookie_signed = ok > 0;
                 rq->cookie_issued = issued;
                 rq->cookie_refreshed = refreshed;
-                /* verified by an older key of the ring: sign it anew */
-                rq->cookie_resign = ok > 0 && rq->bal->ring->nkeys > 1
-                    && strcmp(val, slb_sign_value(r->pool, rq->bal->ring,
-                                                  cc->opaque
-                                                      ? slb_route_token(
-                                                            r->pool,
-                                                            rq->bal->ring,
-                                                            route)
-                                                      : route,
-                                                  issued, refreshed)) != 0;
+                /* of the v1 format, or verified by an older key of the
+                 * ring: sign it anew */
+                rq->cookie_resign = ok == SLB_SIGNED_V1
+                    || (ok > 0 && rq->bal->ring->nkeys > 1
+                        && strcmp(val, slb_sign_value(
+                                           r->pool, rq->bal->ring, &scope,
+                                           cc->opaque
+                                               ? slb_route_token(
+                                                     r->pool, rq->bal->ring,
+                                                     &scope, route)
+                                               : route,
+                                           issued, refreshed)) != 0);
             }
             c = apr_array_push(out);
             c->src = SLB_SRC_ROUTE_COOKIE;
@@ -585,6 +606,7 @@ static const char *route_cookie_value(request_rec *r, const slb_req *rq,
     int same = rq->cookie_route && !strcmp(rq->cookie_route, route);
     apr_time_t now;
     int refresh;
+    slb_sign_scope scope;
 
     if (!slb_route_ok(route, strlen(route))) {
         /* said at startup (SLB0003); nothing is logged here, under the
@@ -601,11 +623,14 @@ static const char *route_cookie_value(request_rec *r, const slb_req *rq,
     if (same && rq->cookie_signed && !refresh && !rq->cookie_resign) {
         return NULL;
     }
+    scope.ns = bal->ns;
+    scope.name = bal->route_cookie->name;
     return slb_balancer_cookie(
         r->pool, bal,
-        slb_sign_value(r->pool, bal->ring,
+        slb_sign_value(r->pool, bal->ring, &scope,
                        bal->route_cookie->opaque
-                           ? slb_route_token(r->pool, bal->ring, route)
+                           ? slb_route_token(r->pool, bal->ring, &scope,
+                                             route)
                            : route,
                        same && rq->cookie_signed ? rq->cookie_issued : now,
                        now));

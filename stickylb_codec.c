@@ -164,7 +164,9 @@ static void walk_pairs(const char *hdr, pair_fn fn, void *baton)
         slb_span name, value, whole;
 
         /* ';' separates pairs (RFC 6265); ',' too: it cannot occur in a
-         * cookie-octet, and httpd joins repeated Cookie headers with ", " */
+         * cookie-octet, and httpd joins repeated Cookie headers with ", ";
+         * but not inside a quoted value ("a,b"), where ';' still does
+         * (a user agent splits on ';' whatever the quotes) */
         while (*p == ';' || *p == ',' || is_ws(*p)) {
             p++;
         }
@@ -172,7 +174,21 @@ static void walk_pairs(const char *hdr, pair_fn fn, void *baton)
             break;
         }
         start = p;
-        p += strcspn(p, ";,");
+        p += strcspn(p, "=;,");
+        if (*p == '=') {
+            p++;
+            while (is_ws(*p)) {
+                p++;
+            }
+            if (*p == '"') {
+                p++;
+                p += strcspn(p, "\";");
+                if (*p == '"') {
+                    p++;
+                }
+            }
+            p += strcspn(p, ";,");
+        }
         end = p;
         eq = memchr(start, '=', (apr_size_t)(end - start));
         while (end > start && is_ws(end[-1])) {
@@ -647,32 +663,43 @@ void slb_collect_candidates_ex(apr_pool_t *p, apr_array_header_t *arr,
 typedef struct {
     const char *name;
     apr_size_t nlen;
-    apr_array_header_t *keep;
+    apr_array_header_t *pairs;      /* strip_pair, in header order */
     int removed;
 } strip_baton;
+
+typedef struct {
+    slb_span whole;
+    int drop;
+} strip_pair;
 
 static int strip_cb(void *b, slb_span name, const slb_span *value,
                     slb_span whole)
 {
     strip_baton *sb = b;
+    strip_pair *sp = apr_array_push(sb->pairs);
 
-    if (value != NULL && name.len == sb->nlen
-        && memcmp(name.ptr, sb->name, sb->nlen) == 0) {
-        sb->removed++;
-    }
-    else if (whole.len > 0) {
-        APR_ARRAY_PUSH(sb->keep, slb_span) = whole;
-    }
+    sp->whole = whole;
+    sp->drop = value != NULL && name.len == sb->nlen
+               && memcmp(name.ptr, sb->name, sb->nlen) == 0;
+    sb->removed += sp->drop;
     return 0;
 }
 
+/*
+ * The header without the dropped pairs, every other byte as it was: what
+ * comes before the first pair, the first pair kept, then each later pair
+ * kept with the separator and whitespace that came before it, then what
+ * came after the last pair.  A dropped pair so goes with the separator
+ * before it (after it when no pair is kept before it).
+ */
 const char *slb_cookie_strip(apr_pool_t *p, const char *hdr,
                              const char *name, int *removed)
 {
     strip_baton sb;
+    const strip_pair *pairs;
     char *out, *w;
-    apr_size_t total = 0;
-    int i;
+    const char *tail;
+    int i, nkept = 0;
 
     *removed = 0;
     if (hdr == NULL) {
@@ -683,29 +710,40 @@ const char *slb_cookie_strip(apr_pool_t *p, const char *hdr,
     }
     sb.name = name;
     sb.nlen = strlen(name);
-    sb.keep = apr_array_make(p, 8, sizeof(slb_span));
+    sb.pairs = apr_array_make(p, 8, sizeof(strip_pair));
     sb.removed = 0;
     walk_pairs(hdr, strip_cb, &sb);
     *removed = sb.removed;
     if (sb.removed == 0) {
         return hdr;
     }
-    if (sb.keep->nelts == 0) {
+    if (sb.removed == sb.pairs->nelts) {
         return NULL;
     }
-    for (i = 0; i < sb.keep->nelts; i++) {
-        total += APR_ARRAY_IDX(sb.keep, i, slb_span).len + 2;
-    }
-    out = w = apr_palloc(p, total + 1);
-    for (i = 0; i < sb.keep->nelts; i++) {
-        slb_span s = APR_ARRAY_IDX(sb.keep, i, slb_span);
-        if (i > 0) {
-            *w++ = ';';
-            *w++ = ' ';
+    pairs = (const strip_pair *)sb.pairs->elts;
+    /* never longer than the header */
+    out = w = apr_palloc(p, strlen(hdr) + 1);
+    memcpy(w, hdr, (apr_size_t)(pairs[0].whole.ptr - hdr));
+    w += pairs[0].whole.ptr - hdr;
+    for (i = 0; i < sb.pairs->nelts; i++) {
+        const char *from;
+
+        if (pairs[i].drop) {
+            continue;
         }
-        memcpy(w, s.ptr, s.len);
-        w += s.len;
+        /* the separator before it: from the end of the pair before */
+        from = nkept > 0 && i > 0
+                   ? pairs[i - 1].whole.ptr + pairs[i - 1].whole.len
+                   : pairs[i].whole.ptr;
+        memcpy(w, from, (apr_size_t)(pairs[i].whole.ptr + pairs[i].whole.len
+                                     - from));
+        w += pairs[i].whole.ptr + pairs[i].whole.len - from;
+        nkept++;
     }
+    tail = pairs[sb.pairs->nelts - 1].whole.ptr
+           + pairs[sb.pairs->nelts - 1].whole.len;
+    memcpy(w, tail, strlen(tail));
+    w += strlen(tail);
     *w = '\0';
     return out;
 }

@@ -113,41 +113,107 @@ const char *slb_keyring_load(apr_pool_t *p, const char *path,
     return err ? apr_psprintf(p, "%s: %s", path, err) : NULL;
 }
 
-const char *slb_route_token(apr_pool_t *p, const slb_keyring *ring,
-                            const char *route)
+/* "<tag>\0<ns>\0<name>\0<data>" from p: what v2 macs and tokens cover */
+static const char *scoped(apr_pool_t *p, const char *tag,
+                          const slb_sign_scope *scope, const char *data,
+                          apr_size_t dlen, apr_size_t *len)
 {
-    return slb_route_token_k(p, ring, 0, route);
+    apr_size_t tl = strlen(tag), nl = strlen(scope->ns);
+    apr_size_t cl = strlen(scope->name);
+    char *m = apr_palloc(p, tl + nl + cl + dlen + 3), *w = m;
+
+    memcpy(w, tag, tl + 1);
+    w += tl + 1;
+    memcpy(w, scope->ns, nl + 1);
+    w += nl + 1;
+    memcpy(w, scope->name, cl + 1);
+    w += cl + 1;
+    memcpy(w, data, dlen);
+    *len = tl + nl + cl + dlen + 3;
+    return m;
+}
+
+const char *slb_route_token(apr_pool_t *p, const slb_keyring *ring,
+                            const slb_sign_scope *scope, const char *route)
+{
+    return slb_route_token_k(p, ring, 0, scope, route);
 }
 
 const char *slb_route_token_k(apr_pool_t *p, const slb_keyring *ring,
-                              int k, const char *route)
+                              int k, const slb_sign_scope *scope,
+                              const char *route)
 {
     unsigned char mac[32];
     char *out = apr_palloc(p, 17);
-    apr_size_t n = strlen(route);
-    char *msg = apr_palloc(p, n + 6);
+    apr_size_t n = strlen(route), mlen;
+    const char *msg;
 
-    memcpy(msg, "route", 5);
-    msg[5] = '\0';
-    memcpy(msg + 6, route, n);
-    hmac(ring, k, msg, n + 6, mac);
+    if (scope != NULL) {
+        msg = scoped(p, "token2", scope, route, n, &mlen);
+    }
+    else {
+        char *m = apr_palloc(p, n + 6);
+        memcpy(m, "route", 5);
+        m[5] = '\0';
+        memcpy(m + 6, route, n);
+        msg = m;
+        mlen = n + 6;
+    }
+    hmac(ring, k, msg, mlen, mac);
     hexify(mac, 8, out);
     return out;
 }
 
+static const char *sign_body(apr_pool_t *p, int version,
+                             const char *route_or_token, apr_time_t issued,
+                             apr_time_t refreshed)
+{
+    return apr_psprintf(p, "v%d~%s~%" APR_UINT64_T_HEX_FMT "~%"
+                        APR_UINT64_T_HEX_FMT, version, route_or_token,
+                        (apr_uint64_t)apr_time_sec(issued),
+                        (apr_uint64_t)apr_time_sec(refreshed));
+}
+
+/* the mac of a body (everything before "~<mac>") under key k, in hex */
+static void body_mac(apr_pool_t *p, const slb_keyring *ring, int k,
+                     const slb_sign_scope *scope, const char *body,
+                     apr_size_t blen, char hex[2 * MAC_BYTES + 1])
+{
+    unsigned char mac[32];
+
+    if (scope != NULL) {
+        apr_size_t mlen;
+        const char *msg = scoped(p, "v2", scope, body, blen, &mlen);
+        hmac(ring, k, msg, mlen, mac);
+    }
+    else {
+        hmac(ring, k, body, blen, mac);
+    }
+    hexify(mac, MAC_BYTES, hex);
+}
+
 const char *slb_sign_value(apr_pool_t *p, const slb_keyring *ring,
+                           const slb_sign_scope *scope,
                            const char *route_or_token, apr_time_t issued,
                            apr_time_t refreshed)
 {
-    unsigned char mac[32];
     char hex[2 * MAC_BYTES + 1];
-    const char *body = apr_psprintf(p, "v1~%s~%" APR_UINT64_T_HEX_FMT "~%"
-                                    APR_UINT64_T_HEX_FMT, route_or_token,
-                                    (apr_uint64_t)apr_time_sec(issued),
-                                    (apr_uint64_t)apr_time_sec(refreshed));
+    const char *body = sign_body(p, SLB_SIGNED_V2, route_or_token, issued,
+                                 refreshed);
 
-    hmac(ring, 0, body, strlen(body), mac);
-    hexify(mac, MAC_BYTES, hex);
+    body_mac(p, ring, 0, scope, body, strlen(body), hex);
+    return apr_pstrcat(p, body, "~", hex, NULL);
+}
+
+const char *slb_sign_value_v1(apr_pool_t *p, const slb_keyring *ring,
+                              const char *route_or_token, apr_time_t issued,
+                              apr_time_t refreshed)
+{
+    char hex[2 * MAC_BYTES + 1];
+    const char *body = sign_body(p, SLB_SIGNED_V1, route_or_token, issued,
+                                 refreshed);
+
+    body_mac(p, ring, 0, NULL, body, strlen(body), hex);
     return apr_pstrcat(p, body, "~", hex, NULL);
 }
 
@@ -173,17 +239,23 @@ static int parse_hex(const char *s, apr_size_t n, apr_uint64_t *out)
     return 1;
 }
 
-int slb_verify_value(apr_pool_t *p, const slb_keyring *ring, const char *v,
+int slb_verify_value(apr_pool_t *p, const slb_keyring *ring,
+                     const slb_sign_scope *scope, const char *v,
                      const char **route_or_token, apr_time_t *issued,
                      apr_time_t *refreshed)
 {
     const char *t3, *t2, *t1;
     apr_size_t len;
     apr_uint64_t iss, ref;
-    int k;
+    int k, version;
 
-    if (v == NULL || strncmp(v, "v1~", 3) != 0) {
+    if (v == NULL || v[0] != 'v' || (v[1] != '1' && v[1] != '2')
+        || v[2] != '~') {
         return -1;
+    }
+    version = v[1] == '2' ? SLB_SIGNED_V2 : SLB_SIGNED_V1;
+    if (version == SLB_SIGNED_V2 && scope == NULL) {
+        return 0;   /* bound to a scope the caller did not name */
     }
     len = strlen(v);
     /* from the right: ~<mac>, ~<refreshed>, ~<issued>; the route may hold
@@ -209,18 +281,17 @@ int slb_verify_value(apr_pool_t *p, const slb_keyring *ring, const char *v,
         return 0;
     }
     for (k = 0; ring && k < ring->nkeys; k++) {
-        unsigned char mac[32];
         char hex[2 * MAC_BYTES + 1];
 
-        hmac(ring, k, v, (apr_size_t)(t3 - 1 - v), mac);
-        hexify(mac, MAC_BYTES, hex);
+        body_mac(p, ring, k, version == SLB_SIGNED_V2 ? scope : NULL, v,
+                 (apr_size_t)(t3 - 1 - v), hex);
         if (CRYPTO_memcmp(hex, t3, 2 * MAC_BYTES) == 0) {
             *route_or_token = apr_pstrmemdup(p, v + 3,
                                              (apr_size_t)(t1 - 1 - (v + 3)));
             *issued = apr_time_from_sec((apr_time_t)iss);
             *refreshed = apr_time_from_sec((apr_time_t)ref);
             return slb_route_ok(*route_or_token, strlen(*route_or_token))
-                       ? 1 : 0;
+                       ? version : 0;
         }
     }
     return 0;

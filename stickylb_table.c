@@ -1,15 +1,20 @@
 /*
  * stickylb_table.c - the embedded stick table (see stickylb_table.h).
  */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sched.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <apr_strings.h>
 
 #include "stickylb_table.h"
 
 #define TABLE_MAGIC   0x534c4254u   /* "SLBT" */
-#define TABLE_VERSION 2u
+#define TABLE_VERSION 3u   /* 3: the owner pid in bucket lock words */
 #define NO_DEADLINE   0xffffffffu
 /* idle word of a binding without idle lifetime: this bit + the time of its
  * last use, so such bindings stay ordered by recency for eviction */
@@ -17,6 +22,27 @@
 #define STAT_SHARDS   16
 #define READ_TRIES    64
 #define LOCK_SPINS    (1u << 20)
+/* after this many spins on a taken bucket lock, and every LOCK_CHECK_EVERY
+ * spins after, the holder is looked at (kill(pid, 0)): about 1 ms */
+#define LOCK_CHECK_AFTER (1u << 14)
+#define LOCK_CHECK_EVERY (1u << 12)
+
+/*
+ * A bucket's lock word (bucket_t.seq).  Free: an even sequence number,
+ * advanced by 2 by each writer (the seqlock the lock-free readers check).
+ * Taken: bit 0 set, bits 1-22 the holder's pid (0 when it does not fit),
+ * bits 23-31 the generation: those bits of the sequence number before.
+ * A writer that dies holding a lock (SIGKILL, a crash) would leave it
+ * taken for good; the next writer that finds it taken for
+ * LOCK_CHECK_AFTER spins and sees the holder gone (ESRCH) takes it over,
+ * clears the bucket (the dead writer may have left a slot half written)
+ * and frees it one generation on, so readers that copied the bucket before
+ * see the change.
+ */
+#define LOCK_PID_BITS  22
+#define LOCK_PID_MASK  ((1u << LOCK_PID_BITS) - 1)
+#define LOCK_GEN_SHIFT (LOCK_PID_BITS + 1)
+#define LOCK_GEN_MASK  (~0u << LOCK_GEN_SHIFT)
 
 typedef struct {
     apr_uint32_t id_lo;
@@ -56,6 +82,7 @@ struct slb_table {
     apr_int64_t epoch;          /* seconds */
     unsigned char secret[16];
     apr_uint64_t inserts, replaces, evictions, expired, lock_timeouts;
+    apr_uint64_t lock_repairs;
     shard_t shards[STAT_SHARDS];
     route_t routes[SLB_TABLE_MAX_ROUTES];
 };
@@ -398,17 +425,115 @@ static void cpu_relax(apr_uint32_t i)
 #endif
 }
 
-static int lock_bucket(slb_table *t, bucket_t *b)
+#define LOAD(x)     __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
+/* this process's pid as lock words hold it (0: does not fit); cached, and
+ * forgotten in a child after fork() */
+static apr_uint32_t self_pid_cache;
+static pthread_once_t self_pid_once = PTHREAD_ONCE_INIT;
+
+static void self_pid_forget(void)
+{
+    __atomic_store_n(&self_pid_cache, 0, __ATOMIC_RELAXED);
+}
+
+static void self_pid_init(void)
+{
+    pthread_atfork(NULL, NULL, self_pid_forget);
+}
+
+static apr_uint32_t self_pid(void)
+{
+    apr_uint32_t v;
+
+    pthread_once(&self_pid_once, self_pid_init);
+    v = __atomic_load_n(&self_pid_cache, __ATOMIC_RELAXED);
+    if (v == 0) {
+        pid_t pid = getpid();
+        /* bit 31 marks "known" so that a pid that does not fit is cached
+         * too */
+        v = 0x80000000u
+            | ((apr_uint32_t)pid <= LOCK_PID_MASK ? (apr_uint32_t)pid : 0);
+        __atomic_store_n(&self_pid_cache, v, __ATOMIC_RELAXED);
+    }
+    return v & LOCK_PID_MASK;
+}
+
+static apr_uint32_t lock_word(apr_uint32_t seq)
+{
+    return (seq & LOCK_GEN_MASK) | (self_pid() << 1) | 1;
+}
+
+/* The holder of taken lock word w is a process that no longer exists. */
+static int holder_gone(apr_uint32_t w)
+{
+    apr_uint32_t pid = (w >> 1) & LOCK_PID_MASK;
+
+    if (pid == 0 || pid == self_pid()) {
+        return 0;   /* unknown, or a thread of ours: alive */
+    }
+    return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
+}
+
+/* Taken over from a dead writer: nothing it left is trusted.  The route
+ * session counts go down for the live slots, never below 0 (the writer may
+ * have died between a count and its slot). */
+static void repair_bucket(slb_table *t, bucket_t *b)
+{
+    int k;
+
+    for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+        slot_t *s = &b->s[k];
+        apr_uint16_t id = LOAD(s->route);
+
+        if (LOAD(s->idle_dl) != 0 && id < SLB_TABLE_MAX_ROUTES) {
+            apr_uint32_t *c = &t->routes[id].sessions;
+            apr_uint32_t n = __atomic_load_n(c, __ATOMIC_RELAXED);
+            while (n > 0 && n < 0x80000000u
+                   && !__atomic_compare_exchange_n(c, &n, n - 1, 0,
+                                                   __ATOMIC_RELAXED,
+                                                   __ATOMIC_RELAXED)) {
+            }
+        }
+        STORE(s->idle_dl, 0);
+        STORE(s->id_lo, 0);
+        STORE(s->id_hi, 0);
+        STORE(s->hard_dl, 0);
+        STORE(s->route, 0);
+        STORE(s->written, 0);
+    }
+    __atomic_fetch_add(&t->lock_repairs, 1, __ATOMIC_RELAXED);
+}
+
+/* Take a bucket's lock; *seq gets the sequence number to free it with.
+ * 0 on timeout (the holder alive all the while). */
+static int lock_bucket(slb_table *t, bucket_t *b, apr_uint32_t *seq)
 {
     apr_uint32_t i;
 
     for (i = 0; i < LOCK_SPINS; i++) {
         apr_uint32_t s = __atomic_load_n(&b->seq, __ATOMIC_RELAXED);
-        if (!(s & 1)
-            && __atomic_compare_exchange_n(&b->seq, &s, s + 1, 0,
-                                           __ATOMIC_ACQUIRE,
-                                           __ATOMIC_RELAXED)) {
-            return 1;
+        if (!(s & 1)) {
+            if (__atomic_compare_exchange_n(&b->seq, &s, lock_word(s), 0,
+                                            __ATOMIC_ACQUIRE,
+                                            __ATOMIC_RELAXED)) {
+                *seq = s;
+                return 1;
+            }
+        }
+        else if (i >= LOCK_CHECK_AFTER && (i & (LOCK_CHECK_EVERY - 1)) == 0
+                 && holder_gone(s)) {
+            /* one generation on: differs from the number readers saw
+             * before the dead writer took the lock */
+            apr_uint32_t next = ((s >> LOCK_GEN_SHIFT) + 1) << LOCK_GEN_SHIFT;
+            if (__atomic_compare_exchange_n(&b->seq, &s, lock_word(next), 0,
+                                            __ATOMIC_ACQUIRE,
+                                            __ATOMIC_RELAXED)) {
+                repair_bucket(t, b);
+                *seq = next;
+                return 1;
+            }
         }
         cpu_relax(i);
     }
@@ -416,38 +541,37 @@ static int lock_bucket(slb_table *t, bucket_t *b)
     return 0;
 }
 
-static void unlock_bucket(bucket_t *b)
+static void unlock_bucket(bucket_t *b, apr_uint32_t seq)
 {
-    __atomic_fetch_add(&b->seq, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&b->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
 /* Lock both buckets of a place in index order; 0 on timeout. */
-static int lock_place(slb_table *t, const place_t *pl)
+static int lock_place(slb_table *t, const place_t *pl, apr_uint32_t seq[2])
 {
     bucket_t *bs = buckets(t);
-    apr_uint32_t lo = pl->b[0] < pl->b[1] ? pl->b[0] : pl->b[1];
-    apr_uint32_t hi = pl->b[0] < pl->b[1] ? pl->b[1] : pl->b[0];
+    int lo = pl->b[0] < pl->b[1] ? 0 : 1;
 
-    if (!lock_bucket(t, &bs[lo])) {
+    if (!lock_bucket(t, &bs[pl->b[lo]], &seq[lo])) {
         return 0;
     }
-    if (!lock_bucket(t, &bs[hi])) {
-        unlock_bucket(&bs[lo]);
+    if (!lock_bucket(t, &bs[pl->b[1 - lo]], &seq[1 - lo])) {
+        unlock_bucket(&bs[pl->b[lo]], seq[lo]);
         return 0;
     }
     return 1;
 }
 
-static void unlock_place(slb_table *t, const place_t *pl)
+static void unlock_place(slb_table *t, const place_t *pl,
+                         const apr_uint32_t seq[2])
 {
     bucket_t *bs = buckets(t);
 
-    unlock_bucket(&bs[pl->b[0]]);
-    unlock_bucket(&bs[pl->b[1]]);
+    unlock_bucket(&bs[pl->b[0]], seq[0]);
+    unlock_bucket(&bs[pl->b[1]], seq[1]);
 }
 
-#define LOAD(x)     __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+
 
 static apr_uint32_t idle_word(apr_uint32_t now_s, const slb_lifetime *lt)
 {
@@ -567,6 +691,7 @@ apr_uint32_t slb_table_route_sessions(const slb_table *t, int id)
 static int read_bucket(slb_table *t, bucket_t *b, bucket_t *copy)
 {
     int tries, k;
+    apr_uint32_t seq;
 
     for (tries = 0; tries < READ_TRIES; tries++) {
         apr_uint32_t s1 = __atomic_load_n(&b->seq, __ATOMIC_ACQUIRE);
@@ -587,13 +712,13 @@ static int read_bucket(slb_table *t, bucket_t *b, bucket_t *copy)
             return 1;
         }
     }
-    if (!lock_bucket(t, b)) {
+    if (!lock_bucket(t, b, &seq)) {
         return 0;
     }
     for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
         copy->s[k] = b->s[k];
     }
-    unlock_bucket(b);
+    unlock_bucket(b, seq);
     return 1;
 }
 
@@ -782,6 +907,7 @@ static apr_status_t put(slb_table *t, const slb_key *key, int route_id,
     place_t pl;
     slot_ref r;
     apr_status_t rv = APR_SUCCESS;
+    apr_uint32_t seq[2];
 
     /* only registered numbers: a binding to a number registered later
      * would be counted against a session count that registration resets */
@@ -790,7 +916,7 @@ static apr_status_t put(slb_table *t, const slb_key *key, int route_id,
         return APR_EINVAL;
     }
     place_of(t, key, &pl);
-    if (!lock_place(t, &pl)) {
+    if (!lock_place(t, &pl, seq)) {
         return APR_TIMEUP;
     }
     r = find_slot(t, &pl);
@@ -819,9 +945,33 @@ static apr_status_t put(slb_table *t, const slb_key *key, int route_id,
         write_slot(t, ref(r), &pl, route_id, lt, now_s);
         __atomic_fetch_add(&t->inserts, 1, __ATOMIC_RELAXED);
     }
-    unlock_place(t, &pl);
+    unlock_place(t, &pl, seq);
     return rv;
 }
+
+#ifdef SLB_TABLE_FAULTS
+/* Test builds only (tests/unit, -DSLB_TABLE_FAULTS): take the locks of
+ * key's place as a writer does, start an insert of key (the slot a real
+ * one would take, half written: no route count yet) and return holding
+ * the locks (the caller then dies). */
+void slb_table_fault_hold(slb_table *t, const slb_key *key, int route_id);
+void slb_table_fault_hold(slb_table *t, const slb_key *key, int route_id)
+{
+    apr_uint32_t seq[2];
+    place_t pl;
+    slot_t *s;
+
+    place_of(t, key, &pl);
+    if (!lock_place(t, &pl, seq)) {
+        return;
+    }
+    s = ref(free_slot(t, &pl, 1));
+    STORE(s->id_lo, pl.id_lo);
+    STORE(s->id_hi, pl.id_hi);
+    STORE(s->route, (apr_uint16_t)route_id);
+    STORE(s->idle_dl, NO_DEADLINE);
+}
+#endif
 
 apr_status_t slb_table_add(slb_table *t, const slb_key *key, int route_id,
                            const slb_lifetime *lt, apr_time_t now,
@@ -840,16 +990,17 @@ apr_status_t slb_table_del(slb_table *t, const slb_key *key)
 {
     place_t pl;
     slot_ref r;
+    apr_uint32_t seq[2];
 
     place_of(t, key, &pl);
-    if (!lock_place(t, &pl)) {
+    if (!lock_place(t, &pl, seq)) {
         return APR_TIMEUP;
     }
     r = find_slot(t, &pl);
     if (r.b != NULL) {
         clear_slot(t, ref(r));
     }
-    unlock_place(t, &pl);
+    unlock_place(t, &pl, seq);
     return r.b != NULL ? APR_SUCCESS : APR_NOTFOUND;
 }
 
@@ -868,8 +1019,9 @@ apr_uint32_t slb_table_sweep(slb_table *t, apr_time_t now,
         bucket_t *b = &bs[(apr_uint32_t)((start + (apr_uint64_t)i)
                                          % t->nbuckets)];
         int k;
+        apr_uint32_t seq;
 
-        if (!lock_bucket(t, b)) {
+        if (!lock_bucket(t, b, &seq)) {
             continue;
         }
         for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
@@ -879,7 +1031,7 @@ apr_uint32_t slb_table_sweep(slb_table *t, apr_time_t now,
                 reclaimed++;
             }
         }
-        unlock_bucket(b);
+        unlock_bucket(b, seq);
     }
     __atomic_fetch_add(&t->expired, reclaimed, __ATOMIC_RELAXED);
     return reclaimed;
@@ -897,12 +1049,13 @@ apr_uint32_t slb_table_del_route(slb_table *t, int id)
     for (i = 0; i < t->nbuckets; i++) {
         bucket_t *b = &bs[i];
         int hit = 0;
+        apr_uint32_t seq;
 
         for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
             hit |= LOAD(b->s[k].idle_dl) != 0
                    && LOAD(b->s[k].route) == (apr_uint16_t)id;
         }
-        if (!hit || !lock_bucket(t, b)) {
+        if (!hit || !lock_bucket(t, b, &seq)) {
             continue;
         }
         for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
@@ -912,7 +1065,7 @@ apr_uint32_t slb_table_del_route(slb_table *t, int id)
                 n++;
             }
         }
-        unlock_bucket(b);
+        unlock_bucket(b, seq);
     }
     return n;
 }
@@ -934,6 +1087,7 @@ void slb_table_stats_get(const slb_table *t, slb_table_stats *st)
     st->evictions = LOAD(t->evictions);
     st->expired = LOAD(t->expired);
     st->lock_timeouts = LOAD(t->lock_timeouts);
+    st->lock_repairs = LOAD(t->lock_repairs);
     st->routes = __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE);
 }
 

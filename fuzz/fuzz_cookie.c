@@ -1,6 +1,7 @@
 /*
  * fuzz_cookie.c - Cookie request headers: slb_cookie_values,
- * slb_split_route, slb_collect_candidates and slb_cookie_strip.
+ * slb_split_route, slb_collect_candidates and slb_cookie_strip (the
+ * result a subsequence of the header: bytes only taken out).
  *
  * Input: byte 0 is the id/route separator (any byte, NUL included), then
  * NUL-separated fields:
@@ -180,6 +181,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         FZ_CHECK(res != hdrs[i]);
         FZ_CHECK(*res != '\0');
+        /* only bytes taken out, none changed or added: the result is a
+         * subsequence of the header, shorter by at least the removed
+         * names and their '=' */
+        {
+            const char *h = hdrs[i], *q = res;
+            for (; *h && *q; h++) {
+                if (*h == *q) {
+                    q++;
+                }
+            }
+            FZ_CHECK(*q == '\0');
+            FZ_CHECK(strlen(res) + (size_t)removed * (strlen(name) + 1)
+                     <= strlen(hdrs[i]));
+        }
         /* the name is gone: stripping again removes nothing */
         FZ_CHECK(slb_cookie_strip(p, res, name, &removed2) == res);
         FZ_CHECK(removed2 == 0);

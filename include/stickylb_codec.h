@@ -164,7 +164,10 @@ void slb_collect_candidates_into(apr_pool_t *p, apr_array_header_t *arr,
 /*
  * Return a copy of one Cookie header with every pair named `name` removed,
  * or NULL when nothing is left.  *removed is set to the number of pairs
- * removed.  Other pairs are kept byte for byte, joined with "; ".
+ * removed.  Only those pairs go, each with the separator (';' or ',', and
+ * the whitespace around it) before it, or after it when it comes before
+ * every pair kept; every other byte of the header is kept as it was
+ * (quotes, commas inside quoted values, spacing).
  */
 const char *slb_cookie_strip(apr_pool_t *p, const char *hdr,
                              const char *name, int *removed);

@@ -22,7 +22,11 @@
  * Concurrency: readers never lock (a sequence counter per bucket, retried
  * when a writer was there); writers take the bucket's counter as a spin
  * lock (two buckets in index order), with a bounded wait, so a process
- * that died in a write cannot hang the others.  Refreshing a binding's idle
+ * that died in a write cannot hang the others.  The lock word holds the
+ * holder's pid: a writer that finds a lock taken for about 1 ms by a
+ * process that no longer exists (kill(pid, 0): ESRCH) takes it over and
+ * clears the bucket, since the dead writer may have left a slot half
+ * written (lock_repairs in the stats).  Refreshing a binding's idle
  * deadline on a hit is a single compare-and-swap of one 32-bit word, done
  * at most once per second per binding.
  *
@@ -147,6 +151,8 @@ typedef struct {
     apr_uint64_t bytes;
     apr_uint64_t hits, misses, inserts, replaces, evictions, expired,
                  lock_timeouts;
+    apr_uint64_t lock_repairs; /* bucket locks taken over from a writer
+                                * that died holding them (bucket cleared) */
     apr_uint32_t routes;       /* registered */
 } slb_table_stats;
 

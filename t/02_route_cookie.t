@@ -29,6 +29,19 @@ for (1 .. 8) {
           && (slb($x))[1] eq 'route-cookie';
 }
 is($ok, 8, 'route cookie sticks, not re-issued, hidden from the backend');
+# indirect takes out the route cookie and its separator only: every other
+# byte of the header reaches the backend as the client sent it (quoted
+# commas, ';' inside quotes, spacing)
+for my $case (['pref="a,b"; ROUTEID=%s', 'pref="a,b"'],
+              ['ROUTEID=%s;  pref="a, b" ;x=1', 'pref="a, b" ;x=1'],
+              ['q="x;y";ROUTEID=%s ;  z="1,2,3"', 'q="x;y" ;  z="1,2,3"'],
+              ['a=1,ROUTEID=%s; ROUTEID=%s;b="c, d"', 'a=1;b="c, d"']) {
+    my ($send, $want) = @$case;
+    (my $c = $send) =~ s/%s/$b/g;
+    my $y = req('slb_cookie', '/rc/', Cookie => $c);
+    is(backend($y) . ' | ' . (body_field($y, 'h-cookie') // '(none)'), "$b | $want",
+       "indirect, byte for byte: '$c' reaches $b as '$want'");
+}
 
 my $x = req('slb_cookie', '/rc/', Cookie => 'ROUTEID=t2');
 is(backend($x), 't2', 'ROUTEID=t2 goes to t2');

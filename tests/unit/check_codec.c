@@ -1098,18 +1098,22 @@ START_TEST(test_strip_keeps_others)
     ck_assert_str_eq(slb_cookie_strip(pool, "ROUTEID; a=1; ROUTEID=x",
                                       "ROUTEID", &removed), "ROUTEID; a=1");
     ck_assert_int_eq(removed, 1);
-    /* other pairs byte for byte, trimmed of outer whitespace, "; " joined */
+    /* every other byte as it was: the spacing, the separators between the
+     * pairs kept, what comes before the first and after the last */
     ck_assert_str_eq(slb_cookie_strip(pool, "  a=1 ;ROUTEID=x;;\tb = 2  ;",
-                                      "ROUTEID", &removed), "a=1; b = 2");
+                                      "ROUTEID", &removed),
+                     "  a=1;;\tb = 2  ;");
     ck_assert_int_eq(removed, 1);
     ck_assert_str_eq(slb_cookie_strip(pool, "a=\"x y\"; ROUTEID=1; c=\x80",
                                       "ROUTEID", &removed),
                      "a=\"x y\"; c=\x80");
     ck_assert_int_eq(removed, 1);
-    /* ',' separated pairs (joined Cookie headers) come back "; " joined */
+    /* ',' separated pairs (joined Cookie headers): the commas stay */
     ck_assert_str_eq(slb_cookie_strip(pool, "a=1, ROUTEID=t1, b=2",
-                                      "ROUTEID", &removed), "a=1; b=2");
+                                      "ROUTEID", &removed), "a=1, b=2");
     ck_assert_int_eq(removed, 1);
+    ck_assert_str_eq(slb_cookie_strip(pool, "a=1;ROUTEID=t1, b=2",
+                                      "ROUTEID", &removed), "a=1, b=2");
     ck_assert_ptr_null(slb_cookie_strip(pool, "ROUTEID=t1, ROUTEID=t2",
                                         "ROUTEID", &removed));
     ck_assert_int_eq(removed, 2);
@@ -1117,6 +1121,64 @@ START_TEST(test_strip_keeps_others)
                                       " ROUTEID=t2; z", "ROUTEID", &removed),
                      "JSESSIONID=abc.t1; z");
     ck_assert_int_eq(removed, 2);
+}
+END_TEST
+
+/* The bug of issue 14 item 7: `pref="a,b"; ROUTEID=t1` reached the backend
+ * as `pref="a; b"`. */
+START_TEST(test_strip_byte_exact)
+{
+    int removed = -1;
+
+    /* a comma in a quoted value is not a separator */
+    ck_assert_str_eq(slb_cookie_strip(pool, "pref=\"a,b\"; ROUTEID=t1",
+                                      "ROUTEID", &removed), "pref=\"a,b\"");
+    ck_assert_int_eq(removed, 1);
+    ck_assert_str_eq(slb_cookie_strip(pool, "ROUTEID=t1; pref=\"a, b,c\"",
+                                      "ROUTEID", &removed),
+                     "pref=\"a, b,c\"");
+    /* ... so a route cookie inside one is not a cookie: nothing removed */
+    {
+        const char *h = "pref=\"x,ROUTEID=t2\"; a=1";
+        ck_assert_ptr_eq(slb_cookie_strip(pool, h, "ROUTEID", &removed), h);
+        ck_assert_int_eq(removed, 0);
+    }
+    /* a ';' inside quotes does separate (user agents split on ';'
+     * whatever the quotes): the halves are kept as they were */
+    ck_assert_str_eq(slb_cookie_strip(pool, "pref=\"a;b\"; ROUTEID=t1; c=3",
+                                      "ROUTEID", &removed),
+                     "pref=\"a;b\"; c=3");
+    ck_assert_str_eq(slb_cookie_strip(pool, "pref=\"a; ROUTEID=t1; b\"",
+                                      "ROUTEID", &removed),
+                     "pref=\"a; b\"");
+    ck_assert_int_eq(removed, 1);
+    /* first, middle, last, alone */
+    ck_assert_str_eq(slb_cookie_strip(pool, "ROUTEID=t1;  x=\"1,2\" ;y=3",
+                                      "ROUTEID", &removed),
+                     "x=\"1,2\" ;y=3");
+    ck_assert_str_eq(slb_cookie_strip(pool, "x=\"1,2\" ;  ROUTEID=t1\t; y=3",
+                                      "ROUTEID", &removed),
+                     "x=\"1,2\"\t; y=3");
+    ck_assert_str_eq(slb_cookie_strip(pool, "x=1,y=2 ;ROUTEID=t1 ",
+                                      "ROUTEID", &removed), "x=1,y=2 ");
+    ck_assert_ptr_null(slb_cookie_strip(pool, " ROUTEID=\"t1\" ", "ROUTEID",
+                                        &removed));
+    ck_assert_int_eq(removed, 1);
+    /* repeated, adjacent and apart */
+    ck_assert_str_eq(slb_cookie_strip(pool, "ROUTEID=t1;ROUTEID=t2;a=\"q\";"
+                                      "ROUTEID=t3", "ROUTEID", &removed),
+                     "a=\"q\"");
+    ck_assert_int_eq(removed, 3);
+    ck_assert_str_eq(slb_cookie_strip(pool, "a=1; ROUTEID=t1; ROUTEID=t2;"
+                                      "  b=\"x, y\";ROUTEID=t3;c",
+                                      "ROUTEID", &removed),
+                     "a=1;  b=\"x, y\";c");
+    ck_assert_int_eq(removed, 3);
+    /* odd whitespace and an unclosed quote */
+    ck_assert_str_eq(slb_cookie_strip(pool, "\t a = \"1 ;\t ROUTEID = t1 ;,"
+                                      " b=\"2", "ROUTEID", &removed),
+                     "\t a = \"1 ;, b=\"2");
+    ck_assert_int_eq(removed, 1);
 }
 END_TEST
 
@@ -1891,6 +1953,7 @@ Suite *codec_suite(void)
     tcase_add_test(tc, test_strip_middle);
     tcase_add_test(tc, test_strip_all_gone);
     tcase_add_test(tc, test_strip_keeps_others);
+    tcase_add_test(tc, test_strip_byte_exact);
     tcase_add_test(tc, test_strip_args);
 
     NEW_TCASE("cookie_conf");

@@ -13,13 +13,24 @@
  * first so that slb_table_format() is seen not to rely on zeroed memory.
  * Times are explicit `now` values (AT(seconds)): no test sleeps.
  *
+ * The tcase "dead_writer" forks children that take a bucket's locks
+ * through a test-only hook (slb_table_fault_hold, compiled in this
+ * program's own copy of stickylb_table.c with -DSLB_TABLE_FAULTS, never in
+ * the module) and are SIGKILLed holding them; its tables are in
+ * MAP_SHARED memory.
+ *
  * The tcase "regressions" holds tests of defects found in stickylb_table.c
  * and fixed: eviction long before the table was full, LRU order of
  * bindings without idle lifetime, namespace hash collisions in the route
  * registry, and lookups that missed live bindings under write contention.
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <apr_pools.h>
 #include <apr_strings.h>
@@ -1641,6 +1652,178 @@ START_TEST(test_bug_false_miss)
 }
 END_TEST
 
+/* ======================================================================
+ * a writer that dies holding a bucket's lock
+ * ==================================================================== */
+
+void slb_table_fault_hold(slb_table *t, const slb_key *key, int route_id);
+
+static void *shared_mem;
+static apr_size_t shared_bytes;
+
+static void unmap_shared(void)
+{
+    if (shared_mem != NULL) {
+        munmap(shared_mem, shared_bytes);
+        shared_mem = NULL;
+    }
+}
+
+/* a table for `entries` bindings in memory shared with forked children */
+static slb_table *shared_table(apr_uint32_t entries)
+{
+    slb_table *t;
+
+    shared_bytes = slb_table_bytes(entries);
+    shared_mem = mmap(NULL, shared_bytes, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(shared_mem, MAP_FAILED);
+    t = slb_table_format(shared_mem, shared_bytes, secret_a, AT(0));
+    ck_assert_ptr_nonnull(t);
+    return t;
+}
+
+/* A child takes the locks of k's buckets, leaves a half-written binding of
+ * k to `route` and waits; returns its pid once it holds them. */
+static pid_t child_holding(slb_table *t, const slb_key *k, int route)
+{
+    int fd[2];
+    pid_t pid;
+    char c = 0;
+
+    ck_assert_int_eq(pipe(fd), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int i;
+        close(fd[0]);
+        slb_table_fault_hold(t, k, route);
+        if (write(fd[1], "x", 1) != 1) {
+            _exit(2);
+        }
+        for (i = 0; i < 120; i++) {     /* killed long before */
+            sleep(1);
+        }
+        _exit(1);
+    }
+    close(fd[1]);
+    ck_assert_int_eq(read(fd[0], &c, 1), 1);
+    close(fd[0]);
+    return pid;
+}
+
+/* SIGKILL it and reap it (a zombie still answers kill(pid, 0)) */
+static void kill_reap(pid_t pid)
+{
+    int st = 0;
+
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+static double ms_since(apr_time_t t0)
+{
+    return (double)(apr_time_now() - t0) / 1000.0;
+}
+
+/* The bound: a lock whose holder is gone is taken over after
+ * LOCK_CHECK_AFTER (16384) spins, about 1 ms on an idle core; asserted
+ * with room for a loaded 2-core CI machine, and well under the spin
+ * budget (LOCK_SPINS, ~60 ms) a call pays for each bucket without it. */
+#define REPAIR_BOUND_MS 250.0
+
+START_TEST(test_dead_writer)
+{
+    slb_table *t = shared_table(1);   /* one pair of buckets: every key */
+    slb_key k, other;
+    slb_table_stats st;
+    apr_time_t t0;
+    double get_ms, add_ms;
+    int id = -1, i;
+
+    ck_assert_int_eq(slb_table_route_id(t, "ns", "web0"), 0);
+    ck_assert_int_eq(slb_table_route_id(t, "ns", "web1"), 1);
+    mkkey(&other, "ns", 1);
+    mkkey(&k, "ns", 2);
+    add_ok(t, &other, 0, &forever, AT(0));
+    ck_assert_uint_eq(slb_table_route_sessions(t, 0), 1);
+
+    kill_reap(child_holding(t, &k, 1));
+
+    /* the half-written binding of k is never served; both buckets are
+     * taken over and cleared (the binding of `other` goes too) */
+    t0 = apr_time_now();
+    ck_assert_int_eq(slb_table_get(t, &k, NULL, AT(1), &id), APR_NOTFOUND);
+    get_ms = ms_since(t0);
+    st = stats_of(t);
+    ck_assert_uint_eq(st.lock_repairs, 2);
+    ck_assert_uint_eq(st.lock_timeouts, 0);
+    ck_assert_int_eq(LOOKUP(t, &other, NULL, AT(1)), -1);
+    /* the counts follow, and never go below 0 (k's slot was not counted) */
+    ck_assert_uint_eq(slb_table_route_sessions(t, 0), 0);
+    ck_assert_uint_eq(slb_table_route_sessions(t, 1), 0);
+
+    /* and the buckets work again, at once */
+    t0 = apr_time_now();
+    add_ok(t, &k, 1, &forever, AT(1));
+    add_ok(t, &other, 0, &forever, AT(1));
+    for (i = 0; i < 1000; i++) {
+        ck_assert_int_eq(LOOKUP(t, &k, NULL, AT(1)), 1);
+        ck_assert_int_eq(LOOKUP(t, &other, NULL, AT(1)), 0);
+    }
+    add_ms = ms_since(t0);
+    ck_assert_uint_eq(slb_table_route_sessions(t, 1), 1);
+    st = stats_of(t);
+    ck_assert_uint_eq(st.lock_repairs, 2);
+    ck_assert_uint_eq(st.lock_timeouts, 0);
+    fprintf(stderr, "check_table: dead writer: first get %.1f ms "
+            "(repairs both buckets), then 2 adds + 2000 gets %.1f ms\n",
+            get_ms, add_ms);
+    ck_assert_msg(get_ms < REPAIR_BOUND_MS, "repair took %.1f ms", get_ms);
+    ck_assert_msg(add_ms < REPAIR_BOUND_MS, "after repair: %.1f ms", add_ms);
+
+    /* a second death on the same buckets: repaired again (the generation
+     * moved on) */
+    kill_reap(child_holding(t, &k, 0));
+    t0 = apr_time_now();
+    ck_assert_int_eq(slb_table_set(t, &k, 1, &forever, AT(2)), APR_SUCCESS);
+    get_ms = ms_since(t0);
+    ck_assert_int_eq(LOOKUP(t, &k, NULL, AT(2)), 1);
+    ck_assert_uint_eq(stats_of(t).lock_repairs, 4);
+    ck_assert_msg(get_ms < REPAIR_BOUND_MS, "second repair took %.1f ms",
+                  get_ms);
+    unmap_shared();
+}
+END_TEST
+
+/* A holder that is alive (here: asleep) is never taken over: the bounded
+ * wait times out as before, and nothing is cleared. */
+START_TEST(test_live_writer_kept)
+{
+    slb_table *t = shared_table(1);
+    slb_key k, other;
+    int existing = -1;
+    pid_t pid;
+
+    ck_assert_int_eq(slb_table_route_id(t, "ns", "web0"), 0);
+    mkkey(&other, "ns", 1);
+    mkkey(&k, "ns", 2);
+    add_ok(t, &other, 0, &forever, AT(0));
+    pid = child_holding(t, &k, 0);
+    ck_assert_int_eq(slb_table_add(t, &k, 0, &forever, AT(1), &existing),
+                     APR_TIMEUP);
+    ck_assert_uint_eq(stats_of(t).lock_repairs, 0);
+    ck_assert_uint_ge(stats_of(t).lock_timeouts, 1);
+    kill_reap(pid);
+    /* gone now: repaired */
+    ck_assert_int_eq(slb_table_add(t, &k, 0, &forever, AT(1), &existing),
+                     APR_SUCCESS);
+    ck_assert_uint_eq(stats_of(t).lock_repairs, 2);
+    unmap_shared();
+}
+END_TEST
+
 Suite *table_suite(void)
 {
     Suite *s = suite_create("table");
@@ -1692,6 +1875,11 @@ Suite *table_suite(void)
     /* well under a second here; valgrind runs without fork (no timeout) */
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_concurrency);
+
+    TC("dead_writer");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_dead_writer);
+    tcase_add_test(tc, test_live_writer_kept);
 
     TC("regressions");
     tcase_set_timeout(tc, 60);
