@@ -464,6 +464,46 @@ static const char *set_memcached(cmd_parms *cmd, void *dconf, int argc,
     return NULL;
 }
 
+/*
+ * The TLS context of an http probe line (used for its https:// members),
+ * made while the configuration is read: the CA file is read by the parent
+ * (configtest says what is wrong with it, and the children inherit it),
+ * and lines with the same verify=/ca= share one context.
+ */
+#define PROBE_TLS_USERDATA_KEY "mod_stickylb-probe-tls"
+
+static const char *probe_tls(cmd_parms *cmd, slb_probe_conf *pc)
+{
+    apr_hash_t *ctxs = NULL;
+    const char *key, *err = NULL;
+
+    if (pc->ca_file) {
+        const char *abs = ap_server_root_relative(cmd->pool, pc->ca_file);
+        if (abs == NULL) {
+            return apr_psprintf(cmd->pool, "ca=%s: not a valid path",
+                                pc->ca_file);
+        }
+        pc->ca_file = abs;
+    }
+    apr_pool_userdata_get((void **)&ctxs, PROBE_TLS_USERDATA_KEY, cmd->pool);
+    if (ctxs == NULL) {
+        ctxs = apr_hash_make(cmd->pool);
+        apr_pool_userdata_set(ctxs, PROBE_TLS_USERDATA_KEY,
+                              apr_pool_cleanup_null, cmd->pool);
+    }
+    key = apr_pstrcat(cmd->pool, pc->verify ? "1" : "0",
+                      pc->ca_file ? pc->ca_file : "", NULL);
+    pc->tls = apr_hash_get(ctxs, key, APR_HASH_KEY_STRING);
+    if (pc->tls == NULL) {
+        pc->tls = slb_probe_tls_ctx(cmd->pool, pc, &err);
+        if (pc->tls == NULL) {
+            return err;
+        }
+        apr_hash_set(ctxs, key, APR_HASH_KEY_STRING, pc->tls);
+    }
+    return NULL;
+}
+
 static const char *set_probe(cmd_parms *cmd, void *dconf, int argc,
                              char *const argv[])
 {
@@ -474,6 +514,9 @@ static const char *set_probe(cmd_parms *cmd, void *dconf, int argc,
 
     err = slb_probe_conf_parse(cmd->pool, &pc, argc,
                                (const char *const *)argv);
+    if (err == NULL && pc.kind == SLB_PROBE_HTTP) {
+        err = probe_tls(cmd, &pc);
+    }
     if (err) {
         return named(cmd, err);
     }
@@ -589,8 +632,8 @@ const command_rec slb_cmds[] = {
     AP_INIT_TAKE_ARGV("StickyLBProbe", set_probe, NULL,
                       RSRC_CONF | ACCESS_CONF,
                       "Active probe: tcp|http [method= path= host= expect= "
-                      "body= interval= timeout= rise= fall= route=], or "
-                      "none"),
+                      "body= interval= timeout= rise= fall= route= verify= "
+                      "ca= resolve=], or none"),
     AP_INIT_TAKE_ARGV("StickyLBPassive", set_passive, NULL,
                       RSRC_CONF | ACCESS_CONF,
                       "Response statuses that count as failures of a member "

@@ -12,6 +12,14 @@
  *
  * Members that mod_proxy_hcheck checks (hcmethod= set on the member) are
  * left to it: both would write the same flag.
+ *
+ * HTTP probes of https:// (wss://, h2://) members speak TLS, with the
+ * context of their StickyLBProbe line (made when the configuration was
+ * read).  A member's name is resolved on the watchdog thread, never on a
+ * request thread: getaddrinfo blocks (for as long as the resolver's
+ * timeout and attempts in resolv.conf allow), so after RESOLVE_BUDGET of
+ * lookups in one tick the lookups still due wait for the next tick, and a
+ * member with an address keeps being probed there meanwhile.
  */
 #include "apr_strings.h"
 #include "apr_shm.h"
@@ -31,7 +39,11 @@
 #define PROBE_WATCHDOG "_stickylb_probe_"
 #define PROBE_TICK apr_time_from_msec(100)
 #define HEALTH_SLOTS 4096
-#define HEALTH_USERDATA_KEY "mod_stickylb-health"
+/* the layout of health_t is part of the key: a restart that loads a
+ * module with another layout gets a new table */
+#define HEALTH_USERDATA_KEY "mod_stickylb-health-2"
+/* name lookups of one tick: after this much, the rest wait a tick */
+#define RESOLVE_BUDGET apr_time_from_msec(200)
 
 typedef struct {
     apr_uint64_t key;            /* 0: free */
@@ -42,7 +54,8 @@ typedef struct {
     apr_time_t up_since;         /* slow start; 0 = never went down */
     apr_time_t last_probe;
     apr_interval_time_t last_latency;
-    char last_why[32];
+    char last_why[SLB_PROBE_WHY_MAX];
+    char addr[SLB_PROBE_ADDR_MAX]; /* the address probed, "ip:port" */
     apr_uint64_t requests;       /* chosen by the finder */
     apr_uint64_t new_sessions;   /* ... for a new session */
     apr_uint64_t failovers;      /* ... instead of the session's member */
@@ -170,6 +183,7 @@ int slb_health_snapshot(proxy_balancer *b, proxy_worker *w,
     v->last_probe = h->last_probe;
     v->last_latency = h->last_latency;
     apr_cpystrn(v->last_result, h->last_why, sizeof(v->last_result));
+    apr_cpystrn(v->addr, h->addr, sizeof(v->addr));
     v->requests = __atomic_load_n(&h->requests, __ATOMIC_RELAXED);
     v->new_sessions = __atomic_load_n(&h->new_sessions, __ATOMIC_RELAXED);
     v->failovers = __atomic_load_n(&h->failovers, __ATOMIC_RELAXED);
@@ -261,8 +275,14 @@ typedef struct {
     const slb_probe_conf *conf;
     apr_uint64_t key;
     apr_time_t next_due;
-    apr_sockaddr_t *addr;        /* resolved once per singleton child */
+    const char *host;            /* the member's host name or address */
+    apr_pool_t *apool;           /* addr's; a new one at each lookup */
+    apr_sockaddr_t *addr;        /* the first address of host */
+    apr_time_t resolved_at;      /* last lookup (0: none yet) */
+    int resolve_failing;         /* the last lookup failed (logged) */
     const char *request;
+    struct ssl_ctx_st *tls;      /* TLS context (https:// member), or NULL */
+    const char *tls_name;        /* SNI and name verified */
     server_rec *s;
 } target_t;
 
@@ -340,6 +360,22 @@ static void build_targets(prober_t *pb)
                 t->conf = conf;
                 t->key = key;
                 t->s = sr;
+                t->host = w->s->hostname_ex[0] ? w->s->hostname_ex
+                                                : w->s->hostname;
+                if (conf->kind == SLB_PROBE_HTTP) {
+                    /* Host: the member's, an IPv6 literal in brackets */
+                    t->request = slb_probe_request(
+                        pb->pool, conf,
+                        apr_psprintf(pb->pool,
+                                     strchr(t->host, ':') ? "[%s]:%u"
+                                                          : "%s:%u",
+                                     t->host, w->s->port));
+                    if (slb_probe_scheme_tls(w->s->scheme)) {
+                        t->tls = conf->tls;
+                        t->tls_name = slb_probe_tls_name(pb->pool, conf,
+                                                         t->host);
+                    }
+                }
                 t->next_due = 0;    /* spread over the interval below */
                 apr_hash_set(seen, apr_pmemdup(pb->pool, &key, sizeof(key)),
                              sizeof(key), t);
@@ -370,6 +406,13 @@ static void apply(target_t *t, const slb_probe *r, apr_time_t now)
     }
     h->probed = 1;
     h->last_probe = now;
+    if (t->addr) {
+        char *ip = NULL;
+        apr_sockaddr_ip_get(&ip, t->addr);
+        apr_snprintf(h->addr, sizeof(h->addr),
+                     t->addr->family == APR_INET6 ? "[%s]:%u" : "%s:%u",
+                     ip ? ip : "?", (unsigned)t->addr->port);
+    }
     h->last_latency = r->latency;
     apr_cpystrn(h->last_why, r->ok ? "ok" : r->why, sizeof(h->last_why));
     if (r->ok) {
@@ -412,12 +455,93 @@ static void apply(target_t *t, const slb_probe *r, apr_time_t now)
     }
 }
 
+/* "ip" of the first address of a list (from p) */
+static const char *ip_of(apr_pool_t *p, apr_sockaddr_t *sa)
+{
+    char *ip = NULL;
+
+    if (sa == NULL || apr_sockaddr_ip_get(&ip, sa) != APR_SUCCESS) {
+        return "?";
+    }
+    return apr_pstrdup(p, ip);
+}
+
+/*
+ * Look the member's name up (blocks: the watchdog thread only).  A new
+ * address is taken from the next probe on, and logged.  A failed lookup
+ * keeps the address the member had (probed there; looked up again after
+ * resolve=), and a member never resolved fails its probe ("cannot
+ * resolve") and is looked up again at its next probe.
+ */
+static void resolve(prober_t *pb, target_t *t, apr_time_t now)
+{
+    apr_pool_t *np;
+    apr_sockaddr_t *sa = NULL;
+    apr_status_t rv;
+
+    apr_pool_create(&np, pb->pool);
+    rv = apr_sockaddr_info_get(&sa, t->host, APR_UNSPEC, t->w->s->port, 0,
+                               np);
+    if (rv != APR_SUCCESS || sa == NULL) {
+        apr_pool_destroy(np);
+        if (t->addr) {
+            t->resolved_at = now;
+            if (!t->resolve_failing) {
+                ap_log_error(APLOG_MARK, APLOG_WARNING, rv, t->s,
+                             SLB_LOG_TAG "SLB0310: member %s (route %s) of "
+                             "%s: cannot look %s up again; probing its last "
+                             "address %s", t->w->s->name, t->w->s->route,
+                             t->b->s->name, t->host,
+                             ip_of(pb->pool, t->addr));
+            }
+        }
+        t->resolve_failing = 1;
+        return;
+    }
+    if (t->addr) {
+        /* the address probed is kept while the name still has it (a
+         * resolver that rotates its answers moves nothing) */
+        apr_sockaddr_t *x;
+        for (x = sa; x; x = x->next) {
+            if (apr_sockaddr_equal(x, t->addr)) {
+                break;
+            }
+        }
+        if (x) {
+            if (t->resolve_failing) {
+                ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, t->s,
+                             SLB_LOG_TAG "SLB0311: member %s (route %s) of "
+                             "%s: %s resolves again (%s)", t->w->s->name,
+                             t->w->s->route, t->b->s->name, t->host,
+                             ip_of(np, t->addr));
+            }
+            apr_pool_destroy(np);
+            t->resolved_at = now;
+            t->resolve_failing = 0;
+            return;
+        }
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, t->s,
+                     SLB_LOG_TAG "SLB0309: member %s (route %s) of %s: %s "
+                     "now resolves to %s (was %s): probed there",
+                     t->w->s->name, t->w->s->route, t->b->s->name, t->host,
+                     ip_of(np, sa), ip_of(np, t->addr));
+    }
+    if (t->apool) {
+        apr_pool_destroy(t->apool);
+    }
+    t->apool = np;
+    t->addr = sa;
+    t->resolved_at = now;
+    t->resolve_failing = 0;
+}
+
 static apr_status_t probe_tick(int state, void *data, apr_pool_t *pool)
 {
     prober_t *pb = (prober_t *)data;
     apr_time_t now = apr_time_now();
     apr_array_header_t *batch;
     apr_array_header_t *owners;
+    apr_interval_time_t spent = 0;
     int i;
 
     if (state != AP_WATCHDOG_STATE_RUNNING) {
@@ -439,30 +563,32 @@ static apr_status_t probe_tick(int state, void *data, apr_pool_t *pool)
         if (t->next_due > now) {
             continue;
         }
+        if (slb_probe_resolve_due(t->resolved_at, t->conf->resolve, now)) {
+            if (spent < RESOLVE_BUDGET) {
+                apr_time_t t0 = apr_time_now();
+                resolve(pb, t, now);
+                spent += apr_time_now() - t0;
+            }
+            else if (t->addr == NULL) {
+                continue;           /* not probed before a lookup: next tick */
+            }
+            /* else probed at the address it had; looked up next time */
+        }
         t->next_due = now + t->conf->interval;
         if (t->addr == NULL) {
-            const char *host = t->w->s->hostname_ex[0] ? t->w->s->hostname_ex
-                                                       : t->w->s->hostname;
-            if (apr_sockaddr_info_get(&t->addr, host, APR_UNSPEC,
-                                      t->w->s->port, 0, pb->pool)
-                != APR_SUCCESS) {
-                slb_probe fake;
-                t->addr = NULL;
-                memset(&fake, 0, sizeof(fake));
-                fake.why = "cannot resolve";
-                apply(t, &fake, now);
-                continue;
-            }
-            t->request = slb_probe_request(pb->pool, t->conf,
-                                           apr_psprintf(pb->pool, "%s:%u",
-                                                        host,
-                                                        t->w->s->port));
+            slb_probe fake;
+            memset(&fake, 0, sizeof(fake));
+            fake.why = "cannot resolve";
+            apply(t, &fake, now);
+            continue;
         }
         pr = apr_array_push(batch);
         memset(pr, 0, sizeof(*pr));
         pr->conf = t->conf;
         pr->addr = t->addr;
         pr->request = t->request;
+        pr->tls = t->tls;
+        pr->tls_name = t->tls_name;
         APR_ARRAY_PUSH(owners, target_t *) = t;
     }
     if (batch->nelts == 0) {

@@ -813,10 +813,12 @@ static void out_json(request_rec *r, apr_array_header_t *bvs,
                        json_str(p, mv->w->s->route), mv->state,
                        json_fields(p, S_MEMBER, "", mv));
             if (mv->h.probed) {
-                ap_rprintf(r, "{\"result\":%s,\"latency_ms\":%.1f,"
+                ap_rprintf(r, "{\"result\":%s,\"address\":%s,"
+                           "\"latency_ms\":%.1f,"
                            "\"last_probe\":%" APR_TIME_T_FMT
                            ",\"last_change\":%" APR_TIME_T_FMT "}}",
                            json_str(p, mv->h.last_result),
+                           mv->h.addr[0] ? json_str(p, mv->h.addr) : "null",
                            mv->probe_latency_s * 1000,
                            apr_time_sec(mv->h.last_probe),
                            apr_time_sec(mv->h.last_change));

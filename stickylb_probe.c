@@ -5,11 +5,17 @@
 #include <stdlib.h>
 #include <errno.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
 
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <apr_poll.h>
 #include <apr_portable.h>
+#include <apr_file_io.h>
+
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "stickylb_probe.h"
 #include "stickylb_codec.h"
@@ -28,6 +34,8 @@ void slb_probe_conf_init(slb_probe_conf *c)
     c->timeout = apr_time_from_sec(2);
     c->rise = 2;
     c->fall = 3;
+    c->verify = 1;
+    c->resolve = SLB_PROBE_RESOLVE_DEFAULT;
 }
 
 /* a whole number from lo to hi (slb_parse_int): 1 and *out */
@@ -84,7 +92,7 @@ static const char *parse_expect(apr_pool_t *p, slb_probe_conf *c,
 /* what StickyLBProbe takes after tcp or http (README's order) */
 static const char *const probe_options[] = {
     "method=", "path=", "host=", "expect=", "body=", "interval=", "timeout=",
-    "rise=", "fall=", "route=", NULL
+    "rise=", "fall=", "route=", "verify=", "ca=", "resolve=", NULL
 };
 
 const char *slb_probe_conf_parse(apr_pool_t *p, slb_probe_conf *c,
@@ -196,6 +204,31 @@ const char *slb_probe_conf_parse(apr_pool_t *p, slb_probe_conf *c,
             }
             c->route = v;
         }
+        else if (!strcasecmp(k, "verify")) {
+            if (!strcasecmp(v, "on")) {
+                c->verify = 1;
+            }
+            else if (!strcasecmp(v, "off")) {
+                c->verify = 0;
+            }
+            else {
+                return apr_psprintf(p, "verify='%s' must be on or off", v);
+            }
+            c->verify_set = 1;
+        }
+        else if (!strcasecmp(k, "ca")) {
+            if (*v == '\0') {
+                return "ca= is empty (a file of CA certificates, PEM)";
+            }
+            c->ca_file = v;
+        }
+        else if (!strcasecmp(k, "resolve")) {
+            const char *err = slb_parse_duration(
+                p, v, SLB_UNIT_S, 0, apr_time_from_sec(86400), &c->resolve);
+            if (err) {
+                return apr_pstrcat(p, "resolve=: ", err, NULL);
+            }
+        }
         else {
             return slb_unknown_option(p, w, probe_options);
         }
@@ -205,6 +238,13 @@ const char *slb_probe_conf_parse(apr_pool_t *p, slb_probe_conf *c,
     }
     if (c->kind == SLB_PROBE_TCP && (c->body || c->host)) {
         return "body= and host= need an http probe";
+    }
+    if (c->kind == SLB_PROBE_TCP && (c->verify_set || c->ca_file)) {
+        return "verify= and ca= need an http probe (a tcp probe only "
+               "connects, also to an https:// member)";
+    }
+    if (c->ca_file && !c->verify) {
+        return "ca= has no effect with verify=off";
     }
     return NULL;
 }
@@ -298,16 +338,193 @@ const char *slb_probe_request(apr_pool_t *p, const slb_probe_conf *c,
                        "Connection: close\r\n\r\n", NULL);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* TLS                                                                  */
+
+int slb_probe_scheme_tls(const char *scheme)
+{
+    return scheme && (!strcasecmp(scheme, "https")
+                      || !strcasecmp(scheme, "wss")
+                      || !strcasecmp(scheme, "h2"));
+}
+
+/* a host without its port and brackets ("" for none) */
+static const char *host_only(apr_pool_t *p, const char *h)
+{
+    const char *colon;
+
+    if (h == NULL) {
+        return "";
+    }
+    if (*h == '[') {
+        /* [v6] or [v6]:port */
+        const char *end = strchr(h, ']');
+        return end ? apr_pstrmemdup(p, h + 1, (apr_size_t)(end - h - 1))
+                   : h + 1;
+    }
+    colon = strchr(h, ':');
+    if (colon && strchr(colon + 1, ':') == NULL) {
+        /* name:port (a bare IPv6 literal has several colons) */
+        return apr_pstrmemdup(p, h, (apr_size_t)(colon - h));
+    }
+    return h;
+}
+
+const char *slb_probe_tls_name(apr_pool_t *p, const slb_probe_conf *c,
+                               const char *member_host)
+{
+    const char *out = c->host ? host_only(p, c->host) : "";
+
+    if (*out == '\0') {
+        out = host_only(p, member_host);
+    }
+    return *out ? out : NULL;
+}
+
+int slb_probe_is_ip_literal(const char *name)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return name && (inet_pton(AF_INET, name, buf) == 1
+                    || inet_pton(AF_INET6, name, buf) == 1);
+}
+
+static apr_status_t ctx_cleanup(void *data)
+{
+    SSL_CTX_free(data);
+    return APR_SUCCESS;
+}
+
+/* the reason of the last OpenSSL error, "" when none (clears the queue) */
+static const char *openssl_reason(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+    ERR_clear_error();
+    return r ? r : "";
+}
+
+SSL_CTX *slb_probe_tls_ctx(apr_pool_t *p, const slb_probe_conf *c,
+                           const char **err)
+{
+    SSL_CTX *ctx;
+
+    *err = NULL;
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        *err = apr_pstrcat(p, "cannot create a TLS context: ",
+                           openssl_reason(), NULL);
+        return NULL;
+    }
+    apr_pool_cleanup_register(p, ctx, ctx_cleanup, apr_pool_cleanup_null);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    /* a member that closes without close_notify after its answer: the
+     * answer is judged as read (the plain probe does the same) */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+    /* no session cache: every probe is a full handshake, so every probe
+     * verifies the member's certificate */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    if (!c->verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+        return ctx;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (c->ca_file) {
+        apr_file_t *f;
+        apr_status_t rv = apr_file_open(&f, c->ca_file, APR_FOPEN_READ,
+                                        APR_OS_DEFAULT, p);
+        if (rv != APR_SUCCESS) {
+            char buf[120];
+            *err = apr_psprintf(p, "ca=%s: cannot read it (%s)", c->ca_file,
+                                apr_strerror(rv, buf, sizeof(buf)));
+            return NULL;
+        }
+        apr_file_close(f);
+        if (SSL_CTX_load_verify_locations(ctx, c->ca_file, NULL) != 1) {
+            const char *r = openssl_reason();
+            *err = apr_psprintf(p, "ca=%s: no CA certificate could be read "
+                                "from it (a PEM file of certificates%s%s)",
+                                c->ca_file, *r ? ": " : "", r);
+            return NULL;
+        }
+    }
+    else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        *err = apr_pstrcat(p, "cannot load the system's CA store: ",
+                           openssl_reason(), NULL);
+        return NULL;
+    }
+    ERR_clear_error();
+    return ctx;
+}
+
+const char *slb_probe_tls_reason(apr_pool_t *p, const char *what,
+                                 int ssl_error, unsigned long err_code,
+                                 long verify_result, int sys_errno)
+{
+    const char *r;
+
+    /* the error strings (loaded once; done already by any SSL_CTX_new) */
+    OPENSSL_init_ssl(OPENSSL_INIT_LOAD_SSL_STRINGS
+                     | OPENSSL_INIT_LOAD_CRYPTO_STRINGS, NULL);
+    if (verify_result != X509_V_OK) {
+        return apr_psprintf(p, "%s: certificate verify failed (%s)", what,
+                            X509_verify_cert_error_string(verify_result));
+    }
+    switch (ssl_error) {
+    case SSL_ERROR_SSL:
+        r = err_code ? ERR_reason_error_string(err_code) : NULL;
+        return r ? apr_pstrcat(p, what, ": ", r, NULL)
+                 : apr_psprintf(p, "%s: error %lx", what, err_code);
+    case SSL_ERROR_SYSCALL:
+    case SSL_ERROR_ZERO_RETURN:
+        if (ssl_error == SSL_ERROR_SYSCALL && sys_errno != 0) {
+            char buf[120];
+            return apr_pstrcat(p, what, ": ",
+                               apr_strerror(sys_errno, buf, sizeof(buf)),
+                               NULL);
+        }
+        return apr_pstrcat(p, what, ": connection closed by the member",
+                           NULL);
+    default:
+        return apr_psprintf(p, "%s: error %d", what, ssl_error);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* name resolution                                                      */
+
+int slb_probe_resolve_due(apr_time_t last, apr_interval_time_t every,
+                          apr_time_t now)
+{
+    if (last == 0) {
+        return 1;
+    }
+    if (every <= 0) {
+        return 0;
+    }
+    /* a clock stepped back: due, and counted from now on */
+    return now - last >= every || now < last;
+}
+
 /* ------------------------------------------------------------------ */
 /* the batch runner                                                     */
 
-typedef enum { ST_CONNECT, ST_SEND, ST_READ, ST_DONE } probe_state;
+typedef enum { ST_CONNECT, ST_HANDSHAKE, ST_SEND, ST_READ, ST_DONE }
+    probe_state;
 
 typedef struct {
     slb_probe *pr;
+    apr_pool_t *p;               /* the batch's: failure reasons */
     apr_pool_t *sp;              /* the socket's own pool: closing it costs
                                   * O(1), not a walk of the batch pool */
     apr_socket_t *sock;
+    SSL *ssl;                    /* TLS probes, once connected */
     apr_pollfd_t pfd;
     probe_state st;
     apr_time_t start, deadline;
@@ -319,6 +536,11 @@ static void finish(apr_pollset_t *ps, run_t *r, int ok, const char *why)
 {
     if (r->st == ST_DONE) {
         return;
+    }
+    if (r->ssl) {
+        /* no close_notify: the connection is dropped either way */
+        SSL_free(r->ssl);
+        r->ssl = NULL;
     }
     if (r->sock) {
         apr_pollset_remove(ps, &r->pfd);
@@ -337,6 +559,9 @@ static void finish(apr_pollset_t *ps, run_t *r, int ok, const char *why)
 
 static void want(apr_pollset_t *ps, run_t *r, apr_int16_t events)
 {
+    if (r->pfd.reqevents == events) {
+        return;
+    }
     apr_pollset_remove(ps, &r->pfd);
     r->pfd.reqevents = events;
     apr_pollset_add(ps, &r->pfd);
@@ -355,6 +580,124 @@ static int connect_error(apr_socket_t *s)
     return err;
 }
 
+/* The SSL of a connected TLS probe: SNI, the name to verify.  NULL and
+ * *why when OpenSSL refuses. */
+static SSL *tls_start(run_t *r, const char **why)
+{
+    const slb_probe *pr = r->pr;
+    const char *name = pr->tls_name;
+    apr_os_sock_t fd;
+    SSL *ssl;
+
+    ERR_clear_error();
+    if (apr_os_sock_get(&fd, r->sock) != APR_SUCCESS
+        || (ssl = SSL_new(pr->tls)) == NULL) {
+        *why = "TLS setup failed";
+        return NULL;
+    }
+    if (SSL_set_fd(ssl, fd) != 1) {
+        SSL_free(ssl);
+        *why = "TLS setup failed";
+        return NULL;
+    }
+    if (name) {
+        int ip = slb_probe_is_ip_literal(name), ok = 1;
+
+        if (!ip) {
+            ok = SSL_set_tlsext_host_name(ssl, name) == 1;
+        }
+        if (ok && (SSL_CTX_get_verify_mode(pr->tls) & SSL_VERIFY_PEER)) {
+            if (ip) {
+                ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+                                                   name) == 1;
+            }
+            else {
+                SSL_set_hostflags(ssl,
+                                  X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+                ok = SSL_set1_host(ssl, name) == 1;
+            }
+        }
+        if (!ok) {
+            SSL_free(ssl);
+            ERR_clear_error();
+            *why = "TLS setup failed: the name to verify is refused";
+            return NULL;
+        }
+    }
+    SSL_set_connect_state(ssl);
+    return ssl;
+}
+
+/* After an SSL call returned rc: 1 when it is to be retried once the
+ * socket is ready (the pollset set for it), else 0 and *e its error. */
+static int tls_retry(apr_pollset_t *ps, run_t *r, int rc, int *e)
+{
+    *e = SSL_get_error(r->ssl, rc);
+    if (*e == SSL_ERROR_WANT_READ) {
+        want(ps, r, APR_POLLIN);
+        return 1;
+    }
+    if (*e == SSL_ERROR_WANT_WRITE) {
+        want(ps, r, APR_POLLOUT);
+        return 1;
+    }
+    return 0;
+}
+
+static void tls_fail(apr_pollset_t *ps, run_t *r, const char *what, int e,
+                     int sys_errno, int handshake)
+{
+    long vr = handshake ? SSL_get_verify_result(r->ssl) : X509_V_OK;
+    const char *why = slb_probe_tls_reason(r->p, what, e,
+                                           ERR_peek_last_error(), vr,
+                                           sys_errno);
+    ERR_clear_error();
+    finish(ps, r, 0, why);
+}
+
+/* One read into the buffer: 1 (bytes read, or eof set), 0 (wait for the
+ * socket), -1 (failed: finished). */
+static int read_some(apr_pollset_t *ps, run_t *r, apr_size_t *n, int *eof)
+{
+    apr_status_t rv;
+
+    if (r->ssl) {
+        int rc, e, sys;
+
+        ERR_clear_error();
+        errno = 0;
+        rc = SSL_read(r->ssl, r->buf + r->got, (int)*n);
+        sys = errno;
+        if (rc > 0) {
+            *n = (apr_size_t)rc;
+            return 1;
+        }
+        *n = 0;
+        if (tls_retry(ps, r, rc, &e)) {
+            return 0;
+        }
+        if (e == SSL_ERROR_ZERO_RETURN
+            || (e == SSL_ERROR_SYSCALL && sys == 0)) {
+            *eof = 1;
+            return 1;
+        }
+        tls_fail(ps, r, "TLS receive failed", e, sys, 0);
+        return -1;
+    }
+    rv = apr_socket_recv(r->sock, r->buf + r->got, n);
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        return 0;
+    }
+    if (rv == APR_EOF || *n == 0) {
+        *eof = 1;
+    }
+    else if (rv != APR_SUCCESS) {
+        finish(ps, r, 0, "receive failed");
+        return -1;
+    }
+    return 1;
+}
+
 static void step(apr_pollset_t *ps, run_t *r, apr_int16_t rtn)
 {
     const slb_probe_conf *c = r->pr->conf;
@@ -369,16 +712,59 @@ static void step(apr_pollset_t *ps, run_t *r, apr_int16_t rtn)
             finish(ps, r, 1, NULL);
             return;
         }
+        if (r->pr->tls) {
+            const char *why = NULL;
+            r->ssl = tls_start(r, &why);
+            if (r->ssl == NULL) {
+                finish(ps, r, 0, why);
+                return;
+            }
+            r->st = ST_HANDSHAKE;
+        }
+        else {
+            r->st = ST_SEND;
+        }
+    }
+    if (r->st == ST_HANDSHAKE) {
+        int rc, e, sys;
+
+        ERR_clear_error();
+        errno = 0;
+        rc = SSL_do_handshake(r->ssl);
+        sys = errno;
+        if (rc != 1) {
+            if (!tls_retry(ps, r, rc, &e)) {
+                tls_fail(ps, r, "TLS handshake failed", e, sys, 1);
+            }
+            return;
+        }
         r->st = ST_SEND;
     }
     if (r->st == ST_SEND) {
         apr_size_t total = strlen(r->pr->request);
         apr_size_t n = total - r->sent;
 
-        rv = apr_socket_send(r->sock, r->pr->request + r->sent, &n);
-        if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv)) {
-            finish(ps, r, 0, "send failed");
-            return;
+        if (r->ssl) {
+            int rc, e, sys;
+
+            ERR_clear_error();
+            errno = 0;
+            rc = SSL_write(r->ssl, r->pr->request + r->sent, (int)n);
+            sys = errno;
+            if (rc <= 0) {
+                if (!tls_retry(ps, r, rc, &e)) {
+                    tls_fail(ps, r, "TLS send failed", e, sys, 0);
+                }
+                return;
+            }
+            n = (apr_size_t)rc;
+        }
+        else {
+            rv = apr_socket_send(r->sock, r->pr->request + r->sent, &n);
+            if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv)) {
+                finish(ps, r, 0, "send failed");
+                return;
+            }
         }
         r->sent += n;
         if (r->sent < total) {
@@ -387,9 +773,16 @@ static void step(apr_pollset_t *ps, run_t *r, apr_int16_t rtn)
         }
         r->st = ST_READ;
         want(ps, r, APR_POLLIN);
-        return;
+        if (r->ssl == NULL) {
+            return;
+        }
+        /* TLS: the answer may be buffered already; else SSL_read says
+         * what to wait for */
+        rtn = APR_POLLIN;
     }
-    if (r->st == ST_READ && (rtn & (APR_POLLIN | APR_POLLHUP | APR_POLLERR))) {
+    /* TLS: a read may wait for the socket to be writable (renegotiation) */
+    if (r->st == ST_READ
+        && (r->ssl || (rtn & (APR_POLLIN | APR_POLLHUP | APR_POLLERR)))) {
         for (;;) {
             apr_size_t n = sizeof(r->buf) - r->got;
             const char *why = NULL;
@@ -399,15 +792,8 @@ static void step(apr_pollset_t *ps, run_t *r, apr_int16_t rtn)
                 eof = 1;
             }
             else {
-                rv = apr_socket_recv(r->sock, r->buf + r->got, &n);
-                if (APR_STATUS_IS_EAGAIN(rv)) {
-                    return;
-                }
-                if (rv == APR_EOF || n == 0) {
-                    eof = 1;
-                }
-                else if (rv != APR_SUCCESS) {
-                    finish(ps, r, 0, "receive failed");
+                int got = read_some(ps, r, &n, &eof);
+                if (got <= 0) {
                     return;
                 }
                 r->got += n;
@@ -420,6 +806,10 @@ static void step(apr_pollset_t *ps, run_t *r, apr_int16_t rtn)
             if (eof) {
                 finish(ps, r, 0, "truncated response");
                 return;
+            }
+            if (r->ssl) {
+                /* back to reading: after a WANT_WRITE, poll for input */
+                want(ps, r, APR_POLLIN);
             }
         }
     }
@@ -444,6 +834,7 @@ apr_status_t slb_probe_run(apr_pool_t *p, slb_probe *probes, int n)
         run_t *r = &runs[i];
 
         r->pr = &probes[i];
+        r->p = p;
         r->start = apr_time_now();
         r->deadline = r->start + probes[i].conf->timeout;
         r->st = ST_CONNECT;
@@ -491,7 +882,9 @@ apr_status_t slb_probe_run(apr_pool_t *p, slb_probe *probes, int n)
                 continue;
             }
             if (runs[i].deadline <= now) {
-                finish(ps, &runs[i], 0, "timeout");
+                finish(ps, &runs[i], 0,
+                       runs[i].st == ST_HANDSHAKE ? "timeout (TLS handshake)"
+                                                  : "timeout");
                 left--;
                 continue;
             }

@@ -105,7 +105,7 @@ IS_ROOT=0
 
 # ---- what is needed
 NEED_PKGS=(gcc make libc6-dev autoconf automake libtool pkg-config apache2
-           apache2-dev libapr1-dev libaprutil1-dev libmemcached-dev perl
+           apache2-dev libapr1-dev libaprutil1-dev libmemcached-dev libssl-dev perl
            procps)
 [ "$PROFILE" = 1 ] && NEED_PKGS+=(linux-perf)
 [ "$CALLGRIND" = 1 ] && NEED_PKGS+=(valgrind util-linux)

@@ -1,7 +1,8 @@
 /*
- * fuzz_probe.c - StickyLBProbe arguments (slb_probe_conf_parse, and the
- * request built from them by slb_probe_request) and backend responses to
- * HTTP probes (slb_probe_judge_http).
+ * fuzz_probe.c - StickyLBProbe arguments (slb_probe_conf_parse, the
+ * request built from them by slb_probe_request, the TLS name from host=
+ * by slb_probe_tls_name) and backend responses to HTTP probes
+ * (slb_probe_judge_http).
  *
  * Input: byte 0: bits 0-3 the number of words (0..15), bit 4 "eof";
  * then that many NUL-terminated words (argv), then the response bytes
@@ -38,6 +39,16 @@ static void check_conf(apr_pool_t *p, const slb_probe_conf *c)
     FZ_CHECK(c->body == NULL
              || (strlen(c->body) >= 1 && strlen(c->body) <= 256));
     FZ_CHECK(c->kind != SLB_PROBE_TCP || (c->body == NULL && c->host == NULL));
+    /* TLS options: http probes only; ca= only while verifying */
+    FZ_CHECK(c->verify == 0 || c->verify == 1);
+    FZ_CHECK(c->kind != SLB_PROBE_TCP || (!c->verify_set && !c->ca_file));
+    FZ_CHECK(c->ca_file == NULL || (c->verify && *c->ca_file != '\0'));
+    FZ_CHECK(c->tls == NULL);
+    FZ_CHECK(c->resolve >= 0 && c->resolve <= apr_time_from_sec(86400));
+    if (c->kind == SLB_PROBE_HTTP) {
+        const char *name = slb_probe_tls_name(p, c, "member.example");
+        FZ_CHECK(name != NULL && *name != '\0');
+    }
     FZ_CHECK(slb_is_token(c->method, 20));
     FZ_CHECK(c->path[0] == '/');
     for (s = c->path; *s; s++) {

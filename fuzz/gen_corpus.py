@@ -100,6 +100,10 @@ seeds["probe"] = [
           b"HTTP/1.1 500 Internal Server Error\r\n\r\n"),
     probe(["http", "body=OK"], b"HTTP/1.1 200 OK\r\n" + b"X: " + b"y" * 200 + b"\r\n\r\nOK"),
     probe(["http", "timeout=3s", "interval=2s"], b"HTTP/1.1 2"),
+    probe(["http", "ca=/etc/ssl/ca.pem", "host=[2001:db8::1]:8443", "resolve=30"],
+          b"HTTP/1.1 200 OK\r\n\r\n"),
+    probe(["http", "verify=off", "resolve=0", "host=app.example:443"],
+          b"HTTP/1.0 301 Moved\r\n\r\n"),
 ]
 
 # --- mc_value: the stored value

@@ -77,7 +77,8 @@ typedef struct {
     int probed, down;
     apr_time_t last_change, last_probe, up_since;
     apr_interval_time_t last_latency;
-    char last_result[32];
+    char last_result[SLB_PROBE_WHY_MAX];
+    char addr[SLB_PROBE_ADDR_MAX];   /* the address probed, "ip:port" */
     apr_uint64_t requests, new_sessions, failovers;
 } slb_health_view;
 /* 1 and *v filled when the member has an entry */

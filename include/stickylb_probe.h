@@ -4,8 +4,10 @@
  * A batch of probes runs concurrently on non-blocking sockets and one
  * pollset: TCP (connect) or HTTP (a request, the status checked against a
  * list of ranges, optionally a string looked for in the first 4 KiB of the
- * body).  Every probe ends by its own deadline, so a member that never
- * answers costs its timeout and delays no other probe of the batch.
+ * body), in clear or over TLS (OpenSSL, non-blocking: the handshake is
+ * driven by the same pollset).  Every probe ends by its own deadline, the
+ * TLS handshake included, so a member that never answers costs its
+ * timeout and delays no other probe of the batch.
  */
 #ifndef STICKYLB_PROBE_H
 #define STICKYLB_PROBE_H
@@ -20,6 +22,15 @@ extern "C" {
 
 #define SLB_PROBE_MAX_RANGES 8
 #define SLB_PROBE_READ_MAX 4096
+/* the longest failure reason kept (the status page shows it) */
+#define SLB_PROBE_WHY_MAX 128
+/* an address as the status page shows it: "ip:port", "[v6]:port" */
+#define SLB_PROBE_ADDR_MAX 64
+/* default of resolve=: seconds between two resolutions of a member's name */
+#define SLB_PROBE_RESOLVE_DEFAULT apr_time_from_sec(30)
+
+/* OpenSSL's SSL_CTX, without its headers */
+struct ssl_ctx_st;
 
 typedef enum {
     SLB_PROBE_NONE = 0,
@@ -41,15 +52,25 @@ typedef struct {
     int rise;                    /* passes to mark up, default 2 */
     int fall;                    /* failures to mark down, default 3 */
     const char *route;           /* only this member (NULL = all) */
+    /* HTTP probes of https:// members (slb_probe_scheme_tls) */
+    int verify;                  /* verify the certificate: default 1 */
+    int verify_set;              /* verify= given */
+    const char *ca_file;         /* CA certificates (PEM); NULL = the
+                                  * system's store */
+    apr_interval_time_t resolve; /* re-resolve the member's name at most
+                                  * this often; 0 = once; default 30 s */
+    struct ssl_ctx_st *tls;      /* the TLS context of the line, set by the
+                                  * caller (slb_probe_tls_ctx); NULL: none */
 } slb_probe_conf;
 
 void slb_probe_conf_init(slb_probe_conf *c);
 
 /*
  * Parse "tcp|http [method=] [path=] [host=] [expect=200,300-399] [body=]
- * [interval=s] [timeout=s|ms] [rise=n] [fall=n] [route=r]".  Times take
- * a unit suffix ms or s (default s).  Returns NULL or an error naming the
- * word.
+ * [interval=s] [timeout=s|ms] [rise=n] [fall=n] [route=r] [verify=on|off]
+ * [ca=file] [resolve=s]".  Times take a unit suffix ms or s (default s).
+ * Returns NULL or an error naming the word.  ca= is kept as written: the
+ * caller makes it absolute and checks it (slb_probe_tls_check).
  */
 const char *slb_probe_conf_parse(apr_pool_t *p, slb_probe_conf *c,
                                  int argc, const char *const *argv);
@@ -68,15 +89,68 @@ int slb_probe_judge_http(const slb_probe_conf *c, const char *buf,
 const char *slb_probe_request(apr_pool_t *p, const slb_probe_conf *c,
                               const char *default_host);
 
+/* ------------------------------------------------------------------ */
+/* TLS (HTTP probes of https:// members)                                */
+
+/* 1 when a member of this scheme (mod_proxy's worker scheme) is spoken
+ * to over TLS: https, wss, h2. */
+int slb_probe_scheme_tls(const char *scheme);
+
+/* The name a TLS probe sends as SNI and checks the certificate against:
+ * host= without its port (and brackets), else the member's host name. */
+const char *slb_probe_tls_name(apr_pool_t *p, const slb_probe_conf *c,
+                               const char *member_host);
+
+/* 1 when name is an IPv4 or IPv6 address literal (no SNI is sent; the
+ * certificate is checked against the address). */
+int slb_probe_is_ip_literal(const char *name);
+
+/*
+ * The TLS client context of a probe line: verification as c->verify says
+ * (against c->ca_file, else the system's store), freed with p.  The CA
+ * file is read now, once.  NULL and *err ("ca=/x: ...") when it cannot be
+ * read or holds no certificate.
+ */
+struct ssl_ctx_st *slb_probe_tls_ctx(apr_pool_t *p, const slb_probe_conf *c,
+                                     const char **err);
+
+/*
+ * The failure reason of a TLS handshake, from OpenSSL's error queue and
+ * the verification result: "TLS handshake failed: certificate verify
+ * failed (self-signed certificate in certificate chain)".  ssl_error is
+ * SSL_get_error's, verify_result SSL_get_verify_result's (X509_V_OK when
+ * there is none), sys_errno errno after SSL_ERROR_SYSCALL.
+ */
+const char *slb_probe_tls_reason(apr_pool_t *p, const char *what,
+                                 int ssl_error, unsigned long err_code,
+                                 long verify_result, int sys_errno);
+
+/* ------------------------------------------------------------------ */
+/* name resolution                                                      */
+
+/* 1 when a member whose name was last resolved at `last` (0: never) is to
+ * be resolved again at `now`, every `every` (0: once). */
+int slb_probe_resolve_due(apr_time_t last, apr_interval_time_t every,
+                          apr_time_t now);
+
+/* ------------------------------------------------------------------ */
+/* the batch runner                                                     */
+
 typedef struct {
     /* in */
     const slb_probe_conf *conf;
     apr_sockaddr_t *addr;
     const char *request;         /* HTTP: from slb_probe_request */
+    struct ssl_ctx_st *tls;      /* HTTP over TLS with this context, or
+                                  * NULL: in clear */
+    const char *tls_name;        /* SNI (unless an address literal) and the
+                                  * name the certificate must match when
+                                  * verifying */
     void *baton;
     /* out */
     int ok;
-    const char *why;             /* static string when !ok */
+    const char *why;             /* when !ok: static or from the run's
+                                  * pool */
     apr_interval_time_t latency;
 } slb_probe;
 

@@ -10,7 +10,7 @@ PKGS=(
     gcc make libc6-dev
     autoconf automake libtool pkg-config
     apache2 apache2-dev libapr1-dev libaprutil1-dev
-    libmemcached-dev memcached libssl-dev iptables prometheus chromium fonts-dejavu-core
+    libmemcached-dev memcached libssl-dev openssl iptables prometheus chromium fonts-dejavu-core
     check
     libapache2-mod-perl2 libwww-perl perl
     curl procps iproute2 valgrind passwd

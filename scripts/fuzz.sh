@@ -116,7 +116,7 @@ if ! command -v "$CC" > /dev/null 2>&1 || ! probe_fuzzer; then
         exit 1
     fi
 fi
-for pc in apr-1 apr-util-1 libmemcached libcrypto; do
+for pc in apr-1 apr-util-1 libmemcached libssl libcrypto; do
     if ! pkg-config --exists "$pc"; then
         echo "fuzz.sh: pkg-config cannot find $pc (run scripts/deps.sh as root)" >&2
         echo "Bail out! missing $pc"
@@ -130,9 +130,9 @@ done
 CFL=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined
      -fno-sanitize-recover=undefined -Wall -Wextra -Wno-unused-parameter)
 # shellcheck disable=SC2207
-CPPFLAGS_ALL=(-I"$REPO/include" $(pkg-config --cflags apr-1 apr-util-1 libmemcached libcrypto))
+CPPFLAGS_ALL=(-I"$REPO/include" $(pkg-config --cflags apr-1 apr-util-1 libmemcached libssl libcrypto))
 # shellcheck disable=SC2207
-LIBS=($(pkg-config --libs apr-1 apr-util-1 libmemcached libcrypto) -lmemcachedutil -ldl)
+LIBS=($(pkg-config --libs apr-1 apr-util-1 libmemcached libssl libcrypto) -lmemcachedutil -ldl)
 
 mkdir -p "$BUILD_DIR/obj" "$BUILD_DIR/logs" "$BUILD_DIR/artifacts"
 # everything is rebuilt when a source, a header, this script or the

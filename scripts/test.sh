@@ -82,6 +82,7 @@ cleanup() {
     if [ -n "$tdir" ] && [ -d "$tdir/t/logs" ]; then
         kill_pidfile "$tdir/t/logs/httpd.pid" "$tdir/t/conf/httpd.conf"
         kill_pidfile "$tdir/t/logs/lb2/httpd.pid" "lb2/httpd.conf"
+        kill_pidfile "$tdir/t/logs/tls/httpd.pid" "tls/httpd.conf"
         kill_pidfile "$tdir/t/logs/memcached.pid" "memcached"
         for f in "$tdir"/t/logs/backend-*.pid; do
             if [ -e "$f" ]; then kill_pidfile "$f" "t/backend.pl"; fi

@@ -4,8 +4,8 @@
 # (StickyLB::Configtest::config_blocks).  What the test adds around a
 # block: the modules the examples use, a <Proxy balancer://> section
 # around a fragment of one (ProxySet, BalancerMember without a section),
-# and key files for sign= paths; members keep their addresses (configtest
-# connects to none).
+# key files for sign= paths and a CA file (made with the openssl CLI) for
+# ca= paths; members keep their addresses (configtest connects to none).
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -16,6 +16,21 @@ use StickyLB::Configtest qw(configtest config_blocks);
 my $top = "$FindBin::Bin/..";
 my @files = ("$top/README", glob("$top/docs/*.md"));
 my ($n, $keyn) = (0, 0);
+my $ca;
+
+# a CA certificate for the examples' ca= (StickyLBProbe reads it)
+sub make_ca {
+    my $d = StickyLB::Configtest::dir();
+    open my $saved, '>&', \*STDERR or die $!;
+    open STDERR, '>', '/dev/null' or die $!;
+    my $rc = system('openssl', qw(req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes
+                                  -days 2 -subj /CN=doc-example-ca -addext),
+                    'basicConstraints=critical,CA:TRUE',
+                    '-keyout', "$d/doc-ca.key", '-out', "$d/doc-ca.pem");
+    open STDERR, '>&', $saved or die $!;
+    $rc == 0 or die "openssl req failed\n";
+    return "$d/doc-ca.pem";
+}
 
 for my $file (@files) {
     (my $name = $file) =~ s{^\Q$top\E/}{};
@@ -29,6 +44,7 @@ for my $file (@files) {
             close $fh;
             "sign=$k"
         }ge;
+        $text =~ s{\bca=\S+}{'ca=' . ($ca //= make_ca())}ge;
         # a fragment of a balancer section
         if ($text !~ /<(?:Proxy|VirtualHost)\b/
             && $text =~ /^\s*(?:ProxySet|BalancerMember)\b/m) {

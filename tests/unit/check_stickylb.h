@@ -17,5 +17,6 @@ Suite *mc_suite(void);
 Suite *sign_suite(void);
 Suite *conf_suite(void);
 Suite *tier_suite(void);
+Suite *probe_suite(void);
 
 #endif /* CHECK_STICKYLB_H */

@@ -1,7 +1,8 @@
 package StickyLB::Services;
-# memcached and a second Apache load balancer for the mod_stickylb tests.
-# Every process is started with a pid file under t/logs and stopped by that
-# PID, never by name.
+# memcached, a second Apache load balancer and a TLS backend (a private
+# Apache with mod_ssl) for the mod_stickylb tests.  Every process is
+# started with a pid file under t/logs and stopped by that PID, never by
+# name.
 use strict;
 use warnings;
 use Exporter 'import';
@@ -12,7 +13,8 @@ use Time::HiRes qw(time sleep);
 use StickyLB::Backends ();
 
 our @EXPORT = qw(start_memcached stop_memcached memcached_port
-                 start_lb2 stop_lb2 lb2_url lb2_get);
+                 start_lb2 stop_lb2 lb2_url lb2_get lb2_error_log
+                 start_tls_backend stop_tls_backend hosts_ns_available);
 
 my $LOGS = StickyLB::Backends::logs_dir();
 
@@ -87,9 +89,21 @@ sub _lb2_dir { return File::Spec->catdir($LOGS, 'lb2') }
 
 sub lb2_url { my ($path) = @_; return "http://127.0.0.1:$ENV{SLB_LB2_PORT}$path" }
 
-# start lb2 with the given balancer configuration (a string of directives)
+sub lb2_error_log { return File::Spec->catfile(_lb2_dir(), 'error_log') }
+
+my $HOSTS_NS = File::Spec->catfile(StickyLB::Backends::t_dir(), 'hosts_ns.pl');
+
+# 1 when t/hosts_ns.pl works here (unprivileged user namespaces)
+sub hosts_ns_available {
+    system($^X, $HOSTS_NS, '--check');
+    return $? == 0 ? 1 : 0;
+}
+
+# start lb2 with the given balancer configuration (a string of directives);
+# with hosts => FILE it runs in namespaces of its own where FILE is
+# /etc/hosts (t/hosts_ns.pl)
 sub start_lb2 {
-    my ($balancers) = @_;
+    my ($balancers, %o) = @_;
     my $dir = _lb2_dir();
     mkdir $dir unless -d $dir;
     stop_lb2();
@@ -120,7 +134,8 @@ $balancers
 CONF
     close $fh;
     my $httpd = $ENV{SLB_HTTPD} || '/usr/sbin/apache2';
-    my $out = `'$httpd' -f '$conf' -k start 2>&1`;
+    my $wrap = $o{hosts} ? "'$^X' '$HOSTS_NS' '$o{hosts}' " : '';
+    my $out = `$wrap'$httpd' -f '$conf' -k start 2>&1`;
     die "lb2 did not start: $out" if $?;
     my $t = time + 10;
     while (time < $t) {
@@ -132,6 +147,70 @@ CONF
 
 sub stop_lb2 {
     my $dir = _lb2_dir();
+    my $pid = _read_pid("$dir/httpd.pid");
+    return unless $pid && _pid_alive($pid);
+    kill 'TERM', $pid;
+    my $t = time + 10;
+    while (time < $t && _pid_alive($pid)) {
+        sleep 0.05;
+    }
+    kill 'KILL', $pid if _pid_alive($pid);
+    unlink "$dir/httpd.pid";
+}
+
+# ---- a TLS backend: a private Apache with mod_ssl, serving DIR/htdocs
+# (a file "health" holding "UP") on 127.0.0.1:PORT, and every response
+# with "X-Backend: tls".
+#   start_tls_backend(dir => DIR, port => PORT, cert => chain.pem,
+#                     key => key.pem)
+sub start_tls_backend {
+    my (%o) = @_;
+    my $dir = $o{dir};
+    mkdir "$dir/htdocs" unless -d "$dir/htdocs";
+    open my $h, '>', "$dir/htdocs/health" or die "$dir/htdocs/health: $!";
+    print $h "UP\n";
+    close $h;
+    stop_tls_backend($dir);
+    my $mods = '/usr/lib/apache2/modules';
+    my $conf = "$dir/httpd.conf";
+    open my $fh, '>', $conf or die "$conf: $!";
+    print $fh <<"CONF";
+LoadModule mpm_event_module $mods/mod_mpm_event.so
+LoadModule authz_core_module $mods/mod_authz_core.so
+LoadModule headers_module $mods/mod_headers.so
+LoadModule ssl_module $mods/mod_ssl.so
+ServerRoot "$dir"
+ServerName localhost
+Listen 127.0.0.1:$o{port} https
+PidFile "$dir/httpd.pid"
+DefaultRuntimeDir "$dir"
+Mutex file:$dir default
+ErrorLog "$dir/error_log"
+LogLevel info ssl:info
+StartServers 1
+DocumentRoot "$dir/htdocs"
+<Directory "$dir/htdocs">
+    Require all granted
+</Directory>
+Header always set X-Backend tls
+SSLEngine on
+SSLCertificateFile "$o{cert}"
+SSLCertificateKeyFile "$o{key}"
+CONF
+    close $fh;
+    my $httpd = $ENV{SLB_HTTPD} || '/usr/sbin/apache2';
+    my $out = `'$httpd' -f '$conf' -k start 2>&1`;
+    die "the TLS backend did not start: $out" if $?;
+    my $t = time + 10;
+    while (time < $t) {
+        return 1 if _port_open($o{port}) && -s "$dir/httpd.pid";
+        sleep 0.05;
+    }
+    die "the TLS backend did not listen on $o{port}\n";
+}
+
+sub stop_tls_backend {
+    my ($dir) = @_;
     my $pid = _read_pid("$dir/httpd.pid");
     return unless $pid && _pid_alive($pid);
     kill 'TERM', $pid;
