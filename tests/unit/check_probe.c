@@ -105,8 +105,10 @@ START_TEST(test_parse_tls)
     assert_err("tcp verify=off", "verify= and ca= need an http probe");
     assert_err("tcp ca=/x.pem", "verify= and ca= need an http probe");
     assert_err("tcp verify=on", "need an http probe");
-    assert_err("http zzz=1", "(method, path, host, expect, body, interval, "
-               "timeout, rise, fall, route, verify, ca, resolve)");
+    assert_err("http zzz=1", "(expected method=, path=, host=, expect=, "
+               "body=, interval=, timeout=, rise=, fall=, route=, verify=, "
+               "ca=, resolve=)");
+    assert_err("http verfy=off", "did you mean verify=?");
 }
 END_TEST
 
