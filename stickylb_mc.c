@@ -1116,6 +1116,13 @@ static void server_ok(slb_mc *mc, memcached_st *h, mc_server *s)
     if (apr_atomic_read32(&s->fails_in_row)) {
         apr_atomic_set32(&s->fails_in_row, 0);
     }
+    if (apr_atomic_read32(&s->trial_fails)) {
+        /* answering again, by a trial or not: a later hold starts with
+         * free trials (trial_end) */
+        apr_atomic_set32(&s->trial_fails, 0);
+        CNT_SET(s->backoff, 0);
+        CNT_SET(s->next_trial, 0);
+    }
     if (CNT_READ(s->hold_until)) {
         CNT_SET(s->hold_until, 0);
     }
@@ -1149,6 +1156,12 @@ static void server_failed(slb_mc *mc, memcached_st *h, mc_server *s,
                           apr_status_t rv)
 {
     (void)rv;
+    /* what the handle's connections may still carry is not to be read:
+     * a reply that comes late (a timeout) would be taken for the answer
+     * to the next call on the same connection, and every call after it
+     * would read the one before's (libmemcached does not always close a
+     * connection that timed out, nor one that met a reset) */
+    memcached_quit(h);
     CNT_INC(s->failures);
     if (apr_atomic_xchg32(&s->up, 0) == 1) {
         open_window(mc);

@@ -133,7 +133,7 @@ my $cookie_opts = 'insert, indirect, nocache, strict, opaque, path=, domain=, se
 for my $c (['StickyLBRouteCookie ROUTEID insert samesit=lax', qr/StickyLBRouteCookie: unknown option 'samesit=lax': did you mean samesite=\? \(expected \Q$cookie_opts\E\)/],
            ['StickyLBRouteCookie ROUTEID insert colour=red', qr/StickyLBRouteCookie: unknown option 'colour=red' \(expected \Q$cookie_opts\E\)/],
            ['StickyLBRouteCookie ROUTEID insrt',            qr/StickyLBRouteCookie: unknown option 'insrt': did you mean insert\? \(expected /],
-           ['StickyLBProbe http intervall=5',                qr/StickyLBProbe: unknown option 'intervall=5': did you mean interval=\? \(expected method=, path=, host=, expect=, body=, interval=, timeout=, rise=, fall=, route=\)/],
+           ['StickyLBProbe http intervall=5',                qr/StickyLBProbe: unknown option 'intervall=5': did you mean interval=\? \(expected method=, path=, host=, expect=, body=, interval=, timeout=, rise=, fall=, route=, verify=, ca=, resolve=\)/],
            ['StickyLBProbe http interval',                   qr/StickyLBProbe: unknown option 'interval': did you mean interval=\? /],
            ['StickyLBPassive 500 fal=2',                     qr/StickyLBPassive: unknown option 'fal=2': did you mean fall=\? \(expected fall=\)/],
            ['StickyLBKey heder X-Sid',                       qr/StickyLBKey: unknown key 'heder': did you mean header\? /],
