@@ -34,7 +34,11 @@
 #   4. t2 cut off: lb1 and lb2 mark it down (the module's probe), its
 #      sessions fail over through lb1, and lb2 agrees on the new member
 #      within cache= + 1 s (README), at its first request; no 5xx; t2
-#      back: no bounce-back.
+#      back: no bounce-back;
+#   5. the recovery window, six times: mc1 or mc2 cut off for 1.5 s with
+#      traffic through one balancer only, restored; new sessions created
+#      during the 3.5 s after each return alternately through each
+#      balancer and continued through both: none may break.
 #
 # Every process is started with `ip netns exec` and stopped by its PID (its
 # process group); every namespace is deleted at the end, also when the
@@ -104,8 +108,8 @@ END {
 }
 $SIG{$_} = sub { die "caught SIG$_[0]\n" } for qw(INT TERM HUP PIPE);
 # the whole test is bounded: a stuck step fails it (the END block cleans up)
-$SIG{ALRM} = sub { die "peers_netns.t: over its 170 s bound\n" };
-alarm 170;
+$SIG{ALRM} = sub { die "peers_netns.t: over its 230 s bound\n" };
+alarm 230;
 
 # ip netns add must work here (not in every container)
 {
@@ -923,6 +927,58 @@ diag(table('phase 4: t2 cut off, its sessions failed over through lb1; lb2; t2 b
                   (defined $lb2_agreed{$_} && $lb2_new{$_} eq $new_owner{$_}
                    && $after{$_} eq "$new_owner{$_},$new_owner{$_}") ? 'agree' : 'DIFFER'] } @victims));
 diag(sprintf 'phase 4: %.1f s', time - $t4);
+
+# ================================================================ phase 5
+# The recovery window, again and again: mc1 or mc2 cut off (link down)
+# for 1.5 s with traffic through one balancer only (the other sees nothing
+# of the outage), then restored; during the 3.5 s after each return, new
+# sessions are created alternately through lb1 and lb2 and continued at
+# once twice through the other balancer and once through their creator.
+# No session may break (bounded: 6 cycles, 40 new sessions each).
+my $t5 = time;
+my ($new5, $broken5, $bad5, @broken5) = (0, 0, 0);
+for my $cycle (1 .. 6) {
+    my $host = $cycle % 2 ? 'mc1' : 'mc2';
+    my $busy = $cycle % 3 ? 'lb1' : 'lb2';
+    cut($host);
+    my $end = time + 1.5;
+    my $k = 0;
+    while (time < $end && $k < 200) {
+        my $r = req($busy, $k % 3 ? $all[$k % @all] : undef, '/app/cut-again');
+        $bad5++ if $bad5xx->($r);
+        $k++;
+    }
+    reattach($host);
+    my $back = time;
+    my $n = 0;
+    while (time - $back < 3.5 && $n < 40) {
+        my $from = $n % 2 ? 'lb2' : 'lb1';
+        my $to = $from eq 'lb1' ? 'lb2' : 'lb1';
+        $n++;
+        my $r = req($from, undef, '/app/recovery');
+        $bad5++ if $bad5xx->($r);
+        next unless $r->{code} == 200 && $r->{new} eq '1' && $r->{set} =~ /^\Q$r->{backend}\Ex/;
+        my ($sid, $be) = ($r->{set}, $r->{backend});
+        $new5++;
+        for my $lb ($to, $from, $to) {
+            my $x = req($lb, $sid, '/app/recovery');
+            $bad5++ if $bad5xx->($x);
+            next if $x->{backend} eq $be && $x->{new} eq '0';
+            $broken5++;
+            push @broken5, sprintf('cycle %d (%s cut, %s busy), %.2f s after the return: %s created via %s on %s, '
+                                   . 'then via %s on %s (new=%s); on mc1: %s, on mc2: %s',
+                                   $cycle, $host, $busy, time - $back, $sid, $from, $be, $lb,
+                                   $x->{backend}, $x->{new}, mc_binding('mc1', $sid) // 'none',
+                                   mc_binding('mc2', $sid) // 'none');
+            last;
+        }
+        sleep 0.02;
+    }
+}
+ok($new5 >= 100, "phase 5: $new5 new sessions created in the recovery windows of 6 cut-offs");
+is($broken5, 0, 'phase 5: none of them broke between the balancers') or diag(join "\n", @broken5[0 .. ($#broken5 < 9 ? $#broken5 : 9)]);
+is($bad5, 0, 'phase 5: no 5xx (nor lost request)');
+diag(sprintf 'phase 5: %.1f s', time - $t5);
 
 # ---------------------------------------------------------------- the end
 {
