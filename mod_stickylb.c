@@ -231,7 +231,7 @@ static apr_array_header_t *store_candidates(request_rec *r, slb_req *rq,
     int j, k;
 
     /* the learned cookies' values, read with the other cookies in one
-     * pass (make_req_state) */
+     * pass (make_req_state); the key cookies' follow them */
     for (k = 0; k < c->learn_cookies->nelts && k < SLB_MAX_COOKIE_NAMES;
          k++) {
         const char *name = APR_ARRAY_IDX(c->learn_cookies, k, const char *);
@@ -251,7 +251,7 @@ static apr_array_header_t *store_candidates(request_rec *r, slb_req *rq,
             switch (ks->kind) {
             case SLB_KEY_HEADER:
                 h = apr_table_get(r->headers_in, ks->name);
-                if (h && slb_value_ok(h, strlen(h))) {
+                if (h && slb_header_value_ok(h, strlen(h))) {
                     lookup_key(r, rq, hits, SLB_SRC_HEADER, ks->name, h,
                                strlen(h), lookup);
                 }
@@ -267,6 +267,16 @@ static apr_array_header_t *store_candidates(request_rec *r, slb_req *rq,
                 if (h && *h) {
                     lookup_key(r, rq, hits, SLB_SRC_ADDRESS, "address", h,
                                strlen(h), lookup);
+                }
+                break;
+            case SLB_KEY_COOKIE:
+                /* read with the other cookies (make_req_state): the
+                 * first valid value */
+                if (ks->slot < SLB_MAX_COOKIE_NAMES && nlearned[ks->slot]) {
+                    const slb_span *cv = &learned[ks->slot
+                                                  * SLB_MAX_SAME_NAME];
+                    lookup_key(r, rq, hits, SLB_SRC_COOKIE, ks->name,
+                               cv->ptr, cv->len, lookup);
                 }
                 break;
             }
@@ -447,7 +457,7 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
      * an array on the stack: read only once collected */
     const char *hdrs[COOKIE_HDRS];
     apr_array_header_t hdr_arr;
-    /* the values of the learned cookies, from the same pass */
+    /* the values of the learned and key cookies, from the same pass */
     slb_span learned[SLB_MAX_COOKIE_NAMES * SLB_MAX_SAME_NAME];
     int nlearned[SLB_MAX_COOKIE_NAMES] = { 0 };
     int i;
@@ -471,8 +481,7 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
     slb_collect_candidates_ex(r->pool, rq->candidates, &bal->spec,
                               (const char *const *)cc.values->elts,
                               cc.values->nelts, r->unparsed_uri,
-                              bal->learns ? bal->learn_cookies : NULL,
-                              learned, nlearned);
+                              bal->read_cookies, learned, nlearned);
     if (bal->uses_store) {
         rq->candidates = merge_candidates(r->pool, rq->candidates,
                                           store_candidates(r, rq, learned,
@@ -1328,6 +1337,9 @@ static int slb_check_config(apr_pool_t *pconf, apr_pool_t *plog,
 
         if (err == NULL) {
             err = slb_config_check_sections(sr, ptemp, seen);
+        }
+        if (err == NULL) {
+            err = slb_config_check_balancers(s, sr, ptemp);
         }
         if (err) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,

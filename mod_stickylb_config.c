@@ -602,7 +602,7 @@ const command_rec slb_cmds[] = {
                       "and bound in the stick table, or none"),
     AP_INIT_TAKE12("StickyLBKey", set_key, NULL, RSRC_CONF | ACCESS_CONF,
                    "A key held in the stick table: header NAME, query NAME, "
-                   "address, or none"),
+                   "cookie NAME, address, or none"),
     AP_INIT_TAKE1("StickyLBIdleTimeout", set_idle_timeout, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Seconds a binding lives unused (default 1800; 0 = "
@@ -758,6 +758,29 @@ const slb_balancer *slb_balancer_of(server_rec *s, proxy_balancer *b,
     slb_balancer_resolve(p, &eff, b->s->name, rb);
     slb_store_attach(rb, p);
     return rb;
+}
+
+const char *slb_config_check_balancers(server_rec *main_s, server_rec *sr,
+                                       apr_pool_t *ptemp)
+{
+    proxy_server_conf *pc = ap_get_module_config(sr->module_config,
+                                                 &proxy_module);
+    int i;
+
+    for (i = 0; pc && pc->balancers && i < pc->balancers->nelts; i++) {
+        proxy_balancer *b = &APR_ARRAY_IDX(pc->balancers, i, proxy_balancer);
+        slb_dir_conf eff;
+        const char *err;
+
+        if (strcmp(b->s->lbpname, "stickylb") != 0) {
+            continue;
+        }
+        effective(ptemp, main_s, sr, b, &eff);
+        if ((err = slb_dir_conf_check(ptemp, &eff)) != NULL) {
+            return apr_psprintf(ptemp, "%s (balancer %s)", err, b->s->name);
+        }
+    }
+    return NULL;
 }
 
 /* 1 when a scope of server sr (its own settings or a balancer section)

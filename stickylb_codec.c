@@ -26,6 +26,7 @@ const char *slb_source_name(slb_source src)
     case SLB_SRC_HEADER:         return "header";
     case SLB_SRC_QUERY:          return "query";
     case SLB_SRC_ADDRESS:        return "address";
+    case SLB_SRC_COOKIE:         return "cookie";
     default:                     return "none";
     }
 }
@@ -128,6 +129,21 @@ int slb_value_ok(const char *v, apr_size_t len)
     }
     for (; u < e; u++) {
         if (!cookie_octet[*u]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int slb_header_value_ok(const char *v, apr_size_t len)
+{
+    const unsigned char *u = (const unsigned char *)v, *e;
+
+    if (v == NULL || len == 0 || len > SLB_MAX_VALUE_LEN) {
+        return 0;
+    }
+    for (e = u + len; u < e; u++) {
+        if ((*u < 0x20 && *u != '\t') || *u >= 0x7f) {
             return 0;
         }
     }

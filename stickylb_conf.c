@@ -271,12 +271,22 @@ const char *slb_parse_key(apr_pool_t *p, const char *kind, const char *name,
                           slb_key_source *out)
 {
     out->name = name;
-    if (!strcasecmp(kind, "header") || !strcasecmp(kind, "query")) {
+    out->slot = 0;
+    if (!strcasecmp(kind, "header") || !strcasecmp(kind, "query")
+        || !strcasecmp(kind, "cookie")) {
         out->kind = !strcasecmp(kind, "header") ? SLB_KEY_HEADER
-                                                : SLB_KEY_QUERY;
+                    : !strcasecmp(kind, "query") ? SLB_KEY_QUERY
+                                                 : SLB_KEY_COOKIE;
         if (name == NULL || !slb_is_token(name, 128)) {
             return apr_psprintf(p, "%s needs a valid name ('%s')", kind,
                                 name ? name : "");
+        }
+        if (out->kind == SLB_KEY_HEADER && !strcasecmp(name, "Cookie")) {
+            /* the whole header: every cookie, their order and spacing */
+            return "header Cookie would key on the whole Cookie header "
+                   "(all the client's cookies, in its order): to stick on "
+                   "one cookie the client sends, write StickyLBKey cookie "
+                   "NAME (e.g. StickyLBKey cookie JSESSIONID)";
         }
         return NULL;
     }
@@ -285,11 +295,12 @@ const char *slb_parse_key(apr_pool_t *p, const char *kind, const char *name,
         return name ? "address takes no name" : NULL;
     }
     {
-        static const char *const kinds[] = { "header", "query", "address",
-                                             "none", NULL };
+        static const char *const kinds[] = { "header", "query", "cookie",
+                                             "address", "none", NULL };
         const char *near = slb_near_word(kind, kinds);
         return apr_psprintf(p, "unknown key '%s'%s%s%s (expected header "
-                            "NAME, query NAME, address or none)", kind,
+                            "NAME, query NAME, cookie NAME, address or "
+                            "none)", kind,
                             near ? ": did you mean " : "", near ? near : "",
                             near ? "?" : "");
     }
@@ -412,6 +423,75 @@ static const apr_array_header_t *or_empty(apr_pool_t *p,
     return a ? a : apr_array_make(p, 1, elt_size);
 }
 
+/* the names of c's key cookies and learned cookies together */
+static int count_cookie_keys(const apr_array_header_t *keys)
+{
+    int i, n = 0;
+
+    for (i = 0; keys && i < keys->nelts; i++) {
+        n += APR_ARRAY_IDX(keys, i, slb_key_source).kind == SLB_KEY_COOKIE;
+    }
+    return n;
+}
+
+const char *slb_dir_conf_check(apr_pool_t *p, const slb_dir_conf *c)
+{
+    int i, j, nlearn = c->learn_cookies ? c->learn_cookies->nelts : 0;
+
+    for (i = 0; c->keys && i < c->keys->nelts; i++) {
+        const slb_key_source *k = &APR_ARRAY_IDX(c->keys, i, slb_key_source);
+        if (k->kind != SLB_KEY_COOKIE) {
+            continue;
+        }
+        for (j = 0; j < nlearn; j++) {
+            if (!strcmp(APR_ARRAY_IDX(c->learn_cookies, j, const char *),
+                        k->name)) {
+                return apr_psprintf(p, "StickyLBKey cookie %s: %s is a "
+                                    "StickyLBLearnCookie too (learned: only "
+                                    "ids a member issued are bound; key: "
+                                    "any id the client sends is bound); "
+                                    "keep one of the two", k->name,
+                                    k->name);
+            }
+        }
+    }
+    if (nlearn + count_cookie_keys(c->keys) > SLB_MAX_COOKIE_NAMES) {
+        return apr_psprintf(p, "StickyLBLearnCookie and StickyLBKey cookie "
+                            "name %d cookies together: at most %d",
+                            nlearn + count_cookie_keys(c->keys),
+                            SLB_MAX_COOKIE_NAMES);
+    }
+    return NULL;
+}
+
+/*
+ * The cookies the store reads: the learned ones, then the key cookies,
+ * each key cookie given its slot (a copy of the keys: the scope's array
+ * may be shared by other balancers).
+ */
+static void resolve_cookie_keys(apr_pool_t *p, slb_balancer *out)
+{
+    int n = count_cookie_keys(out->keys), i;
+    apr_array_header_t *names, *keys;
+
+    if (n == 0) {
+        out->read_cookies = out->learn_cookies->nelts > 0 ? out->learn_cookies
+                                                          : NULL;
+        return;
+    }
+    names = apr_array_copy(p, out->learn_cookies);
+    keys = apr_array_copy(p, out->keys);
+    for (i = 0; i < keys->nelts; i++) {
+        slb_key_source *k = &APR_ARRAY_IDX(keys, i, slb_key_source);
+        if (k->kind == SLB_KEY_COOKIE) {
+            k->slot = names->nelts;
+            APR_ARRAY_PUSH(names, const char *) = k->name;
+        }
+    }
+    out->read_cookies = names;
+    out->keys = keys;
+}
+
 void slb_balancer_resolve(apr_pool_t *p, const slb_dir_conf *c,
                           const char *name, slb_balancer *out)
 {
@@ -447,6 +527,7 @@ void slb_balancer_resolve(apr_pool_t *p, const slb_dir_conf *c,
     }
     out->learn_cookies = or_empty(p, c->learn_cookies, sizeof(const char *));
     out->keys = or_empty(p, c->keys, sizeof(slb_key_source));
+    resolve_cookie_keys(p, out);
     out->lifetime.idle = slb_duration_secs((set & SLB_SET_IDLE_TIMEOUT)
                                                ? c->idle_timeout
                                                : SLB_DEFAULT_IDLE_TIMEOUT);

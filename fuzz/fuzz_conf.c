@@ -149,7 +149,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                             &k);
         if (err == NULL) {
             FZ_CHECK(k.kind == SLB_KEY_HEADER || k.kind == SLB_KEY_QUERY
-                     || k.kind == SLB_KEY_ADDRESS);
+                     || k.kind == SLB_KEY_ADDRESS
+                     || k.kind == SLB_KEY_COOKIE);
+            FZ_CHECK(k.kind != SLB_KEY_HEADER
+                     || strcasecmp(k.name, "Cookie") != 0);
             FZ_CHECK(k.kind == SLB_KEY_ADDRESS
                      ? k.name == NULL
                      : (k.name != NULL && slb_is_token(k.name, 128)));

@@ -57,6 +57,11 @@ const slb_balancer *slb_balancer_of(server_rec *s, struct proxy_balancer *b,
  * members without route=): an error message or NULL */
 const char *slb_config_check_sections(server_rec *sr, apr_pool_t *ptemp,
                                       apr_hash_t *seen);
+/* configtest of the effective directives of server sr's stickylb
+ * balancers (slb_dir_conf_check; main_s: the main server): an error
+ * message or NULL */
+const char *slb_config_check_balancers(server_rec *main_s, server_rec *sr,
+                                       apr_pool_t *ptemp);
 /* 1 when a scope of server sr puts a balancer on store `kind` */
 int slb_config_any_store(server_rec *sr, apr_pool_t *ptemp,
                          slb_store_kind kind);

@@ -43,7 +43,8 @@ typedef enum {
     SLB_SRC_LEARNED,        /* a session id bound in the stick table       */
     SLB_SRC_HEADER,         /* a request header bound in the stick table   */
     SLB_SRC_QUERY,          /* a query parameter bound in the stick table  */
-    SLB_SRC_ADDRESS         /* the client address bound in the stick table */
+    SLB_SRC_ADDRESS,        /* the client address bound in the stick table */
+    SLB_SRC_COOKIE          /* a request cookie bound in the stick table   */
 } slb_source;
 
 const char *slb_source_name(slb_source src);
@@ -91,6 +92,13 @@ int slb_is_token(const char *s, apr_size_t maxlen);
  * bytes, printable US-ASCII only (no controls, no bytes >= 0x80, no space,
  * no '"', ',', ';' or '\\'). */
 int slb_value_ok(const char *v, apr_size_t len);
+
+/* 1 when the bytes are acceptable as the value of a request header key
+ * (StickyLBKey header): 1..SLB_MAX_VALUE_LEN bytes of printable US-ASCII,
+ * space and tab (an HTTP field value: "Bearer x", "a, b" of a repeated
+ * header), no control bytes, no bytes >= 0x80.  The value is only hashed
+ * into a key, never copied into a cookie, a log line or memcached. */
+int slb_header_value_ok(const char *v, apr_size_t len);
 
 /* 1 when the bytes are an acceptable route: 1..SLB_MAX_ROUTE_LEN bytes that
  * also pass slb_value_ok(). */

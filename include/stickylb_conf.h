@@ -103,12 +103,16 @@ apr_uint32_t slb_duration_secs(apr_interval_time_t t);
 typedef enum {
     SLB_KEY_HEADER = 1,
     SLB_KEY_QUERY,
-    SLB_KEY_ADDRESS
+    SLB_KEY_ADDRESS,
+    SLB_KEY_COOKIE
 } slb_key_kind;
 
 typedef struct {
     slb_key_kind kind;
-    const char *name;        /* header or parameter name; NULL for address */
+    const char *name;        /* header, parameter or cookie name; NULL for
+                              * address */
+    int slot;                /* cookie: its index in the resolved
+                              * balancer's read_cookies (resolve) */
 } slb_key_source;
 
 /* A status or a range of statuses (StickyLBPassive). */
@@ -201,6 +205,14 @@ const char *slb_parse_passive(apr_pool_t *p, int argc,
                               const char *const *argv,
                               apr_array_header_t **ranges, int *fall);
 
+/*
+ * What an effective (merged) configuration c says that cannot work
+ * together, as a message naming the directives, or NULL: a cookie both
+ * learned (StickyLBLearnCookie) and a key (StickyLBKey cookie); more than
+ * SLB_MAX_COOKIE_NAMES learned and key cookies together.
+ */
+const char *slb_dir_conf_check(apr_pool_t *p, const slb_dir_conf *c);
+
 /* ------------------------------------------------------------------ */
 /* a resolved balancer                                                  */
 
@@ -213,6 +225,10 @@ typedef struct {
     const slb_keyring *ring;       /* signed route cookies; NULL: unsigned */
     const apr_array_header_t *learn_cookies;  /* const char *, never NULL */
     const apr_array_header_t *keys;           /* slb_key_source, never NULL */
+    /* the cookies whose values the store looks up, read in the pass over
+     * the Cookie headers: the learned ones, then the key cookies
+     * (StickyLBKey cookie; their slb_key_source.slot); NULL: none */
+    const apr_array_header_t *read_cookies;   /* const char * */
     slb_lifetime lifetime;         /* of bindings, whole seconds */
     slb_placement placement;
     slb_store_kind store;

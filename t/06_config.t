@@ -54,7 +54,8 @@ my @bad = (
     ['StickyLBSessionCookie JSESSIONID none',      'StickyLBSessionCookie', 'none'],
     ['StickyLBPathParam "a=b"',                    'StickyLBPathParam',   'a=b'],
     ['StickyLBLearnCookie "a;b"',                  'StickyLBLearnCookie', 'a;b'],
-    ['StickyLBKey cookie X',                       'StickyLBKey',         'cookie'],
+    ['StickyLBKey cookie "a;b"',                   'StickyLBKey',         'a;b'],
+    ['StickyLBKey cookie',                         'StickyLBKey',         'cookie'],
     ['StickyLBKey header',                         'StickyLBKey',         'header'],
     ['StickyLBKey address X',                      'StickyLBKey',         'address'],
     ['StickyLBIdleTimeout -1',                     'StickyLBIdleTimeout', '-1'],
@@ -109,6 +110,11 @@ is($rc, 0, 'memcached, probe, passive and slow start directives pass configtest'
 ok($rc != 0 && $out =~ /StickyLBTableSize: '8' must be/, 'StickyLBTableSize below 16 rejected') or diag $out;
 ($rc, $out) = configtest("StickyLBTableSize 1000000\n" . balancer("StickyLBLearnCookie JSESSIONID PHPSESSID\n StickyLBKey header X-S\n StickyLBKey address\n StickyLBIdleTimeout 600\n StickyLBMaxLifetime 0\n StickyLBNamespace shop"));
 is($rc, 0, 'store directives pass configtest') or diag $out;
+($rc, $out) = configtest(balancer("StickyLBLearnCookie PHPSESSID\n StickyLBKey cookie JSESSIONID\n StickyLBKey header X-Sid"));
+is($rc, 0, 'a key cookie next to a learned cookie passes configtest') or diag $out;
+# a learned cookie of the server and the same name as a key of the balancer
+($rc, $out) = configtest("StickyLBLearnCookie sid\n" . balancer("StickyLBKey cookie sid"));
+ok($rc != 0 && $out =~ /StickyLBKey cookie sid: sid is a StickyLBLearnCookie too/, 'a key cookie learned in an outer scope is refused') or diag $out;
 # one duration syntax everywhere: a bare number in the directive's unit,
 # or with ms or s
 ($rc, $out) = configtest("StickyLBMemcached \"--SERVER=127.0.0.1:11211\" connect-timeout=1s timeout=250ms retry=2s pool-wait=20 cache=500ms\n" . balancer("StickyLBIdleTimeout 1800s\n StickyLBMaxLifetime 86400\n StickyLBSlowStart 1500ms\n StickyLBProbe http interval=2s timeout=500ms\n StickyLBRouteCookie R insert max-age=3600s"));
@@ -137,6 +143,10 @@ for my $c (['StickyLBRouteCookie ROUTEID insert samesit=lax', qr/StickyLBRouteCo
            ['StickyLBProbe http interval',                   qr/StickyLBProbe: unknown option 'interval': did you mean interval=\? /],
            ['StickyLBPassive 500 fal=2',                     qr/StickyLBPassive: unknown option 'fal=2': did you mean fall=\? \(expected fall=\)/],
            ['StickyLBKey heder X-Sid',                       qr/StickyLBKey: unknown key 'heder': did you mean header\? /],
+           ['StickyLBKey cokie JSESSIONID',                  qr/StickyLBKey: unknown key 'cokie': did you mean cookie\? \(expected header NAME, query NAME, cookie NAME, address or none\)/],
+           ['StickyLBKey header Cookie',                     qr/StickyLBKey: header Cookie would key on the whole Cookie header .*write StickyLBKey cookie NAME \(e\.g\. StickyLBKey cookie JSESSIONID\)/],
+           ["StickyLBLearnCookie JSESSIONID\n StickyLBKey cookie JSESSIONID", qr/StickyLBKey cookie JSESSIONID: JSESSIONID is a StickyLBLearnCookie too .*keep one of the two \(balancer balancer:\/\/b\)/],
+           ["StickyLBLearnCookie a b c d e\n StickyLBKey cookie f\n StickyLBKey cookie g\n StickyLBKey cookie h\n StickyLBKey cookie i", qr/StickyLBLearnCookie and StickyLBKey cookie name 9 cookies together: at most 8 \(balancer balancer:\/\/b\)/],
            ['StickyLBStore memcache',                        qr/StickyLBStore: 'memcache' must be shm or memcached \(did you mean memcached\?\)/]) {
     ($rc, $out) = configtest(balancer($c->[0]));
     ok($rc != 0 && $out =~ $c->[1], "configtest: '$c->[0]' says what was meant") or diag $out;

@@ -1,5 +1,5 @@
 # The embedded stick table: learned session ids (no route in them), header,
-# query and address keys, failover re-pinning without bounce-back, idle and
+# query, cookie and address keys, failover re-pinning without bounce-back, idle and
 # maximum lifetimes, and bindings kept across a graceful restart.
 use strict;
 use warnings FATAL => 'all';
@@ -72,6 +72,74 @@ for my $v (keys %m) {
     }
 }
 is($ok, 12, 'header keys stick (' . join(',', map { "$_=$m{$_}" } sort keys %m) . ')');
+# a header value is an HTTP field value: spaces, commas and ';' are part
+# of the key (they were silently ignored before)
+my %sp;
+for my $v ('Bearer zed 1', 'a, b', 'x; y') {
+    $sp{$v} = backend(req('slb_store', '/hdr/', 'X-Session' => $v));
+}
+$ok = 0;
+for my $v (keys %sp) {
+    for (1 .. 3) {
+        my $y = req('slb_store', '/hdr/', 'X-Session' => $v);
+        my ($d, $s) = slb($y);
+        $ok++ if backend($y) eq $sp{$v} && $d eq 'sticky' && $s eq 'header';
+    }
+}
+is($ok, 9, 'header keys with spaces, commas and semicolons stick');
+
+# a cookie the client sends (StickyLBKey cookie JSESSIONID), in the shape
+# of the haproxy-peers demo's clients; the members' own JSESSIONID cookies
+# are not learned
+use Digest::MD5 qw(md5_hex);
+sub demo_cookie { return 'c1=1; c2=2; JSESSIONID=' . md5_hex('_' . $_[0]) }
+my (%ck, $first_new) = ();
+$first_new = 0;
+for my $x (1 .. 6) {
+    my $y = req('slb_store', '/keycookie/', Cookie => demo_cookie($x));
+    $ck{$x} = backend($y);
+    $first_new++ if (slb($y))[0] eq 'new';
+}
+is($first_new, 6, 'six new cookie keys: each a new session');
+is(scalar(grep { $_ } map { $ck{$_} ne $ck{$_ + 1} } 1 .. 5), 5,
+   'spread by round robin (' . join(',', map { $ck{$_} } 1 .. 6) . ')');
+$ok = 0;
+for my $x (reverse 1 .. 6) {
+    for (1 .. 3) {
+        my $y = req('slb_store', '/keycookie/', Cookie => demo_cookie($x));
+        my ($d, $s) = slb($y);
+        $ok++ if backend($y) eq $ck{$x} && $d eq 'sticky' && $s eq 'cookie';
+    }
+}
+is($ok, 18, 'cookie keys stick, in any order');
+# the first valid value decides: of two JSESSIONID, the first one's member
+{
+    my ($p, $q) = (1, grep { $ck{$_} ne $ck{1} } 2 .. 6);
+    my $c = 'JSESSIONID=' . md5_hex("_$p") . '; JSESSIONID=' . md5_hex("_$q");
+    is(backend(req('slb_store', '/keycookie/', Cookie => $c)), $ck{$p},
+       'two values of the key cookie: the first one is the key');
+    $c = 'JSESSIONID="' . md5_hex("_$q") . '"; c1=1';
+    is(backend(req('slb_store', '/keycookie/', Cookie => $c)), $ck{$q},
+       'a quoted value is the same key');
+}
+# no cookie, another cookie: no key, round robin
+is((slb(req('slb_store', '/keycookie/', Cookie => 'c1=1; JSESSIONIDX=' . md5_hex('_1'))))[0], 'new',
+   'a cookie of another name is no key');
+# after a learned cookie: both read, the key cookie bound on first use
+{
+    my $y = req('slb_store', '/keylearned/', Cookie => 'sid=s-one');
+    my $m = backend($y);
+    my $php = sid_of($y, 'PHPSESSID');
+    $ok = 0;
+    for (1 .. 4) {
+        my $z = req('slb_store', '/keylearned/', Cookie => 'sid=s-one');
+        $ok++ if backend($z) eq $m && (slb($z))[1] eq 'cookie';
+    }
+    is($ok, 4, "a key cookie next to a learned cookie sticks to $m");
+    $y = req('slb_store', '/keylearned/', Cookie => "PHPSESSID=$php");
+    is(backend($y) . ' ' . (slb($y))[1], "$m learned", '... and the learned cookie too');
+}
+
 my $q = backend(req('slb_store', '/hdr/?a=1&sid=q123'));
 $ok = 0;
 for (1 .. 4) {
@@ -162,5 +230,11 @@ for my $id (keys %before) {
     $ok++ if backend($y) eq $before{$id} && join(' ', (slb($y))[0, 1]) eq 'sticky learned';
 }
 is($ok, 4, 'bindings survive apachectl -k graceful');
+$ok = 0;
+for my $x (1 .. 6) {
+    my $y = req('slb_store', '/keycookie/', Cookie => demo_cookie($x));
+    $ok++ if backend($y) eq $ck{$x} && join(' ', (slb($y))[0, 1]) eq 'sticky cookie';
+}
+is($ok, 6, 'cookie keys survive apachectl -k graceful');
 
 done_testing();

@@ -16,6 +16,7 @@ use Apache::TestRequest ();
 use StickyLB::Client;
 use StickyLB::Backends;
 use StickyLB::Services;
+use IO::Socket::INET;
 
 my $BAL = <<"CONF";
 RequestHeader set X-Test-Session-Style nosuffix
@@ -32,6 +33,16 @@ StickyLBMemcached "--SERVER=127.0.0.1:$ENV{SLB_MC1_PORT}" connect-timeout=50 tim
     StickyLBKey header X-Session
 </Proxy>
 ProxyPass "/shared" "balancer://shared"
+<Proxy "balancer://peers">
+    BalancerMember "http://127.0.0.1:$ENV{SLB_T1_PORT}" route=t1
+    BalancerMember "http://127.0.0.1:$ENV{SLB_T2_PORT}" route=t2
+    BalancerMember "http://127.0.0.1:$ENV{SLB_T3_PORT}" route=t3
+    ProxySet lbmethod=stickylb
+    StickyLBStore memcached
+    StickyLBNamespace peers
+    StickyLBKey cookie JSESSIONID
+</Proxy>
+ProxyPass "/peers" "balancer://peers"
 <Location "/stickylb-status">
     SetHandler stickylb-status
 </Location>
@@ -67,8 +78,59 @@ $ok = 0;
 $ok += how(lb1('/shared/', Cookie => "JSESSIONID=$sid2")) eq "200 $b2 sticky learned" for 1 .. 5;
 is($ok, 5, 'lb1 sends the session learned by lb2 to the same member');
 
+# --- a cookie the client sends (StickyLBKey cookie JSESSIONID), as the
+# haproxy-peers demo's clients send it: bound with memcached add by the
+# balancer that saw it first, followed by the other
+use Digest::MD5 qw(md5_hex);
+sub demo_cookie { return 'c1=1; c2=2; JSESSIONID=' . md5_hex("_$_[0]-$$") }
+sub mc_stat {
+    my ($name) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$ENV{SLB_MC1_PORT}", Timeout => 2)
+        or return -1;
+    print $s "stats\r\n";
+    my $v = -1;
+    while (defined(my $l = <$s>)) {
+        $v = $1 if $l =~ /^STAT \Q$name\E (\d+)/;
+        last if $l =~ /^END/;
+    }
+    close $s;
+    return $v;
+}
+my $sets0 = mc_stat('cmd_set');
+my (%on, $first_new) = ();
+$first_new = 0;
+for my $x (101 .. 105) {
+    my $y = lb2('/peers/', Cookie => demo_cookie($x));
+    $on{$x} = backend($y);
+    $first_new++ if (slb($y))[0] eq 'new';
+}
+is($first_new, 5, 'lb2: sessions 101-105 are new (' . join(',', map { $on{$_} } 101 .. 105) . ')');
+cmp_ok(mc_stat('cmd_set') - $sets0, '>=', 5, 'their bindings were written to memcached');
+$ok = 0;
+for my $x (101 .. 105) {
+    $ok++ if how(lb1('/peers/', Cookie => demo_cookie($x))) eq "200 $on{$x} sticky cookie";
+}
+is($ok, 5, 'lb1 sends sessions 101-105 to the members lb2 chose');
+my $agree = 0;
+for my $k (1 .. 10) {
+    my $c = demo_cookie("race$k");
+    my $pid = fork();
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        lb2('/peers/', Cookie => $c);
+        POSIX::_exit(0);
+    }
+    lb1('/peers/', Cookie => $c);
+    waitpid($pid, 0);
+    my $then1 = backend(lb1('/peers/', Cookie => $c));
+    my $then2 = backend(lb2('/peers/', Cookie => $c));
+    $agree++ if $then1 eq $then2 && $then1 =~ /^t/;
+}
+is($agree, 10, '10 cookie keys first seen by both at once: both agree afterwards');
+
 # --- both balancers see a new key at once: one binding wins, both use it
-my ($agree, $differed) = (0, 0);
+my $differed = 0;
+$agree = 0;
 for my $k (1 .. 20) {
     my $key = "race$k-" . int(rand(1e9));
     pipe(my $rd, my $wr) or die;
@@ -97,6 +159,11 @@ stop_lb2();
 start_lb2($BAL);
 is(how(lb2('/shared/', Cookie => "JSESSIONID=$sid")), "200 $b sticky learned",
    'after a full stop/start lb2 still knows the session (from memcached)');
+$ok = 0;
+for my $x (101 .. 105) {
+    $ok++ if how(lb2('/peers/', Cookie => demo_cookie($x))) eq "200 $on{$x} sticky cookie";
+}
+is($ok, 5, '... and the cookie keys 101-105');
 
 # --- failover on lb1 re-pins; lb2 follows within the stated bound
 my $on4;

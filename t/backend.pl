@@ -6,7 +6,7 @@
 # Usage:
 #   perl t/backend.pl --port N --route t1 [--host 127.0.0.1] [--pidfile F]
 #                     [--cookie-name JSESSIONID] [--no-route-suffix]
-#                     [--idle-timeout 5]
+#                     [--idle-timeout 5] [--no-session]
 #
 # Behaviour (see also t/lib/StickyLB/Backends.pm):
 #   * one forked child per connection, HTTP/1.1 keep-alive (idle timeout 5 s),
@@ -22,6 +22,8 @@
 #     ";jsessionid=" path parameter (name matched case-insensitively);
 #   * unknown or missing session: a new one is issued with
 #       Set-Cookie: <cookie-name>=<id>; Path=/; HttpOnly
+#     (--no-session: never; the backend sets no cookie at all, like the
+#     haproxy-peers demo's virtual hosts);
 #   * response: 200 (or NNN for a path containing /status/NNN), text/plain,
 #     "X-Backend: <route>", body lines:
 #       backend: <route>
@@ -50,7 +52,8 @@ my %opt = (
     'idle-timeout' => 5,
 );
 GetOptions(\%opt, 'port=i', 'route=s', 'host=s', 'pidfile=s',
-           'cookie-name=s', 'no-route-suffix', 'idle-timeout=f', 'help')
+           'cookie-name=s', 'no-route-suffix', 'idle-timeout=f',
+           'no-session', 'help')
     or usage(2);
 usage(0) if $opt{help};
 usage(2) unless $opt{port} && defined $opt{route} && length $opt{route};
@@ -58,12 +61,14 @@ usage(2) unless $opt{port} && defined $opt{route} && length $opt{route};
 my $ROUTE       = $opt{route};
 our $COOKIE_NAME = $opt{'cookie-name'};
 our $NO_SUFFIX   = $opt{'no-route-suffix'} ? 1 : 0;
+my $NO_SESSION  = $opt{'no-session'} ? 1 : 0;
 my $IDLE        = $opt{'idle-timeout'};
 my $MAX_HEADER  = 64 * 1024;
 
 sub usage {
     print STDERR "usage: $0 --port N --route ROUTE [--host 127.0.0.1] "
-               . "[--pidfile F] [--cookie-name JSESSIONID] [--no-route-suffix]\n";
+               . "[--pidfile F] [--cookie-name JSESSIONID] [--no-route-suffix] "
+               . "[--idle-timeout S] [--no-session]\n";
     exit $_[0];
 }
 
@@ -357,7 +362,8 @@ sub serve {
             "Server: stickylb-test-backend/$ROUTE",
             "X-Backend: $ROUTE",
         );
-        push @out, "Set-Cookie: $COOKIE_NAME=$session; Path=/; HttpOnly" if $new;
+        push @out, "Set-Cookie: $COOKIE_NAME=$session; Path=/; HttpOnly"
+            if $new && !$NO_SESSION;
         push @out, "Cache-Control: $cc" if defined $cc && length $cc;
         my $no_body = ($status =~ /^1/ || $status == 204 || $status == 304);
         unless ($no_body) {

@@ -102,6 +102,8 @@ START_TEST(test_source_name)
     ck_assert_str_eq(slb_source_name(SLB_SRC_URL), "url");
     ck_assert_str_eq(slb_source_name(SLB_SRC_SESSION_COOKIE),
                      "session-cookie");
+    ck_assert_str_eq(slb_source_name(SLB_SRC_COOKIE), "cookie");
+    ck_assert_str_eq(slb_source_name(SLB_SRC_HEADER), "header");
     ck_assert_str_eq(slb_source_name((slb_source)99), "none");
     ck_assert_str_eq(slb_source_name((slb_source)-1), "none");
 }
@@ -1881,6 +1883,76 @@ START_TEST(test_collect_extra_values)
 }
 END_TEST
 
+/* A header key's value is an HTTP field value: spaces, commas, ';' and
+ * quotes are part of it; control bytes and non-ASCII are not. */
+START_TEST(test_header_value_ok)
+{
+    char big[SLB_MAX_VALUE_LEN + 2];
+    unsigned c;
+
+    ck_assert(slb_header_value_ok("abc", 3));
+    ck_assert(slb_header_value_ok("Bearer x.y", 10));
+    ck_assert(slb_header_value_ok("a, b", 4));           /* repeated header */
+    ck_assert(slb_header_value_ok("\"q\"; x\\y", 8));
+    ck_assert(slb_header_value_ok("a\tb", 3));
+    ck_assert(!slb_header_value_ok("", 0));
+    ck_assert(!slb_header_value_ok(NULL, 3));
+    ck_assert(!slb_header_value_ok("a\rb", 3));
+    ck_assert(!slb_header_value_ok("a\0b", 3));
+    ck_assert(!slb_header_value_ok("a\x7f", 2));
+    ck_assert(!slb_header_value_ok("\xc3\xa9", 2));
+    for (c = 0; c < 256; c++) {
+        char v[3] = { 'a', (char)c, 'b' };
+        ck_assert_int_eq(slb_header_value_ok(v, 3),
+                         c == '\t' || (c >= 0x20 && c < 0x7f));
+    }
+    memset(big, 'x', sizeof(big));
+    ck_assert(slb_header_value_ok(big, SLB_MAX_VALUE_LEN));
+    ck_assert(!slb_header_value_ok(big, SLB_MAX_VALUE_LEN + 1));
+}
+END_TEST
+
+/* A key cookie (StickyLBKey cookie NAME) is read as an extra name, in the
+ * shape the haproxy-peers demo's clients send: the value of that cookie
+ * only, the others and the separators left out. */
+START_TEST(test_collect_key_cookie_demo_shape)
+{
+    const char *hdrs[] = {
+        "c1=1; c2=2; JSESSIONID=0cc175b9c0f1b6a831c399e269772661"
+    };
+    const char *two[] = { "JSESSIONID=b\x01d; JSESSIONID=\"q1\", "
+                          "JSESSIONID=q2" };
+    apr_array_header_t *extra = apr_array_make(pool, 2, sizeof(const char *));
+    apr_array_header_t *arr = apr_array_make(pool, 4, sizeof(slb_candidate));
+    apr_array_header_t *sessions = apr_array_make(pool, 1,
+                                                  sizeof(const char *));
+    slb_span out[2 * SLB_MAX_SAME_NAME];
+    int n[2] = { -1, -1 };
+    slb_key_spec spec;
+
+    memset(&spec, 0, sizeof(spec));
+    APR_ARRAY_PUSH(sessions, const char *) = "JSESSIONID";
+    spec.session_cookies = sessions;     /* the default: no route in it */
+    spec.separator = '.';
+    APR_ARRAY_PUSH(extra, const char *) = "PHPSESSID";   /* learned */
+    APR_ARRAY_PUSH(extra, const char *) = "JSESSIONID";  /* key cookie */
+    slb_collect_candidates_ex(pool, arr, &spec, hdrs, 1, "/", extra, out, n);
+    ck_assert_int_eq(arr->nelts, 0);     /* an md5 carries no route */
+    ck_assert_int_eq(n[0], 0);
+    ck_assert_int_eq(n[1], 1);
+    ck_assert_uint_eq(out[SLB_MAX_SAME_NAME].len, 32);
+    ck_assert_int_eq(memcmp(out[SLB_MAX_SAME_NAME].ptr,
+                            "0cc175b9c0f1b6a831c399e269772661", 32), 0);
+    /* the first valid value comes first: one with a control byte
+     * skipped, quotes removed */
+    slb_collect_candidates_ex(pool, arr, &spec, two, 1, "/", extra, out, n);
+    ck_assert_int_eq(n[1], 2);
+    ck_assert_uint_eq(out[SLB_MAX_SAME_NAME].len, 2);
+    ck_assert_int_eq(memcmp(out[SLB_MAX_SAME_NAME].ptr, "q1", 2), 0);
+    ck_assert_int_eq(memcmp(out[SLB_MAX_SAME_NAME + 1].ptr, "q2", 2), 0);
+}
+END_TEST
+
 Suite *codec_suite(void)
 {
     Suite *s = suite_create("codec");
@@ -1899,6 +1971,8 @@ Suite *codec_suite(void)
     tcase_add_test(tc, test_is_token);
     tcase_add_test(tc, test_value_ok_every_byte_every_place);
     tcase_add_test(tc, test_collect_extra_values);
+    tcase_add_test(tc, test_header_value_ok);
+    tcase_add_test(tc, test_collect_key_cookie_demo_shape);
     tcase_add_test(tc, test_value_ok_all_bytes);
     tcase_add_test(tc, test_value_ok_bounds);
     tcase_add_test(tc, test_route_ok);

@@ -287,6 +287,22 @@ START_TEST(test_key_and_passive)
     ck_assert_ptr_nonnull(slb_parse_key(pool, "header", "a b", &k));
     ck_assert_ptr_nonnull(strstr(slb_parse_key(pool, "colour", "x", &k),
                                  "colour"));
+    /* a request cookie */
+    ck_assert_ptr_null(slb_parse_key(pool, "cookie", "JSESSIONID", &k));
+    ck_assert_int_eq(k.kind, SLB_KEY_COOKIE);
+    ck_assert_str_eq(k.name, "JSESSIONID");
+    ck_assert_ptr_nonnull(slb_parse_key(pool, "cookie", NULL, &k));
+    ck_assert_ptr_nonnull(slb_parse_key(pool, "cookie", "a;b", &k));
+    ck_assert_str_eq(slb_parse_key(pool, "cokie", "x", &k),
+                     "unknown key 'cokie': did you mean cookie? (expected "
+                     "header NAME, query NAME, cookie NAME, address or "
+                     "none)");
+    /* the whole Cookie header is refused, pointing at the cookie key */
+    ck_assert_ptr_nonnull(strstr(slb_parse_key(pool, "header", "cookie",
+                                               &k),
+                                 "StickyLBKey cookie NAME"));
+    ck_assert_ptr_nonnull(slb_parse_key(pool, "header", "Cookie", &k));
+    ck_assert_ptr_null(slb_parse_key(pool, "header", "Cookie2x", &k));
 
     ck_assert_ptr_null(slb_parse_passive(pool, 3, ok, &r, &fall));
     ck_assert_int_eq(r->nelts, 2);
@@ -312,10 +328,11 @@ START_TEST(test_key_and_passive)
                      "'none' must stand alone");
     ck_assert_str_eq(slb_parse_key(pool, "heder", "X", &k),
                      "unknown key 'heder': did you mean header? (expected "
-                     "header NAME, query NAME, address or none)");
-    ck_assert_str_eq(slb_parse_key(pool, "cookie", "X", &k),
-                     "unknown key 'cookie' (expected header NAME, query "
-                     "NAME, address or none)");
+                     "header NAME, query NAME, cookie NAME, address or "
+                     "none)");
+    ck_assert_str_eq(slb_parse_key(pool, "biscuit", "X", &k),
+                     "unknown key 'biscuit' (expected header NAME, query "
+                     "NAME, cookie NAME, address or none)");
 }
 END_TEST
 
@@ -437,6 +454,85 @@ START_TEST(test_merge_and_resolve)
 }
 END_TEST
 
+/* Key cookies are read after the learned ones: each gets its slot; the
+ * scope's array is not changed (other balancers share it). */
+START_TEST(test_resolve_key_cookies)
+{
+    slb_dir_conf c;
+    slb_balancer b;
+    const char *learn[] = { "PHPSESSID", "connect.sid" };
+    const char *nine[] = { "a", "b", "c", "d", "e", "f", "g" };
+    slb_key_source *k;
+    int i;
+
+    slb_dir_conf_init(&c);
+    c.keys = apr_array_make(pool, 3, sizeof(slb_key_source));
+    ck_assert_ptr_null(slb_parse_key(pool, "header", "X-Sid",
+                                     apr_array_push(c.keys)));
+    ck_assert_ptr_null(slb_parse_key(pool, "cookie", "JSESSIONID",
+                                     apr_array_push(c.keys)));
+    ck_assert_ptr_null(slb_parse_key(pool, "cookie", "sid",
+                                     apr_array_push(c.keys)));
+    c.set |= SLB_SET_KEYS;
+
+    /* no learned cookie: slots 0 and 1 */
+    ck_assert_ptr_null(slb_dir_conf_check(pool, &c));
+    slb_balancer_resolve(pool, &c, "balancer://a", &b);
+    ck_assert(b.uses_store && !b.learns);
+    ck_assert_ptr_nonnull(b.read_cookies);
+    ck_assert_int_eq(b.read_cookies->nelts, 2);
+    ck_assert_str_eq(APR_ARRAY_IDX(b.read_cookies, 0, const char *),
+                     "JSESSIONID");
+    ck_assert_int_eq(APR_ARRAY_IDX(b.keys, 1, slb_key_source).slot, 0);
+    ck_assert_int_eq(APR_ARRAY_IDX(b.keys, 2, slb_key_source).slot, 1);
+
+    /* after two learned cookies: slots 2 and 3 */
+    ck_assert_ptr_null(slb_parse_cookie_names(pool, 2, learn,
+                                              &c.learn_cookies));
+    c.set |= SLB_SET_LEARN_COOKIES;
+    ck_assert_ptr_null(slb_dir_conf_check(pool, &c));
+    slb_balancer_resolve(pool, &c, "balancer://a", &b);
+    ck_assert(b.learns);
+    ck_assert_int_eq(b.learn_cookies->nelts, 2);
+    ck_assert_int_eq(b.read_cookies->nelts, 4);
+    ck_assert_str_eq(APR_ARRAY_IDX(b.read_cookies, 1, const char *),
+                     "connect.sid");
+    ck_assert_str_eq(APR_ARRAY_IDX(b.read_cookies, 3, const char *), "sid");
+    ck_assert_int_eq(APR_ARRAY_IDX(b.keys, 1, slb_key_source).slot, 2);
+    ck_assert_int_eq(APR_ARRAY_IDX(b.keys, 2, slb_key_source).slot, 3);
+    /* the scope's own keys untouched */
+    ck_assert_int_eq(APR_ARRAY_IDX(c.keys, 2, slb_key_source).slot, 0);
+
+    /* only learned cookies: read_cookies is that list; none: NULL */
+    c.keys = NULL;
+    slb_balancer_resolve(pool, &c, "balancer://a", &b);
+    ck_assert_ptr_eq(b.read_cookies, b.learn_cookies);
+    c.learn_cookies = NULL;
+    slb_balancer_resolve(pool, &c, "balancer://a", &b);
+    ck_assert_ptr_null(b.read_cookies);
+    ck_assert(!b.uses_store);
+
+    /* a cookie both learned and a key is refused */
+    c.keys = apr_array_make(pool, 1, sizeof(slb_key_source));
+    ck_assert_ptr_null(slb_parse_key(pool, "cookie", "connect.sid",
+                                     apr_array_push(c.keys)));
+    ck_assert_ptr_null(slb_parse_cookie_names(pool, 2, learn,
+                                              &c.learn_cookies));
+    ck_assert_ptr_nonnull(strstr(slb_dir_conf_check(pool, &c),
+                                 "connect.sid is a StickyLBLearnCookie"));
+    /* more than eight cookie names together */
+    c.keys = apr_array_make(pool, 7, sizeof(slb_key_source));
+    for (i = 0; i < 7; i++) {
+        k = apr_array_push(c.keys);
+        ck_assert_ptr_null(slb_parse_key(pool, "cookie", nine[i], k));
+    }
+    ck_assert_ptr_nonnull(strstr(slb_dir_conf_check(pool, &c),
+                                 "9 cookies together: at most 8"));
+    apr_array_pop(c.keys);
+    ck_assert_ptr_null(slb_dir_conf_check(pool, &c));
+}
+END_TEST
+
 Suite *conf_suite(void)
 {
     Suite *s = suite_create("conf");
@@ -453,6 +549,7 @@ Suite *conf_suite(void)
     tcase_add_test(tc, test_key_and_passive);
     tcase_add_test(tc, test_resolve_defaults);
     tcase_add_test(tc, test_merge_and_resolve);
+    tcase_add_test(tc, test_resolve_key_cookies);
     suite_add_tcase(s, tc);
     return s;
 }
