@@ -61,6 +61,7 @@ typedef struct {
  * StickyLBTableSize), for rate() across resets.
  */
 typedef struct {
+    apr_uint64_t layout;           /* sizeof(store_shared) */
     apr_time_t created;
     slb_tier_counters tier[2];     /* by slb_store_kind */
     slb_mc_counters mc;            /* every child's request client */
@@ -70,6 +71,15 @@ typedef struct {
 } store_shared;
 
 #define SHARED_BYTES APR_ALIGN(sizeof(store_shared), 64)
+
+/* the counters start (again): a new segment, or one a module with
+ * another layout of them made */
+static void shared_reset(store_shared *sh)
+{
+    memset(sh, 0, sizeof(*sh));
+    sh->layout = sizeof(store_shared);
+    sh->created = apr_time_now();
+}
 
 /* the segment starts on a cache line: the counters, then the table */
 static void *segment_mem(apr_shm_t *shm)
@@ -184,6 +194,9 @@ int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         table = slb_table_attach((char *)mem + SHARED_BYTES, bytes);
         if (table) {
             shared = mem;
+            if (shared->layout != sizeof(store_shared)) {
+                shared_reset(shared);
+            }
             tiers_init(s);
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                          SLB_LOG_TAG "SLB0202: stick table kept across the "
@@ -215,7 +228,7 @@ int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     h->bytes = bytes;
     mem = segment_mem(h->shm);
     memset(mem, 0, SHARED_BYTES);
-    ((store_shared *)mem)->created = apr_time_now();
+    shared_reset(mem);
     {
         unsigned char secret[16];
         if (apr_generate_random_bytes(secret, sizeof(secret)) != APR_SUCCESS) {
