@@ -1007,7 +1007,11 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
     rq->decided = 1;
     rq->worker = w;
     if (w) {
-        slb_health_count(b, w, d.kind);
+        slb_health_count(b, w, d.kind,
+                         d.candidate >= 0
+                         && APR_ARRAY_IDX(rq->candidates, d.candidate,
+                                          slb_candidate).src
+                                == SLB_SRC_ROUTE_COOKIE);
         if (rq->bal->inserts_cookie) {
             set_route_cookie(r, rq, w->s->route);
         }

@@ -41,7 +41,7 @@
 #define HEALTH_SLOTS 4096
 /* the layout of health_t is part of the key: a restart that loads a
  * module with another layout gets a new table */
-#define HEALTH_USERDATA_KEY "mod_stickylb-health-2"
+#define HEALTH_USERDATA_KEY "mod_stickylb-health-3"
 /* name lookups of one tick: after this much, the rest wait a tick */
 #define RESOLVE_BUDGET apr_time_from_msec(200)
 
@@ -59,6 +59,8 @@ typedef struct {
     apr_uint64_t requests;       /* chosen by the finder */
     apr_uint64_t new_sessions;   /* ... for a new session */
     apr_uint64_t failovers;      /* ... instead of the session's member */
+    apr_uint64_t route_cookie;   /* ... sticky by the route cookie */
+    apr_uint64_t probes, probe_failures, probe_us; /* every probe run */
     apr_uint32_t probed;         /* 1 when the prober looks after it */
 } health_t;
 
@@ -152,7 +154,8 @@ int slb_health_post_config(apr_pool_t *pconf, server_rec *s)
 /* ------------------------------------------------------------------ */
 /* counters and snapshots for the status handler                        */
 
-void slb_health_count(proxy_balancer *b, proxy_worker *w, int kind)
+void slb_health_count(proxy_balancer *b, proxy_worker *w, int kind,
+                      int by_route_cookie)
 {
     health_t *h = health_of(member_key(b, w), 1);
 
@@ -165,6 +168,9 @@ void slb_health_count(proxy_balancer *b, proxy_worker *w, int kind)
     }
     if (kind == SLB_DECIDE_FAILOVER) {
         __atomic_fetch_add(&h->failovers, 1, __ATOMIC_RELAXED);
+    }
+    if (by_route_cookie) {
+        __atomic_fetch_add(&h->route_cookie, 1, __ATOMIC_RELAXED);
     }
 }
 
@@ -187,6 +193,11 @@ int slb_health_snapshot(proxy_balancer *b, proxy_worker *w,
     v->requests = __atomic_load_n(&h->requests, __ATOMIC_RELAXED);
     v->new_sessions = __atomic_load_n(&h->new_sessions, __ATOMIC_RELAXED);
     v->failovers = __atomic_load_n(&h->failovers, __ATOMIC_RELAXED);
+    v->route_cookie = __atomic_load_n(&h->route_cookie, __ATOMIC_RELAXED);
+    v->probes = __atomic_load_n(&h->probes, __ATOMIC_RELAXED);
+    v->probe_failures = __atomic_load_n(&h->probe_failures,
+                                        __ATOMIC_RELAXED);
+    v->probe_us = __atomic_load_n(&h->probe_us, __ATOMIC_RELAXED);
     v->up_since = h->up_since;
     return 1;
 }
@@ -414,6 +425,12 @@ static void apply(target_t *t, const slb_probe *r, apr_time_t now)
                      ip ? ip : "?", (unsigned)t->addr->port);
     }
     h->last_latency = r->latency;
+    __atomic_fetch_add(&h->probes, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&h->probe_us, (apr_uint64_t)r->latency,
+                       __ATOMIC_RELAXED);
+    if (!r->ok) {
+        __atomic_fetch_add(&h->probe_failures, 1, __ATOMIC_RELAXED);
+    }
     apr_cpystrn(h->last_why, r->ok ? "ok" : r->why, sizeof(h->last_why));
     if (r->ok) {
         h->fails = 0;

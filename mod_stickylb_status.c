@@ -7,8 +7,11 @@
  *   </Location>
  *
  * GET: the balancers of the virtual host that use lbmethod=stickylb, their
- * members and the stick table, as HTML (default), JSON (?format=json) or
- * Prometheus text (?format=prometheus).  POST (form fields nonce, balancer,
+ * members and the stick table, as HTML (default, or ?format=html), JSON
+ * (?format=json) or Prometheus text (?format=prometheus); another format
+ * is a 400.  Counters are server-wide (shared memory); what is each
+ * process's own (memcached servers' state, the recovery window, the
+ * writer's queue) is the answering process's, and says so.  POST (form fields nonce, balancer,
  * member, action, value, id): drain / undrain / maintenance / enable /
  * weight a member, show or delete the binding of one session id, unbind
  * every session of a member.  A POST without this server's nonce is refused
@@ -60,14 +63,26 @@ int slb_status_post_config(apr_pool_t *pconf, server_rec *s)
 /* ------------------------------------------------------------------ */
 /* the view                                                             */
 
+/* The states of a member, as member_state() names them (X: index, name). */
+#define MEMBER_STATES(X)                                                   \
+    X(0, "up") X(1, "down-by-probe") X(2, "down-by-hcheck") X(3, "error")  \
+    X(4, "disabled") X(5, "stopped") X(6, "draining") X(7, "standby")      \
+    X(8, "spare")
+#define STATE_NAME(i, name) name,
+static const char *const states[] = { MEMBER_STATES(STATE_NAME) };
+#undef STATE_NAME
+#define N_STATES ((int)(sizeof(states) / sizeof(states[0])))
+
 /* The snapshot of one member: what the outputs show of it. */
 typedef struct {
     proxy_worker *w;
     const char *state;
+    int in_state[N_STATES];    /* 1 for its state, 0 for the others */
     double weight;             /* loadfactor as configured (lbfactor/100) */
     apr_uint32_t sessions;
-    int up;                    /* takes new sessions */
+    int up;                    /* healthy: not down by a check, no error */
     double probe_latency_s;
+    double probe_s_total;      /* every probe's duration, added */
     slb_health_view h;
 } member_view;
 
@@ -120,7 +135,7 @@ static apr_array_header_t *collect(request_rec *r)
                                                  &proxy_module);
     apr_array_header_t *out = apr_array_make(r->pool, 4,
                                              sizeof(balancer_view));
-    int i, j;
+    int i, j, k;
 
     if (pc == NULL || pc->balancers == NULL) {
         return out;
@@ -149,12 +164,18 @@ static apr_array_header_t *collect(request_rec *r)
             mv->w = APR_ARRAY_IDX(b->workers, j, proxy_worker *);
             slb_health_snapshot(b, mv->w, &mv->h);
             mv->state = member_state(mv->w, &mv->h);
+            for (k = 0; k < N_STATES; k++) {
+                mv->in_state[k] = !strcmp(states[k], mv->state);
+            }
             mv->weight = mv->w->s->lbfactor / 100.0;
             mv->sessions = slb_store_route_sessions(bv->ns,
                                                     mv->w->s->route);
-            mv->up = PROXY_WORKER_IS_USABLE(mv->w)
-                     && !PROXY_WORKER_IS_DRAINING(mv->w);
+            /* health only: what an operator decided (drain, disable,
+             * stop, standby) is in the state */
+            mv->up = !PROXY_WORKER_IS_HCFAILED(mv->w)
+                     && !PROXY_WORKER_IS(mv->w, PROXY_WORKER_IN_ERROR);
             mv->probe_latency_s = secs(mv->h.last_latency);
+            mv->probe_s_total = secs((apr_interval_time_t)mv->h.probe_us);
         }
     }
     return out;
@@ -237,6 +258,19 @@ static proxy_balancer *find_balancer(request_rec *r, const char *name)
     return NULL;
 }
 
+/* Back to the page: a relative reference to the handler's own last path
+ * segment, so that no request path can make it point elsewhere ("//host",
+ * "scheme:"). */
+static const char *page_ref(request_rec *r)
+{
+    const char *seg = strrchr(r->parsed_uri.path ? r->parsed_uri.path : "/",
+                              '/');
+
+    seg = seg && seg[1] ? seg + 1 : "";
+    return apr_pstrcat(r->pool, "./", ap_escape_path_segment(r->pool, seg),
+                       NULL);
+}
+
 static int reply(request_rec *r, int status, int html, const char *fmt, ...)
 {
     va_list ap;
@@ -246,16 +280,7 @@ static int reply(request_rec *r, int status, int html, const char *fmt, ...)
     msg = apr_pvsprintf(r->pool, fmt, ap);
     va_end(ap);
     if (html && status == HTTP_OK) {
-        /* back to the page: a relative reference to the handler's own
-         * last path segment, so that no request path can make it point
-         * elsewhere ("//host", "scheme:") */
-        const char *seg = strrchr(r->parsed_uri.path ? r->parsed_uri.path
-                                                     : "/", '/');
-        seg = seg && seg[1] ? seg + 1 : "";
-        apr_table_setn(r->headers_out, "Location",
-                       apr_pstrcat(r->pool, "./",
-                                   ap_escape_path_segment(r->pool, seg),
-                                   NULL));
+        apr_table_setn(r->headers_out, "Location", page_ref(r));
         return HTTP_SEE_OTHER;
     }
     r->status = status;
@@ -283,7 +308,9 @@ typedef struct {
  * The run-time controls: one row an action.  `run` does it (member
  * actions return GO_ON and the common answer follows: the state shared with
  * every balancer of the namespace when `shares` is a member state, the
- * log line, the reply); `button` says when the page offers it.
+ * log line, the reply); `button` says when the page offers it on a member
+ * (the actions without a member are offered once per balancer); `input`
+ * names the form field the page asks for with it.
  */
 typedef struct {
     const char *name;
@@ -291,6 +318,7 @@ typedef struct {
     int shares;                  /* slb_member_state, or NOT_SHARED */
     int (*run)(control_req *x);  /* GO_ON, or an answer of its own */
     int (*button)(const proxy_worker *w);
+    const char *input;           /* "value", "id", or NULL */
 } action;
 
 static int do_drain(control_req *x)
@@ -364,7 +392,24 @@ static int do_show(control_req *x)
         return reply(x->r, HTTP_BAD_REQUEST, 0,
                      "\"error\":\"a session id is needed\"");
     }
-    if (slb_store_get(x->c, &k, bound) == APR_SUCCESS) {
+    if (slb_store_get(x->c, &k, bound) != APR_SUCCESS) {
+        bound[0] = '\0';
+    }
+    if (x->html) {
+        request_rec *r = x->r;
+        ap_set_content_type(r, "text/html; charset=utf-8");
+        ap_rprintf(r, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                   "<title>mod_stickylb: show</title></head><body>"
+                   "<p>%s: session <code>%s</code> %s%s%s</p>"
+                   "<p><a href=\"%s\">back</a></p></body></html>\n",
+                   ap_escape_html2(r->pool, x->b->s->name, 1),
+                   ap_escape_html2(r->pool, apr_table_get(x->form, "id"), 1),
+                   *bound ? "is bound to route <code>" : "is not bound",
+                   ap_escape_html2(r->pool, bound, 1), *bound ? "</code>" : "",
+                   ap_escape_html2(r->pool, page_ref(r), 1));
+        return OK;
+    }
+    if (*bound) {
         return reply(x->r, HTTP_OK, 0, "\"route\":%s",
                      json_str(x->r->pool, bound));
     }
@@ -408,16 +453,22 @@ static int offer_enable(const proxy_worker *w)
     return PROXY_WORKER_IS(w, PROXY_WORKER_DISABLED);
 }
 
+static int offer_always(const proxy_worker *w)
+{
+    (void)w;
+    return 1;
+}
+
 static const action actions[] = {
     { "drain", 1, SLB_MEMBER_DRAIN, do_drain, offer_drain },
     { "undrain", 1, SLB_MEMBER_UP, do_undrain, offer_undrain },
     { "maintenance", 1, SLB_MEMBER_MAINT, do_maintenance,
       offer_maintenance },
     { "enable", 1, SLB_MEMBER_UP, do_enable, offer_enable },
-    { "weight", 1, NOT_SHARED, do_weight, NULL },
-    { "unbind", 1, NOT_SHARED, do_unbind, NULL },
-    { "show", 0, NOT_SHARED, do_show, NULL },
-    { "delete", 0, NOT_SHARED, do_delete, NULL },
+    { "weight", 1, NOT_SHARED, do_weight, offer_always, "value" },
+    { "unbind", 1, NOT_SHARED, do_unbind, offer_always },
+    { "show", 0, NOT_SHARED, do_show, NULL, "id" },
+    { "delete", 0, NOT_SHARED, do_delete, NULL, "id" },
 };
 #define N_ACTIONS ((int)(sizeof(actions) / sizeof(actions[0])))
 
@@ -550,7 +601,16 @@ typedef struct {
     value_type vt;
     apr_size_t off;          /* of the value in its view */
     apr_size_t present;      /* an int of the view that must be set */
+    const char *suffix;      /* of the Prometheus sample ("_bucket",
+                                "_sum", "_count" of a histogram or
+                                summary), or NULL */
+    int page;                /* HTML member columns: PAGE_* */
 } metric;
+
+/* which balancers' tables show a member column */
+#define PAGE_ALL 0
+#define PAGE_STORED 1        /* balancers that bind sessions in a store */
+#define PAGE_COOKIE 2        /* balancers with a route cookie */
 
 /* The snapshot of the store side, with the derived values the outputs
  * show. */
@@ -559,6 +619,8 @@ typedef struct {
     double table_mib;
     apr_uint64_t mc_plain_sets;          /* sets that were not quiet */
     double mc_latency_ms_mean, mc_latency_ms_max;
+    double mc_latency_s_total;
+    apr_uint64_t started_s;              /* the shared counters' start */
 } store_view;
 
 #define MV(f) APR_OFFSETOF(member_view, f)
@@ -568,16 +630,29 @@ typedef struct {
 static const metric metrics[] = {
     /* members */
     { S_MEMBER, "", NULL, "stickylb_member_up", NULL, "gauge",
-      "1 when the member takes new sessions", NULL, V_INT, MV(up),
-      NO_FIELD },
+      "1 when the member is healthy (not down by a probe or health check, "
+      "not in error); what an operator made of it is stickylb_member_state",
+      NULL, V_INT, MV(up), NO_FIELD },
+#define MEMBER_STATE(i, name)                                              \
+    { S_MEMBER, "", NULL, "stickylb_member_state", "state=\"" name "\"",   \
+      "gauge", "1 for the state of the member, 0 for the others", NULL,    \
+      V_INT, MV(in_state[i]), NO_FIELD },
+    MEMBER_STATES(MEMBER_STATE)
+#undef MEMBER_STATE
     { S_MEMBER, "", "weight", "stickylb_member_weight", NULL, "gauge",
       "loadfactor of the member", "weight", V_DBL, MV(weight), NO_FIELD },
     { S_MEMBER, "", "sessions", "stickylb_member_sessions", NULL, "gauge",
       "live sessions bound to the member in this server's stick table",
-      "sessions", V_U32, MV(sessions), NO_FIELD },
+      "sessions bound (stick table)", V_U32, MV(sessions), NO_FIELD,
+      NULL, PAGE_STORED },
     { S_MEMBER, "", "new_sessions", "stickylb_member_new_sessions_total",
       NULL, "counter", "new sessions given to the member", "new sessions",
       V_U64, MV(h.new_sessions), NO_FIELD },
+    { S_MEMBER, "", "route_cookie_requests",
+      "stickylb_member_route_cookie_requests_total", NULL, "counter",
+      "requests sent to the member because their route cookie named it",
+      "route-cookie requests", V_U64, MV(h.route_cookie), NO_FIELD, NULL,
+      PAGE_COOKIE },
     { S_MEMBER, "", "failovers", "stickylb_member_failovers_total", NULL,
       "counter", "sessions moved to the member from an unusable one",
       "failovers", V_U64, MV(h.failovers), NO_FIELD },
@@ -587,6 +662,15 @@ static const metric metrics[] = {
     { S_MEMBER, "", NULL, "stickylb_member_probe_latency_seconds", NULL,
       "gauge", "duration of the last active probe", NULL, V_DBL,
       MV(probe_latency_s), MV(h.probed) },
+    { S_MEMBER, "", "probe_failures", "stickylb_member_probe_failures_total",
+      NULL, "counter", "active probes of the member that failed", NULL,
+      V_U64, MV(h.probe_failures), MV(h.probed) },
+    { S_MEMBER, "", NULL, "stickylb_member_probe_duration_seconds", NULL,
+      "summary", "durations of the active probes of the member", NULL,
+      V_DBL, MV(probe_s_total), MV(h.probed), "_sum" },
+    { S_MEMBER, "", "probes", "stickylb_member_probe_duration_seconds",
+      NULL, "summary", "durations of the active probes of the member",
+      NULL, V_U64, MV(h.probes), MV(h.probed), "_count" },
     /* the embedded table */
     { S_STORE, "table", "capacity", "stickylb_table_capacity_bindings", NULL,
       "gauge", "bindings the embedded stick table holds", "capacity",
@@ -616,84 +700,127 @@ static const metric metrics[] = {
     { S_STORE, "", "errors", "stickylb_store_errors_total", NULL, "counter",
       "store errors of the whole server (each a miss)", "store errors",
       V_U64, SV(v.errors), NO_FIELD },
-    /* memcached, as the process that answered sees it */
+    { S_STORE, "", "started", "stickylb_start_time_seconds", NULL, "gauge",
+      "when the server-wide counters started (a full start; kept across "
+      "graceful restarts), seconds since the epoch", NULL, V_U64,
+      SV(started_s), NO_FIELD },
+    /* memcached: the counters of every child (shared memory) */
     { S_STORE, "memcached", "gets", "stickylb_memcached_requests_total",
       "op=\"get\"", "counter",
-      "memcached calls of the process that answered, by kind", "gets",
+      "memcached calls, server-wide, by kind", "gets",
       V_U64, SV(v.mc.gets), SV(v.have_mc) },
     { S_STORE, "memcached", NULL, "stickylb_memcached_requests_total",
       "op=\"add\"", "counter",
-      "memcached calls of the process that answered, by kind", "adds",
+      "memcached calls, server-wide, by kind", "adds",
       V_U64, SV(v.mc.adds), SV(v.have_mc) },
     { S_STORE, "memcached", NULL, "stickylb_memcached_requests_total",
       "op=\"set\"", "counter",
-      "memcached calls of the process that answered, by kind", "sets",
+      "memcached calls, server-wide, by kind", "sets",
       V_U64, SV(mc_plain_sets), SV(v.have_mc) },
     { S_STORE, "memcached", "quiet_sets",
       "stickylb_memcached_requests_total", "op=\"quiet_set\"", "counter",
-      "memcached calls of the process that answered, by kind",
+      "memcached calls, server-wide, by kind",
       "quiet sets", V_U64, SV(v.mc.quiet_sets), SV(v.have_mc) },
-    { S_STORE, "memcached", "hits", NULL, NULL, "counter", NULL, "hits",
+    { S_STORE, "memcached", "touches", "stickylb_memcached_requests_total",
+      "op=\"touch\"", "counter", "memcached calls, server-wide, by kind",
+      "touches", V_U64, SV(v.mc.touches), SV(v.have_mc) },
+    { S_STORE, "memcached", "deletes", "stickylb_memcached_requests_total",
+      "op=\"delete\"", "counter", "memcached calls, server-wide, by kind",
+      "deletes", V_U64, SV(v.mc.deletes), SV(v.have_mc) },
+    { S_STORE, "memcached", "hits", "stickylb_memcached_lookups_total",
+      "result=\"hit\"", "counter", "memcached gets by result", "hits",
       V_U64, SV(v.mc.hits), SV(v.have_mc) },
-    { S_STORE, "memcached", "misses", NULL, NULL, "counter", NULL,
-      "misses", V_U64, SV(v.mc.misses), SV(v.have_mc) },
-    { S_STORE, "memcached", "replica_hits", NULL, NULL, "counter", NULL,
-      "replica hits", V_U64, SV(v.mc.replica_hits), SV(v.have_mc) },
+    { S_STORE, "memcached", "misses", "stickylb_memcached_lookups_total",
+      "result=\"miss\"", "counter", "memcached gets by result", "misses",
+      V_U64, SV(v.mc.misses), SV(v.have_mc) },
+    { S_STORE, "memcached", "replica_hits",
+      "stickylb_memcached_replica_hits_total", NULL, "counter",
+      "gets a replica answered better than the key's server", "replica hits",
+      V_U64, SV(v.mc.replica_hits), SV(v.have_mc) },
     /* the recovery window (slb_mc_in_window) */
     { S_STORE, "memcached", "recovery_window",
       "stickylb_memcached_recovery_window", NULL, "gauge",
-      "1 while the process that answered may see the memcached servers "
+      "1 while the process that answered (its own view) may see the "
+      "memcached servers "
       "otherwise than another balancer (misses asked again, writes "
       "copied)", "recovery window open", V_INT, SV(v.mc.in_window),
       SV(v.have_mc) },
-    { S_STORE, "memcached", "trials", NULL, NULL, "counter", NULL,
+    { S_STORE, "memcached", "trials", "stickylb_memcached_trials_total",
+      NULL, "counter", "trial calls on held memcached servers",
       "trial calls on held servers", V_U64, SV(v.mc.trials),
       SV(v.have_mc) },
-    { S_STORE, "memcached", "window_reads", NULL, NULL, "counter", NULL,
-      "window: misses asked again", V_U64, SV(v.mc.window_reads),
-      SV(v.have_mc) },
+    { S_STORE, "memcached", "window_reads",
+      "stickylb_memcached_window_reads_total", NULL, "counter",
+      "misses asked again of the key's home or fallback server in the "
+      "recovery window", "window: misses asked again", V_U64,
+      SV(v.mc.window_reads), SV(v.have_mc) },
     { S_STORE, "memcached", "window_hits",
       "stickylb_memcached_window_hits_total", NULL, "counter",
-      "misses of the process that answered found on the key's home or "
-      "fallback server in the recovery window", "window: found elsewhere",
+      "misses found on the key's home or fallback server in the recovery "
+      "window", "window: found elsewhere",
       V_U64, SV(v.mc.window_hits), SV(v.have_mc) },
-    { S_STORE, "memcached", "window_copies", NULL, NULL, "counter", NULL,
-      "window: copies written", V_U64, SV(v.mc.window_writes),
+    { S_STORE, "memcached", "window_copies",
+      "stickylb_memcached_window_writes_total", NULL, "counter",
+      "copies written to the key's home or fallback server in the recovery "
+      "window", "window: copies written", V_U64, SV(v.mc.window_writes),
       SV(v.have_mc) },
     { S_STORE, "memcached", "errors", "stickylb_memcached_errors_total",
-      NULL, "counter", "failed memcached calls of the process that answered",
+      NULL, "counter", "failed memcached calls, server-wide",
       "errors", V_U64, SV(v.mc.errors), SV(v.have_mc) },
     { S_STORE, "memcached", "timeouts", "stickylb_memcached_timeouts_total",
-      NULL, "counter",
-      "memcached calls of the process that answered that timed out",
+      NULL, "counter", "memcached calls that timed out, server-wide",
       "timeouts", V_U64, SV(v.mc.timeouts), SV(v.have_mc) },
     { S_STORE, "memcached", "latency_ms_mean", NULL, NULL, "gauge", NULL,
       "mean call (ms)", V_DBL, SV(mc_latency_ms_mean), SV(v.have_mc) },
     { S_STORE, "memcached", "latency_ms_max", NULL, NULL, "gauge", NULL,
       "slowest call (ms)", V_DBL, SV(mc_latency_ms_max), SV(v.have_mc) },
+#define MC_LATENCY(le, field, sfx)                                         \
+    { S_STORE, "memcached", NULL, "stickylb_memcached_latency_seconds", le, \
+      "histogram", "durations of the memcached calls, server-wide", NULL,  \
+      V_U64, SV(field), SV(v.have_mc), sfx }
+    MC_LATENCY("le=\"0.0001\"", v.mc.latency_le[0], "_bucket"),
+    MC_LATENCY("le=\"0.0005\"", v.mc.latency_le[1], "_bucket"),
+    MC_LATENCY("le=\"0.001\"", v.mc.latency_le[2], "_bucket"),
+    MC_LATENCY("le=\"0.002\"", v.mc.latency_le[3], "_bucket"),
+    MC_LATENCY("le=\"0.005\"", v.mc.latency_le[4], "_bucket"),
+    MC_LATENCY("le=\"0.01\"", v.mc.latency_le[5], "_bucket"),
+    MC_LATENCY("le=\"0.05\"", v.mc.latency_le[6], "_bucket"),
+    MC_LATENCY("le=\"0.1\"", v.mc.latency_le[7], "_bucket"),
+    MC_LATENCY("le=\"+Inf\"", v.mc.latency_calls, "_bucket"),
+    { S_STORE, "memcached", NULL, "stickylb_memcached_latency_seconds",
+      NULL, "histogram", NULL, NULL, V_DBL, SV(mc_latency_s_total),
+      SV(v.have_mc), "_sum" },
+    MC_LATENCY(NULL, v.mc.latency_calls, "_count"),
+#undef MC_LATENCY
     /* the writer thread of write=async */
-    { S_STORE, "writer", "queued", NULL, NULL, "counter", NULL, NULL, V_U64,
-      SV(v.mc.publish_queued), SV(v.have_mc) },
+    { S_STORE, "writer", "queued", "stickylb_memcached_writer_queued_total",
+      NULL, "counter", "learned bindings queued for the writer threads "
+      "(write=async), server-wide", NULL, V_U64, SV(v.mc.publish_queued),
+      SV(v.have_mc) },
     { S_STORE, "writer", "written",
       "stickylb_memcached_writer_bindings_total", "result=\"written\"",
-      "counter", "learned bindings handed to the writer thread of the "
-      "process that answered (write=async), by outcome", "writer: written",
+      "counter", "learned bindings handed to the writer threads "
+      "(write=async), server-wide, by outcome", "writer: written",
       V_U64, SV(v.mc.published), SV(v.have_mc) },
     { S_STORE, "writer", "dropped",
       "stickylb_memcached_writer_bindings_total", "result=\"dropped\"",
-      "counter", "learned bindings handed to the writer thread of the "
-      "process that answered (write=async), by outcome", "writer: dropped",
+      "counter", "learned bindings handed to the writer threads "
+      "(write=async), server-wide, by outcome", "writer: dropped",
       V_U64, SV(v.mc.publish_dropped), SV(v.have_mc) },
     { S_STORE, "writer", "failed",
       "stickylb_memcached_writer_bindings_total", "result=\"failed\"",
-      "counter", "learned bindings handed to the writer thread of the "
-      "process that answered (write=async), by outcome", "writer: failed",
+      "counter", "learned bindings handed to the writer threads "
+      "(write=async), server-wide, by outcome", "writer: failed",
       V_U64, SV(v.mc.publish_errors), SV(v.have_mc) },
-    { S_STORE, "writer", "batches", NULL, NULL, "counter", NULL, NULL,
-      V_U64, SV(v.mc.publish_batches), SV(v.have_mc) },
+    { S_STORE, "writer", "batches",
+      "stickylb_memcached_writer_batches_total", NULL, "counter",
+      "network writes of the writer threads, server-wide", NULL, V_U64,
+      SV(v.mc.publish_batches), SV(v.have_mc) },
     { S_STORE, "writer", "waiting", "stickylb_memcached_writer_queue", NULL,
-      "gauge", "learned bindings waiting for the writer thread",
-      "writer: waiting", V_U64, SV(v.mc.publish_waiting), SV(v.have_mc) },
+      "gauge", "learned bindings waiting for the writer thread of the "
+      "process that answered (its own queue)",
+      "writer: waiting (this process)", V_U64, SV(v.mc.publish_waiting),
+      SV(v.have_mc) },
     /* the tiered stores, server-wide (shared memory) */
 #define TIER_EVENT(field, name, title)                                     \
     { S_TIER, "", name, "stickylb_store_events_total", NULL, "counter",    \
@@ -726,11 +853,13 @@ static void store_snapshot(apr_pool_t *p, store_view *sv)
     slb_store_snapshot(p, &sv->v);
     sv->table_mib = (double)sv->v.bytes / 1048576.0;
     sv->mc_plain_sets = m->sets - m->quiet_sets;
-    calls = m->gets + m->adds + m->sets + m->touches + m->deletes;
+    calls = m->latency_calls;
     sv->mc_latency_ms_mean = calls ? (double)m->latency_us_total / 1000
                                      / (double)calls
                                    : 0.0;
     sv->mc_latency_ms_max = (double)m->latency_us_max / 1000;
+    sv->mc_latency_s_total = (double)m->latency_us_total / APR_USEC_PER_SEC;
+    sv->started_s = (apr_uint64_t)apr_time_sec(sv->v.started);
 }
 static const char *const tier_names[2] = { "shm", "memcached" };
 
@@ -864,6 +993,7 @@ static void out_prometheus(request_rec *r, apr_array_header_t *bvs,
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
     for (k = 0; k < N_METRICS; k++) {
         const metric *m = &metrics[k];
+        const char *sfx = m->suffix ? m->suffix : "";
 
         if (m->prom == NULL || (m->scope == S_STORE && !present(m, sv))) {
             continue;
@@ -883,8 +1013,8 @@ static void out_prometheus(request_rec *r, apr_array_header_t *bvs,
                     if (!present(m, mv)) {
                         continue;
                     }
-                    ap_rprintf(r, "%s{balancer=\"%s\",member=\"%s\","
-                               "route=\"%s\"%s%s} %s\n", m->prom,
+                    ap_rprintf(r, "%s%s{balancer=\"%s\",member=\"%s\","
+                               "route=\"%s\"%s%s} %s\n", m->prom, sfx,
                                prom_label(p, bv->b->s->name),
                                prom_label(p, mv->w->s->name),
                                prom_label(p, mv->w->s->route),
@@ -895,7 +1025,8 @@ static void out_prometheus(request_rec *r, apr_array_header_t *bvs,
             }
             break;
         case S_STORE:
-            ap_rprintf(r, "%s%s%s%s %s\n", m->prom, m->labels ? "{" : "",
+            ap_rprintf(r, "%s%s%s%s%s %s\n", m->prom, sfx,
+                       m->labels ? "{" : "",
                        m->labels ? m->labels : "", m->labels ? "}" : "",
                        value_str(p, m, sv));
             break;
@@ -910,7 +1041,8 @@ static void out_prometheus(request_rec *r, apr_array_header_t *bvs,
     }
     if (sv->v.have_mc) {
         ap_rputs("# HELP stickylb_memcached_server_up 1 when the last call "
-                 "to the server succeeded\n"
+                 "of the process that answered to the server succeeded (its "
+                 "own view)\n"
                  "# TYPE stickylb_memcached_server_up gauge\n", r);
         for (i = 0; sv->v.mc_servers && i < sv->v.mc_servers->nelts; i++) {
             slb_mc_server *ms = &APR_ARRAY_IDX(sv->v.mc_servers, i,
@@ -952,10 +1084,72 @@ static void html_store_rows(request_rec *r, const store_view *sv,
     }
 }
 
+/* the form field an action asks for on the page */
+static const char *html_input(request_rec *r, const action *a,
+                              const member_view *mv)
+{
+    if (a->input == NULL) {
+        return "";
+    }
+    if (!strcmp(a->input, "value")) {
+        return apr_psprintf(r->pool, "<input type=\"number\" name=\"value\" "
+                            "min=\"1\" max=\"100\" value=\"%d\" "
+                            "style=\"width:4em\" aria-label=\"weight\">",
+                            mv ? (int)(mv->weight + 0.5) : 1);
+    }
+    return apr_psprintf(r->pool, "<input type=\"text\" name=\"%s\" "
+                        "placeholder=\"session %s\" aria-label=\"%s\">",
+                        a->input, a->input, a->input);
+}
+
+/* a member column shown for balancer bv (metric.page) */
+static int html_column(const metric *m, const balancer_view *bv)
+{
+    const slb_cookie_conf *rc = bv->c->route_cookie;
+
+    return m->scope == S_MEMBER && m->html
+           && (m->page == PAGE_ALL
+               || (m->page == PAGE_STORED && bv->c->uses_store)
+               || (m->page == PAGE_COOKIE && rc && rc->name));
+}
+
+/* what the page can say of the sessions of balancer bv */
+static const char *html_sessions(request_rec *r, const balancer_view *bv)
+{
+    const slb_cookie_conf *rc = bv->c->route_cookie;
+    const char *cookie = rc && rc->name
+        ? apr_psprintf(r->pool, "route cookie %s: the client carries its "
+                       "member, nothing is stored; counted are the new "
+                       "sessions and the requests the cookie brought back",
+                       ap_escape_html2(r->pool, rc->name, 1))
+        : NULL;
+
+    if (bv->c->uses_store) {
+        return apr_pstrcat(r->pool, "sessions bound: session ids and keys "
+                           "learned in the stick table", cookie ? "; " : "",
+                           cookie, NULL);
+    }
+    return cookie ? cookie
+                  : "sessions: carried by the session id's route suffix, "
+                    "nothing is stored; counted are the new sessions";
+}
+
+static const char *html_duration(apr_pool_t *p, apr_int64_t s)
+{
+    if (s < 0) {
+        s = 0;
+    }
+    return apr_psprintf(p, "%" APR_INT64_T_FMT "d %" APR_INT64_T_FMT "h %"
+                        APR_INT64_T_FMT "m %" APR_INT64_T_FMT "s",
+                        s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
+}
+
 static void out_html(request_rec *r, apr_array_header_t *bvs,
                      const store_view *sv)
 {
     apr_time_t now = apr_time_now();
+    char host[APRMAXHOSTLEN + 1];
+    char at[APR_RFC822_DATE_LEN], since[APR_RFC822_DATE_LEN];
     int i, j, k;
 
     ap_set_content_type(r, "text/html; charset=utf-8");
@@ -968,20 +1162,41 @@ static void out_html(request_rec *r, apr_array_header_t *bvs,
              ".up{background:#d8f5d8}.down-by-probe,.error,.down-by-hcheck"
              "{background:#f8d0d0}.draining,.standby,.spare{background:"
              "#fff1c2}.disabled,.stopped{background:#ddd}"
-             "form.inline{display:inline;margin:0 .2em}"
+             "form.inline{display:inline;margin:0 .2em}td.ctl{white-space:nowrap}"
+             "p.about{color:#555}"
              "</style></head><body>\n<h1>mod_stickylb</h1>\n", r);
+    if (apr_gethostname(host, sizeof(host), r->pool) != APR_SUCCESS) {
+        apr_cpystrn(host, r->server->server_hostname
+                              ? r->server->server_hostname : "?",
+                    sizeof(host));
+    }
+    apr_rfc822_date(at, now);
+    apr_rfc822_date(since, sv->v.started);
+    ap_rprintf(r, "<p class=\"about\">host <b id=\"host\">%s</b>, "
+               "mod_stickylb <span id=\"version\">%s</span>, "
+               "<span id=\"apache\">%s</span>; up "
+               "<span id=\"uptime\">%s</span> (counters since %s, kept "
+               "across graceful restarts); generated "
+               "<span id=\"generated\">%s</span> by process %" APR_PID_T_FMT
+               "</p>\n",
+               ap_escape_html2(r->pool, host, 1), SLB_VERSION,
+               ap_escape_html2(r->pool, ap_get_server_description(), 1),
+               html_duration(r->pool, apr_time_sec(now - sv->v.started)),
+               since, at, getpid());
     for (i = 0; i < bvs->nelts; i++) {
         balancer_view *bv = &APR_ARRAY_IDX(bvs, i, balancer_view);
         const char *bal = bv->b->s->name;
 
         ap_rprintf(r, "<h2>%s</h2><p>store: %s, namespace %s</p>\n"
+                   "<p class=\"sessions\">%s</p>\n"
                    "<table><tr><th>member</th><th>route</th><th>state</th>",
                    ap_escape_html2(r->pool, bal, 1),
                    bv->c->store == SLB_STORE_MEMCACHED ? "memcached"
                                                        : "shm (embedded)",
-                   ap_escape_html2(r->pool, bv->ns, 1));
+                   ap_escape_html2(r->pool, bv->ns, 1),
+                   html_sessions(r, bv));
         for (k = 0; k < N_METRICS; k++) {
-            if (metrics[k].scope == S_MEMBER && metrics[k].html) {
+            if (html_column(&metrics[k], bv)) {
                 ap_rprintf(r, "<th>%s</th>", metrics[k].html);
             }
         }
@@ -996,12 +1211,12 @@ static void out_html(request_rec *r, apr_array_header_t *bvs,
                        ap_escape_html2(r->pool, mv->w->s->name, 1),
                        ap_escape_html2(r->pool, route, 1), mv->state);
             for (k = 0; k < N_METRICS; k++) {
-                if (metrics[k].scope == S_MEMBER && metrics[k].html) {
+                if (html_column(&metrics[k], bv)) {
                     ap_rprintf(r, "<td class=\"num\">%s</td>",
                                value_str(r->pool, &metrics[k], mv));
                 }
             }
-            ap_rprintf(r, "<td>%s</td><td>%s</td><td>",
+            ap_rprintf(r, "<td>%s</td><td>%s</td><td class=\"ctl\">",
                        mv->h.probed
                            ? apr_psprintf(r->pool, "%s, %.1f ms",
                                           ap_escape_html2(r->pool,
@@ -1017,14 +1232,27 @@ static void out_html(request_rec *r, apr_array_header_t *bvs,
             if (*route) {
                 for (k = 0; k < N_ACTIONS; k++) {
                     const action *a = &actions[k];
-                    if (a->button && a->button(mv->w)) {
-                        html_form(r, bal, route, a->name, a->name, "");
+                    if (a->needs_member && a->button && a->button(mv->w)) {
+                        html_form(r, bal, route, a->name, a->name,
+                                  html_input(r, a, mv));
                     }
                 }
             }
             ap_rputs("</td></tr>\n", r);
         }
         ap_rputs("</table>\n", r);
+        if (bv->c->uses_store) {
+            /* the actions on one session */
+            ap_rputs("<p>a session id:", r);
+            for (k = 0; k < N_ACTIONS; k++) {
+                const action *a = &actions[k];
+                if (!a->needs_member) {
+                    html_form(r, bal, "", a->name, a->name,
+                              html_input(r, a, NULL));
+                }
+            }
+            ap_rputs("</p>\n", r);
+        }
     }
     ap_rputs("<h2>stick table</h2><table>", r);
     html_store_rows(r, sv, "table");
@@ -1046,8 +1274,12 @@ static void out_html(request_rec *r, apr_array_header_t *bvs,
     }
     ap_rputs("</table>\n", r);
     if (sv->v.have_mc) {
-        ap_rprintf(r, "<h2>memcached (this process)</h2><table>"
-                   "<tr><th>learned bindings written</th><td>%s</td></tr>",
+        ap_rprintf(r, "<h2>memcached</h2><p>counters server-wide; the "
+                   "recovery window, the writer's queue and the servers' "
+                   "state as process %" APR_PID_T_FMT " (the one that "
+                   "answered) sees them</p><table>", getpid());
+        ap_rprintf(r, "<tr><th>learned bindings written</th><td>%s</td>"
+                   "</tr>",
                    slb_mc_write_mode_name(sv->v.mc_write_mode));
         html_store_rows(r, sv, "memcached");
         if (sv->v.mc_write_mode == SLB_MC_WRITE_ASYNC) {
@@ -1070,6 +1302,10 @@ static void out_html(request_rec *r, apr_array_header_t *bvs,
 /* ------------------------------------------------------------------ */
 /* the handler and mod_status                                           */
 
+/* the answers of a GET, by format= (none: html) */
+static const char *const formats[] = { "html", "json", "prometheus" };
+#define N_FORMATS ((int)(sizeof(formats) / sizeof(formats[0])))
+
 static int status_handler(request_rec *r)
 {
     apr_array_header_t *bvs;
@@ -1088,11 +1324,19 @@ static int status_handler(request_rec *r)
         return HTTP_METHOD_NOT_ALLOWED;
     }
     if (r->args) {
-        if (ap_strstr_c(r->args, "format=json")) {
-            fmt = "json";
+        apr_table_t *args = NULL;
+        int i;
+
+        ap_args_to_table(r, &args);
+        fmt = args ? apr_table_get(args, "format") : NULL;
+        for (i = 0; fmt && i < N_FORMATS && strcmp(fmt, formats[i]); i++) {
         }
-        else if (ap_strstr_c(r->args, "format=prometheus")) {
-            fmt = "prometheus";
+        if (i == N_FORMATS) {
+            r->status = HTTP_BAD_REQUEST;
+            ap_set_content_type(r, "text/plain; charset=utf-8");
+            ap_rputs("unknown format: use format=html, format=json or "
+                     "format=prometheus\n", r);
+            return OK;
         }
     }
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
@@ -1104,7 +1348,7 @@ static int status_handler(request_rec *r)
     if (fmt && !strcmp(fmt, "json")) {
         out_json(r, bvs, &sv);
     }
-    else if (fmt) {
+    else if (fmt && !strcmp(fmt, "prometheus")) {
         out_prometheus(r, bvs, &sv);
     }
     else {

@@ -17,7 +17,9 @@
  * different StickyLBTableSize starts an empty table).
  *
  * The memcached store: one slb_mc per child process (created in
- * child_init), shared by the balancers that say StickyLBStore memcached.
+ * child_init), shared by the balancers that say StickyLBStore memcached;
+ * every child's client counts into the shared segment (server-wide
+ * counters that survive graceful restarts).
  * The embedded table in front of it is a cache: a binding younger than
  * StickyLBMemcached cache= seconds is used without asking memcached, an
  * older one is re-validated (and memcached's expiry pushed with touch).
@@ -53,17 +55,31 @@ typedef struct {
 /*
  * What every process of the server shares besides the table, at the start
  * of the same segment (kept with it across graceful restarts): the
- * counters of both tiers, the store error count and the error log's rate
- * limiter, all updated atomically.
+ * counters of both tiers and of the memcached clients that serve requests,
+ * the store error count and the error log's rate limiter, all updated
+ * atomically; and when they were created (a full start, or a new
+ * StickyLBTableSize), for rate() across resets.
  */
 typedef struct {
+    apr_uint64_t layout;           /* sizeof(store_shared) */
+    apr_time_t created;
     slb_tier_counters tier[2];     /* by slb_store_kind */
+    slb_mc_counters mc;            /* every child's request client */
     apr_uint64_t errors;           /* store errors, server-wide */
     apr_uint64_t suppressed;       /* errors not logged since the last */
     apr_time_t last_log;
 } store_shared;
 
 #define SHARED_BYTES APR_ALIGN(sizeof(store_shared), 64)
+
+/* the counters start (again): a new segment, or one a module with
+ * another layout of them made */
+static void shared_reset(store_shared *sh)
+{
+    memset(sh, 0, sizeof(*sh));
+    sh->layout = sizeof(store_shared);
+    sh->created = apr_time_now();
+}
 
 /* the segment starts on a cache line: the counters, then the table */
 static void *segment_mem(apr_shm_t *shm)
@@ -178,6 +194,9 @@ int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         table = slb_table_attach((char *)mem + SHARED_BYTES, bytes);
         if (table) {
             shared = mem;
+            if (shared->layout != sizeof(store_shared)) {
+                shared_reset(shared);
+            }
             tiers_init(s);
             ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                          SLB_LOG_TAG "SLB0202: stick table kept across the "
@@ -209,6 +228,7 @@ int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     h->bytes = bytes;
     mem = segment_mem(h->shm);
     memset(mem, 0, SHARED_BYTES);
+    shared_reset(mem);
     {
         unsigned char secret[16];
         if (apr_generate_random_bytes(secret, sizeof(secret)) != APR_SUCCESS) {
@@ -236,10 +256,11 @@ int slb_store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 /* A memcached client of this child (connections are opened on first
  * use), or NULL and the reason logged. */
 static slb_mc *make_client(apr_pool_t *p, server_rec *s,
-                           const slb_mc_conf *c, const char *why)
+                           const slb_mc_conf *c, slb_mc_counters *ctr,
+                           const char *why)
 {
     slb_mc *m = NULL;
-    apr_status_t rv = slb_mc_create(&m, p, c);
+    apr_status_t rv = slb_mc_create_shared(&m, p, c, ctr);
 
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, SLB_LOG_TAG "%s", why);
@@ -265,16 +286,17 @@ void slb_store_child_init(apr_pool_t *p, server_rec *s)
         slb_mc_conf c = *sc->mc;
         c.write_mode = SLB_MC_WRITE_SYNC;
         c.pool_max = 1;
-        bg_mc = make_client(p, s, &c, "SLB0211: cannot set up the memcached "
-                            "client of the watchdog: member states decided "
-                            "on other balancers are not followed");
+        bg_mc = make_client(p, s, &c, NULL,
+                            "SLB0211: cannot set up the memcached client of "
+                            "the watchdog: member states decided on other "
+                            "balancers are not followed");
     }
     mc_write_mode = sc->mc->write_mode;
     t->validity_s = slb_duration_secs(sc->mc_cache);
     t->learn_nowait = mc_write_mode != SLB_MC_WRITE_SYNC;
-    mc = make_client(p, s, sc->mc, "SLB0210: cannot set up the memcached "
-                     "client; memcached balancers use the embedded table "
-                     "only");
+    mc = make_client(p, s, sc->mc, shared ? &shared->mc : NULL,
+                     "SLB0210: cannot set up the memcached client; "
+                     "memcached balancers use the embedded table only");
     t->remote.ctx = mc;
 }
 
@@ -356,6 +378,7 @@ void slb_store_snapshot(apr_pool_t *p, slb_store_view *v)
     }
     if (shared) {
         int i;
+        v->started = shared->created;
         v->errors = __atomic_load_n(&shared->errors, __ATOMIC_RELAXED);
         for (i = 0; i < 2; i++) {
             slb_tier_counters_read(&shared->tier[i], &v->tier[i]);

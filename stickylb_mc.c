@@ -122,14 +122,13 @@ typedef struct {
     slb_counter backoff;           /* apr_interval_time_t; 0: none yet */
 } mc_server;
 
-typedef struct {
-    slb_counter gets, hits, misses, adds, add_conflicts, sets, touches,
-                deletes, errors, timeouts, malformed, pool_exhausted,
-                latency_us_total, latency_us_max;
-    slb_counter publish_queued, published, publish_dropped, publish_errors,
-                publish_batches, quiet_sets, replica_hits;
-    slb_counter trials, window_reads, window_hits, window_writes;
-} mc_counters;
+/* the counters: the caller's (slb_mc_create_shared: shared memory, every
+ * process of a server) or the client's own */
+typedef slb_mc_counters mc_counters;
+
+const apr_uint32_t slb_mc_latency_bounds_us[SLB_MC_LATENCY_BUCKETS] = {
+    100, 500, 1000, 2000, 5000, 10000, 50000, 100000
+};
 
 /* a binding waiting for the writer thread */
 typedef struct {
@@ -169,7 +168,8 @@ struct slb_mc {
     /* the recovery window (see the notes at the top): apr_time_t */
     slb_counter window_until;
     apr_interval_time_t window_len;
-    mc_counters c;
+    mc_counters *c;               /* own_c or the caller's */
+    mc_counters own_c;
     /* quiet handles for slb_mc_set_quiet (clones of qmaster) */
     memcached_st *qmaster;
     memcached_pool_st *qpool;
@@ -644,6 +644,12 @@ static apr_status_t make_maps(slb_mc *mc, apr_pool_t *p)
 
 apr_status_t slb_mc_create(slb_mc **out, apr_pool_t *p, const slb_mc_conf *c)
 {
+    return slb_mc_create_shared(out, p, c, NULL);
+}
+
+apr_status_t slb_mc_create_shared(slb_mc **out, apr_pool_t *p,
+                                  const slb_mc_conf *c, slb_mc_counters *ctr)
+{
     slb_mc *mc;
     const char *err;
     memcached_st *m;
@@ -658,6 +664,7 @@ apr_status_t slb_mc_create(slb_mc **out, apr_pool_t *p, const slb_mc_conf *c)
         return APR_EINVAL;
     }
     mc = apr_pcalloc(p, sizeof(*mc));
+    mc->c = ctr ? ctr : &mc->own_c;
     mc->conf = *c;
     mc->conf.config = apr_pstrdup(p, c->config);
     mc->master = m;
@@ -774,7 +781,7 @@ static apr_status_t borrow(slb_mc *mc, memcached_st **h)
 
         if (left <= 0) {
             apr_thread_mutex_unlock(mc->lock);
-            CNT_INC(mc->c.pool_exhausted);
+            CNT_INC(mc->c->pool_exhausted);
             return APR_EAGAIN;
         }
         mc->waiting++;
@@ -1072,7 +1079,7 @@ static int trial_begin(slb_mc *mc, mc_server *s)
         || apr_atomic_cas32(&s->trial, 1, 0) != 0) {
         return 0;
     }
-    CNT_INC(mc->c.trials);
+    CNT_INC(mc->c->trials);
     return 1;
 }
 
@@ -1209,26 +1216,38 @@ static apr_status_t call_begin(mc_call *c, slb_mc *mc, const slb_key *key)
     return APR_SUCCESS;
 }
 
+/* One call took us microseconds: the total, the slowest, the histogram. */
+static void observe(slb_mc *mc, apr_uint64_t us)
+{
+    apr_uint64_t max;
+    int i;
+
+    CNT_ADD(mc->c->latency_us_total, us);
+    while ((max = CNT_READ(mc->c->latency_us_max)) < us) {
+        if (CNT_CAS(mc->c->latency_us_max, us, max) == max) {
+            break;
+        }
+    }
+    for (i = 0; i < SLB_MC_LATENCY_BUCKETS
+                && us > slb_mc_latency_bounds_us[i]; i++) {
+    }
+    CNT_INC(mc->c->latency[i]);
+}
+
 /* Account for a call that ends with rv (the caller's status); give the
  * handle back; returns rv. */
 static apr_status_t call_end(mc_call *c, apr_status_t rv)
 {
     slb_mc *mc = c->mc;
     mc_server *s = c->s;
-    apr_uint64_t us = (apr_uint64_t)(apr_time_now() - c->start), max;
     int failed = !(rv == APR_SUCCESS || rv == APR_NOTFOUND
                    || rv == APR_EEXIST);
 
-    CNT_ADD(mc->c.latency_us_total, us);
-    while ((max = CNT_READ(mc->c.latency_us_max)) < us) {
-        if (CNT_CAS(mc->c.latency_us_max, us, max) == max) {
-            break;
-        }
-    }
+    observe(mc, (apr_uint64_t)(apr_time_now() - c->start));
     if (failed) {
-        CNT_INC(mc->c.errors);
+        CNT_INC(mc->c->errors);
         if (rv == APR_TIMEUP) {
-            CNT_INC(mc->c.timeouts);
+            CNT_INC(mc->c->timeouts);
         }
     }
     if (c->h == NULL) {
@@ -1611,7 +1630,7 @@ static apr_status_t window_read(mc_call *c, slb_binding *out)
         if (j < 0) {
             continue;
         }
-        CNT_INC(mc->c.window_reads);
+        CNT_INC(mc->c->window_reads);
         r = read_value_on(c->h, mc->gk[j], c->key, &b, NULL, &last);
         if (retryable(last)) {
             /* a connection broken by the server's restart: once more, on
@@ -1626,7 +1645,7 @@ static apr_status_t window_read(mc_call *c, slb_binding *out)
             char val[SLB_MC_MAX_VALUE_LEN + 16];
             apr_size_t len = value_format(val, sizeof(val), &b);
 
-            CNT_INC(mc->c.window_hits);
+            CNT_INC(mc->c->window_hits);
             if (len > 0 && asked >= 0 && mc->gk[asked]) {
                 (void)memcached_add_by_key(
                     c->h, mc->gk[asked], strlen(mc->gk[asked]), c->key->text,
@@ -1693,7 +1712,7 @@ static int window_write(mc_call *c, int op, const slb_binding *b,
         }
         gk = mc->gk[j];
         exp = expiration(copy_ttl(mc, j, home, ttl_s));
-        CNT_INC(mc->c.window_writes);
+        CNT_INC(mc->c->window_writes);
         rc = window_op(c, op, gk, val, len, exp);
         if (retryable(rc)) {
             memcached_quit(c->h);      /* broken: once more, on a new one */
@@ -1740,8 +1759,8 @@ static int window_write(mc_call *c, int op, const slb_binding *b,
 /* A value that is not a binding: an error, yet a miss. */
 static void count_malformed(slb_mc *mc)
 {
-    CNT_INC(mc->c.malformed);
-    CNT_INC(mc->c.errors);
+    CNT_INC(mc->c->malformed);
+    CNT_INC(mc->c->errors);
 }
 
 /* A libmemcached code where none of the expected outcomes fits. */
@@ -1761,7 +1780,7 @@ apr_status_t slb_mc_get(slb_mc *mc, const slb_key *key, slb_binding *out)
     uint64_t cas = 0;
     int tries;
 
-    CNT_INC(mc->c.gets);
+    CNT_INC(mc->c->gets);
     rv = call_begin(&c, mc, out ? key : NULL);
     for (tries = 0; rv == APR_SUCCESS; tries++) {
         c.last = MEMCACHED_SUCCESS;
@@ -1796,7 +1815,7 @@ apr_status_t slb_mc_get(slb_mc *mc, const slb_key *key, slb_binding *out)
                                     expiration(SLB_MC_REPAIR_TTL), 0, cas);
             }
         }
-        CNT_INC(mc->c.replica_hits);
+        CNT_INC(mc->c->replica_hits);
         got = rep;
         rv = APR_SUCCESS;
     }
@@ -1806,11 +1825,11 @@ apr_status_t slb_mc_get(slb_mc *mc, const slb_key *key, slb_binding *out)
     }
     rv = call_end(&c, rv);
     if (rv == APR_SUCCESS) {
-        CNT_INC(mc->c.hits);
+        CNT_INC(mc->c->hits);
         *out = got;
     }
     else if (rv == APR_NOTFOUND) {
-        CNT_INC(mc->c.misses);
+        CNT_INC(mc->c->misses);
     }
     return rv;
 }
@@ -1841,7 +1860,7 @@ static apr_status_t add_rounds(mc_call *c, const char *val, apr_size_t len,
         }
         rv = read_value(h, key, &cur, &cas, &c->last);
         if (rv == APR_SUCCESS) {
-            CNT_INC(c->mc->c.add_conflicts);
+            CNT_INC(c->mc->c->add_conflicts);
             if (existing) {
                 *existing = cur;
             }
@@ -1879,7 +1898,7 @@ apr_status_t slb_mc_add(slb_mc *mc, const slb_key *key, const slb_binding *b,
     apr_status_t rv;
     int tries;
 
-    CNT_INC(mc->c.adds);
+    CNT_INC(mc->c->adds);
     if (b == NULL || (len = value_format(val, sizeof(val), b)) == 0) {
         key = NULL;                         /* APR_EINVAL */
     }
@@ -1898,7 +1917,7 @@ apr_status_t slb_mc_add(slb_mc *mc, const slb_key *key, const slb_binding *b,
 
         if (window_write(&c, W_ADD, rv == APR_SUCCESS ? b : existing, ttl_s,
                          &winner) && rv == APR_SUCCESS) {
-            CNT_INC(mc->c.add_conflicts);
+            CNT_INC(mc->c->add_conflicts);
             if (existing) {
                 *existing = winner;
             }
@@ -1918,7 +1937,7 @@ apr_status_t slb_mc_set(slb_mc *mc, const slb_key *key, const slb_binding *b,
     apr_status_t rv;
     int tries;
 
-    CNT_INC(mc->c.sets);
+    CNT_INC(mc->c->sets);
     if (b == NULL || (len = value_format(val, sizeof(val), b)) == 0) {
         key = NULL;                         /* APR_EINVAL */
     }
@@ -1950,7 +1969,7 @@ apr_status_t slb_mc_touch(slb_mc *mc, const slb_key *key, apr_uint32_t ttl_s)
     apr_status_t rv;
     int tries;
 
-    CNT_INC(mc->c.touches);
+    CNT_INC(mc->c->touches);
     rv = call_begin(&c, mc, key);
     for (tries = 0; rv == APR_SUCCESS; tries++) {
         c.last = MEMCACHED_SUCCESS;
@@ -1972,7 +1991,7 @@ apr_status_t slb_mc_delete(slb_mc *mc, const slb_key *key)
     apr_status_t rv;
     int tries;
 
-    CNT_INC(mc->c.deletes);
+    CNT_INC(mc->c->deletes);
     rv = call_begin(&c, mc, key);
     for (tries = 0; rv == APR_SUCCESS; tries++) {
         c.last = MEMCACHED_SUCCESS;
@@ -2007,16 +2026,16 @@ apr_status_t slb_mc_set_quiet(slb_mc *mc, const slb_key *key,
     apr_status_t rv = APR_SUCCESS;
     apr_time_t start = apr_time_now();
 
-    CNT_INC(mc->c.sets);
-    CNT_INC(mc->c.quiet_sets);
+    CNT_INC(mc->c->sets);
+    CNT_INC(mc->c->quiet_sets);
     if (!key_ok(key) || b == NULL
         || (len = value_format(val, sizeof(val), b)) == 0) {
         return APR_EINVAL;
     }
     h = memcached_pool_fetch(mc->qpool, &no_wait, &rc);
     if (h == NULL) {
-        CNT_INC(mc->c.pool_exhausted);
-        CNT_INC(mc->c.errors);
+        CNT_INC(mc->c->pool_exhausted);
+        CNT_INC(mc->c->errors);
         return APR_EAGAIN;
     }
     resync(mc, h);
@@ -2042,11 +2061,11 @@ apr_status_t slb_mc_set_quiet(slb_mc *mc, const slb_key *key,
         }
     }
     (void)memcached_pool_release(mc->qpool, h);
-    CNT_ADD(mc->c.latency_us_total, (apr_uint64_t)(apr_time_now() - start));
+    observe(mc, (apr_uint64_t)(apr_time_now() - start));
     if (rv != APR_SUCCESS) {
-        CNT_INC(mc->c.errors);
+        CNT_INC(mc->c->errors);
         if (rv == APR_TIMEUP) {
-            CNT_INC(mc->c.timeouts);
+            CNT_INC(mc->c->timeouts);
         }
     }
     return rv;
@@ -2078,7 +2097,7 @@ apr_status_t slb_mc_publish(slb_mc *mc, const slb_key *key,
     apr_thread_mutex_lock(mc->q_lock);
     if (mc->q_len >= (apr_uint32_t)mc->conf.queue_max) {
         apr_thread_mutex_unlock(mc->q_lock);
-        CNT_INC(mc->c.publish_dropped);
+        CNT_INC(mc->c->publish_dropped);
         return APR_ENOSPC;
     }
     it = &mc->q[(mc->q_head + mc->q_len) % (apr_uint32_t)mc->conf.queue_max];
@@ -2094,7 +2113,7 @@ apr_status_t slb_mc_publish(slb_mc *mc, const slb_key *key,
         apr_thread_cond_signal(mc->q_cond);
     }
     apr_thread_mutex_unlock(mc->q_lock);
-    CNT_INC(mc->c.publish_queued);
+    CNT_INC(mc->c->publish_queued);
     return APR_SUCCESS;
 }
 
@@ -2147,11 +2166,11 @@ static void write_batch(slb_mc *mc, const pub_item *it, int n)
             server_failed(mc, h, s, map_rc(rc));
         }
     }
-    CNT_INC(mc->c.publish_batches);
-    CNT_ADD(mc->c.published, (apr_uint64_t)(n - failed));
+    CNT_INC(mc->c->publish_batches);
+    CNT_ADD(mc->c->published, (apr_uint64_t)(n - failed));
     if (failed) {
-        CNT_ADD(mc->c.publish_errors, (apr_uint64_t)failed);
-        CNT_ADD(mc->c.errors, (apr_uint64_t)failed);
+        CNT_ADD(mc->c->publish_errors, (apr_uint64_t)failed);
+        CNT_ADD(mc->c->errors, (apr_uint64_t)failed);
     }
 }
 
@@ -2207,31 +2226,40 @@ static void *APR_THREAD_FUNC writer_main(apr_thread_t *t, void *data)
 
 void slb_mc_stats_get(slb_mc *mc, slb_mc_stats *out)
 {
-    out->gets = CNT_READ(mc->c.gets);
-    out->hits = CNT_READ(mc->c.hits);
-    out->misses = CNT_READ(mc->c.misses);
-    out->adds = CNT_READ(mc->c.adds);
-    out->add_conflicts = CNT_READ(mc->c.add_conflicts);
-    out->sets = CNT_READ(mc->c.sets);
-    out->touches = CNT_READ(mc->c.touches);
-    out->deletes = CNT_READ(mc->c.deletes);
-    out->errors = CNT_READ(mc->c.errors);
-    out->timeouts = CNT_READ(mc->c.timeouts);
-    out->malformed = CNT_READ(mc->c.malformed);
-    out->pool_exhausted = CNT_READ(mc->c.pool_exhausted);
-    out->latency_us_total = CNT_READ(mc->c.latency_us_total);
-    out->latency_us_max = CNT_READ(mc->c.latency_us_max);
-    out->publish_queued = CNT_READ(mc->c.publish_queued);
-    out->published = CNT_READ(mc->c.published);
-    out->publish_dropped = CNT_READ(mc->c.publish_dropped);
-    out->publish_errors = CNT_READ(mc->c.publish_errors);
-    out->publish_batches = CNT_READ(mc->c.publish_batches);
-    out->quiet_sets = CNT_READ(mc->c.quiet_sets);
-    out->replica_hits = CNT_READ(mc->c.replica_hits);
-    out->trials = CNT_READ(mc->c.trials);
-    out->window_reads = CNT_READ(mc->c.window_reads);
-    out->window_hits = CNT_READ(mc->c.window_hits);
-    out->window_writes = CNT_READ(mc->c.window_writes);
+    out->gets = CNT_READ(mc->c->gets);
+    out->hits = CNT_READ(mc->c->hits);
+    out->misses = CNT_READ(mc->c->misses);
+    out->adds = CNT_READ(mc->c->adds);
+    out->add_conflicts = CNT_READ(mc->c->add_conflicts);
+    out->sets = CNT_READ(mc->c->sets);
+    out->touches = CNT_READ(mc->c->touches);
+    out->deletes = CNT_READ(mc->c->deletes);
+    out->errors = CNT_READ(mc->c->errors);
+    out->timeouts = CNT_READ(mc->c->timeouts);
+    out->malformed = CNT_READ(mc->c->malformed);
+    out->pool_exhausted = CNT_READ(mc->c->pool_exhausted);
+    out->latency_us_total = CNT_READ(mc->c->latency_us_total);
+    out->latency_us_max = CNT_READ(mc->c->latency_us_max);
+    out->publish_queued = CNT_READ(mc->c->publish_queued);
+    out->published = CNT_READ(mc->c->published);
+    out->publish_dropped = CNT_READ(mc->c->publish_dropped);
+    out->publish_errors = CNT_READ(mc->c->publish_errors);
+    out->publish_batches = CNT_READ(mc->c->publish_batches);
+    out->quiet_sets = CNT_READ(mc->c->quiet_sets);
+    out->replica_hits = CNT_READ(mc->c->replica_hits);
+    out->trials = CNT_READ(mc->c->trials);
+    out->window_reads = CNT_READ(mc->c->window_reads);
+    out->window_hits = CNT_READ(mc->c->window_hits);
+    out->window_writes = CNT_READ(mc->c->window_writes);
+    {
+        apr_uint64_t n = 0;
+        int i;
+        for (i = 0; i < SLB_MC_LATENCY_BUCKETS; i++) {
+            n += CNT_READ(mc->c->latency[i]);
+            out->latency_le[i] = n;
+        }
+        out->latency_calls = n + CNT_READ(mc->c->latency[i]);
+    }
     out->in_window = slb_mc_in_window(mc);
     out->publish_waiting = 0;
     if (mc->q_lock) {

@@ -75,9 +75,10 @@ int slb_health_factor(struct proxy_balancer *b, struct proxy_worker *w,
                       const slb_balancer *c, apr_time_t now);
 void slb_health_passive(request_rec *r, struct proxy_balancer *b,
                         struct proxy_worker *w, const slb_balancer *c);
-/* count a finder decision for w (slb_decision_kind) */
+/* count a finder decision for w (slb_decision_kind; by_route_cookie: the
+ * balancer's route cookie decided) */
 void slb_health_count(struct proxy_balancer *b, struct proxy_worker *w,
-                      int kind);
+                      int kind, int by_route_cookie);
 typedef struct {
     int probed, down;
     apr_time_t last_change, last_probe, up_since;
@@ -85,6 +86,8 @@ typedef struct {
     char last_result[SLB_PROBE_WHY_MAX];
     char addr[SLB_PROBE_ADDR_MAX];   /* the address probed, "ip:port" */
     apr_uint64_t requests, new_sessions, failovers;
+    apr_uint64_t route_cookie;       /* requests sticky by the route cookie */
+    apr_uint64_t probes, probe_failures, probe_us;   /* since the start */
 } slb_health_view;
 /* 1 and *v filled when the member has an entry */
 int slb_health_snapshot(struct proxy_balancer *b, struct proxy_worker *w,
@@ -123,7 +126,9 @@ typedef struct {
     apr_uint64_t capacity, entries, bytes;
     apr_uint64_t hits, misses, inserts, replaces, evictions, expired,
                  lock_timeouts;
-    int have_mc;                 /* this process's memcached client */
+    apr_time_t started;          /* the shared counters were created */
+    int have_mc;                 /* memcached: counters server-wide,
+                                    servers' state this process's */
     int mc_write_mode;           /* SLB_MC_WRITE_* of learned bindings */
     slb_mc_stats mc;
     apr_array_header_t *mc_servers;   /* slb_mc_server */

@@ -153,6 +153,36 @@ const char *slb_mc_check_config(apr_pool_t *p, const slb_mc_conf *c);
  */
 apr_status_t slb_mc_create(slb_mc **mc, apr_pool_t *p, const slb_mc_conf *c);
 
+/* The latency histogram: upper bounds of its buckets, microseconds
+ * (0.1 0.5 1 2 5 10 50 100 ms); a last bucket counts the slower calls. */
+#define SLB_MC_LATENCY_BUCKETS 8
+extern const apr_uint32_t slb_mc_latency_bounds_us[SLB_MC_LATENCY_BUCKETS];
+
+/*
+ * The counters of a client (what slb_mc_stats_get reports, but the two
+ * values of this process: publish_waiting and in_window), updated
+ * atomically.  Memory the caller provides, zeroed (shared memory: every
+ * process of a server counts into one block, so that the counts are
+ * server-wide and survive the processes), or the client's own.
+ */
+typedef struct {
+    volatile apr_uint64_t gets, hits, misses, adds, add_conflicts, sets,
+                          touches, deletes, errors, timeouts, malformed,
+                          pool_exhausted, latency_us_total, latency_us_max;
+    volatile apr_uint64_t publish_queued, published, publish_dropped,
+                          publish_errors, publish_batches, quiet_sets,
+                          replica_hits;
+    volatile apr_uint64_t trials, window_reads, window_hits, window_writes;
+    /* calls by latency bucket (not cumulative) */
+    volatile apr_uint64_t latency[SLB_MC_LATENCY_BUCKETS + 1];
+} slb_mc_counters;
+
+/* slb_mc_create counting into ctr (see slb_mc_counters), or into the
+ * client's own counters when ctr is NULL (slb_mc_create). */
+apr_status_t slb_mc_create_shared(slb_mc **mc, apr_pool_t *p,
+                                  const slb_mc_conf *c,
+                                  slb_mc_counters *ctr);
+
 /* Look the key up: APR_SUCCESS and *out filled, or APR_NOTFOUND, or an
  * error (see above).  A stored value that is not a valid binding is
  * APR_NOTFOUND (a miss) and is counted as an error and as malformed. */
@@ -259,9 +289,11 @@ apr_status_t slb_mc_member_state_get(slb_mc *mc, const char *ns,
  */
 int slb_mc_value_parse(const char *v, apr_size_t len, slb_binding *out);
 
-/* Per-process counters, updated atomically.  errors counts every failed
- * call (timeouts, pool_exhausted and malformed values included);
- * latencies are of every call, in microseconds. */
+/* The counters (slb_mc_counters: the client's, or every process's when
+ * they are shared) and two values of this process (publish_waiting,
+ * in_window).  errors counts every failed call (timeouts, pool_exhausted
+ * and malformed values included); latencies are of every call, in
+ * microseconds. */
 typedef struct {
     apr_uint64_t gets, hits, misses;
     apr_uint64_t adds, add_conflicts;
@@ -282,6 +314,10 @@ typedef struct {
      * hits they found, copies written there, and whether it is open */
     apr_uint64_t trials, window_reads, window_hits, window_writes;
     int in_window;
+    /* the latency histogram, cumulative: latency_le[i] calls took at most
+     * slb_mc_latency_bounds_us[i]; latency_calls all of them */
+    apr_uint64_t latency_le[SLB_MC_LATENCY_BUCKETS];
+    apr_uint64_t latency_calls;
 } slb_mc_stats;
 
 void slb_mc_stats_get(slb_mc *mc, slb_mc_stats *out);

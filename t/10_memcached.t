@@ -380,12 +380,12 @@ for my $mode (qw(quiet async)) {
             is($? >> 8, 0, 'promtool accepts the memcached metrics') or diag $out;
         }
         ok($j->{store}{memcached}{writer}{written} >= 1 && $j->{store}{memcached}{writer}{dropped} == 0,
-           "write=async: lb2's writer wrote ($j->{store}{memcached}{writer}{written} in the child "
-           . "that answered), dropped none");
+           "write=async: lb2's writer wrote ($j->{store}{memcached}{writer}{written} server-wide), "
+           . "dropped none");
     }
     else {
         ok($j->{store}{memcached}{quiet_sets} >= 1,
-           "write=quiet: quiet sets counted ($j->{store}{memcached}{quiet_sets} in the child that answered)");
+           "write=quiet: quiet sets counted ($j->{store}{memcached}{quiet_sets} server-wide)");
     }
 }
 start_lb2($BAL);

@@ -90,6 +90,54 @@ is($html->header('Content-Security-Policy'), "frame-ancestors 'none'", "HTML: ne
     is($wrong->code, 403, 'a nonce that differs in its first character: 403');
 }
 like($html->content, qr{<h2>balancer://ctl</h2>}, 'HTML: the balancer');
+{
+    my $c = $html->content;
+    my $host = `hostname`;
+    chomp $host;
+    like($c, qr{host <b id="host">\Q$host\E</b>}, 'HTML: the host name');
+    like($c, qr{mod_stickylb <span id="version">\d+\.\d+\.\d+</span>}, 'HTML: the module version');
+    like($c, qr{<span id="apache">Apache/2\.4\.\d+}, 'HTML: the Apache version');
+    like($c, qr{up <span id="uptime">\d+d \d+h \d+m \d+s</span>}, 'HTML: the uptime');
+    like($c, qr{generated <span id="generated">\w{3}, \d\d \w{3} \d{4} [\d:]{8} GMT</span>}, 'HTML: when it was generated');
+    # what "sessions" means, by balancer
+    my ($ctl) = $c =~ m{<h2>balancer://ctl</h2>(.*?)</table>}s;
+    my ($rc) = $c =~ m{<h2>balancer://rc</h2>(.*?)</table>}s;
+    like($ctl, qr{<th>sessions bound \(stick table\)</th>}, 'HTML: learned sessions: bound in the stick table');
+    like($ctl, qr{<th>route-cookie requests</th>}, 'HTML: ... and its route cookie counted');
+    unlike($rc, qr{sessions bound}, 'HTML: a route-cookie balancer has no bound sessions column');
+    like($rc, qr{route cookie ROUTEID: the client carries its member, nothing is stored}, 'HTML: ... it says why');
+    like($rc, qr{<th>new sessions</th>.*<th>route-cookie requests</th>}s, 'HTML: ... and shows new sessions and route-cookie requests');
+    # every control from the page, not only the API
+    like($ctl, qr{<input type="hidden" name="action" value="weight"><input type="hidden" name="return" value="html"><input type="number" name="value" min="1" max="100" value="1"}, 'HTML: weight form with its value');
+    like($ctl, qr{name="action" value="unbind">}, 'HTML: unbind button');
+    like($c, qr{name="action" value="show"><input type="hidden" name="return" value="html"><input type="text" name="id"}, 'HTML: show form with a session id');
+    like($c, qr{name="action" value="delete">}, 'HTML: delete form');
+}
+{
+    # route-cookie requests per member
+    my $j0 = status_json();
+    my ($b) = grep { $_->{name} eq 'balancer://rc' } @{ $j0->{balancers} };
+    my ($t1) = grep { $_->{route} eq 't1' } @{ $b->{members} };
+    my $before = $t1->{route_cookie_requests};
+    req('slb_status', '/rc/', Cookie => 'ROUTEID=t1') for 1 .. 3;
+    ($b) = grep { $_->{name} eq 'balancer://rc' } @{ status_json()->{balancers} };
+    ($t1) = grep { $_->{route} eq 't1' } @{ $b->{members} };
+    is($t1->{route_cookie_requests} - $before, 3, 'route-cookie requests counted per member');
+}
+# format= is a query argument
+{
+    my $r = Apache::TestRequest::GET("$st?format=jsonp");
+    is($r->code, 400, '?format=jsonp: 400, not JSON');
+    like($r->content, qr/format=html, format=json or format=prometheus/, '... with the list of formats');
+    $r = Apache::TestRequest::GET("$st?format=prometheusx");
+    is($r->code, 400, '?format=prometheusx: 400');
+    $r = Apache::TestRequest::GET("$st?x=1&format=json");
+    like($r->header('Content-Type'), qr{^application/json}, '?x=1&format=json: JSON');
+    $r = Apache::TestRequest::GET("$st?format=html");
+    like($r->header('Content-Type'), qr{^text/html}, '?format=html: the page');
+    $r = Apache::TestRequest::GET("$st?q=format=json");
+    like($r->header('Content-Type'), qr{^text/html}, '"format=json" inside another argument: the page');
+}
 like($html->content, qr{<tr class="up"><td>http://127\.0\.0\.1:\d+</td><td>t2</td><td>up</td>}, 'HTML: t2 row');
 SKIP: {
     my ($chromium) = grep { -x } qw(/usr/bin/chromium /usr/bin/chromium-browser);
@@ -130,6 +178,15 @@ is(member(status_json(), 't1')->{state}, 'up', 'nothing changed');
 $r = control(member => 't2', action => 'drain');
 is($r->code, 200, 'drain t2');
 is(member(status_json(), 't2')->{state}, 'draining', 'JSON: t2 draining');
+{
+    my $p = Apache::TestRequest::GET("$st?format=prometheus")->content;
+    my $l = 'balancer="balancer://ctl",member="[^"]+",route="t2"';
+    like($p, qr/^stickylb_member_up\{$l\} 1$/m, 'Prometheus: a draining member is still up (health only)');
+    like($p, qr/^stickylb_member_state\{$l,state="draining"\} 1$/m, 'Prometheus: its state is draining');
+    like($p, qr/^stickylb_member_state\{$l,state="up"\} 0$/m, '... and not up');
+    my @one = $p =~ /^stickylb_member_state\{$l,state="[^"]+"\} 1$/mg;
+    is(scalar(@one), 1, 'Prometheus: state one-hot');
+}
 my $x = req('slb_status', '/ctl/', Cookie => "JSESSIONID=$sid{t2}");
 is(backend($x) . ' ' . (slb($x))[0], 't2 sticky', 'draining: the session already on t2 stays');
 my %n;
@@ -163,6 +220,9 @@ control(member => 't1', action => 'weight', value => 1);
 # --- one session's binding
 $r = control(action => 'show', id => $sid{t1});
 like($r->content, qr/"route":"t1"/, 'show: the binding of a session');
+$r = control(action => 'show', id => $sid{t1}, return => 'html');
+like($r->header('Content-Type'), qr{^text/html}, 'show from the page: an HTML answer');
+like($r->content, qr{is bound to route <code>t1</code>}, '... with the route');
 $r = control(action => 'delete', id => $sid{t1});
 like($r->content, qr/"deleted":true/, 'delete: the binding removed');
 $r = control(action => 'show', id => $sid{t1});

@@ -2040,6 +2040,74 @@ START_TEST(test_member_states)
 }
 END_TEST
 
+/* Two clients counting into one caller's block (shared memory in the
+ * module: every child of a server) add up; a client of its own counts
+ * apart; the latency histogram puts a fast call and a timed-out one in
+ * their buckets. */
+START_TEST(test_shared_counters)
+{
+    int port, hole;
+    slb_mc_conf c;
+    slb_mc_counters *blk = apr_pcalloc(pool, sizeof(*blk));
+    slb_mc *a = NULL, *b = NULL, *own, *slow = NULL;
+    slb_key k = key_n("shared", 1), k2 = key_n("shared", 2);
+    slb_binding v = binding("t1", 0), got;
+    slb_mc_stats sa, sb, so;
+    int i;
+
+    mcd_start_free(&port);
+    slb_mc_conf_init(&c);
+    c.config = servers_cfg(&port, 1);
+    c.retry_timeout_s = 1;
+    ck_assert_int_eq(slb_mc_create_shared(&a, pool, &c, blk), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_create_shared(&b, pool, &c, blk), APR_SUCCESS);
+    own = mc_make(&port, 1, 0);
+
+    ck_assert_int_eq(slb_mc_get(a, &k, &got), APR_NOTFOUND);
+    ck_assert_int_eq(slb_mc_add(b, &k, &v, 60, NULL), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_get(a, &k, &got), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_set(b, &k2, &v, 60), APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_get(own, &k2, &got), APR_SUCCESS);
+
+    slb_mc_stats_get(a, &sa);
+    slb_mc_stats_get(b, &sb);
+    slb_mc_stats_get(own, &so);
+    ck_assert_uint_eq(sa.gets, 2);
+    ck_assert_uint_eq(sa.hits, 1);
+    ck_assert_uint_eq(sa.misses, 1);
+    ck_assert_uint_eq(sa.adds, 1);
+    ck_assert_uint_eq(sa.sets, 1);
+    ck_assert_uint_eq(sa.latency_calls, 4);
+    ck_assert_uint_eq(sb.gets, sa.gets);
+    ck_assert_uint_eq(sb.adds, sa.adds);
+    ck_assert_uint_eq(sb.latency_calls, sa.latency_calls);
+    ck_assert_uint_eq(blk->gets, 2);
+    ck_assert_uint_eq(so.gets, 1);
+    ck_assert_uint_eq(so.adds, 0);
+    ck_assert_uint_eq(so.latency_calls, 1);
+    /* cumulative buckets; a local memcached answers within 100 ms */
+    for (i = 1; i < SLB_MC_LATENCY_BUCKETS; i++) {
+        ck_assert_uint_ge(sa.latency_le[i], sa.latency_le[i - 1]);
+    }
+    ck_assert_uint_eq(sa.latency_le[SLB_MC_LATENCY_BUCKETS - 1], 4);
+
+    /* a call that waits for its 150 ms I/O timeout: above every bound,
+     * counted in the same block */
+    blackhole_start(&hole);
+    c.config = apr_psprintf(pool, "--SERVER=127.0.0.1:%d", hole);
+    c.io_timeout_ms = 150;
+    c.connect_timeout_ms = 150;
+    ck_assert_int_eq(slb_mc_create_shared(&slow, pool, &c, blk),
+                     APR_SUCCESS);
+    ck_assert_int_eq(slb_mc_get(slow, &k, &got), APR_TIMEUP);
+    slb_mc_stats_get(a, &sa);
+    ck_assert_uint_eq(sa.latency_calls, 5);
+    ck_assert_uint_eq(sa.latency_le[SLB_MC_LATENCY_BUCKETS - 1], 4);
+    ck_assert_uint_eq(sa.timeouts, 1);
+    ck_assert_uint_ge(sa.latency_us_max, 150000);
+}
+END_TEST
+
 Suite *mc_suite(void)
 {
     Suite *s = suite_create("memcached");
@@ -2061,6 +2129,7 @@ Suite *mc_suite(void)
     tcase_add_test(tc, test_ttl_and_touch);
     tcase_add_test(tc, test_malformed_values);
     tcase_add_test(tc, test_namespace);
+    tcase_add_test(tc, test_shared_counters);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("two balancers");
