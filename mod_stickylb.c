@@ -37,7 +37,6 @@
 #include "mod_stickylb.h"
 
 
-#define SLB_LBMETHOD_NAME "stickylb"
 #define SLB_FILTER_NAME   "STICKYLB"
 
 /* the response filter, registered in register_hooks */
@@ -573,6 +572,10 @@ static int slb_pre_request(proxy_worker **worker, proxy_balancer **balancer,
     slb_req *rq;
 
     (void)worker;
+    if (((const slb_srv_conf *)ap_get_module_config(
+             r->server->module_config, &stickylb_module))->no_pre_request) {
+        return DECLINED;   /* the finder makes the request state */
+    }
     if (ap_get_module_config(r->request_config, &stickylb_module)) {
         return DECLINED;   /* a failover retry: keys already known */
     }
@@ -948,6 +951,50 @@ static void log_failover(request_rec *r, proxy_balancer *b,
     }
 }
 
+/*
+ * The common case, decided without the member callbacks: the first
+ * candidate's route names a regular member (the first in the array that
+ * has it) and that member is usable.  slb_decide gives the same answer
+ * then (the first candidate is known, pass 0 returns the first usable
+ * regular member of its route); anything else (no candidate, a standby,
+ * an unusable member, a member in error that may be retried, a
+ * redirect) is left to it.
+ */
+static int sticky_fast(proxy_balancer *b, const apr_array_header_t *cands,
+                       slb_decision *d)
+{
+    const slb_candidate *c;
+    proxy_worker **w;
+    int i, n;
+
+    if (cands == NULL || cands->nelts == 0) {
+        return 0;
+    }
+    c = &APR_ARRAY_IDX(cands, 0, slb_candidate);
+    if (c->route == NULL || c->route[0] == '\0') {
+        return 0;
+    }
+    w = (proxy_worker **)b->workers->elts;
+    n = b->workers->nelts;
+    for (i = 0; i < n; i++) {
+        const char *route = w[i]->s->route;
+
+        if (route[0] != c->route[0] || strcmp(route, c->route) != 0
+            || PROXY_WORKER_IS_STANDBY(w[i])) {
+            continue;
+        }
+        if (!PROXY_WORKER_IS_USABLE(w[i])) {
+            return 0;
+        }
+        d->kind = SLB_DECIDE_STICKY;
+        d->member = i;
+        d->candidate = 0;
+        d->route = c->route;
+        return 1;
+    }
+    return 0;
+}
+
 static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
 {
     slb_req *rq = ap_get_module_config(r->request_config, &stickylb_module);
@@ -956,8 +1003,10 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
     proxy_worker *w = NULL;
 
     if (rq == NULL) {
-        /* the lbmethod was switched after our pre_request ran: no store
-         * lookups here, the balancer's lock is held */
+        /* no pre_request for this server (no store, no stickysession=:
+         * slb_srv_conf.no_pre_request), or the lbmethod was switched
+         * after it ran: no store lookups here, the balancer's lock is
+         * held */
         rq = make_req_state(r, b, slb_balancer_of(r->server, b, r->pool), 0);
         if (rq->bal->uses_store) {
             add_filter(r, rq);
@@ -965,7 +1014,10 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
     }
     ctx.b = b;
     ctx.s = r->server;
-    d = slb_decide(&worker_ops, &ctx, rq->candidates, b->s->sticky_force);
+    if (!sticky_fast(b, rq->candidates, &d)) {
+        d = slb_decide(&worker_ops, &ctx, rq->candidates,
+                       b->s->sticky_force);
+    }
 
     switch (d.kind) {
     case SLB_DECIDE_STICKY:

@@ -711,6 +711,7 @@ void slb_config_resolve(apr_pool_t *pconf, apr_pool_t *ptemp,
         sc->resolved = NULL;
         sc->nresolved = 0;
         sc->balancers = NULL;
+        sc->no_pre_request = 1;
         if (pc == NULL || pc->balancers == NULL || pc->balancers->nelts == 0) {
             continue;
         }
@@ -729,6 +730,13 @@ void slb_config_resolve(apr_pool_t *pconf, apr_pool_t *ptemp,
             }
             slb_store_attach(rb, pconf);
             sc->resolved[i] = rb;
+            /* store lookups need the pre_request hook (no lock held);
+             * with stickysession= mod_proxy_balancer may pick the member
+             * without the finder, so the state is made before it */
+            if (b->s && !strcmp(b->s->lbpname, SLB_LBMETHOD_NAME)
+                && (rb->uses_store || b->s->sticky[0])) {
+                sc->no_pre_request = 0;
+            }
         }
         sc->nresolved = n;
     }

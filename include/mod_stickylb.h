@@ -25,6 +25,8 @@ APLOG_USE_MODULE(stickylb);
 
 /* Server configuration (StickyLBTableSize, StickyLBMemcached) and the
  * balancers of the server, resolved in post_config. */
+#define SLB_LBMETHOD_NAME "stickylb"
+
 struct proxy_balancer;
 struct proxy_worker;
 typedef struct {
@@ -37,6 +39,9 @@ typedef struct {
     struct proxy_balancer *balancers;
     const slb_balancer **resolved;
     int nresolved;
+    /* no balancer of this server needs the proxy pre_request hook (none
+     * uses a store, none has stickysession=): the finder does it all */
+    int no_pre_request;
 } slb_srv_conf;
 
 #define SLB_DEFAULT_MC_CACHE 2
