@@ -473,11 +473,13 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
                               cc.values->nelts, r->unparsed_uri,
                               bal->learns ? bal->learn_cookies : NULL,
                               learned, nlearned);
-    if (bal->uses_store) {
+    if (bal->has_keys) {
+        /* StickyLBStore none: the keys only (for the hash), no lookup */
         rq->candidates = merge_candidates(r->pool, rq->candidates,
                                           store_candidates(r, rq, learned,
                                                            nlearned,
-                                                           allow_io));
+                                                           allow_io
+                                                           && bal->uses_store));
     }
     if (bal->ring) {
         rq->candidates = merge_candidates(r->pool, rq->candidates,
@@ -758,7 +760,8 @@ typedef struct {
     const slb_balancer *c;
     apr_time_t now;
     const char *ns;            /* least sessions */
-    double best_ratio;
+    double best_ratio;         /* least sessions, busyness; hash: score */
+    apr_uint64_t key;          /* hash: slb_hrw_key of the request's key */
 } pick_baton;
 
 /* loadfactor, ramped up after the member came back (slow start) */
@@ -779,19 +782,13 @@ static int is_best(proxy_worker *current, proxy_worker *prev_best,
                             &pb->total);
 }
 
-/*
- * Least sessions: fewest live bindings in the stick table per unit of
- * loadfactor; ties (and members without a route) by the weighted round
- * robin.  Reads counters in shared memory only.
- */
-static int is_best_sessions(proxy_worker *current, proxy_worker *prev_best,
-                            void *baton)
+/* The fewest `count` per unit of loadfactor; ties by the weighted round
+ * robin. */
+static int least_per_factor(pick_baton *pb, proxy_worker *current,
+                            proxy_worker *prev_best, int factor,
+                            double count)
 {
-    pick_baton *pb = baton;
-    int factor = factor_of(pb, current);
-    double ratio = (double)slb_store_route_sessions(pb->ns,
-                                                    current->s->route)
-                   / (factor > 0 ? factor : 1);
+    double ratio = count / (factor > 0 ? factor : 1);
     int rr = slb_wrr_consider(&current->s->lbstatus, factor,
                               prev_best ? &prev_best->s->lbstatus : NULL,
                               &pb->total);
@@ -802,6 +799,96 @@ static int is_best_sessions(proxy_worker *current, proxy_worker *prev_best,
         return 1;
     }
     return 0;
+}
+
+/*
+ * Least sessions: fewest live bindings in the stick table per unit of
+ * loadfactor; ties (and members without a route) by the weighted round
+ * robin.  Reads counters in shared memory only.
+ */
+static int is_best_sessions(proxy_worker *current, proxy_worker *prev_best,
+                            void *baton)
+{
+    pick_baton *pb = baton;
+
+    return least_per_factor(pb, current, prev_best, factor_of(pb, current),
+                            (double)slb_store_route_sessions(
+                                pb->ns, current->s->route));
+}
+
+/*
+ * Busyness: fewest requests in flight (mod_proxy's busy count of the
+ * member, as mod_lbmethod_bybusyness reads it) per unit of loadfactor.
+ */
+static int is_best_busy(proxy_worker *current, proxy_worker *prev_best,
+                        void *baton)
+{
+    pick_baton *pb = baton;
+
+    return least_per_factor(pb, current, prev_best, factor_of(pb, current),
+                            (double)current->s->busy);
+}
+
+/* Hash: the highest rendezvous score of the request's key (a member is
+ * named by its route, else by its URL). */
+static int is_best_hash(proxy_worker *current, proxy_worker *prev_best,
+                        void *baton)
+{
+    pick_baton *pb = baton;
+
+    return slb_hrw_consider(pb->key,
+                            *current->s->route ? current->s->route
+                                               : current->s->name,
+                            factor_of(pb, current), &pb->best_ratio,
+                            prev_best == NULL);
+}
+
+/*
+ * The key a new session is hashed by: the first StickyLBKey key of the
+ * request (header, query, address, in the order configured), else the
+ * first learned id it sent.  0 when it has none.
+ */
+static int hash_key(const slb_req *rq, apr_uint64_t *key)
+{
+    const slb_stored_key *first = NULL;
+    int i;
+
+    for (i = 0; i < rq->stored->nelts; i++) {
+        const slb_stored_key *sk = &APR_ARRAY_IDX(rq->stored, i,
+                                                  slb_stored_key);
+        if (sk->src != SLB_SRC_LEARNED) {
+            first = sk;
+            break;
+        }
+        if (first == NULL) {
+            first = sk;
+        }
+    }
+    if (first == NULL) {
+        return 0;
+    }
+    *key = slb_hrw_key(first->key.id, first->key.len);
+    return 1;
+}
+
+/* The member walk's callback of the balancer's StickyLBNewSessions; hash
+ * without a key falls back to requests. */
+static proxy_is_best_callback_fn_t *picker(const slb_req *rq,
+                                           pick_baton *pb)
+{
+    switch (rq->bal->placement) {
+    case SLB_PLACE_SESSIONS:
+        return is_best_sessions;
+    case SLB_PLACE_BUSYNESS:
+        return is_best_busy;
+    case SLB_PLACE_HASH:
+        if (hash_key(rq, &pb->key)) {
+            return is_best_hash;
+        }
+        return is_best;
+    default:
+        return is_best;
+    }
 }
 
 /*
@@ -980,10 +1067,7 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
             pb.now = apr_time_now();
             pb.ns = rq->bal->ns;
             pb.best_ratio = 0;
-            w = get_best_worker_fn(b, r,
-                                   rq->bal->placement == SLB_PLACE_SESSIONS
-                                       ? is_best_sessions : is_best,
-                                   &pb);
+            w = get_best_worker_fn(b, r, picker(rq, &pb), &pb);
             if (w) {
                 slb_wrr_commit(&w->s->lbstatus, pb.total);
             }
@@ -1328,6 +1412,9 @@ static int slb_check_config(apr_pool_t *pconf, apr_pool_t *plog,
 
         if (err == NULL) {
             err = slb_config_check_sections(sr, ptemp, seen);
+        }
+        if (err == NULL) {
+            err = slb_config_check_balancers(s, sr, ptemp, seen);
         }
         if (err) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,

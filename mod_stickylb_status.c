@@ -732,7 +732,8 @@ static void store_snapshot(apr_pool_t *p, store_view *sv)
                                    : 0.0;
     sv->mc_latency_ms_max = (double)m->latency_us_max / 1000;
 }
-static const char *const tier_names[2] = { "shm", "memcached" };
+/* by slb_store_kind */
+static const char *const tier_names[3] = { "shm", "memcached", "none" };
 
 static int present(const metric *m, const void *view)
 {
@@ -977,8 +978,8 @@ static void out_html(request_rec *r, apr_array_header_t *bvs,
         ap_rprintf(r, "<h2>%s</h2><p>store: %s, namespace %s</p>\n"
                    "<table><tr><th>member</th><th>route</th><th>state</th>",
                    ap_escape_html2(r->pool, bal, 1),
-                   bv->c->store == SLB_STORE_MEMCACHED ? "memcached"
-                                                       : "shm (embedded)",
+                   bv->c->store == SLB_STORE_SHM ? "shm (embedded)"
+                                                 : tier_names[bv->c->store],
                    ap_escape_html2(r->pool, bv->ns, 1));
         for (k = 0; k < N_METRICS; k++) {
             if (metrics[k].scope == S_MEMBER && metrics[k].html) {

@@ -1,6 +1,7 @@
 /*
  * stickylb_select.c - member selection (APR only, no I/O).
  */
+#include <math.h>
 #include <string.h>
 
 #include "stickylb_select.h"
@@ -159,4 +160,63 @@ int slb_wrr_consider(int *lbstatus, int lbfactor, const int *best_lbstatus,
 void slb_wrr_commit(int *lbstatus, int total)
 {
     *lbstatus -= total;
+}
+
+/* FNV-1a, 64 bits */
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME  0x100000001b3ULL
+
+static apr_uint64_t fnv1a(apr_uint64_t h, const char *s, apr_size_t len)
+{
+    apr_size_t i;
+
+    for (i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= FNV_PRIME;
+    }
+    return h;
+}
+
+/* MurmurHash3's finalizer: every input bit reaches every output bit */
+static apr_uint64_t fmix64(apr_uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+apr_uint64_t slb_hrw_key(const char *key, apr_size_t len)
+{
+    /* the key, then a byte no key or route holds, so that ("ab", "c")
+     * and ("a", "bc") hash apart */
+    return fnv1a(FNV_OFFSET, key, len) ^ 0xff;
+}
+
+double slb_hrw_score(apr_uint64_t key, const char *member, int weight)
+{
+    apr_uint64_t h;
+    double u;
+
+    if (weight <= 0) {
+        return 0.0;
+    }
+    h = fmix64(fnv1a(key * FNV_PRIME, member, strlen(member)));
+    /* the top 53 bits, centred: 0 < u < 1 */
+    u = ((double)(h >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    return -(double)weight / log(u);
+}
+
+int slb_hrw_consider(apr_uint64_t key, const char *member, int weight,
+                     double *best, int first)
+{
+    double s = slb_hrw_score(key, member, weight);
+
+    if (first || s > *best) {
+        *best = s;
+        return 1;
+    }
+    return 0;
 }
