@@ -73,6 +73,8 @@ typedef struct {
     int cookie_resign;               /* ... signed by an older key */
     apr_time_t cookie_issued;        /* its times (signed form) */
     apr_time_t cookie_refreshed;
+    slb_source hash_src;             /* the key a new session was hashed
+                                        by (SLB_SRC_NONE: none) */
     slb_decision decision;           /* of the last finder call */
     int decided;
     proxy_worker *worker;            /* its choice */
@@ -846,9 +848,10 @@ static int is_best_hash(proxy_worker *current, proxy_worker *prev_best,
 /*
  * The key a new session is hashed by: the first StickyLBKey key of the
  * request (header, query, address, in the order configured), else the
- * first learned id it sent.  0 when it has none.
+ * first learned id it sent.  0 when it has none.  Its source is what
+ * STICKYLB_KEY_SOURCE says of the new session.
  */
-static int hash_key(const slb_req *rq, apr_uint64_t *key)
+static int hash_key(slb_req *rq, apr_uint64_t *key)
 {
     const slb_stored_key *first = NULL;
     int i;
@@ -868,13 +871,13 @@ static int hash_key(const slb_req *rq, apr_uint64_t *key)
         return 0;
     }
     *key = slb_hrw_key(first->key.id, first->key.len);
+    rq->hash_src = first->src;
     return 1;
 }
 
 /* The member walk's callback of the balancer's StickyLBNewSessions; hash
  * without a key falls back to requests. */
-static proxy_is_best_callback_fn_t *picker(const slb_req *rq,
-                                           pick_baton *pb)
+static proxy_is_best_callback_fn_t *picker(slb_req *rq, pick_baton *pb)
 {
     switch (rq->bal->placement) {
     case SLB_PLACE_SESSIONS:
@@ -933,7 +936,7 @@ static void set_request_vars(request_rec *r, proxy_balancer *b,
     }
     if (rq->bal->sets_vars) {
         put(env, "STICKYLB_KEY_SOURCE",
-            slb_source_name(c ? c->src : SLB_SRC_NONE));
+            slb_source_name(c ? c->src : rq->hash_src));
         put(env, "STICKYLB_DECISION", slb_decision_name(d->kind));
         if (w) {
             put(env, "STICKYLB_ROUTE", w->s->route);
