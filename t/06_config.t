@@ -137,7 +137,7 @@ for my $c (['StickyLBRouteCookie ROUTEID insert samesit=lax', qr/StickyLBRouteCo
            ['StickyLBProbe http interval',                   qr/StickyLBProbe: unknown option 'interval': did you mean interval=\? /],
            ['StickyLBPassive 500 fal=2',                     qr/StickyLBPassive: unknown option 'fal=2': did you mean fall=\? \(expected fall=\)/],
            ['StickyLBKey heder X-Sid',                       qr/StickyLBKey: unknown key 'heder': did you mean header\? /],
-           ['StickyLBStore memcache',                        qr/StickyLBStore: 'memcache' must be shm or memcached \(did you mean memcached\?\)/]) {
+           ['StickyLBStore memcache',                        qr/StickyLBStore: 'memcache' must be shm, memcached or none \(did you mean memcached\?\)/]) {
     ($rc, $out) = configtest(balancer($c->[0]));
     ok($rc != 0 && $out =~ $c->[1], "configtest: '$c->[0]' says what was meant") or diag $out;
 }
