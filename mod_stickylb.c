@@ -762,8 +762,9 @@ typedef struct {
     const slb_balancer *c;
     apr_time_t now;
     const char *ns;            /* least sessions */
-    double best_ratio;         /* least sessions, busyness; hash: score */
+    double best_ratio;         /* least sessions, busyness */
     apr_uint64_t key;          /* hash: slb_hrw_key of the request's key */
+    slb_hrw_best best;         /* ... and the best member so far */
 } pick_baton;
 
 /* loadfactor, ramped up after the member came back (slow start) */
@@ -841,7 +842,7 @@ static int is_best_hash(proxy_worker *current, proxy_worker *prev_best,
     return slb_hrw_consider(pb->key,
                             *current->s->route ? current->s->route
                                                : current->s->name,
-                            factor_of(pb, current), &pb->best_ratio,
+                            factor_of(pb, current), &pb->best,
                             prev_best == NULL);
 }
 

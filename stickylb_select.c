@@ -195,28 +195,47 @@ apr_uint64_t slb_hrw_key(const char *key, apr_size_t len)
     return fnv1a(FNV_OFFSET, key, len) ^ 0xff;
 }
 
+/* the 52-bit hash of key and member: u below is increasing in it */
+static apr_uint64_t hrw_hash(apr_uint64_t key, const char *member)
+{
+    return fmix64(fnv1a(key * FNV_PRIME, member, strlen(member))) >> 12;
+}
+
+static double hrw_score(apr_uint64_t h, int weight)
+{
+    /* centred: 0 < u < 1, exact in a double */
+    double u = ((double)h + 0.5) * (1.0 / 4503599627370496.0);
+
+    return weight > 0 ? -(double)weight / log(u) : 0.0;
+}
+
 double slb_hrw_score(apr_uint64_t key, const char *member, int weight)
 {
-    apr_uint64_t h;
-    double u;
-
-    if (weight <= 0) {
-        return 0.0;
-    }
-    h = fmix64(fnv1a(key * FNV_PRIME, member, strlen(member)));
-    /* the top 53 bits, centred: 0 < u < 1 */
-    u = ((double)(h >> 11) + 0.5) * (1.0 / 9007199254740992.0);
-    return -(double)weight / log(u);
+    return hrw_score(hrw_hash(key, member), weight);
 }
 
 int slb_hrw_consider(apr_uint64_t key, const char *member, int weight,
-                     double *best, int first)
+                     slb_hrw_best *best, int first)
 {
-    double s = slb_hrw_score(key, member, weight);
+    apr_uint64_t h = hrw_hash(key, member);
+    int wins;
 
-    if (first || s > *best) {
-        *best = s;
-        return 1;
+    if (first) {
+        wins = 1;
     }
-    return 0;
+    else if (weight <= 0) {
+        wins = 0;
+    }
+    else if (weight == best->weight) {
+        /* the same order as the scores, without the logarithm */
+        wins = h > best->h;
+    }
+    else {
+        wins = hrw_score(h, weight) > hrw_score(best->h, best->weight);
+    }
+    if (wins) {
+        best->h = h;
+        best->weight = weight;
+    }
+    return wins;
 }

@@ -240,7 +240,7 @@ static void check_wrr(const farm *f)
 static int hrw_walk(const farm *f, apr_uint64_t key, int skip, int rev,
                     int boost, double *score)
 {
-    double best = 0;
+    slb_hrw_best best = { 0, 0 };
     int k, winner = -1;
 
     for (k = 0; k < f->n; k++) {
@@ -251,9 +251,9 @@ static int hrw_walk(const farm *f, apr_uint64_t key, int skip, int rev,
         }
         if (slb_hrw_consider(key, f->m[i].route, w, &best, winner < 0)) {
             winner = i;
+            *score = slb_hrw_score(key, f->m[i].route, w);
         }
     }
-    *score = best;
     return winner;
 }
 
@@ -277,6 +277,7 @@ static void check_hrw(const farm *f, const uint8_t *data, size_t size)
             top = s;
         }
     }
+    s = 0;
     w = hrw_walk(f, key, -1, 0, -1, &s);
     FZ_CHECK(w == winner);
     if (winner < 0) {

@@ -735,16 +735,24 @@ static int hrw_pick(const char *k, const char *const *names,
                     const int *weights, int n)
 {
     apr_uint64_t key = slb_hrw_key(k, strlen(k));
-    double best = 0;
-    int i, winner = -1;
+    slb_hrw_best best = { 0, 0 };
+    double top = 0;
+    int i, winner = -1, ref = -1;
 
     for (i = 0; i < n; i++) {
+        double sc = slb_hrw_score(key, names[i], weights[i]);
         if (weights[i] > 0
             && slb_hrw_consider(key, names[i], weights[i], &best,
                                 winner < 0)) {
             winner = i;
         }
+        /* the walk's winner is the highest score */
+        if (weights[i] > 0 && (ref < 0 || sc > top)) {
+            ref = i;
+            top = sc;
+        }
     }
+    ck_assert_int_eq(winner, ref);
     return winner;
 }
 
