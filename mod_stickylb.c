@@ -217,6 +217,42 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
     }
 }
 
+/* The value of a StickyLBKey key in the request: 1 and *v, or 0 when the
+ * request has none (or one that cannot be a key).  Memory only. */
+static int key_value(request_rec *r, const slb_key_source *ks, slb_span *v)
+{
+    const char *h;
+
+    switch (ks->kind) {
+    case SLB_KEY_HEADER:
+        h = apr_table_get(r->headers_in, ks->name);
+        if (h && slb_value_ok(h, strlen(h))) {
+            v->ptr = h;
+            v->len = strlen(h);
+            return 1;
+        }
+        return 0;
+    case SLB_KEY_QUERY:
+        return slb_query_param(r->args, ks->name, v);
+    case SLB_KEY_ADDRESS:
+        h = r->useragent_ip;
+        if (h && *h) {
+            v->ptr = h;
+            v->len = strlen(h);
+            return 1;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+static slb_source key_src(const slb_key_source *ks)
+{
+    return ks->kind == SLB_KEY_HEADER  ? SLB_SRC_HEADER
+           : ks->kind == SLB_KEY_QUERY ? SLB_SRC_QUERY
+                                       : SLB_SRC_ADDRESS;
+}
+
 /*
  * The stick table's candidates: ids of the learned cookies the client
  * sent, and the configured header / query / address keys.  Called where
@@ -243,35 +279,15 @@ static apr_array_header_t *store_candidates(request_rec *r, slb_req *rq,
                        v[j].len, lookup);
         }
     }
-    {
-        for (k = 0; k < c->keys->nelts; k++) {
-            const slb_key_source *ks = &APR_ARRAY_IDX(c->keys, k,
-                                                      slb_key_source);
-            slb_span v;
-            const char *h;
+    for (k = 0; k < c->keys->nelts; k++) {
+        const slb_key_source *ks = &APR_ARRAY_IDX(c->keys, k,
+                                                  slb_key_source);
+        slb_span v;
 
-            switch (ks->kind) {
-            case SLB_KEY_HEADER:
-                h = apr_table_get(r->headers_in, ks->name);
-                if (h && slb_value_ok(h, strlen(h))) {
-                    lookup_key(r, rq, hits, SLB_SRC_HEADER, ks->name, h,
-                               strlen(h), lookup);
-                }
-                break;
-            case SLB_KEY_QUERY:
-                if (slb_query_param(r->args, ks->name, &v)) {
-                    lookup_key(r, rq, hits, SLB_SRC_QUERY, ks->name, v.ptr,
-                               v.len, lookup);
-                }
-                break;
-            case SLB_KEY_ADDRESS:
-                h = r->useragent_ip;
-                if (h && *h) {
-                    lookup_key(r, rq, hits, SLB_SRC_ADDRESS, "address", h,
-                               strlen(h), lookup);
-                }
-                break;
-            }
+        if (key_value(r, ks, &v)) {
+            lookup_key(r, rq, hits, key_src(ks), ks->name ? ks->name
+                                                          : "address",
+                       v.ptr, v.len, lookup);
         }
     }
     return hits;
@@ -475,13 +491,11 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
                               cc.values->nelts, r->unparsed_uri,
                               bal->learns ? bal->learn_cookies : NULL,
                               learned, nlearned);
-    if (bal->has_keys) {
-        /* StickyLBStore none: the keys only (for the hash), no lookup */
+    if (bal->uses_store) {
         rq->candidates = merge_candidates(r->pool, rq->candidates,
                                           store_candidates(r, rq, learned,
                                                            nlearned,
-                                                           allow_io
-                                                           && bal->uses_store));
+                                                           allow_io));
     }
     if (bal->ring) {
         rq->candidates = merge_candidates(r->pool, rq->candidates,
@@ -850,12 +864,28 @@ static int is_best_hash(proxy_worker *current, proxy_worker *prev_best,
  * The key a new session is hashed by: the first StickyLBKey key of the
  * request (header, query, address, in the order configured), else the
  * first learned id it sent.  0 when it has none.  Its source is what
- * STICKYLB_KEY_SOURCE says of the new session.
+ * STICKYLB_KEY_SOURCE says of the new session.  Without a store the keys
+ * were not read before: they are read here (memory only).
  */
-static int hash_key(slb_req *rq, apr_uint64_t *key)
+static int hash_key(request_rec *r, slb_req *rq, apr_uint64_t *key)
 {
     const slb_stored_key *first = NULL;
     int i;
+
+    if (!rq->bal->uses_store) {
+        const apr_array_header_t *keys = rq->bal->keys;
+        for (i = 0; i < keys->nelts; i++) {
+            const slb_key_source *ks = &APR_ARRAY_IDX(keys, i,
+                                                      slb_key_source);
+            slb_span v;
+            if (key_value(r, ks, &v)) {
+                *key = slb_hrw_key(v.ptr, v.len);
+                rq->hash_src = key_src(ks);
+                return 1;
+            }
+        }
+        return 0;
+    }
 
     for (i = 0; i < rq->stored->nelts; i++) {
         const slb_stored_key *sk = &APR_ARRAY_IDX(rq->stored, i,
@@ -878,7 +908,8 @@ static int hash_key(slb_req *rq, apr_uint64_t *key)
 
 /* The member walk's callback of the balancer's StickyLBNewSessions; hash
  * without a key falls back to requests. */
-static proxy_is_best_callback_fn_t *picker(slb_req *rq, pick_baton *pb)
+static proxy_is_best_callback_fn_t *picker(request_rec *r, slb_req *rq,
+                                           pick_baton *pb)
 {
     switch (rq->bal->placement) {
     case SLB_PLACE_SESSIONS:
@@ -886,7 +917,7 @@ static proxy_is_best_callback_fn_t *picker(slb_req *rq, pick_baton *pb)
     case SLB_PLACE_BUSYNESS:
         return is_best_busy;
     case SLB_PLACE_HASH:
-        if (hash_key(rq, &pb->key)) {
+        if (hash_key(r, rq, &pb->key)) {
             return is_best_hash;
         }
         return is_best;
@@ -1071,7 +1102,7 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
             pb.now = apr_time_now();
             pb.ns = rq->bal->ns;
             pb.best_ratio = 0;
-            w = get_best_worker_fn(b, r, picker(rq, &pb), &pb);
+            w = get_best_worker_fn(b, r, picker(r, rq, &pb), &pb);
             if (w) {
                 slb_wrr_commit(&w->s->lbstatus, pb.total);
             }

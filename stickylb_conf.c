@@ -463,10 +463,10 @@ void slb_balancer_resolve(apr_pool_t *p, const slb_dir_conf *c,
     out->sets_vars = c->variables != SLB_VARS_OFF;
 
     out->learns = out->learn_cookies->nelts > 0;
-    out->has_keys = out->learns || out->keys->nelts > 0;
-    /* StickyLBStore none: the keys are read (for the hash), never looked
-     * up or bound */
-    out->uses_store = out->has_keys && out->store != SLB_STORE_NONE;
+    /* StickyLBStore none: the keys are read by the hash only (in the
+     * finder), never looked up or bound */
+    out->uses_store = (out->learns || out->keys->nelts > 0)
+                      && out->store != SLB_STORE_NONE;
     out->inserts_cookie = rc->name && rc->insert;
     out->strips_cookie = rc->name && rc->indirect;
 }

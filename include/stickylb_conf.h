@@ -228,8 +228,7 @@ typedef struct {
     slb_vars_mode variables;            /* as configured */
 
     /* derived: what a request of this balancer may need */
-    unsigned has_keys:1;           /* learned cookies or keys to read */
-    unsigned uses_store:1;         /* ... looked up and bound (a store) */
+    unsigned uses_store:1;         /* learned cookies or keys, a store */
     unsigned learns:1;             /* learned cookies */
     unsigned inserts_cookie:1;     /* route cookie with insert */
     unsigned strips_cookie:1;      /* route cookie with indirect */

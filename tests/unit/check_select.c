@@ -758,7 +758,7 @@ static int hrw_pick(const char *k, const char *const *names,
 
 /* test_hrw_stable's vectors (computed once with this implementation) */
 #define HRW_KEY0 1
-#define HRW_SIG64 743016958u
+#define HRW_SIG64 222186554u
 
 static const char *const HRW5[5] = { "m1", "m2", "m3", "m4", "m5" };
 
@@ -792,7 +792,7 @@ START_TEST(test_hrw_stable)
     int i, count[5] = { 0, 0, 0, 0, 0 };
     unsigned sig = 0;
 
-    ck_assert_uint_eq(slb_hrw_key("", 0), 0xcbf29ce484222325ULL ^ 0xff);
+    ck_assert_uint_eq(slb_hrw_key("", 0), 0xefd01f60ba992926ULL);
     for (i = 0; i < 64; i++) {
         int m;
         snprintf(k, sizeof(k), "key-%d", i);
