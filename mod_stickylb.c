@@ -72,6 +72,8 @@ typedef struct {
     int cookie_resign;               /* ... signed by an older key */
     apr_time_t cookie_issued;        /* its times (signed form) */
     apr_time_t cookie_refreshed;
+    slb_source hash_src;             /* the key a new session was hashed
+                                        by (SLB_SRC_NONE: none) */
     slb_decision decision;           /* of the last finder call */
     int decided;
     proxy_worker *worker;            /* its choice */
@@ -214,6 +216,57 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
     }
 }
 
+/* The value of a StickyLBKey key in the request: 1 and *v, or 0 when the
+ * request has none (or one that cannot be a key).  Memory only. */
+static int key_value(request_rec *r, const slb_key_source *ks,
+                     const slb_span *learned, const int *nlearned,
+                     slb_span *v)
+{
+    const char *h;
+
+    switch (ks->kind) {
+    case SLB_KEY_HEADER:
+        h = apr_table_get(r->headers_in, ks->name);
+        if (h && slb_header_value_ok(h, strlen(h))) {
+            v->ptr = h;
+            v->len = strlen(h);
+            return 1;
+        }
+        return 0;
+    case SLB_KEY_QUERY:
+        return slb_query_param(r->args, ks->name, v);
+    case SLB_KEY_ADDRESS:
+        h = r->useragent_ip;
+        if (h && *h) {
+            v->ptr = h;
+            v->len = strlen(h);
+            return 1;
+        }
+        return 0;
+    case SLB_KEY_COOKIE:
+        /* the first valid value: read with the other cookies
+         * (make_req_state), or here when they were not */
+        if (learned) {
+            if (ks->slot < SLB_MAX_COOKIE_NAMES && nlearned[ks->slot]) {
+                *v = learned[ks->slot * SLB_MAX_SAME_NAME];
+                return 1;
+            }
+            return 0;
+        }
+        return slb_cookie_values(apr_table_get(r->headers_in, "Cookie"),
+                                 ks->name, v, 1) > 0;
+    }
+    return 0;
+}
+
+static slb_source key_src(const slb_key_source *ks)
+{
+    return ks->kind == SLB_KEY_HEADER  ? SLB_SRC_HEADER
+           : ks->kind == SLB_KEY_QUERY ? SLB_SRC_QUERY
+           : ks->kind == SLB_KEY_COOKIE ? SLB_SRC_COOKIE
+                                        : SLB_SRC_ADDRESS;
+}
+
 /*
  * The stick table's candidates: ids of the learned cookies the client
  * sent, and the configured header / query / address keys.  Called where
@@ -240,45 +293,15 @@ static apr_array_header_t *store_candidates(request_rec *r, slb_req *rq,
                        v[j].len, lookup);
         }
     }
-    {
-        for (k = 0; k < c->keys->nelts; k++) {
-            const slb_key_source *ks = &APR_ARRAY_IDX(c->keys, k,
-                                                      slb_key_source);
-            slb_span v;
-            const char *h;
+    for (k = 0; k < c->keys->nelts; k++) {
+        const slb_key_source *ks = &APR_ARRAY_IDX(c->keys, k,
+                                                  slb_key_source);
+        slb_span v;
 
-            switch (ks->kind) {
-            case SLB_KEY_HEADER:
-                h = apr_table_get(r->headers_in, ks->name);
-                if (h && slb_header_value_ok(h, strlen(h))) {
-                    lookup_key(r, rq, hits, SLB_SRC_HEADER, ks->name, h,
-                               strlen(h), lookup);
-                }
-                break;
-            case SLB_KEY_QUERY:
-                if (slb_query_param(r->args, ks->name, &v)) {
-                    lookup_key(r, rq, hits, SLB_SRC_QUERY, ks->name, v.ptr,
-                               v.len, lookup);
-                }
-                break;
-            case SLB_KEY_ADDRESS:
-                h = r->useragent_ip;
-                if (h && *h) {
-                    lookup_key(r, rq, hits, SLB_SRC_ADDRESS, "address", h,
-                               strlen(h), lookup);
-                }
-                break;
-            case SLB_KEY_COOKIE:
-                /* read with the other cookies (make_req_state): the
-                 * first valid value */
-                if (ks->slot < SLB_MAX_COOKIE_NAMES && nlearned[ks->slot]) {
-                    const slb_span *cv = &learned[ks->slot
-                                                  * SLB_MAX_SAME_NAME];
-                    lookup_key(r, rq, hits, SLB_SRC_COOKIE, ks->name,
-                               cv->ptr, cv->len, lookup);
-                }
-                break;
-            }
+        if (key_value(r, ks, learned, nlearned, &v)) {
+            lookup_key(r, rq, hits, key_src(ks), ks->name ? ks->name
+                                                          : "address",
+                       v.ptr, v.len, lookup);
         }
     }
     return hits;
@@ -770,7 +793,9 @@ typedef struct {
     const slb_balancer *c;
     apr_time_t now;
     const char *ns;            /* least sessions */
-    double best_ratio;
+    double best_ratio;         /* least sessions, busyness */
+    apr_uint64_t key;          /* hash: slb_hrw_key of the request's key */
+    slb_hrw_best best;         /* ... and the best member so far */
 } pick_baton;
 
 /* loadfactor, ramped up after the member came back (slow start) */
@@ -791,19 +816,13 @@ static int is_best(proxy_worker *current, proxy_worker *prev_best,
                             &pb->total);
 }
 
-/*
- * Least sessions: fewest live bindings in the stick table per unit of
- * loadfactor; ties (and members without a route) by the weighted round
- * robin.  Reads counters in shared memory only.
- */
-static int is_best_sessions(proxy_worker *current, proxy_worker *prev_best,
-                            void *baton)
+/* The fewest `count` per unit of loadfactor; ties by the weighted round
+ * robin. */
+static int least_per_factor(pick_baton *pb, proxy_worker *current,
+                            proxy_worker *prev_best, int factor,
+                            double count)
 {
-    pick_baton *pb = baton;
-    int factor = factor_of(pb, current);
-    double ratio = (double)slb_store_route_sessions(pb->ns,
-                                                    current->s->route)
-                   / (factor > 0 ? factor : 1);
+    double ratio = count / (factor > 0 ? factor : 1);
     int rr = slb_wrr_consider(&current->s->lbstatus, factor,
                               prev_best ? &prev_best->s->lbstatus : NULL,
                               &pb->total);
@@ -814,6 +833,114 @@ static int is_best_sessions(proxy_worker *current, proxy_worker *prev_best,
         return 1;
     }
     return 0;
+}
+
+/*
+ * Least sessions: fewest live bindings in the stick table per unit of
+ * loadfactor; ties (and members without a route) by the weighted round
+ * robin.  Reads counters in shared memory only.
+ */
+static int is_best_sessions(proxy_worker *current, proxy_worker *prev_best,
+                            void *baton)
+{
+    pick_baton *pb = baton;
+
+    return least_per_factor(pb, current, prev_best, factor_of(pb, current),
+                            (double)slb_store_route_sessions(
+                                pb->ns, current->s->route));
+}
+
+/*
+ * Busyness: fewest requests in flight (mod_proxy's busy count of the
+ * member, as mod_lbmethod_bybusyness reads it) per unit of loadfactor.
+ */
+static int is_best_busy(proxy_worker *current, proxy_worker *prev_best,
+                        void *baton)
+{
+    pick_baton *pb = baton;
+
+    return least_per_factor(pb, current, prev_best, factor_of(pb, current),
+                            (double)current->s->busy);
+}
+
+/* Hash: the highest rendezvous score of the request's key (a member is
+ * named by its route, else by its URL). */
+static int is_best_hash(proxy_worker *current, proxy_worker *prev_best,
+                        void *baton)
+{
+    pick_baton *pb = baton;
+
+    return slb_hrw_consider(pb->key,
+                            *current->s->route ? current->s->route
+                                               : current->s->name,
+                            factor_of(pb, current), &pb->best,
+                            prev_best == NULL);
+}
+
+/*
+ * The key a new session is hashed by: the first StickyLBKey key of the
+ * request (header, query, address, in the order configured), else the
+ * first learned id it sent.  0 when it has none.  Its source is what
+ * STICKYLB_KEY_SOURCE says of the new session.  Without a store the keys
+ * were not read before: they are read here (memory only).
+ */
+static int hash_key(request_rec *r, slb_req *rq, apr_uint64_t *key)
+{
+    const slb_stored_key *first = NULL;
+    int i;
+
+    if (!rq->bal->uses_store) {
+        const apr_array_header_t *keys = rq->bal->keys;
+        for (i = 0; i < keys->nelts; i++) {
+            const slb_key_source *ks = &APR_ARRAY_IDX(keys, i,
+                                                      slb_key_source);
+            slb_span v;
+            if (key_value(r, ks, NULL, NULL, &v)) {
+                *key = slb_hrw_key(v.ptr, v.len);
+                rq->hash_src = key_src(ks);
+                return 1;
+            }
+        }
+        return 0;
+    }
+
+    for (i = 0; i < rq->stored->nelts; i++) {
+        const slb_stored_key *sk = &APR_ARRAY_IDX(rq->stored, i,
+                                                  slb_stored_key);
+        if (sk->src != SLB_SRC_LEARNED) {
+            first = sk;
+            break;
+        }
+        if (first == NULL) {
+            first = sk;
+        }
+    }
+    if (first == NULL) {
+        return 0;
+    }
+    *key = slb_hrw_key(first->key.id, first->key.len);
+    rq->hash_src = first->src;
+    return 1;
+}
+
+/* The member walk's callback of the balancer's StickyLBNewSessions; hash
+ * without a key falls back to requests. */
+static proxy_is_best_callback_fn_t *picker(request_rec *r, slb_req *rq,
+                                           pick_baton *pb)
+{
+    switch (rq->bal->placement) {
+    case SLB_PLACE_SESSIONS:
+        return is_best_sessions;
+    case SLB_PLACE_BUSYNESS:
+        return is_best_busy;
+    case SLB_PLACE_HASH:
+        if (hash_key(r, rq, &pb->key)) {
+            return is_best_hash;
+        }
+        return is_best;
+    default:
+        return is_best;
+    }
 }
 
 /*
@@ -858,7 +985,7 @@ static void set_request_vars(request_rec *r, proxy_balancer *b,
     }
     if (rq->bal->sets_vars) {
         put(env, "STICKYLB_KEY_SOURCE",
-            slb_source_name(c ? c->src : SLB_SRC_NONE));
+            slb_source_name(c ? c->src : rq->hash_src));
         put(env, "STICKYLB_DECISION", slb_decision_name(d->kind));
         if (w) {
             put(env, "STICKYLB_ROUTE", w->s->route);
@@ -1041,10 +1168,7 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
             pb.now = apr_time_now();
             pb.ns = rq->bal->ns;
             pb.best_ratio = 0;
-            w = get_best_worker_fn(b, r,
-                                   rq->bal->placement == SLB_PLACE_SESSIONS
-                                       ? is_best_sessions : is_best,
-                                   &pb);
+            w = get_best_worker_fn(b, r, picker(r, rq, &pb), &pb);
             if (w) {
                 slb_wrr_commit(&w->s->lbstatus, pb.total);
             }
@@ -1395,7 +1519,7 @@ static int slb_check_config(apr_pool_t *pconf, apr_pool_t *plog,
             err = slb_config_check_sections(sr, ptemp, seen);
         }
         if (err == NULL) {
-            err = slb_config_check_balancers(s, sr, ptemp);
+            err = slb_config_check_balancers(s, sr, ptemp, seen);
         }
         if (err) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,

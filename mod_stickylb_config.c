@@ -299,6 +299,7 @@ typedef char enums_are_ints[sizeof(slb_placement) == sizeof(int)
 
 static const slb_keyword placement_words[] = {
     { "requests", SLB_PLACE_REQUESTS }, { "sessions", SLB_PLACE_SESSIONS },
+    { "hash", SLB_PLACE_HASH }, { "busyness", SLB_PLACE_BUSYNESS },
     { NULL, 0 }
 };
 static const keyword_directive new_sessions_directive = {
@@ -306,7 +307,7 @@ static const keyword_directive new_sessions_directive = {
 };
 static const slb_keyword store_words[] = {
     { "shm", SLB_STORE_SHM }, { "memcached", SLB_STORE_MEMCACHED },
-    { NULL, 0 }
+    { "none", SLB_STORE_NONE }, { NULL, 0 }
 };
 static const keyword_directive store_directive = {
     store_words, APR_OFFSETOF(slb_dir_conf, store), SLB_SET_STORE
@@ -618,12 +619,13 @@ const command_rec slb_cmds[] = {
                   (void *)&new_sessions_directive,
                   RSRC_CONF | ACCESS_CONF,
                   "How new sessions are spread: requests (weighted round "
-                  "robin, default) or sessions (fewest bound sessions per "
-                  "loadfactor)"),
+                  "robin, default), sessions (fewest bound sessions per "
+                  "loadfactor), hash (consistent hashing of the key) or "
+                  "busyness (fewest busy connections per loadfactor)"),
     AP_INIT_TAKE1("StickyLBStore", set_keyword, (void *)&store_directive,
                   RSRC_CONF | ACCESS_CONF,
-                  "Where the balancer's stick table lives: shm (default) or "
-                  "memcached"),
+                  "Where the balancer's stick table lives: shm (default), "
+                  "memcached, or none (nothing remembered)"),
     AP_INIT_TAKE_ARGV("StickyLBMemcached", set_memcached, NULL, RSRC_CONF,
                       "memcached servers (libmemcached configuration string) "
                       "and options connect-timeout= timeout= retry= "
@@ -768,29 +770,6 @@ const slb_balancer *slb_balancer_of(server_rec *s, proxy_balancer *b,
     return rb;
 }
 
-const char *slb_config_check_balancers(server_rec *main_s, server_rec *sr,
-                                       apr_pool_t *ptemp)
-{
-    proxy_server_conf *pc = ap_get_module_config(sr->module_config,
-                                                 &proxy_module);
-    int i;
-
-    for (i = 0; pc && pc->balancers && i < pc->balancers->nelts; i++) {
-        proxy_balancer *b = &APR_ARRAY_IDX(pc->balancers, i, proxy_balancer);
-        slb_dir_conf eff;
-        const char *err;
-
-        if (strcmp(b->s->lbpname, "stickylb") != 0) {
-            continue;
-        }
-        effective(ptemp, main_s, sr, b, &eff);
-        if ((err = slb_dir_conf_check(ptemp, &eff)) != NULL) {
-            return apr_psprintf(ptemp, "%s (balancer %s)", err, b->s->name);
-        }
-    }
-    return NULL;
-}
-
 /* 1 when a scope of server sr (its own settings or a balancer section)
  * puts a balancer on store `kind` (for the check_config hook). */
 int slb_config_any_store(server_rec *sr, apr_pool_t *ptemp,
@@ -821,6 +800,47 @@ int slb_config_any_store(server_rec *sr, apr_pool_t *ptemp,
  * while reading (inherited by virtual hosts: each is checked once, seen
  * holds them).  Returns an error message, or NULL after logging warnings.
  */
+/*
+ * configtest: the effective configuration of every stickylb balancer of
+ * server sr (main_s: the main server), through slb_dir_conf_check.
+ * Returns an error message, or NULL after logging warnings (each once:
+ * seen holds them, a balancer of the main server is every vhost's too).
+ */
+const char *slb_config_check_balancers(server_rec *main_s, server_rec *sr,
+                                       apr_pool_t *ptemp, apr_hash_t *seen)
+{
+    proxy_server_conf *pc = ap_get_module_config(sr->module_config,
+                                                 &proxy_module);
+    int i;
+
+    if (pc == NULL || pc->balancers == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < pc->balancers->nelts; i++) {
+        proxy_balancer *b = &APR_ARRAY_IDX(pc->balancers, i, proxy_balancer);
+        slb_dir_conf eff;
+        const char *err, *warning = NULL;
+
+        if (b->s == NULL || strcmp(b->s->lbpname, "stickylb") != 0) {
+            continue;
+        }
+        effective(ptemp, main_s, sr, b, &eff);
+        err = slb_dir_conf_check(ptemp, &eff, b->s->name, &warning);
+        if (err) {
+            return err;
+        }
+        if ((err = slb_dir_conf_check_cookies(ptemp, &eff)) != NULL) {
+            return apr_psprintf(ptemp, "%s (balancer %s)", err, b->s->name);
+        }
+        if (warning && !apr_hash_get(seen, warning, APR_HASH_KEY_STRING)) {
+            apr_hash_set(seen, warning, APR_HASH_KEY_STRING, "");
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL,
+                         SLB_LOG_TAG "SLB0005: %s", warning);
+        }
+    }
+    return NULL;
+}
+
 const char *slb_config_check_sections(server_rec *sr, apr_pool_t *ptemp,
                                       apr_hash_t *seen)
 {

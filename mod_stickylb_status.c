@@ -861,7 +861,8 @@ static void store_snapshot(apr_pool_t *p, store_view *sv)
     sv->mc_latency_s_total = (double)m->latency_us_total / APR_USEC_PER_SEC;
     sv->started_s = (apr_uint64_t)apr_time_sec(sv->v.started);
 }
-static const char *const tier_names[2] = { "shm", "memcached" };
+/* by slb_store_kind */
+static const char *const tier_names[3] = { "shm", "memcached", "none" };
 
 static int present(const metric *m, const void *view)
 {
@@ -1191,8 +1192,8 @@ static void out_html(request_rec *r, apr_array_header_t *bvs,
                    "<p class=\"sessions\">%s</p>\n"
                    "<table><tr><th>member</th><th>route</th><th>state</th>",
                    ap_escape_html2(r->pool, bal, 1),
-                   bv->c->store == SLB_STORE_MEMCACHED ? "memcached"
-                                                       : "shm (embedded)",
+                   bv->c->store == SLB_STORE_SHM ? "shm (embedded)"
+                                                 : tier_names[bv->c->store],
                    ap_escape_html2(r->pool, bv->ns, 1),
                    html_sessions(r, bv));
         for (k = 0; k < N_METRICS; k++) {

@@ -161,7 +161,9 @@ static void tiers_init(server_rec *s)
 
 void slb_store_attach(slb_balancer *b, apr_pool_t *p)
 {
-    b->tier = &tiers[b->store];
+    /* StickyLBStore none looks nothing up and binds nothing (uses_store
+     * is 0): the embedded tier stands for it where one is needed */
+    b->tier = &tiers[b->store == SLB_STORE_NONE ? SLB_STORE_SHM : b->store];
     b->key_prefix = NULL;
     if (table) {
         slb_key_prefix *pre = apr_palloc(p, sizeof(*pre));

@@ -434,7 +434,7 @@ static int count_cookie_keys(const apr_array_header_t *keys)
     return n;
 }
 
-const char *slb_dir_conf_check(apr_pool_t *p, const slb_dir_conf *c)
+const char *slb_dir_conf_check_cookies(apr_pool_t *p, const slb_dir_conf *c)
 {
     int i, j, nlearn = c->learn_cookies ? c->learn_cookies->nelts : 0;
 
@@ -544,9 +544,43 @@ void slb_balancer_resolve(apr_pool_t *p, const slb_dir_conf *c,
     out->sets_vars = c->variables != SLB_VARS_OFF;
 
     out->learns = out->learn_cookies->nelts > 0;
-    out->uses_store = out->learns || out->keys->nelts > 0;
+    /* StickyLBStore none: the keys are read by the hash only (in the
+     * finder), never looked up or bound */
+    out->uses_store = (out->learns || out->keys->nelts > 0)
+                      && out->store != SLB_STORE_NONE;
     out->inserts_cookie = rc->name && rc->insert;
     out->strips_cookie = rc->name && rc->indirect;
+}
+
+const char *slb_dir_conf_check(apr_pool_t *p, const slb_dir_conf *c,
+                               const char *name, const char **warning)
+{
+    int learns = c->learn_cookies && c->learn_cookies->nelts > 0;
+    int keys = c->keys && c->keys->nelts > 0;
+
+    if (warning) {
+        *warning = NULL;
+    }
+    if (c->store == SLB_STORE_NONE && learns) {
+        return apr_psprintf(p, "StickyLBStore none in %s: StickyLBLearnCookie "
+                            "needs a stick table to learn the ids into (use "
+                            "StickyLBStore shm or memcached, or "
+                            "StickyLBLearnCookie none)", name);
+    }
+    if (c->store == SLB_STORE_NONE && keys
+        && c->placement != SLB_PLACE_HASH) {
+        return apr_psprintf(p, "StickyLBStore none in %s: its StickyLBKey "
+                            "keys are remembered nowhere, so they stick only "
+                            "when hashed (add StickyLBNewSessions hash, or "
+                            "use StickyLBStore shm)", name);
+    }
+    if (warning && c->placement == SLB_PLACE_HASH && !keys && !learns) {
+        *warning = apr_psprintf(p, "StickyLBNewSessions hash in %s has no "
+                                "key to hash (StickyLBKey or "
+                                "StickyLBLearnCookie): new sessions are "
+                                "placed as with requests", name);
+    }
+    return NULL;
 }
 
 const char *slb_balancer_cookie(apr_pool_t *p, const slb_balancer *b,

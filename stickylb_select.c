@@ -1,6 +1,7 @@
 /*
  * stickylb_select.c - member selection (APR only, no I/O).
  */
+#include <math.h>
 #include <string.h>
 
 #include "stickylb_select.h"
@@ -159,4 +160,96 @@ int slb_wrr_consider(int *lbstatus, int lbfactor, const int *best_lbstatus,
 void slb_wrr_commit(int *lbstatus, int total)
 {
     *lbstatus -= total;
+}
+
+/* FNV-1a's prime (one byte at a time), and a 64-bit odd constant with
+ * no structure (the golden ratio) for a word at a time */
+#define FNV_PRIME  0x100000001b3ULL
+#define GOLDEN     0x9e3779b97f4a7c15ULL
+
+/* MurmurHash3's finalizer: every input bit reaches every output bit */
+static apr_uint64_t fmix64(apr_uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+apr_uint64_t slb_hrw_key(const char *key, apr_size_t len)
+{
+    const unsigned char *p = (const unsigned char *)key;
+    apr_uint64_t h = 0xcbf29ce484222325ULL ^ ((apr_uint64_t)len * GOLDEN);
+
+    /* 8 bytes at a time, read as little-endian whatever the machine (so
+     * every balancer hashes alike; one load where it is little-endian) */
+    for (; len >= 8; p += 8, len -= 8) {
+        apr_uint64_t w = (apr_uint64_t)p[0] | (apr_uint64_t)p[1] << 8
+                         | (apr_uint64_t)p[2] << 16 | (apr_uint64_t)p[3] << 24
+                         | (apr_uint64_t)p[4] << 32 | (apr_uint64_t)p[5] << 40
+                         | (apr_uint64_t)p[6] << 48 | (apr_uint64_t)p[7] << 56;
+        h = (h ^ w) * GOLDEN;
+        h ^= h >> 32;
+    }
+    for (; len > 0; p++, len--) {
+        h = (h ^ *p) * FNV_PRIME;
+    }
+    return fmix64(h);
+}
+
+/* the 52-bit hash of key and member (its bytes one at a time: routes are
+ * short); u below is increasing in it */
+static inline apr_uint64_t hrw_hash(apr_uint64_t key, const char *member)
+{
+    const unsigned char *p = (const unsigned char *)member;
+    apr_uint64_t h = key;
+
+    for (; *p; p++) {
+        h = (h ^ *p) * FNV_PRIME;
+    }
+    return fmix64(h) >> 12;
+}
+
+static double hrw_score(apr_uint64_t h, int weight)
+{
+    /* centred: 0 < u < 1, exact in a double */
+    double u = ((double)h + 0.5) * (1.0 / 4503599627370496.0);
+
+    return weight > 0 ? -(double)weight / log(u) : 0.0;
+}
+
+double slb_hrw_score(apr_uint64_t key, const char *member, int weight)
+{
+    return hrw_score(hrw_hash(key, member), weight);
+}
+
+/* members of different weights: the scores (out of line, so that the
+ * common case saves no registers) */
+static __attribute__((noinline)) int hrw_beats(apr_uint64_t h, int weight,
+                                               const slb_hrw_best *best)
+{
+    return hrw_score(h, weight) > hrw_score(best->h, best->weight);
+}
+
+int slb_hrw_consider(apr_uint64_t key, const char *member, int weight,
+                     slb_hrw_best *best, int first)
+{
+    apr_uint64_t h = hrw_hash(key, member);
+
+    if (!first) {
+        if (weight <= 0) {
+            return 0;
+        }
+        /* equal weights: the same order as the scores, without the
+         * logarithm */
+        if (weight == best->weight ? h <= best->h
+                                   : !hrw_beats(h, weight, best)) {
+            return 0;
+        }
+    }
+    best->h = h;
+    best->weight = weight;
+    return 1;
 }

@@ -39,7 +39,13 @@
  *    candidates x members^2 times (redirect loops end);
  *  - smooth weighted round robin: over sum(lbfactor) rounds among the
  *    usable members each is chosen exactly lbfactor times and the
- *    lbstatus values come back to 0.
+ *    lbstatus values come back to 0;
+ *  - rendezvous hashing (the whole input is the key, the usable members
+ *    with their routes and lbfactors the candidates): every score is
+ *    finite and positive; the member walk's winner has the highest score
+ *    (the first of equal ones); the members walked in reverse order give
+ *    a winner of the same score; leaving out any other member, or raising
+ *    the winner's weight, keeps the winner; the key hashes the same twice.
  */
 #include "fuzz_common.h"
 
@@ -229,6 +235,65 @@ static void check_wrr(const farm *f)
     }
 }
 
+/* the walk's winner among the usable members but `skip` (-1: none), the
+ * members in reverse order when rev; -1 when none is usable */
+static int hrw_walk(const farm *f, apr_uint64_t key, int skip, int rev,
+                    int boost, double *score)
+{
+    slb_hrw_best best = { 0, 0 };
+    int k, winner = -1;
+
+    for (k = 0; k < f->n; k++) {
+        int i = rev ? f->n - 1 - k : k;
+        int w = f->m[i].lbfactor * (i == boost ? 2 : 1);
+        if (i == skip || !usable(&f->m[i])) {
+            continue;
+        }
+        if (slb_hrw_consider(key, f->m[i].route, w, &best, winner < 0)) {
+            winner = i;
+            *score = slb_hrw_score(key, f->m[i].route, w);
+        }
+    }
+    return winner;
+}
+
+static void check_hrw(const farm *f, const uint8_t *data, size_t size)
+{
+    apr_uint64_t key = slb_hrw_key((const char *)data, size);
+    double top = 0, s, s2;
+    int i, winner = -1, w, w2;
+
+    FZ_CHECK(key == slb_hrw_key((const char *)data, size));
+    /* the reference: a scan of the scores */
+    for (i = 0; i < f->n; i++) {
+        if (!usable(&f->m[i])) {
+            continue;
+        }
+        s = slb_hrw_score(key, f->m[i].route, f->m[i].lbfactor);
+        FZ_CHECK(s > 0 && s < 1e300 && s == s);
+        FZ_CHECK(slb_hrw_score(key, f->m[i].route, 0) == 0.0);
+        if (winner < 0 || s > top) {
+            winner = i;
+            top = s;
+        }
+    }
+    s = 0;
+    w = hrw_walk(f, key, -1, 0, -1, &s);
+    FZ_CHECK(w == winner);
+    if (winner < 0) {
+        return;
+    }
+    FZ_CHECK(s == top);
+    w2 = hrw_walk(f, key, -1, 1, -1, &s2);
+    FZ_CHECK(w2 >= 0 && s2 == top);
+    for (i = 0; i < f->n; i++) {
+        if (i != winner) {
+            FZ_CHECK(hrw_walk(f, key, i, 0, -1, &s2) == winner);
+        }
+    }
+    FZ_CHECK(hrw_walk(f, key, -1, 0, winner, &s2) == winner);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -357,6 +422,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(d.kind == SLB_DECIDE_NEW && d.member == -1 && d.candidate == -1);
 
     check_wrr(&before);
+    check_hrw(&before, data, size);
     fz_end();
     return 0;
 }

@@ -58,15 +58,15 @@ void slb_config_resolve(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
  * a balancer s did not have at startup is resolved into p. */
 const slb_balancer *slb_balancer_of(server_rec *s, struct proxy_balancer *b,
                                     apr_pool_t *p);
+/* configtest: the effective configuration of every stickylb balancer of
+ * sr (slb_dir_conf_check, slb_dir_conf_check_cookies; main_s: the main
+ * server); warnings logged once (seen). */
+const char *slb_config_check_balancers(server_rec *main_s, server_rec *sr,
+                                       apr_pool_t *ptemp, apr_hash_t *seen);
 /* configtest of server sr's balancer sections (probe routes, lbmethod,
  * members without route=): an error message or NULL */
 const char *slb_config_check_sections(server_rec *sr, apr_pool_t *ptemp,
                                       apr_hash_t *seen);
-/* configtest of the effective directives of server sr's stickylb
- * balancers (slb_dir_conf_check; main_s: the main server): an error
- * message or NULL */
-const char *slb_config_check_balancers(server_rec *main_s, server_rec *sr,
-                                       apr_pool_t *ptemp);
 /* 1 when a scope of server sr puts a balancer on store `kind` */
 int slb_config_any_store(server_rec *sr, apr_pool_t *ptemp,
                          slb_store_kind kind);

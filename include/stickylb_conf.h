@@ -123,13 +123,16 @@ typedef struct {
 /* How the member of a new session is chosen (StickyLBNewSessions). */
 typedef enum {
     SLB_PLACE_REQUESTS = 0,  /* weighted round robin (default) */
-    SLB_PLACE_SESSIONS       /* fewest live bindings per loadfactor */
+    SLB_PLACE_SESSIONS,      /* fewest live bindings per loadfactor */
+    SLB_PLACE_HASH,          /* rendezvous hashing of the request's key */
+    SLB_PLACE_BUSYNESS       /* fewest busy connections per loadfactor */
 } slb_placement;
 
 /* Where a balancer's stick table lives (StickyLBStore). */
 typedef enum {
     SLB_STORE_SHM = 0,       /* the embedded table (default) */
-    SLB_STORE_MEMCACHED      /* memcached, the embedded table in front */
+    SLB_STORE_MEMCACHED,     /* memcached, the embedded table in front */
+    SLB_STORE_NONE           /* nothing remembered (keys: hash placement) */
 } slb_store_kind;
 
 /* Bits of slb_dir_conf.set: which fields a scope's directives set. */
@@ -211,7 +214,8 @@ const char *slb_parse_passive(apr_pool_t *p, int argc,
  * learned (StickyLBLearnCookie) and a key (StickyLBKey cookie); more than
  * SLB_MAX_COOKIE_NAMES learned and key cookies together.
  */
-const char *slb_dir_conf_check(apr_pool_t *p, const slb_dir_conf *c);
+const char *slb_dir_conf_check_cookies(apr_pool_t *p,
+                                       const slb_dir_conf *c);
 
 /* ------------------------------------------------------------------ */
 /* a resolved balancer                                                  */
@@ -241,7 +245,7 @@ typedef struct {
     slb_vars_mode variables;            /* as configured */
 
     /* derived: what a request of this balancer may need */
-    unsigned uses_store:1;         /* learned cookies or keys */
+    unsigned uses_store:1;         /* learned cookies or keys, a store */
     unsigned learns:1;             /* learned cookies */
     unsigned inserts_cookie:1;     /* route cookie with insert */
     unsigned strips_cookie:1;      /* route cookie with indirect */
@@ -254,6 +258,15 @@ typedef struct {
  */
 void slb_balancer_resolve(apr_pool_t *p, const slb_dir_conf *c,
                           const char *name, slb_balancer *out);
+
+/*
+ * What configtest refuses in an effective (merged) configuration of the
+ * balancer `name`: an error message naming the directives and the fix, or
+ * NULL.  *warning (may be NULL) is set to a message about a setting with
+ * no effect, or NULL.
+ */
+const char *slb_dir_conf_check(apr_pool_t *p, const slb_dir_conf *c,
+                               const char *name, const char **warning);
 
 /* Set-Cookie value of the route cookie for `value` (route or signed). */
 const char *slb_balancer_cookie(apr_pool_t *p, const slb_balancer *b,

@@ -84,6 +84,35 @@ int slb_wrr_consider(int *lbstatus, int lbfactor, const int *best_lbstatus,
                      int *total);
 void slb_wrr_commit(int *lbstatus, int total);
 
+/*
+ * Consistent hashing of new sessions (StickyLBNewSessions hash): weighted
+ * rendezvous hashing, a.k.a. highest random weight.  slb_hrw_key() once
+ * per request over the key's bytes; slb_hrw_consider() for every usable
+ * member, named by its route (or its name when it has none), weighted by
+ * its loadfactor: the highest score (slb_hrw_score) wins.  The score is -w / ln(u), u in
+ * (0, 1) from a 64-bit hash of key and member, so a member wins a key
+ * with probability w / sum(w) over the members considered, every
+ * balancer that sees the same members picks the same one whatever their
+ * order, and a member that leaves takes only its own keys with it (the
+ * others' scores do not change).  A weight of 0 or less scores 0.
+ */
+apr_uint64_t slb_hrw_key(const char *key, apr_size_t len);
+double slb_hrw_score(apr_uint64_t key, const char *member, int weight);
+
+/*
+ * The member walk's side of it, as slb_wrr_consider(): 1 when the member
+ * beats the best so far (first: there is none), *best updated.  Members
+ * of equal weight are compared by their hashes (the order of their
+ * scores) without computing the scores.
+ */
+typedef struct {
+    apr_uint64_t h;          /* the best member's hash */
+    int weight;              /* ... and weight */
+} slb_hrw_best;
+
+int slb_hrw_consider(apr_uint64_t key, const char *member, int weight,
+                     slb_hrw_best *best, int first);
+
 #ifdef __cplusplus
 }
 #endif

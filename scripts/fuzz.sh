@@ -132,7 +132,7 @@ CFL=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined
 # shellcheck disable=SC2207
 CPPFLAGS_ALL=(-I"$REPO/include" $(pkg-config --cflags apr-1 apr-util-1 libmemcached libssl libcrypto))
 # shellcheck disable=SC2207
-LIBS=($(pkg-config --libs apr-1 apr-util-1 libmemcached libssl libcrypto) -lmemcachedutil -ldl)
+LIBS=($(pkg-config --libs apr-1 apr-util-1 libmemcached libssl libcrypto) -lmemcachedutil -ldl -lm)
 
 mkdir -p "$BUILD_DIR/obj" "$BUILD_DIR/logs" "$BUILD_DIR/artifacts"
 # everything is rebuilt when a source, a header, this script or the

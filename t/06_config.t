@@ -147,7 +147,7 @@ for my $c (['StickyLBRouteCookie ROUTEID insert samesit=lax', qr/StickyLBRouteCo
            ['StickyLBKey header Cookie',                     qr/StickyLBKey: header Cookie would key on the whole Cookie header .*write StickyLBKey cookie NAME \(e\.g\. StickyLBKey cookie JSESSIONID\)/],
            ["StickyLBLearnCookie JSESSIONID\n StickyLBKey cookie JSESSIONID", qr/StickyLBKey cookie JSESSIONID: JSESSIONID is a StickyLBLearnCookie too .*keep one of the two \(balancer balancer:\/\/b\)/],
            ["StickyLBLearnCookie a b c d e\n StickyLBKey cookie f\n StickyLBKey cookie g\n StickyLBKey cookie h\n StickyLBKey cookie i", qr/StickyLBLearnCookie and StickyLBKey cookie name 9 cookies together: at most 8 \(balancer balancer:\/\/b\)/],
-           ['StickyLBStore memcache',                        qr/StickyLBStore: 'memcache' must be shm or memcached \(did you mean memcached\?\)/]) {
+           ['StickyLBStore memcache',                        qr/StickyLBStore: 'memcache' must be shm, memcached or none \(did you mean memcached\?\)/]) {
     ($rc, $out) = configtest(balancer($c->[0]));
     ok($rc != 0 && $out =~ $c->[1], "configtest: '$c->[0]' says what was meant") or diag $out;
 }

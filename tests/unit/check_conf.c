@@ -476,7 +476,7 @@ START_TEST(test_resolve_key_cookies)
     c.set |= SLB_SET_KEYS;
 
     /* no learned cookie: slots 0 and 1 */
-    ck_assert_ptr_null(slb_dir_conf_check(pool, &c));
+    ck_assert_ptr_null(slb_dir_conf_check_cookies(pool, &c));
     slb_balancer_resolve(pool, &c, "balancer://a", &b);
     ck_assert(b.uses_store && !b.learns);
     ck_assert_ptr_nonnull(b.read_cookies);
@@ -490,7 +490,7 @@ START_TEST(test_resolve_key_cookies)
     ck_assert_ptr_null(slb_parse_cookie_names(pool, 2, learn,
                                               &c.learn_cookies));
     c.set |= SLB_SET_LEARN_COOKIES;
-    ck_assert_ptr_null(slb_dir_conf_check(pool, &c));
+    ck_assert_ptr_null(slb_dir_conf_check_cookies(pool, &c));
     slb_balancer_resolve(pool, &c, "balancer://a", &b);
     ck_assert(b.learns);
     ck_assert_int_eq(b.learn_cookies->nelts, 2);
@@ -518,7 +518,7 @@ START_TEST(test_resolve_key_cookies)
                                      apr_array_push(c.keys)));
     ck_assert_ptr_null(slb_parse_cookie_names(pool, 2, learn,
                                               &c.learn_cookies));
-    ck_assert_ptr_nonnull(strstr(slb_dir_conf_check(pool, &c),
+    ck_assert_ptr_nonnull(strstr(slb_dir_conf_check_cookies(pool, &c),
                                  "connect.sid is a StickyLBLearnCookie"));
     /* more than eight cookie names together */
     c.keys = apr_array_make(pool, 7, sizeof(slb_key_source));
@@ -526,10 +526,73 @@ START_TEST(test_resolve_key_cookies)
         k = apr_array_push(c.keys);
         ck_assert_ptr_null(slb_parse_key(pool, "cookie", nine[i], k));
     }
-    ck_assert_ptr_nonnull(strstr(slb_dir_conf_check(pool, &c),
+    ck_assert_ptr_nonnull(strstr(slb_dir_conf_check_cookies(pool, &c),
                                  "9 cookies together: at most 8"));
     apr_array_pop(c.keys);
-    ck_assert_ptr_null(slb_dir_conf_check(pool, &c));
+    ck_assert_ptr_null(slb_dir_conf_check_cookies(pool, &c));
+}
+END_TEST
+
+/* StickyLBStore none and StickyLBNewSessions hash: what configtest
+ * refuses, what it warns about, and what the request path is told. */
+START_TEST(test_store_none_and_hash)
+{
+    slb_dir_conf c;
+    slb_balancer b;
+    const char *learn[] = { "PHPSESSID" };
+    const char *err, *warn = "x";
+    slb_key_source *k;
+
+    /* the defaults pass, without a warning */
+    slb_dir_conf_init(&c);
+    ck_assert_ptr_null(slb_dir_conf_check(pool, &c, "balancer://a", &warn));
+    ck_assert_ptr_null(warn);
+
+    /* none + a key without hash: refused, naming both fixes */
+    c.store = SLB_STORE_NONE;
+    c.keys = apr_array_make(pool, 1, sizeof(slb_key_source));
+    k = apr_array_push(c.keys);
+    ck_assert_ptr_null(slb_parse_key(pool, "address", NULL, k));
+    c.set |= SLB_SET_STORE | SLB_SET_KEYS;
+    err = slb_dir_conf_check(pool, &c, "balancer://a", NULL);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "StickyLBStore none in balancer://a"));
+    ck_assert_ptr_nonnull(strstr(err, "StickyLBNewSessions hash"));
+
+    /* ... with hash: accepted; the keys are read, never stored */
+    c.placement = SLB_PLACE_HASH;
+    c.set |= SLB_SET_PLACEMENT;
+    ck_assert_ptr_null(slb_dir_conf_check(pool, &c, "balancer://a", &warn));
+    ck_assert_ptr_null(warn);
+    slb_balancer_resolve(pool, &c, "balancer://a", &b);
+    ck_assert_int_eq(b.store, SLB_STORE_NONE);
+    ck_assert_int_eq(b.placement, SLB_PLACE_HASH);
+    ck_assert(!b.uses_store);
+    ck_assert_int_eq(b.keys->nelts, 1);
+
+    /* a stick table: the keys are looked up and bound */
+    c.store = SLB_STORE_SHM;
+    slb_balancer_resolve(pool, &c, "balancer://a", &b);
+    ck_assert(b.uses_store);
+
+    /* none + learned cookies: refused whatever the placement */
+    c.store = SLB_STORE_NONE;
+    ck_assert_ptr_null(slb_parse_cookie_names(pool, 1, learn,
+                                              &c.learn_cookies));
+    c.set |= SLB_SET_LEARN_COOKIES;
+    err = slb_dir_conf_check(pool, &c, "balancer://a", NULL);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "StickyLBLearnCookie"));
+
+    /* hash with nothing to hash: a warning only */
+    slb_dir_conf_init(&c);
+    c.placement = SLB_PLACE_HASH;
+    c.set |= SLB_SET_PLACEMENT;
+    ck_assert_ptr_null(slb_dir_conf_check(pool, &c, "balancer://b", &warn));
+    ck_assert_ptr_nonnull(warn);
+    ck_assert_ptr_nonnull(strstr(warn, "no key to hash"));
+    slb_balancer_resolve(pool, &c, "balancer://b", &b);
+    ck_assert(!b.uses_store);
 }
 END_TEST
 
@@ -550,6 +613,7 @@ Suite *conf_suite(void)
     tcase_add_test(tc, test_resolve_defaults);
     tcase_add_test(tc, test_merge_and_resolve);
     tcase_add_test(tc, test_resolve_key_cookies);
+    tcase_add_test(tc, test_store_none_and_hash);
     suite_add_tcase(s, tc);
     return s;
 }

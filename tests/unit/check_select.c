@@ -6,7 +6,9 @@
  * The balancer is a fake member table driven through slb_member_ops; each
  * member counts the retries it was given.
  */
+#include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <apr_pools.h>
@@ -725,6 +727,191 @@ START_TEST(test_wrr_single)
 END_TEST
 
 /* ====================================================================== */
+/* rendezvous hashing (StickyLBNewSessions hash)                           */
+
+/* The winner among n members (names, weights; weight 0: left out) for
+ * key k, as the member walk picks it. */
+static int hrw_pick(const char *k, const char *const *names,
+                    const int *weights, int n)
+{
+    apr_uint64_t key = slb_hrw_key(k, strlen(k));
+    slb_hrw_best best = { 0, 0 };
+    double top = 0;
+    int i, winner = -1, ref = -1;
+
+    for (i = 0; i < n; i++) {
+        double sc = slb_hrw_score(key, names[i], weights[i]);
+        if (weights[i] > 0
+            && slb_hrw_consider(key, names[i], weights[i], &best,
+                                winner < 0)) {
+            winner = i;
+        }
+        /* the walk's winner is the highest score */
+        if (weights[i] > 0 && (ref < 0 || sc > top)) {
+            ref = i;
+            top = sc;
+        }
+    }
+    ck_assert_int_eq(winner, ref);
+    return winner;
+}
+
+/* test_hrw_stable's vectors (computed once with this implementation) */
+#define HRW_KEY0 1
+#define HRW_SIG64 222186554u
+
+static const char *const HRW5[5] = { "m1", "m2", "m3", "m4", "m5" };
+
+START_TEST(test_hrw_score_range)
+{
+    apr_uint64_t k = slb_hrw_key("abc", 3);
+    double s1 = slb_hrw_score(k, "t1", 1);
+
+    /* deterministic, positive, finite, proportional to the weight */
+    ck_assert(s1 > 0 && s1 < 1e18);
+    ck_assert(slb_hrw_score(k, "t1", 1) == s1);
+    ck_assert(fabs(slb_hrw_score(k, "t1", 3) - 3 * s1) <= 1e-12 * s1);
+    ck_assert(slb_hrw_score(k, "t1", 0) == 0.0);
+    ck_assert(slb_hrw_score(k, "t1", -1) == 0.0);
+    /* key and member both count; ("ab","c") is not ("a","bc") */
+    ck_assert(slb_hrw_score(k, "t2", 1) != s1);
+    ck_assert(slb_hrw_score(slb_hrw_key("abd", 3), "t1", 1) != s1);
+    ck_assert(slb_hrw_score(slb_hrw_key("ab", 2), "c", 1)
+              != slb_hrw_score(slb_hrw_key("a", 1), "bc", 1));
+    /* an empty key is a key too */
+    ck_assert(slb_hrw_score(slb_hrw_key("", 0), "t1", 1) > 0);
+}
+END_TEST
+
+/* Fixed vectors: the placement must not change between releases (nor
+ * between balancers built from different releases) without notice. */
+START_TEST(test_hrw_stable)
+{
+    static const int w1[5] = { 1, 1, 1, 1, 1 };
+    char k[32];
+    int i, count[5] = { 0, 0, 0, 0, 0 };
+    unsigned sig = 0;
+
+    ck_assert_uint_eq(slb_hrw_key("", 0), 0xefd01f60ba992926ULL);
+    for (i = 0; i < 64; i++) {
+        int m;
+        snprintf(k, sizeof(k), "key-%d", i);
+        m = hrw_pick(k, HRW5, w1, 5);
+        /* the same answer every time it is asked, in any member order */
+        ck_assert_int_eq(hrw_pick(k, HRW5, w1, 5), m);
+        {
+            static const char *const rev[5] = { "m5", "m4", "m3", "m2",
+                                                "m1" };
+            ck_assert_int_eq(4 - hrw_pick(k, rev, w1, 5), m);
+        }
+        count[m]++;
+        sig = sig * 5 + (unsigned)m;
+    }
+    /* every member wins some of 64 keys */
+    for (i = 0; i < 5; i++) {
+        ck_assert_int_gt(count[i], 0);
+    }
+    ck_assert_int_eq(hrw_pick("key-0", HRW5, w1, 5), HRW_KEY0);
+    ck_assert_uint_eq(sig, HRW_SIG64);
+}
+END_TEST
+
+START_TEST(test_hrw_distribution)
+{
+    static const int w1[5] = { 1, 1, 1, 1, 1 };
+    char k[48];
+    int i, j, count[5] = { 0, 0, 0, 0, 0 };
+    const int n = 100000;
+
+    for (i = 0; i < n; i++) {
+        /* keys as clients send them: addresses, sequential ids */
+        if (i % 2) {
+            snprintf(k, sizeof(k), "10.%d.%d.%d", (i >> 16) & 255,
+                     (i >> 8) & 255, i & 255);
+        }
+        else {
+            snprintf(k, sizeof(k), "%d", i);
+        }
+        count[hrw_pick(k, HRW5, w1, 5)]++;
+    }
+    /* each 20% within 1% of all keys (binomial sd ~0.13%) */
+    for (j = 0; j < 5; j++) {
+        ck_assert_msg(count[j] > n / 5 - n / 100
+                      && count[j] < n / 5 + n / 100,
+                      "member %d has %d of %d keys", j, count[j], n);
+    }
+}
+END_TEST
+
+/* A member leaving moves only its own keys, to the others evenly; one
+ * coming back takes exactly those keys back. */
+START_TEST(test_hrw_member_leaves)
+{
+    static const int w5[5] = { 1, 1, 1, 1, 1 };
+    static const int w4[5] = { 1, 1, 0, 1, 1 };   /* m3 gone */
+    char k[32];
+    int i, moved = 0, on_m3 = 0, to[5] = { 0, 0, 0, 0, 0 };
+    const int n = 20000;
+
+    for (i = 0; i < n; i++) {
+        int before, after;
+        snprintf(k, sizeof(k), "session-%d", i);
+        before = hrw_pick(k, HRW5, w5, 5);
+        after = hrw_pick(k, HRW5, w4, 5);
+        ck_assert_int_ne(after, 2);
+        if (before != after) {
+            moved++;
+            ck_assert_int_eq(before, 2);    /* only m3's keys move */
+            to[after]++;
+        }
+        on_m3 += before == 2;
+    }
+    ck_assert_int_eq(moved, on_m3);
+    ck_assert_msg(moved < n / 4, "%d of %d moved", moved, n);
+    /* its keys spread over the four others, about a quarter each */
+    for (i = 0; i < 5; i++) {
+        if (i != 2) {
+            ck_assert_msg(to[i] > moved / 4 - moved / 20
+                          && to[i] < moved / 4 + moved / 20,
+                          "member %d got %d of %d moved keys", i, to[i],
+                          moved);
+        }
+    }
+}
+END_TEST
+
+/* loadfactor 2:1 gives a 2:1 split; raising a weight only moves keys to
+ * that member (slow start ramps without reshuffling the others). */
+START_TEST(test_hrw_weights)
+{
+    static const char *const two[2] = { "a", "b" };
+    static const int w21[2] = { 2, 1 };
+    static const char *const three[3] = { "a", "b", "c" };
+    static const int w111[3] = { 1, 1, 1 };
+    static const int w113[3] = { 1, 1, 3 };
+    char k[32];
+    int i, count[2] = { 0, 0 };
+    const int n = 30000;
+
+    for (i = 0; i < n; i++) {
+        snprintf(k, sizeof(k), "u%d", i);
+        count[hrw_pick(k, two, w21, 2)]++;
+    }
+    /* a's share 2/3 within 1% */
+    ck_assert_msg(count[0] > n * 2 / 3 - n / 100
+                  && count[0] < n * 2 / 3 + n / 100,
+                  "2:1 gave %d:%d", count[0], count[1]);
+    for (i = 0; i < n; i++) {
+        int before, after;
+        snprintf(k, sizeof(k), "u%d", i);
+        before = hrw_pick(k, three, w111, 3);
+        after = hrw_pick(k, three, w113, 3);
+        ck_assert(before == after || after == 2);
+    }
+}
+END_TEST
+
+/* ====================================================================== */
 
 Suite *select_suite(void)
 {
@@ -785,6 +972,15 @@ Suite *select_suite(void)
     tcase_add_test(tc, test_wrr_equal);
     tcase_add_test(tc, test_wrr_smooth_511);
     tcase_add_test(tc, test_wrr_single);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("hash");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_hrw_score_range);
+    tcase_add_test(tc, test_hrw_stable);
+    tcase_add_test(tc, test_hrw_distribution);
+    tcase_add_test(tc, test_hrw_member_leaves);
+    tcase_add_test(tc, test_hrw_weights);
     suite_add_tcase(s, tc);
 
     return s;
