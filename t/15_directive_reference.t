@@ -1,7 +1,11 @@
-# README's directive reference lists exactly the directives the module
-# registers (apache2 -L with the module loaded), and, for the directives
-# with options, exactly the options the module accepts (the list its own
-# "unknown option" message gives).
+# docs/directives.md, the directive reference, lists exactly the
+# directives the module registers (apache2 -L with the module loaded),
+# each in httpd's documentation form (Description, Syntax, Default,
+# Context, Status, Module); the Syntax of the directives with options
+# shows exactly the options the module accepts (the list its own "unknown
+# option" message gives); each Default is accepted by configtest, and each
+# directive is accepted in the contexts its Context names and refused
+# outside them.  README points at the page.
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -9,23 +13,53 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use StickyLB::Configtest qw(configtest directives);
 
-open my $fh, '<', "$FindBin::Bin/../README" or die $!;
-my $readme = do { local $/; <$fh> };
-close $fh;
-my ($ref) = $readme =~ /\nDirective reference\n-+\n(.*?)\n[^\n]+\n-{4,}\n/s;
-ok(defined $ref, 'README has a directive reference section');
-$ref //= '';
-# entries: a line `Directive args` followed by a line ": ..."
+sub slurp {
+    my ($f) = @_;
+    open my $fh, '<', $f or die "$f: $!";
+    local $/;
+    return scalar <$fh>;
+}
+
+my $doc = slurp("$FindBin::Bin/../docs/directives.md");
+my $readme = slurp("$FindBin::Bin/../README");
+like($readme, qr/\nDirective reference\n-+\n(?:(?!\n[^\n]+\n-{4,}\n).)*docs\/directives\.md/s,
+     "README's Directive reference section points at docs/directives.md");
+
+# entries: "## StickyLBName" then "**Field:** value" lines
 my %entry;
-while ($ref =~ /^`(StickyLB\w+)([^`\n]*)`\n: /mg) {
-    $entry{$1} = $2;
+my @sections = split /^## /m, $doc;
+shift @sections;
+for my $s (@sections) {
+    my ($name) = $s =~ /\A(\S+)\n/ or next;
+    next unless $name =~ /^StickyLB\w+$/;
+    ok(!exists $entry{$name}, "$name: one entry") or next;
+    my %f;
+    while ($s =~ /^\*\*(\w+):\*\* (.*?)\\?$/mg) {
+        $f{$1} = $2;
+    }
+    $entry{$name} = \%f;
 }
 my %code = directives();
 ok(keys %code >= 17, 'the module registers its directives (' . scalar(keys %code) . ')');
-is_deeply([sort keys %entry], [sort keys %code], 'README documents exactly the registered directives')
-    or diag('code: ' . join(' ', sort keys %code) . "\nREADME: " . join(' ', sort keys %entry));
+is_deeply([sort keys %entry], [sort keys %code], 'docs/directives.md documents exactly the registered directives')
+    or diag('code: ' . join(' ', sort keys %code) . "\ndocs: " . join(' ', sort keys %entry));
 
-# options: what README's signature shows against what the module accepts
+my $everywhere = 'server config, virtual host, balancer `<Proxy>` section';
+my %sig;
+for my $d (sort keys %entry) {
+    my $f = $entry{$d};
+    is_deeply([sort keys %$f], [sort qw(Description Syntax Default Context Status Module)],
+              "$d: the summary has Description, Syntax, Default, Context, Status, Module");
+    is($f->{Status} // '', 'External module', "$d: Status");
+    is($f->{Module} // '', 'mod_stickylb', "$d: Module");
+    my ($args) = ($f->{Syntax} // '') =~ /^`\Q$d\E( [^`]+)`$/;
+    ok(defined $args, "$d: the Syntax is `$d arguments`") or diag($f->{Syntax} // '(none)');
+    $sig{$d} = $args // '';
+    ok(($f->{Context} // '') eq $everywhere || ($f->{Context} // '') eq 'server config',
+       "$d: the Context is \"$everywhere\" or \"server config\"") or diag($f->{Context} // '(none)');
+}
+
+# options: what the Syntax shows against what the module accepts
 my %probe = (
     StickyLBRouteCookie => [qq{<Proxy "balancer://o">\n BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=stickylb\n StickyLBRouteCookie R zzz\n</Proxy>\n},
                             qr/unknown option 'zzz' \(expected ([^)]*)\)/],
@@ -40,10 +74,42 @@ for my $d (sort keys %probe) {
     my ($list) = $out =~ $re;
     ok($rc != 0 && defined $list, "$d: an unknown option is refused with the list of options") or diag $out;
     my @accepted = sort map { s/=$//r } split /,\s*/, ($list // '');
-    my $sig = $entry{$d} // '';
-    my @documented = sort keys %{{ map { $_ => 1 } $sig =~ /\[([a-z][a-z-]*)(?:=[^\]]*)?\]/g }};
-    is_deeply(\@documented, \@accepted, "$d: README's signature shows exactly the options the module accepts")
-        or diag("module: @accepted\nREADME: @documented");
+    my @documented = sort keys %{{ map { $_ => 1 } ($sig{$d} // '') =~ /\[([a-z][a-z-]*)(?:=[^\]]*)?\]/g }};
+    is_deeply(\@documented, \@accepted, "$d: the Syntax shows exactly the options the module accepts")
+        or diag("module: @accepted\ndocs: @documented");
+}
+
+# contexts: a line of the directive (its Default, where that is one) is
+# accepted where the Context says, and refused elsewhere
+my %sample = (
+    StickyLBNamespace => 'StickyLBNamespace app',
+    StickyLBMemcached => 'StickyLBMemcached "--SERVER=127.0.0.1:11211"',
+);
+my $member = qq{ BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=stickylb\n};
+for my $d (sort keys %entry) {
+    my $f = $entry{$d};
+    my ($line) = ($f->{Default} // '') =~ /^`(\Q$d\E\b[^`]*)`$/;
+    $line //= $sample{$d};
+    ok(defined $line, "$d: a line to try (the Default, or the test's own)") or next;
+    my ($rc, $out) = configtest("$line\n");
+    is($rc, 0, "$d: `$line` accepted in the server config") or diag $out;
+    my $vhost = "<VirtualHost *:80>\n$line\n</VirtualHost>\n";
+    my $proxy = qq{<Proxy "balancer://c">\n$member $line\n</Proxy>\n};
+    my $loc = "<Location \"/c\">\n$line\n</Location>\n";
+    if (($f->{Context} // '') eq 'server config') {
+        ($rc, $out) = configtest($vhost);
+        isnt($rc, 0, "$d: refused in a virtual host");
+        like($out, qr/\Q$d\E/, "$d: the message names the directive");
+    }
+    else {
+        ($rc, $out) = configtest($vhost);
+        is($rc, 0, "$d: accepted in a virtual host") or diag $out;
+        ($rc, $out) = configtest($proxy);
+        is($rc, 0, "$d: accepted in a balancer <Proxy> section") or diag $out;
+        ($rc, $out) = configtest($loc);
+        isnt($rc, 0, "$d: refused in a <Location>");
+        like($out, qr/\Q$d\E: allowed only in the server config/, "$d: the message names the directive");
+    }
 }
 
 done_testing();
