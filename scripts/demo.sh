@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The local demo: Apache httpd with mod_stickylb in front of three Tomcat-like
-# backends on loopback, showing stickiness, a failover and the status page
-# (balancer-manager), with the embedded store.  Run as root on a fresh
+# backends on loopback, showing stickiness (a route cookie, and sessions
+# learned into the embedded store), a failover seen by the module's health
+# probes, no bounce-back, and the module's status page (and
+# balancer-manager).  SLB_DEMO_SCREENSHOT=file.png saves the status page
+# as rendered by headless Chromium, when installed.  Run as root on a fresh
 # Debian 12 / Ubuntu machine (installs what is missing), or as a user who
 # already has the build dependencies.
 #
@@ -90,11 +93,33 @@ LoadModule stickylb_module $MODULE
     ProxySet lbmethod=stickylb
     StickyLBSessionCookie JSESSIONID
     StickyLBRouteCookie ROUTEID insert indirect nocache httponly=on samesite=lax
+    StickyLBProbe http path=/health interval=1 timeout=1 rise=2 fall=1
+</Proxy>
+# the same members, sessions learned from their Set-Cookie into the
+# embedded stick table (shared memory): no route in the client's cookie
+<Proxy "balancer://shop">
+    BalancerMember "http://127.0.0.1:$P1" route=t1 retry=5
+    BalancerMember "http://127.0.0.1:$P2" route=t2 retry=5
+    BalancerMember "http://127.0.0.1:$P3" route=t3 retry=5
+    ProxySet lbmethod=stickylb
+    StickyLBSessionCookie none
+    StickyLBLearnCookie JSESSIONID
+    StickyLBStore shm
+    StickyLBProbe http path=/health interval=1 timeout=1 rise=2 fall=1
 </Proxy>
 ProxyPass "/balancer-manager" "!"
+ProxyPass "/stickylb-status" "!"
 ProxyPass "/app" "balancer://app"
+ProxyPass "/shop" "balancer://shop"
 <Location "/app">
     Require all granted
+</Location>
+<Location "/shop">
+    Require all granted
+</Location>
+<Location "/stickylb-status">
+    SetHandler stickylb-status
+    Require ip 127.0.0.1
 </Location>
 <Location "/balancer-manager">
     SetHandler balancer-manager
@@ -140,6 +165,16 @@ echo "   6 new clients went to:$OTHERS"
 echo
 echo "-- 4. failover: backend $FIRST is stopped"
 stop_pidfile "$DEMO/$FIRST.pid"
+state_of() {  # route: the member's state on the module's status page (app)
+    curl -s "http://127.0.0.1:$LB/stickylb-status?format=json" | perl -MJSON::PP -e '
+        my $j = decode_json(join "", <STDIN>);
+        for my $b (@{ $j->{balancers} }) {
+            next unless $b->{name} =~ m{/app$};
+            for my $m (@{ $b->{members} }) { print $m->{state} if $m->{route} eq $ARGV[0] }
+        }' "$1"
+}
+for _ in $(seq 1 40); do [ "$(state_of "$FIRST")" = down-by-probe ] && break; sleep 0.1; done
+echo "   the module's probe sees it: $FIRST is $(state_of "$FIRST")"
 NEXT=$(hit page)
 echo "   the client's next request was answered by $NEXT (no error), which sets:"
 setcookies
@@ -151,18 +186,59 @@ echo
 echo "-- 5. $FIRST comes back: the session does not bounce back"
 case $FIRST in t1) P=$P1;; t2) P=$P2;; *) P=$P3;; esac
 start_backend "$FIRST" "$P"
+for _ in $(seq 1 60); do [ "$(state_of "$FIRST")" = up ] && break; sleep 0.1; done
+echo "   the probe sees it again: $FIRST is $(state_of "$FIRST")"
 sleep 5.2   # retry=5: Apache tries the member again
 SEQ=""
 for _ in 1 2 3; do SEQ="$SEQ $(hit page)"; done
 echo "   the client is still answered by:$SEQ"
+for b in $SEQ; do [ "$b" = "$NEXT" ] || { echo "demo: bounced back ($b != $NEXT)" >&2; exit 1; }; done
 echo
-echo "-- 6. status page: http://127.0.0.1:$LB/balancer-manager"
-curl -s "http://127.0.0.1:$LB/balancer-manager" \
-  | sed -n '/<table/,/<\/table>/p' | sed 's/<\/t[hd]>/ | /g; s/<[^>]*>//g' \
-  | grep -E '^(Worker URL|http)' | sed 's/^/   /' | head -8
+echo "-- 6. the embedded store: /shop learns each session id from its member's"
+echo "   Set-Cookie; the client sends only that id (no route in it is used)"
+SHOPJAR=$DEMO/shop.cookies
+shop() {
+    curl -s -b "$SHOPJAR" -c "$SHOPJAR" -D "$DEMO/shop.headers" -o /dev/null \
+        "http://127.0.0.1:$LB/shop/"
+    awk -F': ' 'tolower($1)=="x-backend"{gsub("\r","",$2); print $2}' "$DEMO/shop.headers"
+}
+SFIRST=$(shop)
+SEQ=""
+for _ in 1 2 3 4 5; do SEQ="$SEQ $(shop)"; done
+echo "   first answered by $SFIRST, then by:$SEQ"
+for b in $SEQ; do [ "$b" = "$SFIRST" ] || { echo "demo: /shop NOT sticky ($b != $SFIRST)" >&2; exit 1; }; done
 echo
-echo "== demo done: stickiness, failover without bounce-back, status page."
+echo "-- 7. the module's status page: http://127.0.0.1:$LB/stickylb-status"
+echo "   (HTML; ?format=json and ?format=prometheus for machines)"
+curl -s "http://127.0.0.1:$LB/stickylb-status?format=json" | perl -MJSON::PP -e '
+    my $j = decode_json(join "", <STDIN>);
+    for my $b (@{ $j->{balancers} }) {
+        my $learns = $b->{name} =~ m{/shop$};
+        printf "   %s (%s):\n", $b->{name},
+            $learns ? "sessions learned into the embedded store" : "route cookie";
+        for my $m (@{ $b->{members} }) {
+            printf "     %-3s %-14s requests %-3s new sessions %-3s failovers %s%s\n",
+                $m->{route}, $m->{state}, $m->{requests} // 0,
+                $m->{new_sessions} // 0, $m->{failovers} // 0,
+                $learns ? "  sessions bound " . ($m->{sessions} // 0) : "";
+        }
+    }'
+if [ -n "${SLB_DEMO_SCREENSHOT:-}" ]; then
+    CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
+    if [ -n "$CHROMIUM" ]; then
+        timeout 60 "$CHROMIUM" --headless --no-sandbox --disable-gpu --no-first-run \
+            --disable-background-networking --disable-component-update --disable-sync \
+            --user-data-dir="$DEMO/chromium" --window-size=1500,1000 \
+            --screenshot="$SLB_DEMO_SCREENSHOT" "http://127.0.0.1:$LB/stickylb-status" \
+            >"$DEMO/chromium.log" 2>&1 || true
+        echo "   screenshot: $SLB_DEMO_SCREENSHOT"
+    fi
+fi
+echo "   (balancer-manager is at http://127.0.0.1:$LB/balancer-manager too)"
+echo
+echo "== demo done: stickiness (route cookie, learned sessions in the embedded"
+echo "   store), failover seen by the probes, no bounce-back, the status page."
 if [ "$KEEP" = 1 ]; then
-    echo "   still running: http://127.0.0.1:$LB/app/ and /balancer-manager; press Enter to stop"
+    echo "   still running: http://127.0.0.1:$LB/app/, /shop/, /stickylb-status; press Enter to stop"
     read -r _
 fi
