@@ -192,29 +192,35 @@ static void body_mac(apr_pool_t *p, const slb_keyring *ring, int k,
     hexify(mac, MAC_BYTES, hex);
 }
 
-const char *slb_sign_value(apr_pool_t *p, const slb_keyring *ring,
-                           const slb_sign_scope *scope,
+/* body~mac of one format (scope NULL: v1's MAC, over the body only) */
+static const char *sign_as(apr_pool_t *p, const slb_keyring *ring,
+                           int version, const slb_sign_scope *scope,
                            const char *route_or_token, apr_time_t issued,
                            apr_time_t refreshed)
 {
     char hex[2 * MAC_BYTES + 1];
-    const char *body = sign_body(p, SLB_SIGNED_V2, route_or_token, issued,
+    const char *body = sign_body(p, version, route_or_token, issued,
                                  refreshed);
 
     body_mac(p, ring, 0, scope, body, strlen(body), hex);
     return apr_pstrcat(p, body, "~", hex, NULL);
 }
 
+const char *slb_sign_value(apr_pool_t *p, const slb_keyring *ring,
+                           const slb_sign_scope *scope,
+                           const char *route_or_token, apr_time_t issued,
+                           apr_time_t refreshed)
+{
+    return sign_as(p, ring, SLB_SIGNED_V2, scope, route_or_token, issued,
+                   refreshed);
+}
+
 const char *slb_sign_value_v1(apr_pool_t *p, const slb_keyring *ring,
                               const char *route_or_token, apr_time_t issued,
                               apr_time_t refreshed)
 {
-    char hex[2 * MAC_BYTES + 1];
-    const char *body = sign_body(p, SLB_SIGNED_V1, route_or_token, issued,
-                                 refreshed);
-
-    body_mac(p, ring, 0, NULL, body, strlen(body), hex);
-    return apr_pstrcat(p, body, "~", hex, NULL);
+    return sign_as(p, ring, SLB_SIGNED_V1, NULL, route_or_token, issued,
+                   refreshed);
 }
 
 /* lowercase hex number of 1..16 digits */
