@@ -133,16 +133,24 @@ Header always set X-LB lb2
 $balancers
 CONF
     close $fh;
-    my $httpd = $ENV{SLB_HTTPD} || '/usr/sbin/apache2';
     my $wrap = $o{hosts} ? "'$^X' '$HOSTS_NS' '$o{hosts}' " : '';
+    return _start_httpd('lb2', $conf, $dir, $ENV{SLB_LB2_PORT}, $wrap);
+}
+
+# start a private Apache (-f conf -k start, optionally through a wrapper
+# command) and wait, at most 10 s, until it listens on port with its pid
+# file written
+sub _start_httpd {
+    my ($what, $conf, $dir, $port, $wrap) = @_;
+    my $httpd = $ENV{SLB_HTTPD} || '/usr/sbin/apache2';
     my $out = `$wrap'$httpd' -f '$conf' -k start 2>&1`;
-    die "lb2 did not start: $out" if $?;
+    die "$what did not start: $out" if $?;
     my $t = time + 10;
     while (time < $t) {
-        return 1 if _port_open($ENV{SLB_LB2_PORT}) && -s "$dir/httpd.pid";
+        return 1 if _port_open($port) && -s "$dir/httpd.pid";
         sleep 0.05;
     }
-    die "lb2 did not listen on $ENV{SLB_LB2_PORT}\n";
+    die "$what did not listen on $port\n";
 }
 
 sub stop_lb2 {
@@ -198,15 +206,7 @@ SSLCertificateFile "$o{cert}"
 SSLCertificateKeyFile "$o{key}"
 CONF
     close $fh;
-    my $httpd = $ENV{SLB_HTTPD} || '/usr/sbin/apache2';
-    my $out = `'$httpd' -f '$conf' -k start 2>&1`;
-    die "the TLS backend did not start: $out" if $?;
-    my $t = time + 10;
-    while (time < $t) {
-        return 1 if _port_open($o{port}) && -s "$dir/httpd.pid";
-        sleep 0.05;
-    }
-    die "the TLS backend did not listen on $o{port}\n";
+    return _start_httpd('the TLS backend', $conf, $dir, $o{port}, '');
 }
 
 sub stop_tls_backend {
