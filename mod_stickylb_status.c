@@ -839,6 +839,12 @@ static const metric metrics[] = {
     TIER_EVENT(local_errors, "local_errors", "errors of the table"),
     TIER_EVENT(unknown_routes, "unknown_routes",
                "remote bindings naming no member (misses)"),
+    TIER_EVENT(deferred, "deferred",
+               "remote write failed: kept to write again"),
+    TIER_EVENT(deferred_written, "deferred_written",
+               "kept bindings written once the remote store answered"),
+    TIER_EVENT(deferred_dropped, "deferred_dropped",
+               "kept bindings dropped (full, or past their lifetime)"),
 #undef TIER_EVENT
 };
 

@@ -91,7 +91,8 @@ static void *segment_mem(apr_shm_t *shm)
 static slb_table *table = NULL;
 static store_shared *shared = NULL;
 static slb_mc *mc = NULL;            /* per child */
-static slb_mc *bg_mc = NULL;         /* the watchdog's (slb_store_bg_mc) */
+static slb_mc *bg_mc = NULL;
+#define SLB_PENDING_MAX 1024         /* the watchdog's (slb_store_bg_mc) */
 static int mc_write_mode = SLB_MC_WRITE_SYNC;
 /* the stores of the two kinds of balancer: the table alone (shm), the
  * table in front of memcached (memcached); the balancers point here */
@@ -280,6 +281,7 @@ void slb_store_child_init(apr_pool_t *p, server_rec *s)
     mc = NULL;
     bg_mc = NULL;
     t->remote.ctx = NULL;
+    t->pending = NULL;
     if (sc->mc == NULL) {
         return;
     }
@@ -300,6 +302,9 @@ void slb_store_child_init(apr_pool_t *p, server_rec *s)
                      "SLB0210: cannot set up the memcached client; "
                      "memcached balancers use the embedded table only");
     t->remote.ctx = mc;
+    /* bindings memcached did not take, written again once it answers
+     * (per child; the oldest dropped past SLB_PENDING_MAX) */
+    t->pending = mc ? slb_tier_pending_make(p, SLB_PENDING_MAX) : NULL;
 }
 
 const char *slb_store_check(server_rec *s, int any_mc)

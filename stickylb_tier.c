@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <apr_strings.h>
+#include <apr_thread_mutex.h>
 
 #include "stickylb_store.h"
 
@@ -77,6 +78,145 @@ static int too_old(const slb_binding *b, const slb_lifetime *lt,
            && now - b->created > apr_time_from_sec(lt->max);
 }
 
+/* ------------------------------------------------------------------ */
+/* deferred remote writes (slb_tier_pending)                            */
+
+#define PENDING_RETRY apr_time_from_msec(100)
+#define PENDING_PER_CALL 16
+
+typedef struct {
+    const char *ns;
+    const void *scope;
+    const slb_lifetime *lt;
+    slb_binding b;
+    int repin;                    /* written with set, not add */
+    apr_size_t len;
+    char id[SLB_PENDING_ID_MAX];
+} pending_item;
+
+struct slb_tier_pending {
+    apr_thread_mutex_t *lock;     /* guards the ring */
+    pending_item *ring;
+    int max, head, n;
+    volatile apr_uint32_t waiting; /* n, read without the lock */
+    volatile apr_int64_t next_try; /* apr_time_t */
+};
+
+slb_tier_pending *slb_tier_pending_make(apr_pool_t *p, int max)
+{
+    slb_tier_pending *q;
+
+    if (max <= 0) {
+        return NULL;
+    }
+    q = apr_pcalloc(p, sizeof(*q));
+    q->ring = apr_pcalloc(p, sizeof(pending_item) * (apr_size_t)max);
+    q->max = max;
+    if (apr_thread_mutex_create(&q->lock, APR_THREAD_MUTEX_DEFAULT, p)
+        != APR_SUCCESS) {
+        return NULL;
+    }
+    return q;
+}
+
+int slb_tier_pending_count(const slb_tier_pending *q)
+{
+    return q ? (int)__atomic_load_n(&q->waiting, __ATOMIC_RELAXED) : 0;
+}
+
+/* keep b of k to write again (the oldest dropped when full) */
+static void defer(const slb_tier *t, const slb_skey *k,
+                  const slb_binding *b, const slb_lifetime *lt,
+                  apr_time_t now, int repin)
+{
+    slb_tier_pending *q = t->pending;
+    pending_item *it;
+
+    if (q == NULL || k->len == 0 || k->len > SLB_PENDING_ID_MAX) {
+        return;
+    }
+    apr_thread_mutex_lock(q->lock);
+    if (q->n == q->max) {
+        q->head = (q->head + 1) % q->max;
+        q->n--;
+        COUNT(t, deferred_dropped);
+    }
+    it = &q->ring[(q->head + q->n) % q->max];
+    it->ns = k->ns;
+    it->scope = k->scope;
+    it->lt = lt;
+    it->b = *b;
+    it->repin = repin;
+    it->len = k->len;
+    memcpy(it->id, k->id, k->len);
+    q->n++;
+    if (q->n == 1) {
+        __atomic_store_n(&q->next_try, (apr_int64_t)(now + PENDING_RETRY),
+                         __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&q->waiting, (apr_uint32_t)q->n, __ATOMIC_RELAXED);
+    apr_thread_mutex_unlock(q->lock);
+    COUNT(t, deferred);
+}
+
+/*
+ * Write the kept bindings again, when a retry is due: add (a binding
+ * another balancer made meanwhile wins, and is cached here when it names
+ * a member), or set for a re-pin; one past the maximum lifetime is dropped.  The first failure
+ * ends the round, the next in PENDING_RETRY.  One thread at a time (the
+ * others go on at once).  The cost when nothing waits: one load.
+ */
+static void flush_pending(const slb_tier *t, apr_time_t now)
+{
+    slb_tier_pending *q = t->pending;
+    int done = 0;
+
+    if (q == NULL || __atomic_load_n(&q->waiting, __ATOMIC_RELAXED) == 0
+        || now < (apr_time_t)__atomic_load_n(&q->next_try,
+                                              __ATOMIC_RELAXED)
+        || apr_thread_mutex_trylock(q->lock) != APR_SUCCESS) {
+        return;
+    }
+    while (q->n > 0 && done < PENDING_PER_CALL) {
+        pending_item it = q->ring[q->head];
+        slb_binding cur;
+        slb_skey k;
+        apr_status_t rv;
+
+        if (too_old(&it.b, it.lt, now)) {
+            q->head = (q->head + 1) % q->max;
+            q->n--;
+            COUNT(t, deferred_dropped);
+            continue;
+        }
+        slb_skey_init(&k, it.ns, it.id, it.len);
+        k.scope = it.scope;
+        rv = it.repin
+                 ? t->remote.ops->set(t->remote.ctx, &k, &it.b, it.lt, now)
+                 : t->remote.ops->add(t->remote.ctx, &k, &it.b, it.lt, now,
+                                      &cur);
+        if (rv != APR_SUCCESS && rv != APR_EEXIST) {
+            failed(t, rv, "deferred remote write", 1);
+            __atomic_store_n(&q->next_try,
+                             (apr_int64_t)(now + PENDING_RETRY),
+                             __ATOMIC_RELAXED);
+            break;
+        }
+        if (rv == APR_EEXIST && strcmp(cur.route, it.b.route) != 0
+            && known(t, &k, cur.route)) {
+            COUNT(t, adopted);
+            cache(t, &k, &cur, it.lt, now);
+        }
+        COUNT(t, deferred_written);
+        q->head = (q->head + 1) % q->max;
+        q->n--;
+        done++;
+    }
+    __atomic_store_n(&q->waiting, (apr_uint32_t)q->n, __ATOMIC_RELAXED);
+    apr_thread_mutex_unlock(q->lock);
+}
+
+
 apr_status_t slb_tier_get(const slb_tier *t, slb_skey *k,
                           const slb_lifetime *lt, apr_time_t now,
                           char *route_out)
@@ -98,6 +238,9 @@ apr_status_t slb_tier_get(const slb_tier *t, slb_skey *k,
             return APR_SUCCESS;
         }
         return APR_NOTFOUND;
+    }
+    if (t->pending) {
+        flush_pending(t, now);
     }
     if (have_cached && age < t->validity_s) {
         COUNT(t, local_hits);
@@ -203,6 +346,9 @@ apr_status_t slb_tier_put(const slb_tier *t, slb_skey *k, const char *route,
     if (t->remote.ops == NULL) {
         return local_put(t, k, &b, lt, mode, now, existing_out);
     }
+    if (t->pending) {
+        flush_pending(t, now);
+    }
     if (mode == SLB_PUT_LEARN
         && t->local.ops->get(t->local.ctx, k, lt, now, &cur, &age)
                == APR_SUCCESS
@@ -221,6 +367,7 @@ apr_status_t slb_tier_put(const slb_tier *t, slb_skey *k, const char *route,
         if (rv != APR_SUCCESS) {
             failed(t, rv, rv == APR_ENOSPC ? "remote write (queue full)"
                                            : "remote write", 1);
+            defer(t, k, &b, lt, now, 0);
         }
         return APR_SUCCESS;
     }
@@ -255,6 +402,7 @@ apr_status_t slb_tier_put(const slb_tier *t, slb_skey *k, const char *route,
     }
     if (rv != APR_SUCCESS) {
         failed(t, rv, "remote write", 1);
+        defer(t, k, &b, lt, now, mode == SLB_PUT_REPIN);
     }
     /* the local copy is kept either way: sessions stay sticky here */
     cache(t, k, &b, lt, now);

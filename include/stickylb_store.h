@@ -181,7 +181,27 @@ typedef struct {
     apr_uint64_t expired;        /* remote binding past its max lifetime */
     apr_uint64_t local_errors;   /* the local store failed */
     apr_uint64_t unknown_routes; /* a remote binding naming no member */
+    apr_uint64_t deferred;       /* remote write failed: kept to retry */
+    apr_uint64_t deferred_written; /* ... written later */
+    apr_uint64_t deferred_dropped; /* ... dropped (full, or too old) */
 } slb_tier_counters;
+
+/*
+ * Bindings whose remote write failed (the remote store down for this
+ * process), written again at the first call on the tier once a retry is
+ * due, so another balancer finds them without waiting for this one to
+ * re-validate them.  Per process; bounded (the oldest dropped when full);
+ * thread-safe.  ns, scope and lifetime pointers of the keys must outlive
+ * it (they are the balancers'); the ids are copied.
+ */
+typedef struct slb_tier_pending slb_tier_pending;
+
+/* Room for max bindings (ids up to SLB_PENDING_ID_MAX bytes; longer ones
+ * are not kept), allocated from p; NULL when p cannot hold it. */
+#define SLB_PENDING_ID_MAX 128
+slb_tier_pending *slb_tier_pending_make(apr_pool_t *p, int max);
+/* How many bindings wait. */
+int slb_tier_pending_count(const slb_tier_pending *q);
 
 /*
  * A tiered store: `local` (the embedded table) always, in front of
@@ -196,7 +216,11 @@ typedef struct {
  *         is added back (re-published); when the remote store fails, the
  *         local binding is used (the session stays where it was).
  *   put   see slb_put_mode; the local copy is written whatever the
- *         remote store answered, so sessions stay sticky here.
+ *         remote store answered, so sessions stay sticky here; a binding
+ *         the remote store failed to take is kept in `pending` (when
+ *         set) and written again by the first get or put after a retry
+ *         is due (every 100 ms while the remote store fails; at most 16
+ *         per call, the first failure ending the round).
  *
  * `error` (may be NULL) is told of every failed operation, with a short
  * name of it; it must be cheap (the glue rate-limits its log).
@@ -215,6 +239,8 @@ typedef struct {
      * route): a get answers a miss, a conflicting add or re-pin keeps
      * this balancer's own binding; counted in unknown_routes. */
     int (*route_known)(const void *scope, const char *route);
+    /* bindings to write again (may be NULL: none kept) */
+    slb_tier_pending *pending;
 } slb_tier;
 
 /* The route bound to k: APR_SUCCESS and route_out (SLB_MAX_ROUTE_LEN + 1

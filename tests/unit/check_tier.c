@@ -670,6 +670,95 @@ START_TEST(test_shared_key_on_demand)
 }
 END_TEST
 
+/* A binding the remote store failed to take is written again by a later
+ * call once the retry is due (100 ms), not left until this balancer
+ * re-validates it; a round that fails waits again; the oldest is dropped
+ * when full; a re-pin is written with set (never adopting the binding it
+ * replaced). */
+START_TEST(test_deferred_writes)
+{
+    apr_time_t now = AT(0);
+    slb_binding old;
+    int i;
+
+    tier.pending = slb_tier_pending_make(pool, 4);
+    ck_assert_ptr_nonnull(tier.pending);
+
+    fail_next(OP_ADD, APR_EGENERAL, 1);
+    ck_assert_int_eq(slb_tier_put(&tier, key("d1"), "t1", &lt,
+                                  SLB_PUT_FIRST, NULL, now, NULL),
+                     APR_SUCCESS);
+    ck_assert_ptr_null(remote_route("d1"));
+    ck_assert_int_eq(slb_tier_pending_count(tier.pending), 1);
+    ck_assert_int_eq(ctr.deferred, 1);
+    /* not yet due: nothing written */
+    ck_assert_str_eq(get("d1", now + apr_time_from_msec(50)), "t1");
+    ck_assert_ptr_null(remote_route("d1"));
+    /* due: the next call writes it */
+    (void)get("other", now + apr_time_from_msec(300));
+    ck_assert_str_eq(remote_route("d1"), "t1");
+    ck_assert_int_eq(slb_tier_pending_count(tier.pending), 0);
+    ck_assert_int_eq(ctr.deferred_written, 1);
+
+    /* a round that fails keeps it and waits again */
+    now = AT(10);
+    fail_next(OP_ADD, APR_TIMEUP, 2);
+    ck_assert_int_eq(slb_tier_put(&tier, key("d2"), "t2", &lt,
+                                  SLB_PUT_FIRST, NULL, now, NULL),
+                     APR_SUCCESS);
+    (void)get("other", now + apr_time_from_msec(300));   /* fails */
+    ck_assert_ptr_null(remote_route("d2"));
+    ck_assert_int_eq(slb_tier_pending_count(tier.pending), 1);
+    (void)get("other", now + apr_time_from_msec(350));   /* not due */
+    ck_assert_ptr_null(remote_route("d2"));
+    (void)get("other", now + apr_time_from_msec(450));
+    ck_assert_str_eq(remote_route("d2"), "t2");
+
+    /* another balancer bound the key meanwhile: its binding wins here */
+    now = AT(20);
+    fail_next(OP_ADD, APR_EGENERAL, 1);
+    ck_assert_int_eq(slb_tier_put(&tier, key("d3"), "t1", &lt,
+                                  SLB_PUT_FIRST, NULL, now, NULL),
+                     APR_SUCCESS);
+    memset(&old, 0, sizeof(old));
+    apr_cpystrn(old.route, "t3", sizeof(old.route));
+    old.created = now;
+    fake_find(fake, key("d3"), 1)->b = old;
+    (void)get("other", now + apr_time_from_msec(300));
+    ck_assert_str_eq(remote_route("d3"), "t3");
+    ck_assert_str_eq(get("d3", now + apr_time_from_msec(400)), "t3");
+
+    /* a re-pin whose set failed is set again, over the old binding */
+    now = AT(30);
+    fail_next(OP_SET, APR_EGENERAL, 1);
+    ck_assert_int_eq(slb_tier_put(&tier, key("d3"), "t2", &lt,
+                                  SLB_PUT_REPIN, "t3", now, NULL),
+                     APR_SUCCESS);
+    ck_assert_str_eq(remote_route("d3"), "t3");
+    (void)get("other", now + apr_time_from_msec(300));
+    ck_assert_str_eq(remote_route("d3"), "t2");
+
+    /* full: the oldest is dropped */
+    now = AT(40);
+    for (i = 0; i < 6; i++) {
+        char id[16];
+
+        apr_snprintf(id, sizeof(id), "f%d", i);
+        fail_next(OP_ADD, APR_EGENERAL, 1);
+        ck_assert_int_eq(slb_tier_put(&tier, key(apr_pstrdup(pool, id)),
+                                      "t1", &lt, SLB_PUT_FIRST, NULL, now,
+                                      NULL), APR_SUCCESS);
+    }
+    ck_assert_int_eq(slb_tier_pending_count(tier.pending), 4);
+    ck_assert_int_eq(ctr.deferred_dropped, 2);
+    (void)get("other", now + apr_time_from_msec(300));
+    ck_assert_ptr_null(remote_route("f0"));
+    ck_assert_ptr_null(remote_route("f1"));
+    ck_assert_str_eq(remote_route("f2"), "t1");
+    ck_assert_str_eq(remote_route("f5"), "t1");
+}
+END_TEST
+
 Suite *tier_suite(void)
 {
     Suite *s = suite_create("tier");
@@ -689,6 +778,7 @@ Suite *tier_suite(void)
     tcase_add_test(tc, test_shared_key_on_demand);
     tcase_add_test(tc, test_key_prefix);
     tcase_add_test(tc, test_unknown_routes);
+    tcase_add_test(tc, test_deferred_writes);
     suite_add_tcase(s, tc);
     return s;
 }
