@@ -67,7 +67,7 @@ int slb_status_post_config(apr_pool_t *pconf, server_rec *s)
 #define MEMBER_STATES(X)                                                   \
     X(0, "up") X(1, "down-by-probe") X(2, "down-by-hcheck") X(3, "error")  \
     X(4, "disabled") X(5, "stopped") X(6, "draining") X(7, "standby")      \
-    X(8, "spare")
+    X(8, "spare") X(9, "down-by-agent")
 #define STATE_NAME(i, name) name,
 static const char *const states[] = { MEMBER_STATES(STATE_NAME) };
 #undef STATE_NAME
@@ -102,6 +102,9 @@ static const char *member_state(proxy_worker *w, const slb_health_view *h)
         return "disabled";
     }
     if (PROXY_WORKER_IS_HCFAILED(w)) {
+        if ((h->agent_owned & SLB_AGENT_F_DOWN) && !h->down) {
+            return "down-by-agent";
+        }
         return h->probed ? "down-by-probe" : "down-by-hcheck";
     }
     if (PROXY_WORKER_IS(w, PROXY_WORKER_IN_ERROR)) {
