@@ -577,20 +577,26 @@ const char *slb_agent_conf_parse(apr_pool_t *p, slb_probe_conf *c,
     return NULL;
 }
 
-/* blanks at both ends of [s, s + n) trimmed into out (at most max - 1) */
+/* [s, s + n) up to a NUL, its blanks at both ends trimmed, into out (at
+ * most max - 1 bytes: cut before trimming) */
 static void copy_trimmed(char *out, apr_size_t max, const char *s,
                          apr_size_t n)
 {
+    const char *nul = memchr(s, '\0', n);
+
+    if (nul) {
+        n = (apr_size_t)(nul - s);
+    }
     while (n > 0 && (*s == ' ' || *s == '\t')) {
         s++;
         n--;
     }
+    if (n > max - 1) {
+        n = max - 1;
+    }
     while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'
                      || s[n - 1] == '\r')) {
         n--;
-    }
-    if (n > max - 1) {
-        n = max - 1;
     }
     memcpy(out, s, n);
     out[n] = '\0';

@@ -160,9 +160,9 @@ typedef struct {
 
 /*
  * Parse "http [path=] [host=] [header=] [interval=s] [timeout=s|ms]
- * [route=r] [verify=on|off] [ca=file] [resolve=s]", or "none" (an agent
- * check that stops the balancer's default for its route=).  Returns NULL
- * or an error naming the word; c->agent is set.
+ * [route=r] [verify=on|off] [ca=file] [resolve=s]", or "none" alone (no
+ * agent check: overrides one inherited from the server).  Returns NULL or
+ * an error naming the word; c->agent is set.
  */
 const char *slb_agent_conf_parse(apr_pool_t *p, slb_probe_conf *c,
                                  int argc, const char *const *argv);

@@ -410,6 +410,16 @@ START_TEST(test_agent_judge)
     ck_assert_int_eq(slb_agent_judge(&c, big, SLB_PROBE_READ_MAX, 0, &why,
                                      ans), 1);
     ck_assert_uint_eq(strlen(ans), SLB_AGENT_ANSWER_MAX - 1);
+    /* ... and trimmed after the cut; a NUL ends the answer */
+    memset(big + 19, 'x', sizeof(big) - 19);
+    big[19 + SLB_AGENT_ANSWER_MAX - 2] = ' ';
+    ck_assert_int_eq(slb_agent_judge(&c, big, SLB_PROBE_READ_MAX, 0, &why,
+                                     ans), 1);
+    ck_assert_uint_eq(strlen(ans), SLB_AGENT_ANSWER_MAX - 2);
+    ck_assert_int_eq(ans[strlen(ans) - 1], 'x');
+    ck_assert_int_eq(slb_agent_judge(&c, "HTTP/1.0 200 OK\r\n\r\ndrain \0x\n",
+                                     28, 1, &why, ans), 1);
+    ck_assert_str_eq(ans, "drain");
 
     /* the header's value, the name case-insensitive; the body ignored */
     ck_assert_int_eq(judge(&h, "HTTP/1.1 200 OK\r\nServer: x\r\n"
