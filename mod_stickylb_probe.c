@@ -625,6 +625,13 @@ static void apply_agent(target_t *t, const slb_probe *r, apr_time_t now)
     __atomic_store_n(&h->agent_owned, owned, __ATOMIC_RELAXED);
 }
 
+unsigned slb_agent_owned(proxy_balancer *b, proxy_worker *w)
+{
+    health_t *h = health_of(member_key(b, w), 0);
+
+    return h ? __atomic_load_n(&h->agent_owned, __ATOMIC_RELAXED) : 0;
+}
+
 void slb_agent_forget(proxy_balancer *b, proxy_worker *w, unsigned flags)
 {
     health_t *h = health_of(member_key(b, w), 0);

@@ -106,6 +106,8 @@ typedef struct {
  * owns them (it will not clear them) */
 void slb_agent_forget(struct proxy_balancer *b, struct proxy_worker *w,
                       unsigned flags);
+/* The flags (SLB_AGENT_F_*) the agent check set on w */
+unsigned slb_agent_owned(struct proxy_balancer *b, struct proxy_worker *w);
 /* 1 and *v filled when the member has an entry */
 int slb_health_snapshot(struct proxy_balancer *b, struct proxy_worker *w,
                         slb_health_view *v);

@@ -7,7 +7,9 @@
 #   weight 50%: a1's share of new sessions goes from 1/2 to about 1/3;
 #   a member the operator disabled is not raised by the agent's up;
 #   the answer read from a header (header=) for one route (route=);
-#   a change is logged once.
+#   a change is logged once; with member states shared through memcached
+#   (read back every second), the agent's drain is not undone by the
+#   operator's "up" read back from the store.
 use strict;
 use warnings FATAL => 'all';
 use FindBin;
@@ -19,6 +21,7 @@ use Apache::Test ();
 use Apache::TestRequest ();
 use StickyLB::Client;
 use StickyLB::Backends qw(:DEFAULT logs_dir);
+use StickyLB::Services;
 
 my $st = url('slb_agent', '/stickylb-status');
 my $logs = logs_dir();
@@ -207,6 +210,25 @@ is(agent_of('a1')->{state}, 'up', '... and what the agent said last is kept');
 say_agent('a1', "up\n");
 ok(defined wait_for(sub { (agent_of('a1')->{result} // '') eq 'ok' }, 6), 'ok again');
 
+# --- member states shared through memcached: the operator's "up" in the
+# store, read back every second, leaves the agent's drain alone
+start_memcached();
+$r = Apache::TestRequest::POST($st, [balancer => 'agentmc', member => 'a1',
+                                     action => 'enable',
+                                     nonce => status_json()->{nonce}]);
+is($r->code, 200, 'agentmc: the operator\'s enable of a1, published to memcached');
+say_agent('a1', "drain\n");
+ok(defined wait_agent('drain', 100, 'draining', 'agentmc'), 'agentmc: the agent drains a1');
+my $flaps = 0;
+for (1 .. 30) {
+    $flaps++ if state_of('a1', 'agentmc') ne 'draining';
+    sleep 0.1;
+}
+is($flaps, 0, 'agentmc: a1 stays draining over 3 s of state reads from memcached');
+say_agent('a1', "up\n");
+ok(defined wait_agent('up', 100, 'up', 'agentmc'), 'agentmc: the agent\'s up: back');
+stop_memcached();
+
 # --- logged once per change
 my $drains = 0;
 if (open my $el, '<', "$logs/error_log") {
@@ -214,7 +236,8 @@ if (open my $el, '<', "$logs/error_log") {
         $drains++ if /SLB0313: agent of member \S+ \(route a1\) of balancer:\/\/agent says drain, weight 100%/;
     }
 }
-is($drains, 2, "each change to drain logged once ($drains)");
+# from up 100% to drain: the drain, the operator's drain, agentmc's drain
+is($drains, 3, "each change to drain logged once ($drains)");
 
 stop_backend($_) for qw(a1 a2);
 unlink values %file;
