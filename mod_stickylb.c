@@ -801,7 +801,7 @@ typedef struct {
 /* loadfactor, ramped up after the member came back (slow start) */
 static int factor_of(const pick_baton *pb, proxy_worker *w)
 {
-    return pb->c->slow_start > 0
+    return pb->c->slow_start > 0 || pb->c->agents->nelts > 0
                ? slb_health_factor(pb->b, w, pb->c, pb->now)
                : w->s->lbfactor;
 }
@@ -1471,7 +1471,8 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
             if (!uses_stickylb(b)) {
                 continue;
             }
-            if (sc->resolved[i]->probes->nelts > 0) {
+            if (sc->resolved[i]->probes->nelts > 0
+                || sc->resolved[i]->agents->nelts > 0) {
                 any_probe = 1;
             }
             for (j = 0; j < b->workers->nelts; j++) {

@@ -539,6 +539,41 @@ static const char *set_probe(cmd_parms *cmd, void *dconf, int argc,
     return NULL;
 }
 
+static const char *set_agent(cmd_parms *cmd, void *dconf, int argc,
+                             char *const argv[])
+{
+    slb_probe_conf ac;
+    const char *err;
+    int i;
+    SCOPE(cmd, dconf, c);
+
+    err = slb_agent_conf_parse(cmd->pool, &ac, argc,
+                               (const char *const *)argv);
+    if (err == NULL && ac.kind == SLB_PROBE_HTTP) {
+        err = probe_tls(cmd, &ac);
+    }
+    if (err) {
+        return named(cmd, err);
+    }
+    if (c->agents == NULL) {
+        c->agents = apr_array_make(cmd->pool, 2, sizeof(slb_probe_conf));
+    }
+    c->set |= SLB_SET_AGENTS;
+    for (i = 0; i < c->agents->nelts; i++) {
+        const slb_probe_conf *o = &APR_ARRAY_IDX(c->agents, i,
+                                                 slb_probe_conf);
+        if ((o->route == NULL && ac.route == NULL)
+            || (o->route && ac.route && !strcmp(o->route, ac.route))) {
+            return apr_psprintf(cmd->pool, "StickyLBAgent: an agent check "
+                                "for %s is configured already (one line "
+                                "per route=, and one without)",
+                                ac.route ? ac.route : "every member");
+        }
+    }
+    *(slb_probe_conf *)apr_array_push(c->agents) = ac;
+    return NULL;
+}
+
 static const char *set_passive(cmd_parms *cmd, void *dconf, int argc,
                                char *const argv[])
 {
@@ -636,6 +671,11 @@ const command_rec slb_cmds[] = {
                       "Active probe: tcp|http [method= path= host= expect= "
                       "body= interval= timeout= rise= fall= route= verify= "
                       "ca= resolve=], or none"),
+    AP_INIT_TAKE_ARGV("StickyLBAgent", set_agent, NULL,
+                      RSRC_CONF | ACCESS_CONF,
+                      "Agent check, the member says its state and weight: "
+                      "http [path= host= header= interval= timeout= route= "
+                      "verify= ca= resolve=], or none"),
     AP_INIT_TAKE_ARGV("StickyLBPassive", set_passive, NULL,
                       RSRC_CONF | ACCESS_CONF,
                       "Response statuses that count as failures of a member "
@@ -884,9 +924,12 @@ const char *slb_config_check_sections(server_rec *sr, apr_pool_t *ptemp,
                          b->s->lbpname);
             continue;
         }
-        for (j = 0; c->probes && j < c->probes->nelts; j++) {
-            const slb_probe_conf *pr = &APR_ARRAY_IDX(c->probes, j,
-                                                      slb_probe_conf);
+        for (j = 0; j < (c->probes ? c->probes->nelts : 0)
+                        + (c->agents ? c->agents->nelts : 0); j++) {
+            int np = c->probes ? c->probes->nelts : 0;
+            const slb_probe_conf *pr =
+                j < np ? &APR_ARRAY_IDX(c->probes, j, slb_probe_conf)
+                       : &APR_ARRAY_IDX(c->agents, j - np, slb_probe_conf);
             int found = pr->route == NULL;
             for (i = 0; !found && i < b->workers->nelts; i++) {
                 proxy_worker *w = APR_ARRAY_IDX(b->workers, i,
@@ -894,9 +937,11 @@ const char *slb_config_check_sections(server_rec *sr, apr_pool_t *ptemp,
                 found = !strcmp(w->s->route, pr->route);
             }
             if (!found) {
-                return apr_psprintf(ptemp, "StickyLBProbe: route=%s names "
+                return apr_psprintf(ptemp, "%s: route=%s names "
                                     "no member of %s (the routes are the "
                                     "BalancerMember route= values)",
+                                    pr->agent ? "StickyLBAgent"
+                                              : "StickyLBProbe",
                                     pr->route, b->s->name);
             }
         }

@@ -41,7 +41,7 @@
 #define HEALTH_SLOTS 4096
 /* the layout of health_t is part of the key: a restart that loads a
  * module with another layout gets a new table */
-#define HEALTH_USERDATA_KEY "mod_stickylb-health-3"
+#define HEALTH_USERDATA_KEY "mod_stickylb-health-4"
 /* name lookups of one tick: after this much, the rest wait a tick */
 #define RESOLVE_BUDGET apr_time_from_msec(200)
 
@@ -62,6 +62,16 @@ typedef struct {
     apr_uint64_t route_cookie;   /* ... sticky by the route cookie */
     apr_uint64_t probes, probe_failures, probe_us; /* every probe run */
     apr_uint32_t probed;         /* 1 when the prober looks after it */
+    /* the agent check (written by the prober only) */
+    apr_uint32_t agent;          /* 1 when an agent check asks it */
+    apr_uint32_t agent_ok;       /* the last answer was read and known */
+    apr_uint32_t agent_state;    /* slb_agent_state the agent says */
+    apr_uint32_t agent_weight;   /* percent of the loadfactor */
+    apr_uint32_t agent_owned;    /* SLB_AGENT_F_* the agent set */
+    apr_time_t agent_last;       /* time of the last answer (or failure) */
+    apr_time_t agent_change;     /* ... of the last change of state */
+    char agent_answer[SLB_AGENT_ANSWER_MAX]; /* the last answer read */
+    char agent_why[SLB_PROBE_WHY_MAX];       /* "ok" or why it failed */
 } health_t;
 
 static health_t *health = NULL;  /* HEALTH_SLOTS entries in shm */
@@ -199,6 +209,17 @@ int slb_health_snapshot(proxy_balancer *b, proxy_worker *w,
                                         __ATOMIC_RELAXED);
     v->probe_us = __atomic_load_n(&h->probe_us, __ATOMIC_RELAXED);
     v->up_since = h->up_since;
+    v->agent = h->agent;
+    v->agent_ok = h->agent_ok;
+    v->agent_state = slb_agent_state_name(
+        (slb_agent_state)__atomic_load_n(&h->agent_state, __ATOMIC_RELAXED));
+    v->agent_weight = (int)__atomic_load_n(&h->agent_weight,
+                                           __ATOMIC_RELAXED);
+    v->agent_owned = __atomic_load_n(&h->agent_owned, __ATOMIC_RELAXED);
+    v->agent_last = h->agent_last;
+    v->agent_change = h->agent_change;
+    apr_cpystrn(v->agent_answer, h->agent_answer, sizeof(v->agent_answer));
+    apr_cpystrn(v->agent_why, h->agent_why, sizeof(v->agent_why));
     return 1;
 }
 
@@ -212,11 +233,21 @@ int slb_health_factor(proxy_balancer *b, proxy_worker *w,
     health_t *h;
     apr_interval_time_t age;
 
-    if (c->slow_start <= 0 || f <= 0) {
+    if (f <= 0 || (h = health_of(member_key(b, w), 0)) == NULL) {
         return f;
     }
-    h = health_of(member_key(b, w), 0);
-    if (h == NULL || h->up_since == 0) {
+    if (c->agents->nelts > 0 && __atomic_load_n(&h->agent, __ATOMIC_RELAXED)) {
+        /* the agent's weight: a share of the configured loadfactor (0 is
+         * a drain, applied to the member's status) */
+        apr_uint32_t pc = __atomic_load_n(&h->agent_weight, __ATOMIC_RELAXED);
+        if (pc < 100) {
+            f = (int)((apr_int64_t)f * pc / 100);
+            if (f < 1) {
+                f = 1;
+            }
+        }
+    }
+    if (c->slow_start <= 0 || h->up_since == 0) {
         return f;
     }
     age = now - h->up_since;
@@ -294,6 +325,7 @@ typedef struct {
     const char *request;
     struct ssl_ctx_st *tls;      /* TLS context (https:// member), or NULL */
     const char *tls_name;        /* SNI and name verified */
+    int agent;                   /* an agent check, not a probe */
     server_rec *s;
 } target_t;
 
@@ -306,15 +338,14 @@ typedef struct {
 
 /* The probe configuration of one member: its route's own line, else the
  * balancer's default line. */
-static const slb_probe_conf *probe_for(const slb_balancer *c,
+static const slb_probe_conf *probe_for(const apr_array_header_t *lines,
                                        const proxy_worker *w)
 {
     const slb_probe_conf *dflt = NULL;
     int i;
 
-    for (i = 0; c->probes && i < c->probes->nelts; i++) {
-        const slb_probe_conf *pc = &APR_ARRAY_IDX(c->probes, i,
-                                                  slb_probe_conf);
+    for (i = 0; lines && i < lines->nelts; i++) {
+        const slb_probe_conf *pc = &APR_ARRAY_IDX(lines, i, slb_probe_conf);
         if (pc->route && !strcmp(pc->route, w->s->route)) {
             return pc->kind == SLB_PROBE_NONE ? NULL : pc;
         }
@@ -330,11 +361,13 @@ static void build_targets(prober_t *pb)
     server_rec *sr;
     apr_hash_t *seen = apr_hash_make(pb->pool);
 
+    apr_hash_t *seen_agent = apr_hash_make(pb->pool);
+
     pb->targets = apr_array_make(pb->pool, 16, sizeof(target_t));
     for (sr = pb->s; sr; sr = sr->next) {
         proxy_server_conf *pc = ap_get_module_config(sr->module_config,
                                                      &proxy_module);
-        int i, j;
+        int i, j, a;
 
         if (pc == NULL || pc->balancers == NULL) {
             continue;
@@ -344,24 +377,31 @@ static void build_targets(prober_t *pb)
                                                proxy_balancer);
             const slb_balancer *c = slb_balancer_of(sr, b, pb->pool);
 
-            if (c->probes->nelts == 0) {
+            if (c->probes->nelts == 0 && c->agents->nelts == 0) {
                 continue;
             }
+            /* a probe and an agent check of each member (a is 1 for the
+             * agent) */
+            for (a = 0; a < 2; a++)
             for (j = 0; j < b->workers->nelts; j++) {
                 proxy_worker *w = APR_ARRAY_IDX(b->workers, j,
                                                 proxy_worker *);
-                const slb_probe_conf *conf = probe_for(c, w);
+                const slb_probe_conf *conf = probe_for(a ? c->agents
+                                                         : c->probes, w);
                 apr_uint64_t key = member_key(b, w);
+                apr_hash_t *seen_by = a ? seen_agent : seen;
                 target_t *t;
 
-                if (conf == NULL || apr_hash_get(seen, &key, sizeof(key))) {
+                if (conf == NULL
+                    || apr_hash_get(seen_by, &key, sizeof(key))) {
                     continue;
                 }
                 if (w->s->method != NONE) {
                     ap_log_error(APLOG_MARK, APLOG_INFO, 0, sr,
                                  SLB_LOG_TAG "SLB0303: member %s of %s is "
                                  "checked by mod_proxy_hcheck: no stickylb "
-                                 "probe", w->s->name, b->s->name);
+                                 "%s", w->s->name, b->s->name,
+                                 a ? "agent check" : "probe");
                     continue;
                 }
                 t = apr_array_push(pb->targets);
@@ -370,6 +410,7 @@ static void build_targets(prober_t *pb)
                 t->w = w;
                 t->conf = conf;
                 t->key = key;
+                t->agent = a;
                 t->s = sr;
                 t->host = w->s->hostname_ex[0] ? w->s->hostname_ex
                                                 : w->s->hostname;
@@ -388,7 +429,8 @@ static void build_targets(prober_t *pb)
                     }
                 }
                 t->next_due = 0;    /* spread over the interval below */
-                apr_hash_set(seen, apr_pmemdup(pb->pool, &key, sizeof(key)),
+                apr_hash_set(seen_by,
+                             apr_pmemdup(pb->pool, &key, sizeof(key)),
                              sizeof(key), t);
             }
         }
@@ -440,7 +482,9 @@ static void apply(target_t *t, const slb_probe *r, apr_time_t now)
             h->last_change = now;
             h->up_since = now;
             h->passive_fails = 0;
-            ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, 0, w);
+            if (!(h->agent_owned & SLB_AGENT_F_DOWN)) {
+                ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, 0, w);
+            }
             /* a member the passive check put in error is back too */
             ap_proxy_set_wstatus(PROXY_WORKER_IN_ERROR_FLAG, 0, w);
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, t->s,
@@ -464,11 +508,137 @@ static void apply(target_t *t, const slb_probe *r, apr_time_t now)
     }
     /* the member's flag follows our verdict, also when something reset it
      * (a restart re-creates the members' shared status, ours is kept) */
-    if (h->down && !PROXY_WORKER_IS_HCFAILED(w)) {
-        ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, 1, w);
+    {
+        int down = h->down || (h->agent_owned & SLB_AGENT_F_DOWN);
+        if (down && !PROXY_WORKER_IS_HCFAILED(w)) {
+            ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, 1, w);
+        }
+        else if (!down && PROXY_WORKER_IS_HCFAILED(w)) {
+            ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, 0, w);
+        }
     }
-    else if (!h->down && PROXY_WORKER_IS_HCFAILED(w)) {
-        ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, 0, w);
+}
+
+/* the member's flags as the agent sees them (SLB_AGENT_F_*) */
+static unsigned agent_flags_of(const proxy_worker *w)
+{
+    return (PROXY_WORKER_IS_DRAINING(w) ? SLB_AGENT_F_DRAIN : 0)
+           | (PROXY_WORKER_IS(w, PROXY_WORKER_DISABLED) ? SLB_AGENT_F_MAINT
+                                                        : 0)
+           | (PROXY_WORKER_IS_HCFAILED(w) ? SLB_AGENT_F_DOWN : 0);
+}
+
+/*
+ * An agent's answer, into the member's shared status: what the agent
+ * says (merged with what it said before) is applied by
+ * slb_agent_apply, so the agent clears only the flags it set itself and
+ * never what the operator (or the probe) set.  A failed check keeps what
+ * the agent said last.  Changes are logged once.
+ */
+static void apply_agent(target_t *t, const slb_probe *r, apr_time_t now)
+{
+    health_t *h = health_of(t->key, 1);
+    proxy_worker *w = t->w;
+    slb_agent_answer ans, cur;
+    unsigned owned, before, after;
+    const char *err = NULL;
+    apr_pool_t *p;
+
+    if (h == NULL) {
+        return;
+    }
+    if (!h->agent) {
+        __atomic_store_n(&h->agent_state, SLB_AGENT_UP, __ATOMIC_RELAXED);
+        __atomic_store_n(&h->agent_weight, 100, __ATOMIC_RELAXED);
+        __atomic_store_n(&h->agent, 1, __ATOMIC_RELEASE);
+        h->agent_ok = 1;
+    }
+    h->agent_last = now;
+    apr_pool_create(&p, NULL);
+    if (r->ok) {
+        apr_cpystrn(h->agent_answer, r->answer, sizeof(h->agent_answer));
+        err = slb_agent_parse(p, r->answer, &ans);
+    }
+    else {
+        err = r->why;
+    }
+    if (err) {
+        if (h->agent_ok) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, t->s,
+                         SLB_LOG_TAG "SLB0312: agent of member %s (route %s)"
+                         " of %s: %s; what it said last (%s, %u%%) is kept",
+                         w->s->name, w->s->route, t->b->s->name, err,
+                         slb_agent_state_name(
+                             (slb_agent_state)h->agent_state),
+                         h->agent_weight);
+        }
+        h->agent_ok = 0;
+        apr_cpystrn(h->agent_why, err, sizeof(h->agent_why));
+    }
+    else {
+        apr_cpystrn(h->agent_why, "ok", sizeof(h->agent_why));
+        h->agent_ok = 1;
+        cur.state = (slb_agent_state)h->agent_state;
+        cur.weight = (int)h->agent_weight;
+        slb_agent_merge(&cur, &ans);
+        if ((apr_uint32_t)cur.state != h->agent_state
+            || (apr_uint32_t)cur.weight != h->agent_weight) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, t->s,
+                         SLB_LOG_TAG "SLB0313: agent of member %s (route %s)"
+                         " of %s says %s, weight %d%% (was %s, %u%%): "
+                         "answer '%s'", w->s->name, w->s->route,
+                         t->b->s->name, slb_agent_state_name(cur.state),
+                         cur.weight,
+                         slb_agent_state_name(
+                             (slb_agent_state)h->agent_state),
+                         h->agent_weight, r->answer);
+            h->agent_change = now;
+            __atomic_store_n(&h->agent_state, (apr_uint32_t)cur.state,
+                             __ATOMIC_RELAXED);
+            __atomic_store_n(&h->agent_weight, (apr_uint32_t)cur.weight,
+                             __ATOMIC_RELAXED);
+        }
+    }
+    apr_pool_destroy(p);
+    /* applied also after a failure: the member's status is re-created by
+     * a restart, the agent's word is kept */
+    cur.state = (slb_agent_state)h->agent_state;
+    cur.weight = (int)h->agent_weight;
+    owned = h->agent_owned;
+    before = agent_flags_of(w);
+    after = slb_agent_apply(slb_agent_want(&cur), before, &owned);
+    if ((before ^ after) & SLB_AGENT_F_DRAIN) {
+        ap_proxy_set_wstatus(PROXY_WORKER_DRAIN_FLAG,
+                             !!(after & SLB_AGENT_F_DRAIN), w);
+    }
+    if ((before ^ after) & SLB_AGENT_F_MAINT) {
+        ap_proxy_set_wstatus(PROXY_WORKER_DISABLED_FLAG,
+                             !!(after & SLB_AGENT_F_MAINT), w);
+    }
+    if ((before ^ after) & SLB_AGENT_F_DOWN) {
+        /* the probe's verdict stands: down stays while it says down */
+        if ((after & SLB_AGENT_F_DOWN) || !h->down) {
+            ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG,
+                                 !!(after & SLB_AGENT_F_DOWN), w);
+        }
+    }
+    __atomic_store_n(&h->agent_owned, owned, __ATOMIC_RELAXED);
+}
+
+unsigned slb_agent_owned(proxy_balancer *b, proxy_worker *w)
+{
+    health_t *h = health_of(member_key(b, w), 0);
+
+    return h ? __atomic_load_n(&h->agent_owned, __ATOMIC_RELAXED) : 0;
+}
+
+void slb_agent_forget(proxy_balancer *b, proxy_worker *w, unsigned flags)
+{
+    health_t *h = health_of(member_key(b, w), 0);
+
+    if (h != NULL) {
+        __atomic_fetch_and(&h->agent_owned, ~(apr_uint32_t)flags,
+                           __ATOMIC_RELAXED);
     }
 }
 
@@ -596,7 +766,12 @@ static apr_status_t probe_tick(int state, void *data, apr_pool_t *pool)
             slb_probe fake;
             memset(&fake, 0, sizeof(fake));
             fake.why = "cannot resolve";
-            apply(t, &fake, now);
+            if (t->agent) {
+                apply_agent(t, &fake, now);
+            }
+            else {
+                apply(t, &fake, now);
+            }
             continue;
         }
         pr = apr_array_push(batch);
@@ -614,8 +789,13 @@ static apr_status_t probe_tick(int state, void *data, apr_pool_t *pool)
     slb_probe_run(pool, (slb_probe *)batch->elts, batch->nelts);
     now = apr_time_now();
     for (i = 0; i < batch->nelts; i++) {
-        apply(APR_ARRAY_IDX(owners, i, target_t *),
-              &APR_ARRAY_IDX(batch, i, slb_probe), now);
+        target_t *t = APR_ARRAY_IDX(owners, i, target_t *);
+        if (t->agent) {
+            apply_agent(t, &APR_ARRAY_IDX(batch, i, slb_probe), now);
+        }
+        else {
+            apply(t, &APR_ARRAY_IDX(batch, i, slb_probe), now);
+        }
     }
     return APR_SUCCESS;
 }
@@ -653,7 +833,8 @@ int slb_probe_post_config(apr_pool_t *pconf, server_rec *s, int any_probe)
     wd_register = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
     if (!wd_get_instance || !wd_register) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     SLB_LOG_TAG "SLB0306: StickyLBProbe needs mod_watchdog");
+                     SLB_LOG_TAG "SLB0306: StickyLBProbe and StickyLBAgent "
+                     "need mod_watchdog");
         return !OK;
     }
     rv = wd_get_instance(&wd, PROBE_WATCHDOG, 0, 1, pconf);

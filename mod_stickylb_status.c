@@ -67,7 +67,7 @@ int slb_status_post_config(apr_pool_t *pconf, server_rec *s)
 #define MEMBER_STATES(X)                                                   \
     X(0, "up") X(1, "down-by-probe") X(2, "down-by-hcheck") X(3, "error")  \
     X(4, "disabled") X(5, "stopped") X(6, "draining") X(7, "standby")      \
-    X(8, "spare")
+    X(8, "spare") X(9, "down-by-agent")
 #define STATE_NAME(i, name) name,
 static const char *const states[] = { MEMBER_STATES(STATE_NAME) };
 #undef STATE_NAME
@@ -102,6 +102,9 @@ static const char *member_state(proxy_worker *w, const slb_health_view *h)
         return "disabled";
     }
     if (PROXY_WORKER_IS_HCFAILED(w)) {
+        if ((h->agent_owned & SLB_AGENT_F_DOWN) && !h->down) {
+            return "down-by-agent";
+        }
         return h->probed ? "down-by-probe" : "down-by-hcheck";
     }
     if (PROXY_WORKER_IS(w, PROXY_WORKER_IN_ERROR)) {
@@ -214,6 +217,15 @@ static const char *json_str(apr_pool_t *p, const char *s)
     return out;
 }
 
+/* the flags the agent set, as a JSON list's items */
+static const char *agent_set_json(apr_pool_t *p, unsigned owned)
+{
+    return apr_pstrcat(p, (owned & SLB_AGENT_F_DRAIN) ? ",\"drain\"" : "",
+                       (owned & SLB_AGENT_F_MAINT) ? ",\"maint\"" : "",
+                       (owned & SLB_AGENT_F_DOWN) ? ",\"down\"" : "",
+                       NULL) + (owned & SLB_AGENT_F_ALL ? 1 : 0);
+}
+
 static const char *prom_label(apr_pool_t *p, const char *s)
 {
     char *out = apr_palloc(p, strlen(s) * 2 + 1), *w = out;
@@ -321,26 +333,31 @@ typedef struct {
     const char *input;           /* "value", "id", or NULL */
 } action;
 
+/* the operator's own flags: the agent check never clears them */
 static int do_drain(control_req *x)
 {
+    slb_agent_forget(x->b, x->w, SLB_AGENT_F_DRAIN);
     ap_proxy_set_wstatus(PROXY_WORKER_DRAIN_FLAG, 1, x->w);
     return GO_ON;
 }
 
 static int do_undrain(control_req *x)
 {
+    slb_agent_forget(x->b, x->w, SLB_AGENT_F_DRAIN);
     ap_proxy_set_wstatus(PROXY_WORKER_DRAIN_FLAG, 0, x->w);
     return GO_ON;
 }
 
 static int do_maintenance(control_req *x)
 {
+    slb_agent_forget(x->b, x->w, SLB_AGENT_F_MAINT);
     ap_proxy_set_wstatus(PROXY_WORKER_DISABLED_FLAG, 1, x->w);
     return GO_ON;
 }
 
 static int do_enable(control_req *x)
 {
+    slb_agent_forget(x->b, x->w, SLB_AGENT_F_MAINT);
     ap_proxy_set_wstatus(PROXY_WORKER_DISABLED_FLAG, 0, x->w);
     ap_proxy_set_wstatus(PROXY_WORKER_STOPPED_FLAG, 0, x->w);
     return GO_ON;
@@ -952,12 +969,28 @@ static void out_json(request_rec *r, apr_array_header_t *bvs,
                 ap_rprintf(r, "{\"result\":%s,\"address\":%s,"
                            "\"latency_ms\":%.1f,"
                            "\"last_probe\":%" APR_TIME_T_FMT
-                           ",\"last_change\":%" APR_TIME_T_FMT "}}",
+                           ",\"last_change\":%" APR_TIME_T_FMT "}",
                            json_str(p, mv->h.last_result),
                            mv->h.addr[0] ? json_str(p, mv->h.addr) : "null",
                            mv->probe_latency_s * 1000,
                            apr_time_sec(mv->h.last_probe),
                            apr_time_sec(mv->h.last_change));
+            }
+            else {
+                ap_rputs("null", r);
+            }
+            ap_rputs(",\"agent\":", r);
+            if (mv->h.agent) {
+                ap_rprintf(r, "{\"state\":\"%s\",\"weight\":%d,"
+                           "\"answer\":%s,\"result\":%s,\"set\":[%s],"
+                           "\"last_answer\":%" APR_TIME_T_FMT
+                           ",\"last_change\":%" APR_TIME_T_FMT "}}",
+                           mv->h.agent_state, mv->h.agent_weight,
+                           json_str(p, mv->h.agent_answer),
+                           json_str(p, mv->h.agent_why),
+                           agent_set_json(p, mv->h.agent_owned),
+                           apr_time_sec(mv->h.agent_last),
+                           apr_time_sec(mv->h.agent_change));
             }
             else {
                 ap_rputs("null}", r);
@@ -1207,8 +1240,8 @@ static void out_html(request_rec *r, apr_array_header_t *bvs,
                 ap_rprintf(r, "<th>%s</th>", metrics[k].html);
             }
         }
-        ap_rputs("<th>probe</th><th>last change</th><th>control</th></tr>\n",
-                 r);
+        ap_rputs("<th>probe</th><th>agent</th><th>last change</th>"
+                 "<th>control</th></tr>\n", r);
         for (j = 0; j < bv->members->nelts; j++) {
             member_view *mv = &APR_ARRAY_IDX(bv->members, j, member_view);
             const char *route = mv->w->s->route;
@@ -1223,13 +1256,27 @@ static void out_html(request_rec *r, apr_array_header_t *bvs,
                                value_str(r->pool, &metrics[k], mv));
                 }
             }
-            ap_rprintf(r, "<td>%s</td><td>%s</td><td class=\"ctl\">",
+            ap_rprintf(r, "<td>%s</td><td>%s</td><td>%s</td>"
+                       "<td class=\"ctl\">",
                        mv->h.probed
                            ? apr_psprintf(r->pool, "%s, %.1f ms",
                                           ap_escape_html2(r->pool,
                                                           mv->h.last_result,
                                                           1),
                                           mv->probe_latency_s * 1000)
+                           : "-",
+                       mv->h.agent
+                           ? apr_psprintf(r->pool, "%s, %d%% (&quot;%s&quot;"
+                                          ", %s, %" APR_TIME_T_FMT " s ago)",
+                                          mv->h.agent_state,
+                                          mv->h.agent_weight,
+                                          ap_escape_html2(r->pool,
+                                                          mv->h.agent_answer,
+                                                          1),
+                                          ap_escape_html2(r->pool,
+                                                          mv->h.agent_why, 1),
+                                          apr_time_sec(now
+                                                       - mv->h.agent_last))
                            : "-",
                        mv->h.last_change
                            ? apr_psprintf(r->pool, "%" APR_TIME_T_FMT " s ago",

@@ -65,6 +65,7 @@ static void sync_balancer(server_rec *s, proxy_server_conf *pc,
         member_ref *m = &APR_ARRAY_IDX(members, i, member_ref);
         slb_member_state st;
         int drain, maint;
+        unsigned owned;
 
         if (slb_mc_member_state_get(mc, rb->ns, m->route, &st)
             != APR_SUCCESS) {
@@ -72,6 +73,16 @@ static void sync_balancer(server_rec *s, proxy_server_conf *pc,
         }
         drain = st == SLB_MEMBER_DRAIN;
         maint = st == SLB_MEMBER_MAINT;
+        /* a flag the agent check set stays (the agent clears it); one the
+         * store now says too is the operator's from now on */
+        owned = slb_agent_owned(b, m->w);
+        if (owned & ((drain ? SLB_AGENT_F_DRAIN : 0)
+                     | (maint ? SLB_AGENT_F_MAINT : 0))) {
+            slb_agent_forget(b, m->w, (drain ? SLB_AGENT_F_DRAIN : 0)
+                                      | (maint ? SLB_AGENT_F_MAINT : 0));
+        }
+        drain = drain || (owned & SLB_AGENT_F_DRAIN);
+        maint = maint || (owned & SLB_AGENT_F_MAINT);
         if (!drain != !PROXY_WORKER_IS_DRAINING(m->w)
             || !maint != !PROXY_WORKER_IS(m->w, PROXY_WORKER_DISABLED)) {
             ap_proxy_set_wstatus(PROXY_WORKER_DRAIN_FLAG, drain, m->w);

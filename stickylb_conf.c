@@ -402,6 +402,7 @@ void slb_dir_conf_merge(slb_dir_conf *out, const slb_dir_conf *base,
     TAKE(SLB_SET_PLACEMENT, placement)
     TAKE(SLB_SET_STORE, store)
     TAKE(SLB_SET_PROBES, probes)
+    TAKE(SLB_SET_AGENTS, agents)
     if (add->set & SLB_SET_PASSIVE) {
         c.passive = add->passive;
         c.passive_fall = add->passive_fall;
@@ -535,6 +536,7 @@ void slb_balancer_resolve(apr_pool_t *p, const slb_dir_conf *c,
     out->placement = c->placement;
     out->store = c->store;
     out->probes = or_empty(p, c->probes, sizeof(slb_probe_conf));
+    out->agents = or_empty(p, c->agents, sizeof(slb_probe_conf));
     out->passive = or_empty(p, c->passive, sizeof(slb_range));
     out->passive_fall = (set & SLB_SET_PASSIVE) ? c->passive_fall
                                                 : SLB_DEFAULT_PASSIVE_FALL;

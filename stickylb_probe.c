@@ -513,6 +513,288 @@ int slb_probe_resolve_due(apr_time_t last, apr_interval_time_t every,
 }
 
 /* ------------------------------------------------------------------ */
+/* agent checks                                                         */
+
+/* what StickyLBAgent takes after http (README's order) */
+static const char *const agent_options[] = {
+    "path=", "host=", "header=", "interval=", "timeout=", "route=",
+    "verify=", "ca=", "resolve=", NULL
+};
+
+const char *slb_agent_conf_parse(apr_pool_t *p, slb_probe_conf *c,
+                                 int argc, const char *const *argv)
+{
+    const char **pass;
+    const char *header = NULL, *err;
+    int i, n = 0;
+
+    if (argc < 1) {
+        return "needs http or none";
+    }
+    if (!strcasecmp(argv[0], "none") && argc > 1) {
+        return "none takes no option";
+    }
+    if (strcasecmp(argv[0], "http") && strcasecmp(argv[0], "none")) {
+        return apr_psprintf(p, "'%s': the first word must be http or none "
+                            "(an agent is asked over HTTP)", argv[0]);
+    }
+    pass = apr_pcalloc(p, sizeof(*pass) * (apr_size_t)(argc + 1));
+    for (i = 0; i < argc; i++) {
+        const char *w = argv[i], *eq = strchr(w, '=');
+        int j, known = 0;
+
+        if (i == 0) {
+            pass[n++] = w;
+            continue;
+        }
+        if (eq == NULL) {
+            return slb_unknown_option(p, w, agent_options);
+        }
+        if (!strncasecmp(w, "header=", 7)) {
+            const char *v = w + 7;
+            if (!slb_is_token(v, 64)) {
+                return apr_psprintf(p, "header='%s' is not a header name",
+                                    v);
+            }
+            header = v;
+            continue;
+        }
+        for (j = 0; agent_options[j]; j++) {
+            known |= !strncasecmp(w, agent_options[j],
+                                  strlen(agent_options[j]));
+        }
+        if (!known) {
+            return slb_unknown_option(p, w, agent_options);
+        }
+        pass[n++] = w;
+    }
+    err = slb_probe_conf_parse(p, c, n, pass);
+    if (err) {
+        return err;
+    }
+    c->agent = 1;
+    c->header = header;
+    return NULL;
+}
+
+/* [s, s + n) up to a NUL, its blanks at both ends trimmed, into out (at
+ * most max - 1 bytes: cut before trimming) */
+static void copy_trimmed(char *out, apr_size_t max, const char *s,
+                         apr_size_t n)
+{
+    const char *nul = memchr(s, '\0', n);
+
+    if (nul) {
+        n = (apr_size_t)(nul - s);
+    }
+    while (n > 0 && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    if (n > max - 1) {
+        n = max - 1;
+    }
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'
+                     || s[n - 1] == '\r')) {
+        n--;
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+int slb_agent_judge(const slb_probe_conf *c, const char *buf,
+                    apr_size_t len, int eof, const char **why,
+                    char *answer)
+{
+    slb_probe_conf status_only = *c;
+    const char *end = NULL, *body, *eol;
+    apr_size_t i, hlen = c->header ? strlen(c->header) : 0;
+    int v;
+
+    status_only.body = NULL;
+    v = slb_probe_judge_http(&status_only, buf, len, eof, why);
+    if (v != 1) {
+        return v;
+    }
+    for (i = 0; i + 3 < len; i++) {
+        if (!memcmp(buf + i, "\r\n\r\n", 4)) {
+            end = buf + i + 2;  /* the headers' last CRLF */
+            break;
+        }
+    }
+    if (end == NULL) {
+        if (eof || len >= SLB_PROBE_READ_MAX) {
+            *why = "truncated response headers";
+            return 0;
+        }
+        return -1;
+    }
+    if (c->header) {
+        const char *h = memchr(buf, '\n', (apr_size_t)(end - buf));
+        /* each header line after the status line */
+        while (h && h + 1 < end) {
+            const char *line = h + 1;
+            const char *nl = memchr(line, '\n', (apr_size_t)(end - line));
+            if (nl == NULL) {
+                break;
+            }
+            if ((apr_size_t)(nl - line) > hlen && line[hlen] == ':'
+                && !strncasecmp(line, c->header, hlen)) {
+                copy_trimmed(answer, SLB_AGENT_ANSWER_MAX, line + hlen + 1,
+                             (apr_size_t)(nl - line) - hlen - 1);
+                if (*answer == '\0') {
+                    *why = "empty agent header";
+                    return 0;
+                }
+                return 1;
+            }
+            h = nl;
+        }
+        *why = "no agent header in the response";
+        return 0;
+    }
+    body = end + 2;
+    eol = memchr(body, '\n', len - (apr_size_t)(body - buf));
+    if (eol == NULL && !eof && len < SLB_PROBE_READ_MAX) {
+        return -1;
+    }
+    copy_trimmed(answer, SLB_AGENT_ANSWER_MAX, body,
+                 eol ? (apr_size_t)(eol - body)
+                     : len - (apr_size_t)(body - buf));
+    if (*answer == '\0') {
+        *why = "empty agent answer";
+        return 0;
+    }
+    return 1;
+}
+
+const char *slb_agent_parse(apr_pool_t *p, const char *text,
+                            slb_agent_answer *a)
+{
+    char *copy = apr_pstrdup(p, text), *hash, *tok, *last;
+    int known = 0;
+
+    a->state = SLB_AGENT_NONE;
+    a->weight = -1;
+    hash = strchr(copy, '#');
+    if (hash) {
+        *hash = '\0';
+    }
+    for (tok = apr_strtok(copy, ", \t\r\n", &last); tok;
+         tok = apr_strtok(NULL, ", \t\r\n", &last)) {
+        apr_size_t n = strlen(tok);
+
+        if (!strcasecmp(tok, "up") || !strcasecmp(tok, "ready")) {
+            a->state = SLB_AGENT_UP;
+        }
+        else if (!strcasecmp(tok, "drain")) {
+            a->state = SLB_AGENT_DRAIN;
+        }
+        else if (!strcasecmp(tok, "maint")) {
+            a->state = SLB_AGENT_MAINT;
+        }
+        else if (!strcasecmp(tok, "down") || !strcasecmp(tok, "failed")
+                 || !strcasecmp(tok, "stopped")) {
+            a->state = SLB_AGENT_DOWN;
+        }
+        else if (n >= 2 && n <= 8 && tok[n - 1] == '%') {
+            apr_size_t i;
+            int w = 0;
+            for (i = 0; i + 1 < n && apr_isdigit(tok[i]); i++) {
+                w = w * 10 + (tok[i] - '0');
+            }
+            if (i + 1 != n) {
+                continue;       /* "x%": not a weight */
+            }
+            a->weight = w > 100 ? 100 : w;
+        }
+        else {
+            continue;
+        }
+        known = 1;
+    }
+    if (!known) {
+        return apr_psprintf(p, "no state or weight in the answer '%s' "
+                            "(up, ready, drain, maint, down, stopped, N%%)",
+                            text);
+    }
+    return NULL;
+}
+
+void slb_agent_merge(slb_agent_answer *cur, const slb_agent_answer *a)
+{
+    if (a->state != SLB_AGENT_NONE) {
+        cur->state = a->state;
+    }
+    if (a->weight >= 0) {
+        cur->weight = a->weight;
+    }
+    else if (a->state == SLB_AGENT_UP) {
+        cur->weight = 100;
+    }
+}
+
+const char *slb_agent_state_name(slb_agent_state st)
+{
+    switch (st) {
+    case SLB_AGENT_UP:
+        return "up";
+    case SLB_AGENT_DRAIN:
+        return "drain";
+    case SLB_AGENT_MAINT:
+        return "maint";
+    case SLB_AGENT_DOWN:
+        return "down";
+    default:
+        return "none";
+    }
+}
+
+unsigned slb_agent_want(const slb_agent_answer *cur)
+{
+    unsigned f = 0;
+
+    switch (cur->state) {
+    case SLB_AGENT_DRAIN:
+        f |= SLB_AGENT_F_DRAIN;
+        break;
+    case SLB_AGENT_MAINT:
+        f |= SLB_AGENT_F_MAINT;
+        break;
+    case SLB_AGENT_DOWN:
+        f |= SLB_AGENT_F_DOWN;
+        break;
+    default:
+        break;
+    }
+    if (cur->weight == 0) {
+        f |= SLB_AGENT_F_DRAIN;
+    }
+    return f;
+}
+
+unsigned slb_agent_apply(unsigned want, unsigned current, unsigned *owned)
+{
+    unsigned bit;
+
+    for (bit = 1; bit & SLB_AGENT_F_ALL; bit <<= 1) {
+        if (want & bit) {
+            if (!(current & bit)) {
+                current |= bit;
+                *owned |= bit;
+            }
+        }
+        else if (*owned & bit) {
+            if (current & bit) {
+                current &= ~bit;
+            }
+            *owned &= ~bit;
+        }
+    }
+    return current;
+}
+
+/* ------------------------------------------------------------------ */
 /* the batch runner                                                     */
 
 typedef enum { ST_CONNECT, ST_HANDSHAKE, ST_SEND, ST_READ, ST_DONE }
@@ -798,7 +1080,11 @@ static void step(apr_pollset_t *ps, run_t *r, apr_int16_t rtn)
                 }
                 r->got += n;
             }
-            verdict = slb_probe_judge_http(c, r->buf, r->got, eof, &why);
+            verdict = c->agent
+                          ? slb_agent_judge(c, r->buf, r->got, eof, &why,
+                                            r->pr->answer)
+                          : slb_probe_judge_http(c, r->buf, r->got, eof,
+                                                 &why);
             if (verdict >= 0) {
                 finish(ps, r, verdict, why);
                 return;

@@ -2,7 +2,10 @@
  * fuzz_probe.c - StickyLBProbe arguments (slb_probe_conf_parse, the
  * request built from them by slb_probe_request, the TLS name from host=
  * by slb_probe_tls_name) and backend responses to HTTP probes
- * (slb_probe_judge_http).
+ * (slb_probe_judge_http); StickyLBAgent arguments
+ * (slb_agent_conf_parse), the answer read from a response
+ * (slb_agent_judge, body line and header), its words (slb_agent_parse)
+ * and the rules that apply them (slb_agent_merge, slb_agent_apply).
  *
  * Input: byte 0: bits 0-3 the number of words (0..15), bit 4 "eof";
  * then that many NUL-terminated words (argv), then the response bytes
@@ -125,6 +128,62 @@ static void check_judge(const slb_probe_conf *c, const char *buf, size_t len,
     }
 }
 
+static void check_answer_text(apr_pool_t *p, const char *text,
+                              unsigned bits)
+{
+    slb_agent_answer a, cur = { SLB_AGENT_UP, 100 };
+    const char *err = slb_agent_parse(p, text, &a);
+    unsigned want, owned = bits & 7, current = (bits >> 3) & 7, next;
+
+    if (err) {
+        FZ_CHECK(*err != '\0');
+        return;
+    }
+    FZ_CHECK(a.state >= SLB_AGENT_NONE && a.state <= SLB_AGENT_DOWN);
+    FZ_CHECK(a.weight >= -1 && a.weight <= 100);
+    FZ_CHECK(a.state != SLB_AGENT_NONE || a.weight >= 0);
+    slb_agent_merge(&cur, &a);
+    FZ_CHECK(cur.state != SLB_AGENT_NONE);
+    FZ_CHECK(cur.weight >= 0 && cur.weight <= 100);
+    want = slb_agent_want(&cur);
+    FZ_CHECK((want & ~SLB_AGENT_F_ALL) == 0);
+    /* the agent's own flags only: what someone else set stays */
+    owned &= current;
+    next = slb_agent_apply(want, current, &owned);
+    FZ_CHECK((next & want) == want);
+    FZ_CHECK((owned & ~next) == 0);
+    FZ_CHECK(((current & ~((bits & 7) & current)) & ~next) == 0);
+    FZ_CHECK((next & ~current & ~want) == 0);
+}
+
+static void check_agent(apr_pool_t *p, const slb_probe_conf *c,
+                        const char *buf, size_t len, int eof, unsigned bits)
+{
+    char answer[SLB_AGENT_ANSWER_MAX];
+    const char *why = NULL;
+    int r;
+
+    FZ_CHECK(c->agent == 1 && c->body == NULL);
+    FZ_CHECK(c->header == NULL || slb_is_token(c->header, 64));
+    r = slb_agent_judge(c, buf, len, eof, &why, answer);
+    FZ_CHECK(r == -1 || r == 0 || r == 1);
+    if (r == 0) {
+        FZ_CHECK(why != NULL && *why != '\0');
+    }
+    if (r == -1) {
+        FZ_CHECK(!eof && len < SLB_PROBE_READ_MAX);
+    }
+    if (r == 1) {
+        size_t n = strlen(answer);
+        FZ_CHECK(n >= 1 && n < SLB_AGENT_ANSWER_MAX);
+        FZ_CHECK(!strchr(answer, '\n'));
+        FZ_CHECK(answer[0] != ' ' && answer[0] != '\t');
+        FZ_CHECK(answer[n - 1] != ' ' && answer[n - 1] != '\t'
+                 && answer[n - 1] != '\r');
+        check_answer_text(p, answer, bits);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -158,6 +217,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     else {
         FZ_CHECK(*err != '\0');
+    }
+    err = slb_agent_conf_parse(p, &c, argc, (const char *const *)argv);
+    if (err == NULL) {
+        if (c.kind == SLB_PROBE_HTTP) {
+            check_conf(p, &c);
+            check_agent(p, &c, resp, size - pos, eof, data[0]);
+        }
+    }
+    else {
+        FZ_CHECK(*err != '\0');
+    }
+    {
+        const char *body_args[] = { "http", "path=/agent" };
+        const char *hdr_args[] = { "http", "header=X-Agent-State" };
+        FZ_CHECK(slb_agent_conf_parse(p, &d, 2, body_args) == NULL);
+        check_agent(p, &d, resp, size - pos, eof, data[0]);
+        FZ_CHECK(slb_agent_conf_parse(p, &d, 2, hdr_args) == NULL);
+        check_agent(p, &d, resp, size - pos, eof, data[0]);
+        check_answer_text(p, fz_str(data + pos, size - pos), data[0]);
     }
     FZ_CHECK(slb_probe_conf_parse(p, &d, 3, defargs) == NULL);
     check_conf(p, &d);

@@ -104,6 +104,12 @@ seeds["probe"] = [
           b"HTTP/1.1 200 OK\r\n\r\n"),
     probe(["http", "verify=off", "resolve=0", "host=app.example:443"],
           b"HTTP/1.0 301 Moved\r\n\r\n"),
+    # agent checks: a body line, a header, words and weights
+    probe(["http", "path=/agent", "interval=2", "timeout=1"],
+          b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\nup, drain 50%\n"),
+    probe(["http", "header=X-Agent-State", "route=a"],
+          b"HTTP/1.1 200 OK\r\nx-agent-state:  maint 0% # note\r\n\r\nready\n"),
+    probe(["http", "path=/agent"], b"HTTP/1.0 200 OK\r\n\r\n" + b"x" * 126 + b" 75%"),
 ]
 
 # --- mc_value: the stored value

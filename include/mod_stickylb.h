@@ -93,7 +93,21 @@ typedef struct {
     apr_uint64_t requests, new_sessions, failovers;
     apr_uint64_t route_cookie;       /* requests sticky by the route cookie */
     apr_uint64_t probes, probe_failures, probe_us;   /* since the start */
+    /* the agent check (StickyLBAgent) */
+    int agent, agent_ok;             /* asked; its last answer was known */
+    const char *agent_state;         /* slb_agent_state_name */
+    int agent_weight;                /* percent */
+    unsigned agent_owned;            /* SLB_AGENT_F_* the agent set */
+    apr_time_t agent_last, agent_change;
+    char agent_answer[SLB_AGENT_ANSWER_MAX];
+    char agent_why[SLB_PROBE_WHY_MAX];
 } slb_health_view;
+/* The operator decided flags (SLB_AGENT_F_*) of w: the agent no longer
+ * owns them (it will not clear them) */
+void slb_agent_forget(struct proxy_balancer *b, struct proxy_worker *w,
+                      unsigned flags);
+/* The flags (SLB_AGENT_F_*) the agent check set on w */
+unsigned slb_agent_owned(struct proxy_balancer *b, struct proxy_worker *w);
 /* 1 and *v filled when the member has an entry */
 int slb_health_snapshot(struct proxy_balancer *b, struct proxy_worker *w,
                         slb_health_view *v);

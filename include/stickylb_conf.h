@@ -151,7 +151,8 @@ enum {
     SLB_SET_PROBES          = 1u << 11,
     SLB_SET_PASSIVE         = 1u << 12,
     SLB_SET_SLOW_START      = 1u << 13,
-    SLB_SET_VARIABLES       = 1u << 14
+    SLB_SET_VARIABLES       = 1u << 14,
+    SLB_SET_AGENTS          = 1u << 15
 };
 
 /* Whether the STICKYLB_* variables are set (StickyLBVariables). */
@@ -176,6 +177,7 @@ typedef struct {
     slb_placement placement;
     slb_store_kind store;
     apr_array_header_t *probes;          /* slb_probe_conf */
+    apr_array_header_t *agents;          /* slb_probe_conf (agent set) */
     apr_array_header_t *passive;         /* slb_range */
     int passive_fall;
     apr_interval_time_t slow_start;      /* 0: off */
@@ -239,6 +241,8 @@ typedef struct {
     const slb_tier *tier;          /* the store (set by the glue) */
     const void *key_prefix;        /* the table's key prefix of ns (glue) */
     const apr_array_header_t *probes;   /* slb_probe_conf, never NULL */
+    const apr_array_header_t *agents;   /* agent checks (slb_probe_conf,
+                                         * agent set), never NULL */
     const apr_array_header_t *passive;  /* slb_range, never NULL */
     int passive_fall;
     apr_interval_time_t slow_start;     /* 0: off */

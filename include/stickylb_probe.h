@@ -61,6 +61,11 @@ typedef struct {
                                   * this often; 0 = once; default 30 s */
     struct ssl_ctx_st *tls;      /* the TLS context of the line, set by the
                                   * caller (slb_probe_tls_ctx); NULL: none */
+    int agent;                   /* an agent check (StickyLBAgent): the
+                                  * answer is read, not judged */
+    const char *header;          /* agent: the answer is this response
+                                  * header's value; NULL: the body's first
+                                  * line */
 } slb_probe_conf;
 
 void slb_probe_conf_init(slb_probe_conf *c);
@@ -134,6 +139,81 @@ int slb_probe_resolve_due(apr_time_t last, apr_interval_time_t every,
                           apr_time_t now);
 
 /* ------------------------------------------------------------------ */
+/* agent checks: the member says its state and weight                   */
+
+/* the longest answer kept (the status page shows it) */
+#define SLB_AGENT_ANSWER_MAX 128
+
+typedef enum {
+    SLB_AGENT_NONE = 0,          /* no state word */
+    SLB_AGENT_UP,                /* up, ready */
+    SLB_AGENT_DRAIN,             /* drain */
+    SLB_AGENT_MAINT,             /* maint */
+    SLB_AGENT_DOWN               /* down, failed, stopped */
+} slb_agent_state;
+
+typedef struct {
+    slb_agent_state state;       /* SLB_AGENT_NONE: none said */
+    int weight;                  /* percent of the loadfactor, 0 to 100;
+                                  * -1: none said */
+} slb_agent_answer;
+
+/*
+ * Parse "http [path=] [host=] [header=] [interval=s] [timeout=s|ms]
+ * [route=r] [verify=on|off] [ca=file] [resolve=s]", or "none" alone (no
+ * agent check: overrides one inherited from the server).  Returns NULL or
+ * an error naming the word; c->agent is set.
+ */
+const char *slb_agent_conf_parse(apr_pool_t *p, slb_probe_conf *c,
+                                 int argc, const char *const *argv);
+
+/*
+ * The answer of an agent's HTTP response (bytes read so far, complete when
+ * eof): the value of c->header, else the body's first line, trimmed, at
+ * most SLB_AGENT_ANSWER_MAX - 1 bytes, into answer.  Returns 1 (answer
+ * set), 0 (failed, *why says why) or -1 (need more bytes).
+ */
+int slb_agent_judge(const slb_probe_conf *c, const char *buf,
+                    apr_size_t len, int eof, const char **why,
+                    char *answer);
+
+/*
+ * Parse an agent's answer, HAProxy's agent-check words separated by
+ * commas or blanks, case-insensitive, up to a '#': up, ready, drain,
+ * maint, down, failed, stopped, and a weight "N%" (0 to 100; more is
+ * taken as 100).  The last state word counts; other words are ignored.
+ * NULL, or an error when no word is known.
+ */
+const char *slb_agent_parse(apr_pool_t *p, const char *text,
+                            slb_agent_answer *a);
+
+/*
+ * What the agent says from now on, after answer a: a state word replaces
+ * the state; a weight replaces the weight; up (ready) without a weight
+ * puts the weight back to 100.  cur starts as { SLB_AGENT_UP, 100 }.
+ */
+void slb_agent_merge(slb_agent_answer *cur, const slb_agent_answer *a);
+
+const char *slb_agent_state_name(slb_agent_state st);
+
+/* What the agent wants set on the member (SLB_AGENT_F_*): drain also for
+ * a weight of 0. */
+#define SLB_AGENT_F_DRAIN 0x1u   /* no new sessions (PROXY_WORKER_DRAIN) */
+#define SLB_AGENT_F_MAINT 0x2u   /* disabled (PROXY_WORKER_DISABLED) */
+#define SLB_AGENT_F_DOWN  0x4u   /* down (PROXY_WORKER_HC_FAIL) */
+#define SLB_AGENT_F_ALL   0x7u
+unsigned slb_agent_want(const slb_agent_answer *cur);
+
+/*
+ * The member's flags (SLB_AGENT_F_*) once the agent's wishes are applied.
+ * current: the flags the member has, whoever set them; *owned: the ones
+ * the agent set (updated).  A flag wanted and not set is set and owned; a
+ * flag set by someone else stays theirs (the agent never clears it); a
+ * flag the agent owns and no longer wants is cleared.
+ */
+unsigned slb_agent_apply(unsigned want, unsigned current, unsigned *owned);
+
+/* ------------------------------------------------------------------ */
 /* the batch runner                                                     */
 
 typedef struct {
@@ -152,6 +232,7 @@ typedef struct {
     const char *why;             /* when !ok: static or from the run's
                                   * pool */
     apr_interval_time_t latency;
+    char answer[SLB_AGENT_ANSWER_MAX]; /* agent checks, when ok */
 } slb_probe;
 
 /*

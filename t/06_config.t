@@ -80,6 +80,12 @@ my @bad = (
     ['StickyLBSlowStart 10m',                      'StickyLBSlowStart',   '10m'],
     ['StickyLBIdleTimeout 1.5s',                   'StickyLBIdleTimeout', 'ms or s'],
     ['StickyLBProbe http interval=50ms',           'StickyLBProbe',       '100 ms'],
+    ['StickyLBAgent tcp',                          'StickyLBAgent',       'must be http or none'],
+    ['StickyLBAgent http body=up',                 'StickyLBAgent',       "unknown option 'body=up'"],
+    ['StickyLBAgent http header=X:Y',              'StickyLBAgent',       'not a header name'],
+    ['StickyLBAgent http interval=1 timeout=2',    'StickyLBAgent',       'timeout= must not exceed interval='],
+    ['StickyLBAgent none route=a',                 'StickyLBAgent',       'none takes no option'],
+    ["StickyLBAgent http\n StickyLBAgent http path=/x", 'StickyLBAgent', 'already'],
     ['StickyLBRouteCookie ROUTEID insert strict',  'StickyLBRouteCookie', 'sign='],
     ['StickyLBRouteCookie ROUTEID insert sign=/nonexistent/keys', 'StickyLBRouteCookie', '/nonexistent/keys'],
     ['StickyLBRouteCookie ROUTEID insert maxidle=0 sign=/x', 'StickyLBRouteCookie', 'maxidle'],
@@ -158,6 +164,10 @@ ok($rc != 0 && $out =~ /StickyLBMemcached: unknown option 'timeuot=20': did you 
 # What names nothing or has no effect, said at configtest.
 ($rc, $out) = configtest(qq{<Proxy "balancer://p">\n BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=stickylb\n StickyLBProbe http route=nosuch\n</Proxy>\n});
 ok($rc != 0 && $out =~ /StickyLBProbe: route=nosuch names no member of balancer:\/\/p/, 'a probe route= that names no member is refused') or diag $out;
+($rc, $out) = configtest(qq{<Proxy "balancer://p">\n BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=stickylb\n StickyLBAgent http route=nosuch\n</Proxy>\n});
+ok($rc != 0 && $out =~ /StickyLBAgent: route=nosuch names no member of balancer:\/\/p/, 'an agent route= that names no member is refused') or diag $out;
+($rc, $out) = configtest(balancer("StickyLBAgent http path=/agent header=X-Agent-State interval=2 timeout=500ms\n StickyLBAgent http path=/a route=a\n StickyLBProbe tcp"));
+is($rc, 0, 'agent checks next to a probe pass configtest') or diag $out;
 ($rc, $out) = configtest(qq{<Proxy "balancer://p">\n BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=stickylb\n StickyLBProbe http route=a\n</Proxy>\n});
 is($rc, 0, 'a probe route= of a member passes') or diag $out;
 ($rc, $out) = configtest(qq{<Proxy "balancer://rr">\n BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=byrequests\n StickyLBRouteCookie ROUTEID insert\n</Proxy>\n});

@@ -6,7 +6,7 @@
 # Usage:
 #   perl t/backend.pl --port N --route t1 [--host 127.0.0.1] [--pidfile F]
 #                     [--cookie-name JSESSIONID] [--no-route-suffix]
-#                     [--idle-timeout 5] [--no-session]
+#                     [--idle-timeout 5] [--no-session] [--agent-file F]
 #
 # Behaviour (see also t/lib/StickyLB/Backends.pm):
 #   * one forked child per connection, HTTP/1.1 keep-alive (idle timeout 5 s),
@@ -35,6 +35,10 @@
 #       body-length: <bytes of request body read>
 #       h-<lowercased header name>: <value>      (one line per request header)
 #   * a path containing /sleep/MS sleeps MS milliseconds before answering;
+#   * --agent-file F: GET /agent answers an agent check (StickyLBAgent)
+#     from F, read at each request so a test can rewrite it: the body is
+#     F's first line, and F's second line, if any, is sent as the header
+#     "X-Agent-State" (no F: the body "up");
 #   * the pid file is written (atomically) once listen() succeeded;
 #   * SIGTERM/SIGINT: stop accepting, terminate the connection children,
 #     remove the pid file, exit 0.
@@ -53,7 +57,7 @@ my %opt = (
 );
 GetOptions(\%opt, 'port=i', 'route=s', 'host=s', 'pidfile=s',
            'cookie-name=s', 'no-route-suffix', 'idle-timeout=f',
-           'no-session', 'help')
+           'no-session', 'agent-file=s', 'help')
     or usage(2);
 usage(0) if $opt{help};
 usage(2) unless $opt{port} && defined $opt{route} && length $opt{route};
@@ -68,7 +72,7 @@ my $MAX_HEADER  = 64 * 1024;
 sub usage {
     print STDERR "usage: $0 --port N --route ROUTE [--host 127.0.0.1] "
                . "[--pidfile F] [--cookie-name JSESSIONID] [--no-route-suffix] "
-               . "[--idle-timeout S] [--no-session]\n";
+               . "[--idle-timeout S] [--no-session] [--agent-file F]\n";
     exit $_[0];
 }
 
@@ -309,6 +313,24 @@ sub serve {
         }
         if ($path =~ m{/status/(\d{3})(?=$|[/;?])}) {
             $status = $1;
+        }
+
+        # an agent check's answer, from the agent file
+        if (defined $opt{'agent-file'} && $path eq '/agent') {
+            my @lines = ('up');
+            if (open my $af, '<', $opt{'agent-file'}) {
+                @lines = map { s/\r?\n\z//r } <$af>;
+                close $af;
+            }
+            my $ab = (defined $lines[0] ? $lines[0] : '') . "\n";
+            my @ah = ("HTTP/1.1 200 OK", "X-Backend: $ROUTE",
+                      'Content-Type: text/plain',
+                      'Content-Length: ' . length($ab), 'Connection: close');
+            push @ah, "X-Agent-State: $lines[1]" if defined $lines[1];
+            my $ar = join('', map { "$_\r\n" } @ah) . "\r\n"
+                     . (uc($method) eq 'HEAD' ? '' : $ab);
+            syswrite $sock, $ar;
+            return;
         }
 
         # per-request overrides (set by the test server with RequestHeader):

@@ -6,7 +6,10 @@
  * TLS server on loopback (a thread of the test, with a CA and a server
  * certificate made by the test): verified against the CA, refused by the
  * system's store, verify=off, a name mismatch, a server that never
- * handshakes (bounded by the probe's timeout).
+ * handshakes (bounded by the probe's timeout).  The agent check: its
+ * grammar, the answer read from a response (body line or header), the
+ * answer's words, and the rules that apply it to a member's flags (the
+ * agent clears only what it set); one agent check over TLS.
  */
 #include <string.h>
 #include <errno.h>
@@ -298,6 +301,278 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer,
     return x;
 }
 
+/* ------------------------------------------------------------------ */
+/* agent checks                                                         */
+
+static const char *parse_agent(slb_probe_conf *c, const char *line)
+{
+    char *copy = apr_pstrdup(pool, line), *tok, *last;
+    const char *argv[32];
+    int argc = 0;
+
+    for (tok = apr_strtok(copy, " ", &last); tok && argc < 32;
+         tok = apr_strtok(NULL, " ", &last)) {
+        argv[argc++] = tok;
+    }
+    return slb_agent_conf_parse(pool, c, argc, argv);
+}
+
+static void assert_agent_err(const char *line, const char *part)
+{
+    slb_probe_conf c;
+    const char *err = parse_agent(&c, line);
+
+    ck_assert_msg(err != NULL, "'%s' was accepted", line);
+    ck_assert_msg(strstr(err, part) != NULL, "'%s': '%s' does not say '%s'",
+                  line, err, part);
+}
+
+START_TEST(test_agent_conf)
+{
+    slb_probe_conf c;
+
+    ck_assert_ptr_null(parse_agent(&c, "http path=/agent"));
+    ck_assert_int_eq(c.kind, SLB_PROBE_HTTP);
+    ck_assert_int_eq(c.agent, 1);
+    ck_assert_ptr_null(c.header);
+    ck_assert_str_eq(c.path, "/agent");
+    ck_assert(c.interval == apr_time_from_sec(5));
+    ck_assert_ptr_null(parse_agent(&c, "http path=/a header=X-Agent-State "
+                                       "interval=1 timeout=500ms route=r1 "
+                                       "host=a.test verify=off resolve=0"));
+    ck_assert_str_eq(c.header, "X-Agent-State");
+    ck_assert_str_eq(c.route, "r1");
+    ck_assert(c.timeout == apr_time_from_msec(500));
+    ck_assert_int_eq(c.verify, 0);
+    ck_assert_ptr_null(parse_agent(&c, "none"));
+    ck_assert_int_eq(c.kind, SLB_PROBE_NONE);
+    ck_assert_int_eq(c.agent, 1);
+
+    assert_agent_err("tcp", "the first word must be http or none");
+    assert_agent_err("", "needs http or none");
+    assert_agent_err("none route=r1", "none takes no option");
+    assert_agent_err("http body=up", "body=");
+    assert_agent_err("http expect=200", "expect=");
+    assert_agent_err("http rise=2", "rise=");
+    assert_agent_err("http header=", "header='' is not a header name");
+    assert_agent_err("http header=X:Y", "not a header name");
+    assert_agent_err("http path=agent", "path='agent' must start with '/'");
+    assert_agent_err("http interval=1 timeout=2",
+                     "timeout= must not exceed interval=");
+}
+END_TEST
+
+static int judge(const slb_probe_conf *c, const char *resp, int eof,
+                 const char **why, char *answer)
+{
+    *why = NULL;
+    answer[0] = '\0';
+    return slb_agent_judge(c, resp, strlen(resp), eof, why, answer);
+}
+
+START_TEST(test_agent_judge)
+{
+    slb_probe_conf c, h;
+    char ans[SLB_AGENT_ANSWER_MAX];
+    const char *why;
+    char big[SLB_PROBE_READ_MAX + 16];
+
+    ck_assert_ptr_null(parse_agent(&c, "http path=/agent"));
+    ck_assert_ptr_null(parse_agent(&h, "http header=X-Agent-State"));
+
+    /* the body's first line, trimmed */
+    ck_assert_int_eq(judge(&c, "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n"
+                               "\r\n drain 50% \r\nmore", 0, &why, ans), 1);
+    ck_assert_str_eq(ans, "drain 50%");
+    /* no end of line yet: more bytes, then eof ends the line */
+    ck_assert_int_eq(judge(&c, "HTTP/1.1 200 OK\r\n\r\nmai", 0, &why, ans),
+                     -1);
+    ck_assert_int_eq(judge(&c, "HTTP/1.1 200 OK\r\n\r\nmaint", 1, &why,
+                           ans), 1);
+    ck_assert_str_eq(ans, "maint");
+    ck_assert_int_eq(judge(&c, "HTTP/1.1 200 OK\r\nX: y\r\n", 0, &why, ans),
+                     -1);
+    ck_assert_int_eq(judge(&c, "HTTP/1.1 200 OK\r\nX: y\r\n", 1, &why, ans),
+                     0);
+    ck_assert_str_eq(why, "truncated response headers");
+    ck_assert_int_eq(judge(&c, "HTTP/1.1 200 OK\r\n\r\n  \r\n", 1, &why,
+                           ans), 0);
+    ck_assert_str_eq(why, "empty agent answer");
+    ck_assert_int_eq(judge(&c, "HTTP/1.1 503 No\r\n\r\nup\n", 1, &why, ans),
+                     0);
+    ck_assert_str_eq(why, "unexpected status");
+    ck_assert_int_eq(judge(&c, "SSH-2.0\r\n\r\n", 1, &why, ans), 0);
+    ck_assert_str_eq(why, "not an HTTP response");
+    /* a long line is cut to the answer's size */
+    memset(big, 'a', sizeof(big));
+    memcpy(big, "HTTP/1.0 200 OK\r\n\r\n", 19);
+    big[sizeof(big) - 1] = '\0';
+    ck_assert_int_eq(slb_agent_judge(&c, big, SLB_PROBE_READ_MAX, 0, &why,
+                                     ans), 1);
+    ck_assert_uint_eq(strlen(ans), SLB_AGENT_ANSWER_MAX - 1);
+    /* ... and trimmed after the cut; a NUL ends the answer */
+    memset(big + 19, 'x', sizeof(big) - 19);
+    big[19 + SLB_AGENT_ANSWER_MAX - 2] = ' ';
+    ck_assert_int_eq(slb_agent_judge(&c, big, SLB_PROBE_READ_MAX, 0, &why,
+                                     ans), 1);
+    ck_assert_uint_eq(strlen(ans), SLB_AGENT_ANSWER_MAX - 2);
+    ck_assert_int_eq(ans[strlen(ans) - 1], 'x');
+    ck_assert_int_eq(slb_agent_judge(&c, "HTTP/1.0 200 OK\r\n\r\ndrain \0x\n",
+                                     28, 1, &why, ans), 1);
+    ck_assert_str_eq(ans, "drain");
+
+    /* the header's value, the name case-insensitive; the body ignored */
+    ck_assert_int_eq(judge(&h, "HTTP/1.1 200 OK\r\nServer: x\r\n"
+                               "x-agent-state:  up, 75%\r\n\r\ndown\n", 0,
+                           &why, ans), 1);
+    ck_assert_str_eq(ans, "up, 75%");
+    ck_assert_int_eq(judge(&h, "HTTP/1.1 200 OK\r\nX-Agent-Statement: up"
+                               "\r\n\r\n", 0, &why, ans), 0);
+    ck_assert_str_eq(why, "no agent header in the response");
+    ck_assert_int_eq(judge(&h, "HTTP/1.1 200 OK\r\nX-Agent-State:\r\n\r\n",
+                           0, &why, ans), 0);
+    ck_assert_str_eq(why, "empty agent header");
+    ck_assert_int_eq(judge(&h, "HTTP/1.1 200 OK\r\nX-Agent-State: up\r\n",
+                           0, &why, ans), -1);
+}
+END_TEST
+
+static slb_agent_answer answer_of(const char *text)
+{
+    slb_agent_answer a;
+    const char *err = slb_agent_parse(pool, text, &a);
+
+    ck_assert_msg(err == NULL, "'%s': %s", text, err);
+    return a;
+}
+
+START_TEST(test_agent_parse)
+{
+    slb_agent_answer a;
+    const char *err;
+
+    a = answer_of("up");
+    ck_assert_int_eq(a.state, SLB_AGENT_UP);
+    ck_assert_int_eq(a.weight, -1);
+    ck_assert_int_eq(answer_of("READY").state, SLB_AGENT_UP);
+    ck_assert_int_eq(answer_of("drain").state, SLB_AGENT_DRAIN);
+    ck_assert_int_eq(answer_of("Maint").state, SLB_AGENT_MAINT);
+    ck_assert_int_eq(answer_of("down").state, SLB_AGENT_DOWN);
+    ck_assert_int_eq(answer_of("stopped").state, SLB_AGENT_DOWN);
+    ck_assert_int_eq(answer_of("failed").state, SLB_AGENT_DOWN);
+    a = answer_of("75%");
+    ck_assert_int_eq(a.state, SLB_AGENT_NONE);
+    ck_assert_int_eq(a.weight, 75);
+    a = answer_of("up,50%");
+    ck_assert_int_eq(a.state, SLB_AGENT_UP);
+    ck_assert_int_eq(a.weight, 50);
+    a = answer_of(" 0%\tdrain ");
+    ck_assert_int_eq(a.state, SLB_AGENT_DRAIN);
+    ck_assert_int_eq(a.weight, 0);
+    /* bounded: more than 100% is 100% */
+    ck_assert_int_eq(answer_of("250%").weight, 100);
+    /* the last state word counts; unknown words are ignored */
+    ck_assert_int_eq(answer_of("drain, up").state, SLB_AGENT_UP);
+    ck_assert_int_eq(answer_of("hello maint").state, SLB_AGENT_MAINT);
+    /* up to a '#': the rest is a comment */
+    a = answer_of("up # down 10%");
+    ck_assert_int_eq(a.state, SLB_AGENT_UP);
+    ck_assert_int_eq(a.weight, -1);
+
+    err = slb_agent_parse(pool, "hello world", &a);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_ptr_nonnull(strstr(err, "no state or weight in the answer "
+                                      "'hello world'"));
+    ck_assert_ptr_nonnull(slb_agent_parse(pool, "%", &a));
+    ck_assert_ptr_nonnull(slb_agent_parse(pool, "-5%", &a));
+    ck_assert_ptr_nonnull(slb_agent_parse(pool, "5x%", &a));
+    ck_assert_ptr_nonnull(slb_agent_parse(pool, "# up", &a));
+    ck_assert_ptr_nonnull(slb_agent_parse(pool, "", &a));
+}
+END_TEST
+
+START_TEST(test_agent_merge_want)
+{
+    slb_agent_answer cur = { SLB_AGENT_UP, 100 };
+
+    ck_assert_uint_eq(slb_agent_want(&cur), 0);
+    slb_agent_merge(&cur, &(slb_agent_answer){ SLB_AGENT_NONE, 50 });
+    ck_assert_int_eq(cur.state, SLB_AGENT_UP);
+    ck_assert_int_eq(cur.weight, 50);
+    ck_assert_uint_eq(slb_agent_want(&cur), 0);
+    /* a state alone keeps the weight */
+    slb_agent_merge(&cur, &(slb_agent_answer){ SLB_AGENT_DRAIN, -1 });
+    ck_assert_int_eq(cur.state, SLB_AGENT_DRAIN);
+    ck_assert_int_eq(cur.weight, 50);
+    ck_assert_uint_eq(slb_agent_want(&cur), SLB_AGENT_F_DRAIN);
+    slb_agent_merge(&cur, &(slb_agent_answer){ SLB_AGENT_MAINT, -1 });
+    ck_assert_uint_eq(slb_agent_want(&cur), SLB_AGENT_F_MAINT);
+    slb_agent_merge(&cur, &(slb_agent_answer){ SLB_AGENT_DOWN, -1 });
+    ck_assert_uint_eq(slb_agent_want(&cur), SLB_AGENT_F_DOWN);
+    /* up clears what the agent said, its weight too */
+    slb_agent_merge(&cur, &(slb_agent_answer){ SLB_AGENT_UP, -1 });
+    ck_assert_int_eq(cur.state, SLB_AGENT_UP);
+    ck_assert_int_eq(cur.weight, 100);
+    slb_agent_merge(&cur, &(slb_agent_answer){ SLB_AGENT_UP, 30 });
+    ck_assert_int_eq(cur.weight, 30);
+    /* a weight of 0 drains */
+    slb_agent_merge(&cur, &(slb_agent_answer){ SLB_AGENT_NONE, 0 });
+    ck_assert_uint_eq(slb_agent_want(&cur), SLB_AGENT_F_DRAIN);
+    slb_agent_merge(&cur, &(slb_agent_answer){ SLB_AGENT_MAINT, -1 });
+    ck_assert_uint_eq(slb_agent_want(&cur),
+                      SLB_AGENT_F_DRAIN | SLB_AGENT_F_MAINT);
+    ck_assert_str_eq(slb_agent_state_name(SLB_AGENT_MAINT), "maint");
+    ck_assert_str_eq(slb_agent_state_name(SLB_AGENT_UP), "up");
+}
+END_TEST
+
+START_TEST(test_agent_apply)
+{
+    unsigned owned = 0, st;
+
+    /* the agent drains a member nobody drained: it owns the drain */
+    st = slb_agent_apply(SLB_AGENT_F_DRAIN, 0, &owned);
+    ck_assert_uint_eq(st, SLB_AGENT_F_DRAIN);
+    ck_assert_uint_eq(owned, SLB_AGENT_F_DRAIN);
+    /* ... then maint: the drain is no longer wanted, and cleared */
+    st = slb_agent_apply(SLB_AGENT_F_MAINT, st, &owned);
+    ck_assert_uint_eq(st, SLB_AGENT_F_MAINT);
+    ck_assert_uint_eq(owned, SLB_AGENT_F_MAINT);
+    /* ... up: back */
+    st = slb_agent_apply(0, st, &owned);
+    ck_assert_uint_eq(st, 0);
+    ck_assert_uint_eq(owned, 0);
+
+    /* the operator disabled the member: the agent's up leaves it so */
+    owned = 0;
+    st = slb_agent_apply(0, SLB_AGENT_F_MAINT, &owned);
+    ck_assert_uint_eq(st, SLB_AGENT_F_MAINT);
+    ck_assert_uint_eq(owned, 0);
+    /* ... the agent's maint too, and its up after it */
+    st = slb_agent_apply(SLB_AGENT_F_MAINT, st, &owned);
+    ck_assert_uint_eq(owned, 0);
+    st = slb_agent_apply(0, st, &owned);
+    ck_assert_uint_eq(st, SLB_AGENT_F_MAINT);
+    /* the operator's drain stays under the agent's down and up */
+    owned = 0;
+    st = slb_agent_apply(SLB_AGENT_F_DOWN, SLB_AGENT_F_DRAIN, &owned);
+    ck_assert_uint_eq(st, SLB_AGENT_F_DRAIN | SLB_AGENT_F_DOWN);
+    ck_assert_uint_eq(owned, SLB_AGENT_F_DOWN);
+    st = slb_agent_apply(0, st, &owned);
+    ck_assert_uint_eq(st, SLB_AGENT_F_DRAIN);
+    ck_assert_uint_eq(owned, 0);
+    /* a flag the agent owned and someone cleared: set again while the
+     * agent still wants it, and not owned once it does not */
+    owned = SLB_AGENT_F_DRAIN;
+    st = slb_agent_apply(SLB_AGENT_F_DRAIN, 0, &owned);
+    ck_assert_uint_eq(st, SLB_AGENT_F_DRAIN);
+    owned = SLB_AGENT_F_DRAIN;
+    st = slb_agent_apply(0, 0, &owned);
+    ck_assert_uint_eq(st, 0);
+    ck_assert_uint_eq(owned, 0);
+}
+END_TEST
+
 typedef struct {
     int lfd;
     int mode;                    /* 0: TLS and an answer; 1: never reads */
@@ -441,7 +716,7 @@ START_TEST(test_tls_runner)
     sv.lfd = listen_loopback(&port);
     sv.ctx = sctx;
     sv.mode = 0;
-    sv.conns = 6;
+    sv.conns = 7;
     ck_assert_int_eq(pthread_create(&th, NULL, serve, &sv), 0);
 
     line = apr_pstrcat(pool, "http timeout=2 ca=", ca_pem, NULL);
@@ -465,6 +740,32 @@ START_TEST(test_tls_runner)
     pr = run_one("http timeout=2 verify=off host=other.test", port,
                  "127.0.0.1");
     ck_assert_msg(pr.ok, "verify=off: %s", pr.why);
+    {
+        /* an agent check over TLS: the same runner, the body's line read */
+        slb_probe_conf *ac = apr_pcalloc(pool, sizeof(*ac));
+        apr_sockaddr_t *sa;
+        slb_agent_answer a;
+
+        ck_assert_ptr_null(parse_agent(ac, apr_pstrcat(pool, "http "
+                                       "path=/agent timeout=2 ca=", ca_pem,
+                                       NULL)));
+        ac->tls = slb_probe_tls_ctx(pool, ac, &err);
+        ck_assert_ptr_nonnull(ac->tls);
+        ck_assert_int_eq(apr_sockaddr_info_get(&sa, "127.0.0.1", APR_INET,
+                                               (apr_port_t)port, 0, pool),
+                         APR_SUCCESS);
+        memset(&pr, 0, sizeof(pr));
+        pr.conf = ac;
+        pr.addr = sa;
+        pr.request = slb_probe_request(pool, ac, "localhost");
+        pr.tls = ac->tls;
+        pr.tls_name = slb_probe_tls_name(pool, ac, "localhost");
+        ck_assert_int_eq(slb_probe_run(pool, &pr, 1), APR_SUCCESS);
+        ck_assert_msg(pr.ok, "agent over TLS: %s", pr.why);
+        ck_assert_str_eq(pr.answer, "UP");
+        ck_assert_ptr_null(slb_agent_parse(pool, pr.answer, &a));
+        ck_assert_int_eq(a.state, SLB_AGENT_UP);
+    }
     pthread_join(th, NULL);
     close(sv.lfd);
 
@@ -503,6 +804,11 @@ Suite *probe_suite(void)
     tcase_add_test(tc, test_tls_name);
     tcase_add_test(tc, test_resolve_due);
     tcase_add_test(tc, test_tls_reasons);
+    tcase_add_test(tc, test_agent_conf);
+    tcase_add_test(tc, test_agent_judge);
+    tcase_add_test(tc, test_agent_parse);
+    tcase_add_test(tc, test_agent_merge_want);
+    tcase_add_test(tc, test_agent_apply);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("tls");
