@@ -1440,6 +1440,7 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 {
     server_rec *sr;
     int any_probe = 0;
+    apr_array_header_t *keep_ns, *keep_routes;
 
     (void)plog;
     get_best_worker_fn = APR_RETRIEVE_OPTIONAL_FN(proxy_balancer_get_best_worker);
@@ -1460,6 +1461,8 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return !OK;
     }
     slb_config_resolve(pconf, ptemp, s);
+    keep_ns = apr_array_make(ptemp, 16, sizeof(const char *));
+    keep_routes = apr_array_make(ptemp, 16, sizeof(const char *));
     for (sr = s; sr; sr = sr->next) {
         const slb_srv_conf *sc = ap_get_module_config(sr->module_config,
                                                       &stickylb_module);
@@ -1492,9 +1495,19 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                                  "carry: sessions on it cannot stick",
                                  w->s->route, w->s->name, b->s->name);
                 }
+                else {
+                    APR_ARRAY_PUSH(keep_ns, const char *)
+                        = sc->resolved[i]->ns;
+                    APR_ARRAY_PUSH(keep_routes, const char *) = w->s->route;
+                }
             }
         }
     }
+    /* routes of members removed since the last start leave the stick
+     * table's registry (kept across graceful restarts) */
+    slb_store_keep_routes(s, keep_ns->nelts,
+                          (const char *const *)keep_ns->elts,
+                          (const char *const *)keep_routes->elts);
     if (slb_status_post_config(pconf, s) != OK
         || slb_sync_post_config(pconf, s) != OK) {
         return !OK;

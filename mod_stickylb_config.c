@@ -581,7 +581,7 @@ static const char *set_passive(cmd_parms *cmd, void *dconf, int argc,
     c->set |= SLB_SET_PASSIVE;
     return named(cmd, slb_parse_passive(cmd->pool, argc,
                                         (const char *const *)argv,
-                                        &c->passive, &c->passive_fall));
+                                        &c->passive, &c->passive_opts));
 }
 
 static const char *set_slow_start(cmd_parms *cmd, void *dconf,

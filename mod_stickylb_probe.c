@@ -41,7 +41,7 @@
 #define HEALTH_SLOTS 4096
 /* the layout of health_t is part of the key: a restart that loads a
  * module with another layout gets a new table */
-#define HEALTH_USERDATA_KEY "mod_stickylb-health-4"
+#define HEALTH_USERDATA_KEY "mod_stickylb-health-5"
 /* name lookups of one tick: after this much, the rest wait a tick */
 #define RESOLVE_BUDGET apr_time_from_msec(200)
 
@@ -49,7 +49,6 @@ typedef struct {
     apr_uint64_t key;            /* 0: free */
     apr_uint32_t down;           /* 1 while marked down by us */
     apr_uint32_t passes, fails;  /* consecutive probe results */
-    apr_uint32_t passive_fails;  /* consecutive failing responses */
     apr_time_t last_change;
     apr_time_t up_since;         /* slow start; 0 = never went down */
     apr_time_t last_probe;
@@ -72,6 +71,7 @@ typedef struct {
     apr_time_t agent_change;     /* ... of the last change of state */
     char agent_answer[SLB_AGENT_ANSWER_MAX]; /* the last answer read */
     char agent_why[SLB_PROBE_WHY_MAX];       /* "ok" or why it failed */
+    slb_passive_state passive;   /* passive marking (stickylb_passive.c) */
 } health_t;
 
 static health_t *health = NULL;  /* HEALTH_SLOTS entries in shm */
@@ -273,10 +273,36 @@ static int status_listed(const slb_balancer *c, int status)
     return 0;
 }
 
+/* How many members of b passive marking keeps out now, and how many are
+ * usable (the ejection path only: a walk over the members). */
+static void passive_census(proxy_balancer *b, apr_time_t now, int *ejected,
+                           int *usable)
+{
+    int i;
+
+    *ejected = *usable = 0;
+    for (i = 0; i < b->workers->nelts; i++) {
+        proxy_worker *w = APR_ARRAY_IDX(b->workers, i, proxy_worker *);
+        health_t *h = health_of(member_key(b, w), 0);
+        if (PROXY_WORKER_IS_USABLE(w)) {
+            (*usable)++;
+        }
+        else if (h && slb_passive_ejected(&h->passive, now)
+                 && PROXY_WORKER_IS(w, PROXY_WORKER_IN_ERROR)) {
+            (*ejected)++;
+        }
+    }
+}
+
 void slb_health_passive(request_rec *r, proxy_balancer *b, proxy_worker *w,
                         const slb_balancer *c)
 {
+    const slb_passive_conf *pc = &c->passive_opts;
     health_t *h;
+    int failed, ejected, usable;
+    apr_uint32_t client = 0;
+    apr_time_t now;
+    apr_interval_time_t len;
 
     if (c->passive == NULL || c->passive->nelts == 0 || w == NULL) {
         return;
@@ -285,26 +311,55 @@ void slb_health_passive(request_rec *r, proxy_balancer *b, proxy_worker *w,
     if (h == NULL) {
         return;
     }
-    if (!status_listed(c, r->status)) {
-        __atomic_store_n(&h->passive_fails, 0, __ATOMIC_RELAXED);
+    failed = status_listed(c, r->status);
+    if (failed && pc->min_clients > 1) {
+        client = slb_passive_client_hash(r->useragent_ip);
+    }
+    now = apr_time_now();
+    if (!slb_passive_record(&h->passive, pc, failed, client, now)
+        || PROXY_WORKER_IS(w, PROXY_WORKER_IN_ERROR)) {
         return;
     }
-    if (__atomic_add_fetch(&h->passive_fails, 1, __ATOMIC_RELAXED)
-            < (apr_uint32_t)c->passive_fall) {
+    passive_census(b, now, &ejected, &usable);
+    if (!slb_passive_may_eject(pc, b->workers->nelts, ejected, usable)) {
+        if (slb_passive_hold(&h->passive)) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          SLB_LOG_TAG "SLB0306: member %s of %s is failing "
+                          "(last status %d) but stays in: %s (%d of %d "
+                          "members out, max-ejected=%d%%)", w->s->name,
+                          b->s->name, r->status,
+                          usable <= 1 ? "it is the last usable member"
+                                      : "the cap of StickyLBPassive",
+                          ejected, b->workers->nelts, pc->max_ejected);
+        }
         return;
     }
-    /* re-armed: after its retry= time the member is marked again by the
-     * next `fall` failures in a row, every time */
-    __atomic_store_n(&h->passive_fails, 0, __ATOMIC_RELAXED);
-    if (!PROXY_WORKER_IS(w, PROXY_WORKER_IN_ERROR)) {
-        w->s->error_time = apr_time_now();
-        ap_proxy_set_wstatus(PROXY_WORKER_IN_ERROR_FLAG, 1, w);
-        h->last_change = apr_time_now();
+    len = slb_passive_eject(&h->passive, pc, w->s->retry, now);
+    if (len == 0) {
+        return;
+    }
+    /* mod_proxy tries a member in error again once error_time + retry is
+     * past (ap_proxy_retry_worker): error_time is set so that this is
+     * the end of the ejection */
+    w->s->error_time = now + len - w->s->retry;
+    ap_proxy_set_wstatus(PROXY_WORKER_IN_ERROR_FLAG, 1, w);
+    h->last_change = now;
+    if (pc->ratio > 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      SLB_LOG_TAG "SLB0302: member %s of %s answered %d%% "
+                      "or more of its responses in %d s with a listed "
+                      "status (last %d): in error for %" APR_TIME_T_FMT
+                      " s (ejection %u)", w->s->name, b->s->name, pc->ratio,
+                      pc->window, r->status, apr_time_sec(len),
+                      h->passive.repeats);
+    }
+    else {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       SLB_LOG_TAG "SLB0302: member %s of %s answered %d "
-                      "times in a row with a listed status (last %d): "
-                      "in error until its retry= time", w->s->name,
-                      b->s->name, c->passive_fall, r->status);
+                      "times in a row with a listed status (last %d): in "
+                      "error for %" APR_TIME_T_FMT " s (ejection %u)",
+                      w->s->name, b->s->name, pc->fall, r->status,
+                      apr_time_sec(len), h->passive.repeats);
     }
 }
 
@@ -481,7 +536,7 @@ static void apply(target_t *t, const slb_probe *r, apr_time_t now)
             h->down = 0;
             h->last_change = now;
             h->up_since = now;
-            h->passive_fails = 0;
+            h->passive.consecutive = 0;
             if (!(h->agent_owned & SLB_AGENT_F_DOWN)) {
                 ap_proxy_set_wstatus(PROXY_WORKER_HC_FAIL_FLAG, 0, w);
             }

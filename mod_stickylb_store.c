@@ -404,6 +404,23 @@ apr_uint32_t slb_store_unbind_route(const char *ns, const char *route)
     return id < 0 ? 0 : slb_table_del_route(table, id);
 }
 
+void slb_store_keep_routes(server_rec *s, int n, const char *const *ns,
+                           const char *const *routes)
+{
+    apr_uint32_t retired;
+
+    if (table == NULL) {
+        return;
+    }
+    retired = slb_table_routes_keep(table, n, ns, routes);
+    if (retired > 0) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     SLB_LOG_TAG "SLB0207: %u route(s) of members no longer "
+                     "configured left the stick table, with their bindings",
+                     retired);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* member states shared through memcached (drain, maintenance)         */
 

@@ -327,31 +327,68 @@ static int status_range(const char *w, slb_range *r)
     return 1;
 }
 
+/* the options of StickyLBPassive, with their ranges */
+static const struct {
+    const char *name;            /* "fall=" */
+    apr_int64_t lo, hi;
+    size_t off;
+} passive_options[] = {
+    { "fall=", 1, 100, APR_OFFSETOF(slb_passive_conf, fall) },
+    { "ratio=", 1, 100, APR_OFFSETOF(slb_passive_conf, ratio) },
+    { "window=", 1, 3600, APR_OFFSETOF(slb_passive_conf, window) },
+    { "min-requests=", 1, 100000,
+      APR_OFFSETOF(slb_passive_conf, min_requests) },
+    { "min-clients=", 1, SLB_PASSIVE_CLIENTS,
+      APR_OFFSETOF(slb_passive_conf, min_clients) },
+    { "max-ejected=", 1, 100, APR_OFFSETOF(slb_passive_conf, max_ejected) },
+    { "eject=", 1, 86400, APR_OFFSETOF(slb_passive_conf, eject) },
+    { "eject-max=", 1, 86400, APR_OFFSETOF(slb_passive_conf, eject_max) }
+};
+#define N_PASSIVE_OPTIONS \
+    (sizeof(passive_options) / sizeof(passive_options[0]))
+
 const char *slb_parse_passive(apr_pool_t *p, int argc,
                               const char *const *argv,
-                              apr_array_header_t **ranges, int *fall)
+                              apr_array_header_t **ranges,
+                              slb_passive_conf *opts)
 {
     int i;
+    unsigned given = 0;          /* bit k: passive_options[k] */
 
     *ranges = apr_array_make(p, 4, sizeof(slb_range));
-    *fall = SLB_DEFAULT_PASSIVE_FALL;
+    slb_passive_conf_init(opts);
     if (argc == 1 && !strcasecmp(argv[0], "none")) {
         return NULL;
     }
     for (i = 0; i < argc; i++) {
         const char *w = argv[i];
         slb_range r;
+        size_t k;
 
-        if (!strncasecmp(w, "fall=", 5)) {
-            apr_int64_t v;
-            if (slb_parse_int(p, w + 5, 1, 100, &v) != NULL) {
-                return apr_psprintf(p, "'%s' must be fall=1..100", w);
+        for (k = 0; k < N_PASSIVE_OPTIONS; k++) {
+            size_t n = strlen(passive_options[k].name);
+            if (!strncasecmp(w, passive_options[k].name, n)) {
+                apr_int64_t v;
+                if (slb_parse_int(p, w + n, passive_options[k].lo,
+                                  passive_options[k].hi, &v) != NULL) {
+                    return apr_psprintf(p, "'%s' must be %s%d..%d", w,
+                                        passive_options[k].name,
+                                        (int)passive_options[k].lo,
+                                        (int)passive_options[k].hi);
+                }
+                *(int *)((char *)opts + passive_options[k].off) = (int)v;
+                given |= 1u << k;
+                break;
             }
-            *fall = (int)v;
+        }
+        if (k < N_PASSIVE_OPTIONS) {
             continue;
         }
         if (!status_range(w, &r)) {
-            static const char *const options[] = { "fall=", NULL };
+            static const char *const options[] = {
+                "fall=", "ratio=", "window=", "min-requests=",
+                "min-clients=", "max-ejected=", "eject=", "eject-max=", NULL
+            };
             if (!strcasecmp(w, "none")) {
                 return "'none' must stand alone";
             }
@@ -367,6 +404,30 @@ const char *slb_parse_passive(apr_pool_t *p, int argc,
     if ((*ranges)->nelts == 0) {
         return "needs statuses (e.g. 500 502-504), or none";
     }
+    /* bits: 0 fall=, 1 ratio=, 2 window=, 3 min-requests=, 4 min-clients=,
+     * 6 eject=, 7 eject-max= */
+    if ((given & 1u) && (given & 2u)) {
+        return "fall= (failures in a row) and ratio= (a share of the "
+               "responses over window=) are two ways of counting: give "
+               "one";
+    }
+    if (!(given & 2u) && (given & (7u << 2))) {
+        return apr_psprintf(p, "%s counts only with ratio= (e.g. ratio=50 "
+                            "window=10 min-requests=20)",
+                            (given & 4u) ? "window=" : (given & 8u)
+                            ? "min-requests=" : "min-clients=");
+    }
+    if ((given & (1u << 7)) && !(given & (1u << 6))) {
+        return "eject-max= caps eject=: give eject= too (e.g. eject=30 "
+               "eject-max=300)";
+    }
+    if (opts->eject > 0 && opts->eject_max < opts->eject) {
+        if (given & (1u << 7)) {
+            return apr_psprintf(p, "eject-max=%d is shorter than eject=%d",
+                                opts->eject_max, opts->eject);
+        }
+        opts->eject_max = opts->eject;   /* the default cap, at least */
+    }
     return NULL;
 }
 
@@ -377,7 +438,7 @@ void slb_dir_conf_init(slb_dir_conf *c)
 {
     memset(c, 0, sizeof(*c));
     slb_cookie_conf_init(&c->route_cookie);
-    c->passive_fall = SLB_DEFAULT_PASSIVE_FALL;
+    slb_passive_conf_init(&c->passive_opts);
 }
 
 void slb_dir_conf_merge(slb_dir_conf *out, const slb_dir_conf *base,
@@ -405,7 +466,7 @@ void slb_dir_conf_merge(slb_dir_conf *out, const slb_dir_conf *base,
     TAKE(SLB_SET_AGENTS, agents)
     if (add->set & SLB_SET_PASSIVE) {
         c.passive = add->passive;
-        c.passive_fall = add->passive_fall;
+        c.passive_opts = add->passive_opts;
     }
     TAKE(SLB_SET_SLOW_START, slow_start)
     TAKE(SLB_SET_VARIABLES, variables)
@@ -538,8 +599,12 @@ void slb_balancer_resolve(apr_pool_t *p, const slb_dir_conf *c,
     out->probes = or_empty(p, c->probes, sizeof(slb_probe_conf));
     out->agents = or_empty(p, c->agents, sizeof(slb_probe_conf));
     out->passive = or_empty(p, c->passive, sizeof(slb_range));
-    out->passive_fall = (set & SLB_SET_PASSIVE) ? c->passive_fall
-                                                : SLB_DEFAULT_PASSIVE_FALL;
+    if (set & SLB_SET_PASSIVE) {
+        out->passive_opts = c->passive_opts;
+    }
+    else {
+        slb_passive_conf_init(&out->passive_opts);
+    }
     out->slow_start = c->slow_start;
     out->variables = c->variables;
     /* auto is decided by the glue, which can read the whole configuration */

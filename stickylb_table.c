@@ -14,7 +14,8 @@
 #include "stickylb_table.h"
 
 #define TABLE_MAGIC   0x534c4254u   /* "SLBT" */
-#define TABLE_VERSION 3u   /* 3: the owner pid in bucket lock words */
+#define TABLE_VERSION 4u   /* 3: the owner pid in bucket lock words;
+                            * 4: route entries reclaimed (generation) */
 #define NO_DEADLINE   0xffffffffu
 /* idle word of a binding without idle lifetime: this bit + the time of its
  * last use, so such bindings stay ordered by recency for eviction */
@@ -58,11 +59,26 @@ typedef struct {
     slot_t s[SLB_TABLE_SLOTS_PER_BUCKET];
 } bucket_t;
 
+/* A route entry's states: reusable, in use, its bindings being removed */
+enum { ROUTE_FREE = 0, ROUTE_LIVE = 1, ROUTE_RETIRING = 2 };
+
 typedef struct {
     apr_uint64_t ns_hash;      /* 64-bit FNV-1a of the namespace */
     apr_uint32_t sessions;
+    apr_uint16_t gen;          /* bumped when the entry is retired */
+    apr_uint16_t state;        /* ROUTE_* */
     char route[SLB_MAX_ROUTE_LEN + 1];
 } route_t;
+
+/* A route number, as bindings store it: the entry's index in the low
+ * ROUTE_INDEX_BITS, its generation above, so that a binding made before
+ * the entry was retired never names the route that reuses the entry. */
+#define ROUTE_INDEX_BITS 12
+#define ROUTE_INDEX(id) ((apr_uint32_t)(id) & (SLB_TABLE_MAX_ROUTES - 1))
+#define ROUTE_GEN(id) ((apr_uint16_t)((apr_uint32_t)(id) >> ROUTE_INDEX_BITS))
+#define ROUTE_GENS (1u << (16 - ROUTE_INDEX_BITS))
+typedef char routes_fit_index[(1u << ROUTE_INDEX_BITS)
+                              == SLB_TABLE_MAX_ROUTES ? 1 : -1];
 
 /* hits and misses are counted per shard, each on its own cache line */
 typedef struct {
@@ -476,6 +492,29 @@ static int holder_gone(apr_uint32_t w)
     return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
 }
 
+/* 1 when bindings of route number id count in its entry's sessions: the
+ * entry's generation (a binding of a retired generation counts nowhere) */
+static int route_counted(const slb_table *t, apr_uint16_t id)
+{
+    return ROUTE_INDEX(id) < SLB_TABLE_MAX_ROUTES
+           && __atomic_load_n(&t->routes[ROUTE_INDEX(id)].gen,
+                              __ATOMIC_ACQUIRE) == ROUTE_GEN(id);
+}
+
+/* 1 when id is the number of a route in use now */
+static int route_current(const slb_table *t, int id)
+{
+    const route_t *e;
+
+    if (id < 0 || id > 0xffff
+        || ROUTE_INDEX(id) >= __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE)) {
+        return 0;
+    }
+    e = &t->routes[ROUTE_INDEX(id)];
+    return __atomic_load_n(&e->state, __ATOMIC_ACQUIRE) == ROUTE_LIVE
+           && __atomic_load_n(&e->gen, __ATOMIC_ACQUIRE) == ROUTE_GEN(id);
+}
+
 /* Taken over from a dead writer: nothing it left is trusted.  The route
  * session counts go down for the live slots, never below 0 (the writer may
  * have died between a count and its slot). */
@@ -487,8 +526,8 @@ static void repair_bucket(slb_table *t, bucket_t *b)
         slot_t *s = &b->s[k];
         apr_uint16_t id = LOAD(s->route);
 
-        if (LOAD(s->idle_dl) != 0 && id < SLB_TABLE_MAX_ROUTES) {
-            apr_uint32_t *c = &t->routes[id].sessions;
+        if (LOAD(s->idle_dl) != 0 && route_counted(t, id)) {
+            apr_uint32_t *c = &t->routes[ROUTE_INDEX(id)].sessions;
             apr_uint32_t n = __atomic_load_n(c, __ATOMIC_RELAXED);
             while (n > 0 && n < 0x80000000u
                    && !__atomic_compare_exchange_n(c, &n, n - 1, 0,
@@ -591,9 +630,9 @@ static int slot_live(const slot_t *s, apr_uint32_t now_s)
 
 static void route_sessions_add(slb_table *t, apr_uint16_t id, int delta)
 {
-    if (id < SLB_TABLE_MAX_ROUTES) {
-        __atomic_fetch_add(&t->routes[id].sessions, (apr_uint32_t)delta,
-                           __ATOMIC_RELAXED);
+    if (route_counted(t, id)) {
+        __atomic_fetch_add(&t->routes[ROUTE_INDEX(id)].sessions,
+                           (apr_uint32_t)delta, __ATOMIC_RELAXED);
     }
 }
 
@@ -617,12 +656,27 @@ static int find_route(const slb_table *t, apr_uint32_t n, apr_uint64_t nsh,
     apr_uint32_t i;
 
     for (i = 0; i < n; i++) {
-        if (t->routes[i].ns_hash == nsh
-            && strcmp(t->routes[i].route, route) == 0) {
-            return (int)i;
+        const route_t *e = &t->routes[i];
+        if (__atomic_load_n(&e->state, __ATOMIC_ACQUIRE) == ROUTE_LIVE
+            && e->ns_hash == nsh && strcmp(e->route, route) == 0) {
+            return (int)(i | ((apr_uint32_t)e->gen << ROUTE_INDEX_BITS));
         }
     }
     return -1;
+}
+
+/* a free entry below n (retired, its bindings gone), or n */
+static apr_uint32_t free_route(const slb_table *t, apr_uint32_t n)
+{
+    apr_uint32_t i;
+
+    for (i = 0; i < n; i++) {
+        if (__atomic_load_n(&t->routes[i].state, __ATOMIC_ACQUIRE)
+                == ROUTE_FREE) {
+            return i;
+        }
+    }
+    return n;
 }
 
 int slb_table_route_id(slb_table *t, const char *ns, const char *route)
@@ -653,12 +707,19 @@ int slb_table_route_id(slb_table *t, const char *ns, const char *route)
     }
     n = __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE);
     id = find_route(t, n, nsh, route);
-    if (id < 0 && n < SLB_TABLE_MAX_ROUTES) {
-        t->routes[n].ns_hash = nsh;
-        t->routes[n].sessions = 0;
-        apr_cpystrn(t->routes[n].route, route, sizeof(t->routes[n].route));
-        __atomic_store_n(&t->nroutes, n + 1, __ATOMIC_RELEASE);
-        id = (int)n;
+    if (id < 0) {
+        apr_uint32_t f = free_route(t, n);
+        if (f < SLB_TABLE_MAX_ROUTES) {
+            route_t *e = &t->routes[f];
+            e->ns_hash = nsh;
+            __atomic_store_n(&e->sessions, 0, __ATOMIC_RELAXED);
+            apr_cpystrn(e->route, route, sizeof(e->route));
+            __atomic_store_n(&e->state, ROUTE_LIVE, __ATOMIC_RELEASE);
+            if (f == n) {
+                __atomic_store_n(&t->nroutes, n + 1, __ATOMIC_RELEASE);
+            }
+            id = (int)(f | ((apr_uint32_t)e->gen << ROUTE_INDEX_BITS));
+        }
     }
     __atomic_store_n(&t->reg_lock, 0, __ATOMIC_RELEASE);
     return id;
@@ -666,19 +727,19 @@ int slb_table_route_id(slb_table *t, const char *ns, const char *route)
 
 const char *slb_table_route_name(const slb_table *t, int id)
 {
-    if (id < 0
-        || (apr_uint32_t)id >= __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE)) {
+    if (!route_current(t, id)) {
         return "";
     }
-    return t->routes[id].route;
+    return t->routes[ROUTE_INDEX(id)].route;
 }
 
 apr_uint32_t slb_table_route_sessions(const slb_table *t, int id)
 {
-    if (id < 0 || id >= SLB_TABLE_MAX_ROUTES) {
+    if (!route_current(t, id)) {
         return 0;
     }
-    return __atomic_load_n(&t->routes[id].sessions, __ATOMIC_RELAXED);
+    return __atomic_load_n(&t->routes[ROUTE_INDEX(id)].sessions,
+                           __ATOMIC_RELAXED);
 }
 
 /* ------------------------------------------------------------------ */
@@ -911,8 +972,7 @@ static apr_status_t put(slb_table *t, const slb_key *key, int route_id,
 
     /* only registered numbers: a binding to a number registered later
      * would be counted against a session count that registration resets */
-    if (route_id < 0
-        || (apr_uint32_t)route_id >= __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE)) {
+    if (!route_current(t, route_id)) {
         return APR_EINVAL;
     }
     place_of(t, key, &pl);
@@ -920,7 +980,9 @@ static apr_status_t put(slb_table *t, const slb_key *key, int route_id,
         return APR_TIMEUP;
     }
     r = find_slot(t, &pl);
-    if (r.b != NULL && slot_live(ref(r), now_s)) {
+    /* a binding to a retired route number names no route: absent */
+    if (r.b != NULL && slot_live(ref(r), now_s)
+        && route_current(t, LOAD(ref(r)->route))) {
         slot_t *s = ref(r);
         if (only_if_absent) {
             if (existing) {
@@ -1043,7 +1105,7 @@ apr_uint32_t slb_table_del_route(slb_table *t, int id)
     apr_uint32_t i, n = 0;
     int k;
 
-    if (id < 0 || id >= SLB_TABLE_MAX_ROUTES) {
+    if (id < 0 || id > 0xffff) {
         return 0;
     }
     for (i = 0; i < t->nbuckets; i++) {
@@ -1073,6 +1135,7 @@ apr_uint32_t slb_table_del_route(slb_table *t, int id)
 void slb_table_stats_get(const slb_table *t, slb_table_stats *st)
 {
     int i;
+    apr_uint32_t n;
 
     memset(st, 0, sizeof(*st));
     st->buckets = t->nbuckets;
@@ -1088,7 +1151,102 @@ void slb_table_stats_get(const slb_table *t, slb_table_stats *st)
     st->expired = LOAD(t->expired);
     st->lock_timeouts = LOAD(t->lock_timeouts);
     st->lock_repairs = LOAD(t->lock_repairs);
-    st->routes = __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE);
+    n = __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE);
+    for (i = 0; i < (int)n; i++) {
+        st->routes += __atomic_load_n(&t->routes[i].state, __ATOMIC_ACQUIRE)
+                      == ROUTE_LIVE;
+    }
+}
+
+/* 1 when (nsh, route) is one of the n pairs */
+static int kept(apr_uint64_t nsh, const char *route, int n,
+                const char *const *ns, const char *const *routes)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (routes[i] && strcmp(routes[i], route) == 0
+            && fnv1a(ns[i] ? ns[i] : "") == nsh) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+apr_uint32_t slb_table_routes_keep(slb_table *t, int n,
+                                   const char *const *ns,
+                                   const char *const *routes)
+{
+    apr_uint16_t old[SLB_TABLE_MAX_ROUTES];
+    apr_uint32_t i, nr, retired = 0;
+    bucket_t *bs = buckets(t);
+
+    for (i = 0; i < LOCK_SPINS; i++) {
+        apr_uint32_t z = 0;
+        if (__atomic_compare_exchange_n(&t->reg_lock, &z, 1, 0,
+                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+            break;
+        }
+        cpu_relax(i);
+    }
+    if (i == LOCK_SPINS) {
+        return 0;                /* tried again at the next restart */
+    }
+    /* retire: no longer found, a new generation (writes with the old
+     * number are refused, its bindings read as unknown) */
+    nr = __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE);
+    for (i = 0; i < nr; i++) {
+        route_t *e = &t->routes[i];
+        apr_uint16_t st = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
+        old[i] = 0xffff;
+        if (st == ROUTE_FREE
+            || (st == ROUTE_LIVE && kept(e->ns_hash, e->route, n, ns,
+                                         routes))) {
+            continue;
+        }
+        old[i] = (apr_uint16_t)(i | ((apr_uint32_t)e->gen
+                                     << ROUTE_INDEX_BITS));
+        __atomic_store_n(&e->state, ROUTE_RETIRING, __ATOMIC_RELEASE);
+        __atomic_store_n(&e->gen, (apr_uint16_t)((e->gen + 1) % ROUTE_GENS),
+                         __ATOMIC_RELEASE);
+        retired++;
+    }
+    __atomic_store_n(&t->reg_lock, 0, __ATOMIC_RELEASE);
+    if (retired == 0) {
+        return 0;
+    }
+    /* one pass over the table: the retired routes' bindings go */
+    for (i = 0; i < t->nbuckets; i++) {
+        bucket_t *b = &bs[i];
+        int hit = 0, k;
+        apr_uint32_t seq;
+
+        for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+            apr_uint16_t r = LOAD(b->s[k].route);
+            hit |= LOAD(b->s[k].idle_dl) != 0 && ROUTE_INDEX(r) < nr
+                   && old[ROUTE_INDEX(r)] == r;
+        }
+        if (!hit || !lock_bucket(t, b, &seq)) {
+            continue;
+        }
+        for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+            slot_t *s = &b->s[k];
+            if (LOAD(s->idle_dl) != 0 && ROUTE_INDEX(s->route) < nr
+                && old[ROUTE_INDEX(s->route)] == s->route) {
+                clear_slot(t, s);
+            }
+        }
+        unlock_bucket(b, seq);
+    }
+    /* reusable now */
+    for (i = 0; i < nr; i++) {
+        if (old[i] != 0xffff) {
+            route_t *e = &t->routes[i];
+            __atomic_store_n(&e->sessions, 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&e->state, ROUTE_FREE, __ATOMIC_RELEASE);
+        }
+    }
+    return retired;
 }
 
 apr_uint32_t slb_table_count_live(const slb_table *t, apr_time_t now)

@@ -134,7 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *argv[MAXARGS];
     int argc = fz_split(data, size, argv, MAXARGS), i;
     apr_array_header_t *a = NULL;
-    int fall = -1;
+    slb_passive_conf po;
     const char *err;
 
     if (size == 0) {
@@ -167,9 +167,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FZ_CHECK(slb_is_token(nm, 128) && strcasecmp(nm, "none") != 0);
         }
     }
-    err = slb_parse_passive(p, argc, (const char *const *)argv, &a, &fall);
-    FZ_CHECK(fall >= 1 && fall <= 100);
+    err = slb_parse_passive(p, argc, (const char *const *)argv, &a, &po);
+    FZ_CHECK(po.fall >= 1 && po.fall <= 100);
+    FZ_CHECK(po.ratio >= 0 && po.ratio <= 100);
+    FZ_CHECK(po.min_clients >= 1 && po.min_clients <= SLB_PASSIVE_CLIENTS);
     if (err == NULL) {
+        FZ_CHECK(po.ratio == 0 || po.fall == SLB_PASSIVE_DEFAULT_FALL);
+        FZ_CHECK(po.eject == 0 || po.eject_max >= po.eject);
         for (i = 0; i < a->nelts; i++) {
             const slb_range *r = &APR_ARRAY_IDX(a, i, slb_range);
             FZ_CHECK(r->lo >= 100 && r->hi <= 599 && r->lo <= r->hi);

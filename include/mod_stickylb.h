@@ -172,5 +172,10 @@ int slb_sync_post_config(apr_pool_t *pconf, server_rec *s);
 /* Unbind every key of (namespace, route) in the embedded table: returns
  * how many were removed. */
 apr_uint32_t slb_store_unbind_route(const char *ns, const char *route);
+/* At a (re)start: the (namespace, route) pairs of the configured members
+ * are kept in the stick table's route registry, the other routes retired
+ * with their bindings (slb_table_routes_keep); logged when any is. */
+void slb_store_keep_routes(server_rec *s, int n, const char *const *ns,
+                           const char *const *routes);
 
 #endif /* MOD_STICKYLB_H */

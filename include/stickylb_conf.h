@@ -29,6 +29,7 @@
 #include "stickylb_codec.h"
 #include "stickylb_store.h"
 #include "stickylb_probe.h"
+#include "stickylb_passive.h"
 #include "stickylb_sign.h"
 
 #ifdef __cplusplus
@@ -179,7 +180,7 @@ typedef struct {
     apr_array_header_t *probes;          /* slb_probe_conf */
     apr_array_header_t *agents;          /* slb_probe_conf (agent set) */
     apr_array_header_t *passive;         /* slb_range */
-    int passive_fall;
+    slb_passive_conf passive_opts;
     apr_interval_time_t slow_start;      /* 0: off */
     slb_vars_mode variables;
 } slb_dir_conf;
@@ -197,7 +198,6 @@ void slb_dir_conf_merge(slb_dir_conf *out, const slb_dir_conf *base,
 #define SLB_DEFAULT_PATH_PARAM     "jsessionid"
 #define SLB_DEFAULT_SEPARATOR      '.'
 #define SLB_DEFAULT_IDLE_TIMEOUT   apr_time_from_sec(1800)
-#define SLB_DEFAULT_PASSIVE_FALL   3
 #define SLB_MAX_DURATION_S         315360000   /* ten years */
 
 /* Directive grammars (the argument lists of one directive each). */
@@ -208,7 +208,8 @@ const char *slb_parse_key(apr_pool_t *p, const char *kind, const char *name,
                           slb_key_source *out);
 const char *slb_parse_passive(apr_pool_t *p, int argc,
                               const char *const *argv,
-                              apr_array_header_t **ranges, int *fall);
+                              apr_array_header_t **ranges,
+                              slb_passive_conf *opts);
 
 /*
  * What an effective (merged) configuration c says that cannot work
@@ -244,7 +245,7 @@ typedef struct {
     const apr_array_header_t *agents;   /* agent checks (slb_probe_conf,
                                          * agent set), never NULL */
     const apr_array_header_t *passive;  /* slb_range, never NULL */
-    int passive_fall;
+    slb_passive_conf passive_opts;      /* how failures count */
     apr_interval_time_t slow_start;     /* 0: off */
     slb_vars_mode variables;            /* as configured */
 

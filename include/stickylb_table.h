@@ -5,7 +5,8 @@
  * unit tests and benchmarks in malloc'd memory.
  *
  * Layout: a header, a registry of routes (a binding stores a 16-bit route
- * number, not the route text), then buckets of 64 bytes (one cache line),
+ * number, not the route text: the entry's index and its generation), then
+ * buckets of 64 bytes (one cache line),
  * each holding three slots of 20 bytes:
  *
  *     id (8 bytes of the key's SHA-1) | idle deadline | hard deadline |
@@ -103,8 +104,22 @@ void slb_table_key_from(const slb_key_prefix *pre, slb_key *key,
  * the registry is full or the route is invalid. */
 int slb_table_route_id(slb_table *t, const char *ns, const char *route);
 
-/* Route text of a route number ("" when unknown). */
+/* Route text of a route number ("" when unknown, or retired). */
 const char *slb_table_route_name(const slb_table *t, int id);
+
+/*
+ * Keep the n routes (ns[i], routes[i]) (the configured members, at a
+ * (re)start) and retire every other registered route: its number stops
+ * resolving at once, its bindings are removed (one pass over the table)
+ * and its entry is reused by the next route registered.  A route number
+ * carries its entry's generation (bumped at each retirement, 16 of them
+ * in turn), so a binding written with a retired number while it was being
+ * retired names no route (a miss), never the route that reuses the
+ * entry.  Returns how many routes were retired.
+ */
+apr_uint32_t slb_table_routes_keep(slb_table *t, int n,
+                                   const char *const *ns,
+                                   const char *const *routes);
 
 /*
  * Look a key up.  APR_SUCCESS and *route_id on a live binding (its idle
@@ -153,7 +168,7 @@ typedef struct {
                  lock_timeouts;
     apr_uint64_t lock_repairs; /* bucket locks taken over from a writer
                                 * that died holding them (bucket cleared) */
-    apr_uint32_t routes;       /* registered */
+    apr_uint32_t routes;       /* registered (in use) */
 } slb_table_stats;
 
 void slb_table_stats_get(const slb_table *t, slb_table_stats *st);

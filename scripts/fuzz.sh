@@ -47,7 +47,8 @@ BUILD_DIR=${FUZZ_BUILD_DIR:-$REPO/_build/fuzz}
 
 ALL_TARGETS=(cookie param set_cookie cookie_conf probe mc_value key table conf sign select)
 CORE_SRCS=(stickylb_codec.c stickylb_store_key.c stickylb_table.c
-           stickylb_mc.c stickylb_probe.c stickylb_select.c stickylb_conf.c
+           stickylb_mc.c stickylb_probe.c stickylb_passive.c stickylb_select.c
+           stickylb_conf.c
            stickylb_tier.c stickylb_sign.c)
 
 LONG=0

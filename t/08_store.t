@@ -211,6 +211,21 @@ for (1 .. 4) {
     my $n = req('slb_store', '/learn/');
     $before{ sid_of($n, 'JSESSIONID') } = backend($n);
 }
+# a member removed by the restart: t2 of balancer://reclaim (its route
+# nowhere else in that namespace)
+my @on_t2;
+for my $i (1 .. 20) {
+    my $x = req('slb_store', '/reclaim/', 'X-Reclaim' => "rk$i");
+    push @on_t2, "rk$i" if backend($x) eq 't2';
+}
+ok(scalar(@on_t2) > 0, 'reclaim: some keys are bound to t2 (' . scalar(@on_t2) . ' of 20)');
+is(join(' ', map { backend(req('slb_store', '/reclaim/', 'X-Reclaim' => $_)) } @on_t2),
+   join(' ', map { 't2' } @on_t2), 'reclaim: they stick to t2');
+{
+    open my $drop, '>', Apache::Test::vars('t_logs') . '/slb-drop-t2' or die $!;
+    close $drop;
+}
+my $log_before = -s (Apache::Test::vars('t_logs') . '/error_log');
 my $pidfile = Apache::Test::vars('t_logs') . '/httpd.pid';
 open my $fh, '<', $pidfile or die "$pidfile: $!";
 chomp(my $pid = <$fh>);
@@ -236,5 +251,29 @@ for my $x (1 .. 6) {
     $ok++ if backend($y) eq $ck{$x} && join(' ', (slb($y))[0, 1]) eq 'sticky cookie';
 }
 is($ok, 6, 'cookie keys survive apachectl -k graceful');
+
+# the route of the member the restart removed left the registry, with its
+# bindings
+{
+    open my $lf, '<', Apache::Test::vars('t_logs') . '/error_log' or die $!;
+    seek $lf, $log_before, 0;
+    my @l = grep { /SLB0207: 1 route\(s\) of members no longer configured left the stick table, with their bindings/ } <$lf>;
+    close $lf;
+    is(scalar(@l), 1, 'reclaim: the restart retired the removed route (SLB0207 logged)');
+}
+# t2 back with another graceful restart: its old keys are not bound to it
+# any more (without reclaiming they would stick to t2 again)
+unlink Apache::Test::vars('t_logs') . '/slb-drop-t2' or die $!;
+ok(kill('USR1', $pid), 'graceful restart with t2 configured again');
+select(undef, undef, undef, 1.0);
+$up = 0;
+for (1 .. 50) {
+    my $p = req('slb_store', '/reclaim/', 'X-Reclaim' => 'probe');
+    if ($p->code == 200) { $up = 1; last }
+    select(undef, undef, undef, 0.1);
+}
+ok($up, 'server answers after the second graceful restart');
+is(join(' ', map { (slb(req('slb_store', '/reclaim/', 'X-Reclaim' => $_)))[0] } @on_t2),
+   join(' ', map { 'new' } @on_t2), "reclaim: t2's old keys are new sessions, their bindings went with the route");
 
 done_testing();

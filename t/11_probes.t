@@ -115,12 +115,54 @@ for my $round (1 .. 3) {
        "passive, round $round: two listed statuses mark t2 in error again");
 }
 
+# the ratio form: one client hitting a 500 URL three times ejects nobody
+my $t2 = 'JSESSIONID=0a1b.t2';
+my @b = map { backend(req('slb_probe', '/ratio/status/500', Cookie => $t2)) } 1 .. 3;
+is("@b", 't2 t2 t2', 'ratio: three 500s are answered by t2');
+$x = req('slb_probe', '/ratio/', Cookie => $t2);
+is(backend($x) . ' ' . (slb($x))[0], 't2 sticky', 'ratio=50 min-requests=20: three 500s from one client do not eject t2');
+# 20 responses in the window (4 above), 12 of them (60%) listed: the 20th
+# ejects it
+@b = map { backend(req('slb_probe', '/ratio/', Cookie => $t2)) } 1 .. 7;
+push @b, map { backend(req('slb_probe', '/ratio/status/503', Cookie => $t2)) } 1 .. 9;
+is(join(' ', grep { $_ ne 't2' } @b), '', 'ratio: up to the 20th response t2 stays in (19 seen)');
+$x = req('slb_probe', '/ratio/', Cookie => $t2);
+is(backend($x) . ' ' . (slb($x))[0], 't1 failover', 'ratio: 12 listed statuses of 20 (60%) eject t2');
+like(status_of(backend_port('t2'), 'ratio'), qr/Err/, 'ratio: balancer-manager shows t2 in error');
+
+# the cap: three members, max-ejected=50: t1 goes out, t2 stays in
+for my $m ('t1', 't2') {
+    req('slb_probe', '/capped/status/500', Cookie => "JSESSIONID=0a1b.$m") for 1 .. 2;
+}
+$x = req('slb_probe', '/capped/', Cookie => 'JSESSIONID=0a1b.t1');
+is((slb($x))[0], 'failover', 'max-ejected=50: t1 ejected');
+$x = req('slb_probe', '/capped/', Cookie => 'JSESSIONID=0a1b.t2');
+is(backend($x) . ' ' . (slb($x))[0], 't2 sticky', 'max-ejected=50: t2, failing as much, stays in');
+my $errs = grep { status_of(backend_port($_), 'capped') =~ /Err/ } qw(t1 t2 t3);
+is($errs, 1, 'max-ejected=50 of 3 members: one in error');
+
+# a repeat offender: out 1 s the first time, 2 s the second
+my $repeat = sub { backend(req('slb_probe', $_[0], Cookie => $t2)) };
+$repeat->('/repeat/status/500') for 1 .. 2;
+is($repeat->('/repeat/'), 't1', 'eject=1: two listed statuses eject t2');
+sleep 1.4;
+is($repeat->('/repeat/status/500'), 't2', 'eject=1: t2 is back after 1 s');
+$repeat->('/repeat/status/500');
+is($repeat->('/repeat/'), 't1', 'eject=1: ejected again');
+sleep 1.4;
+is($repeat->('/repeat/'), 't1', 'eject=1: the second time still out after 1.4 s');
+sleep 1.0;
+is($repeat->('/repeat/'), 't2', 'eject=1: back after 2 s (doubled)');
+
 # mod_proxy_hcheck on a member: the module leaves it alone
 my $log = Apache::Test::vars('t_logs') . '/error_log';
 open my $fh, '<', $log or die $!;
-my $skip = grep { /SLB0303: member http:\/\/127\.0\.0\.1:9 of balancer:\/\/hc is checked by mod_proxy_hcheck/ } <$fh>;
+my @lines = <$fh>;
 close $fh;
+my $skip = grep { /SLB0303: member http:\/\/127\.0\.0\.1:9 of balancer:\/\/hc is checked by mod_proxy_hcheck/ } @lines;
 ok($skip, 'a member with hcmethod= is left to mod_proxy_hcheck (logged)');
+ok((grep { /SLB0306: member \S+ of balancer:\/\/capped is failing .* stays in: the cap of StickyLBPassive \(1 of 3 members out, max-ejected=50%\)/ } @lines),
+   'the member the cap keeps in is logged (SLB0306)');
 $t = wait_for(sub { is_down(9, 'hc') }, 5);
 ok(defined $t, 'mod_proxy_hcheck marks that member down itself');
 

@@ -67,6 +67,8 @@ my %probe = (
                             qr/unknown option 'zzz=1' \(expected ([^)]*)\)/],
     StickyLBMemcached   => [qq{StickyLBMemcached "--SERVER=127.0.0.1:11211" zzz=1\n},
                             qr/unknown option 'zzz=1' \(expected ([^)]*)\)/],
+    StickyLBPassive     => [qq{<Proxy "balancer://o">\n BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=stickylb\n StickyLBPassive 500 zzz=1\n</Proxy>\n},
+                            qr/unknown option 'zzz=1' \(expected ([^)]*)\)/],
 );
 for my $d (sort keys %probe) {
     my ($body, $re) = @{ $probe{$d} };

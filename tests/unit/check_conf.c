@@ -265,8 +265,19 @@ START_TEST(test_key_and_passive)
 {
     slb_key_source k;
     apr_array_header_t *r = NULL;
-    int fall = 0;
+    slb_passive_conf po, *fall = &po;
     const char *ok[] = { "500", "502-504", "fall=2" };
+    const char *ratio[] = { "500", "ratio=50", "window=30",
+                            "min-requests=40", "min-clients=3",
+                            "max-ejected=25", "eject=10", "eject-max=600" };
+    const char *both[] = { "500", "fall=2", "ratio=50" };
+    const char *window_alone[] = { "500", "window=10" };
+    const char *clients_alone[] = { "500", "min-clients=2" };
+    const char *too_many_clients[] = { "500", "ratio=50", "min-clients=9" };
+    const char *max_alone[] = { "500", "eject-max=60" };
+    const char *max_short[] = { "500", "eject=60", "eject-max=30" };
+    const char *eject_long[] = { "500", "eject=600" };
+    const char *bad_cap[] = { "500", "max-ejected=0" };
     const char *none[] = { "none" };
     const char *bad_status[] = { "5000" };
     const char *bad_range[] = { "504-502" };
@@ -304,27 +315,60 @@ START_TEST(test_key_and_passive)
     ck_assert_ptr_nonnull(slb_parse_key(pool, "header", "Cookie", &k));
     ck_assert_ptr_null(slb_parse_key(pool, "header", "Cookie2x", &k));
 
-    ck_assert_ptr_null(slb_parse_passive(pool, 3, ok, &r, &fall));
+    ck_assert_ptr_null(slb_parse_passive(pool, 3, ok, &r, fall));
     ck_assert_int_eq(r->nelts, 2);
     ck_assert_int_eq(APR_ARRAY_IDX(r, 0, slb_range).lo, 500);
     ck_assert_int_eq(APR_ARRAY_IDX(r, 0, slb_range).hi, 500);
     ck_assert_int_eq(APR_ARRAY_IDX(r, 1, slb_range).lo, 502);
     ck_assert_int_eq(APR_ARRAY_IDX(r, 1, slb_range).hi, 504);
-    ck_assert_int_eq(fall, 2);
-    ck_assert_ptr_null(slb_parse_passive(pool, 1, none, &r, &fall));
+    ck_assert_int_eq(po.fall, 2);
+    ck_assert_int_eq(po.ratio, 0);
+    ck_assert_int_eq(po.max_ejected, SLB_PASSIVE_DEFAULT_MAX_EJECTED);
+    ck_assert_int_eq(po.eject, 0);
+    ck_assert_ptr_null(slb_parse_passive(pool, 1, none, &r, fall));
     ck_assert_int_eq(r->nelts, 0);
-    ck_assert_int_eq(fall, SLB_DEFAULT_PASSIVE_FALL);
+    ck_assert_int_eq(po.fall, SLB_PASSIVE_DEFAULT_FALL);
+    /* the ratio form, every option */
+    ck_assert_ptr_null(slb_parse_passive(pool, 8, ratio, &r, fall));
+    ck_assert_int_eq(r->nelts, 1);
+    ck_assert_int_eq(po.ratio, 50);
+    ck_assert_int_eq(po.window, 30);
+    ck_assert_int_eq(po.min_requests, 40);
+    ck_assert_int_eq(po.min_clients, 3);
+    ck_assert_int_eq(po.max_ejected, 25);
+    ck_assert_int_eq(po.eject, 10);
+    ck_assert_int_eq(po.eject_max, 600);
+    ck_assert_ptr_nonnull(strstr(slb_parse_passive(pool, 3, both, &r, fall),
+                                 "give one"));
+    ck_assert_str_eq(slb_parse_passive(pool, 2, window_alone, &r, fall),
+                     "window= counts only with ratio= (e.g. ratio=50 "
+                     "window=10 min-requests=20)");
+    ck_assert_ptr_nonnull(strstr(slb_parse_passive(pool, 2, clients_alone,
+                                                   &r, fall),
+                                 "min-clients= counts only with ratio="));
+    ck_assert_str_eq(slb_parse_passive(pool, 3, too_many_clients, &r, fall),
+                     "'min-clients=9' must be min-clients=1..8");
+    ck_assert_ptr_nonnull(strstr(slb_parse_passive(pool, 2, max_alone, &r,
+                                                   fall), "give eject="));
+    ck_assert_str_eq(slb_parse_passive(pool, 3, max_short, &r, fall),
+                     "eject-max=30 is shorter than eject=60");
+    /* the default cap is at least eject= */
+    ck_assert_ptr_null(slb_parse_passive(pool, 2, eject_long, &r, fall));
+    ck_assert_int_eq(po.eject_max, 600);
+    ck_assert_ptr_nonnull(strstr(slb_parse_passive(pool, 2, bad_cap, &r,
+                                                   fall), "max-ejected="));
     ck_assert_ptr_nonnull(strstr(slb_parse_passive(pool, 1, bad_status, &r,
-                                                   &fall), "5000"));
-    ck_assert_ptr_nonnull(slb_parse_passive(pool, 1, bad_range, &r, &fall));
+                                                   fall), "5000"));
+    ck_assert_ptr_nonnull(slb_parse_passive(pool, 1, bad_range, &r, fall));
     ck_assert_ptr_nonnull(strstr(slb_parse_passive(pool, 2, bad_fall, &r,
-                                                   &fall), "fall"));
-    ck_assert_ptr_nonnull(slb_parse_passive(pool, 1, only_fall, &r, &fall));
+                                                   fall), "fall"));
+    ck_assert_ptr_nonnull(slb_parse_passive(pool, 1, only_fall, &r, fall));
     /* a misspelt option is named as one, a stray none too */
-    ck_assert_str_eq(slb_parse_passive(pool, 2, near_fall, &r, &fall),
+    ck_assert_str_eq(slb_parse_passive(pool, 2, near_fall, &r, fall),
                      "unknown option 'fal=2': did you mean fall=? "
-                     "(expected fall=)");
-    ck_assert_str_eq(slb_parse_passive(pool, 2, late_none, &r, &fall),
+                     "(expected fall=, ratio=, window=, min-requests=, "
+                     "min-clients=, max-ejected=, eject=, eject-max=)");
+    ck_assert_str_eq(slb_parse_passive(pool, 2, late_none, &r, fall),
                      "'none' must stand alone");
     ck_assert_str_eq(slb_parse_key(pool, "heder", "X", &k),
                      "unknown key 'heder': did you mean header? (expected "
@@ -362,7 +406,8 @@ START_TEST(test_resolve_defaults)
     ck_assert_int_eq(b.store, SLB_STORE_SHM);
     ck_assert_int_eq(b.probes->nelts, 0);
     ck_assert_int_eq(b.passive->nelts, 0);
-    ck_assert_int_eq(b.passive_fall, 3);
+    ck_assert_int_eq(b.passive_opts.fall, 3);
+    ck_assert_int_eq(b.passive_opts.ratio, 0);
     ck_assert_int_eq(b.slow_start, 0);
     ck_assert(!b.uses_store && !b.learns && !b.inserts_cookie
               && !b.strips_cookie);

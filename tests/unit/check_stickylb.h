@@ -18,5 +18,6 @@ Suite *sign_suite(void);
 Suite *conf_suite(void);
 Suite *tier_suite(void);
 Suite *probe_suite(void);
+Suite *passive_suite(void);
 
 #endif /* CHECK_STICKYLB_H */

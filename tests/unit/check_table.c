@@ -138,7 +138,7 @@ static int lookup_at(slb_table *t, const slb_key *k, const slb_lifetime *lt,
     }
     ck_assert_msg(rv == APR_SUCCESS, "line %d: get returned %d", line,
                   (int)rv);
-    ck_assert_msg(id >= 0 && id < SLB_TABLE_MAX_ROUTES,
+    ck_assert_msg(id >= 0 && id <= 0xffff,
                   "line %d: get gave route id %d", line, id);
     return id;
 }
@@ -445,6 +445,135 @@ END_TEST
 /* ======================================================================
  * get, add, set, del
  * ==================================================================== */
+
+/* Members come and go over many restarts of one parent: the registry
+ * never fills, removed routes' bindings go, and a removed route's number
+ * never names the route that reuses its entry. */
+#define RECLAIM_ROUNDS 50
+#define RECLAIM_PER_ROUND 400
+
+START_TEST(test_routes_reclaim)
+{
+    slb_table *t = new_table(50000);
+    const char *ns[RECLAIM_PER_ROUND + 1], *names[RECLAIM_PER_ROUND + 1];
+    int ids[RECLAIM_PER_ROUND], old_ids[RECLAIM_PER_ROUND];
+    char *old_names[RECLAIM_PER_ROUND];
+    slb_key k, stay_key;
+    int stay, round, i, j, reused = 0, same = 0;
+    apr_uint32_t total = 0;
+
+    stay = slb_table_route_id(t, "app", "stay");
+    ck_assert_int_ge(stay, 0);
+    mkkey(&stay_key, "app", 999999);
+    add_ok(t, &stay_key, stay, &forever, AT(1));
+    for (round = 0; round < RECLAIM_ROUNDS; round++) {
+        /* the restart: this round's members and "stay" are configured */
+        for (i = 0; i < RECLAIM_PER_ROUND; i++) {
+            ns[i] = "app";
+            names[i] = apr_psprintf(pool, "r%d-%d", round, i);
+        }
+        ns[i] = "app";
+        names[i] = "stay";
+        ck_assert_uint_eq(slb_table_routes_keep(t, RECLAIM_PER_ROUND + 1, ns,
+                                                names),
+                          round == 0 ? 0 : RECLAIM_PER_ROUND);
+        for (i = 0; i < RECLAIM_PER_ROUND; i++) {
+            ids[i] = slb_table_route_id(t, "app", names[i]);
+            ck_assert_msg(ids[i] >= 0, "round %d: route %d refused (%u "
+                          "registered so far)", round, i, total);
+            total++;
+            mkkey(&k, "app", (unsigned)(round * RECLAIM_PER_ROUND + i));
+            add_ok(t, &k, ids[i], &forever, AT(1));
+            ck_assert_uint_eq(slb_table_route_sessions(t, ids[i]), 1);
+        }
+        if (round > 0) {
+            for (i = 0; i < RECLAIM_PER_ROUND; i++) {
+                /* the old binding is gone, its number names nothing */
+                mkkey(&k, "app",
+                      (unsigned)((round - 1) * RECLAIM_PER_ROUND + i));
+                ck_assert_int_eq(LOOKUP(t, &k, &forever, AT(2)), -1);
+                ck_assert_str_eq(slb_table_route_name(t, old_ids[i]), "");
+                ck_assert_uint_eq(slb_table_route_sessions(t, old_ids[i]),
+                                  0);
+                ck_assert_int_eq(slb_table_add(t, &k, old_ids[i], &forever,
+                                               AT(2), NULL), APR_EINVAL);
+                /* no number of this round is an old one (plain
+                 * comparisons: a Check assertion per pair is slow) */
+                for (j = 0; j < RECLAIM_PER_ROUND; j++) {
+                    same += ids[j] == old_ids[i];
+                    reused += (ids[j] & (SLB_TABLE_MAX_ROUTES - 1))
+                              == (old_ids[i] & (SLB_TABLE_MAX_ROUTES - 1));
+                }
+                ck_assert_str_ne(slb_table_route_name(t, ids[i]),
+                                 old_names[i]);
+            }
+        }
+        for (i = 0; i < RECLAIM_PER_ROUND; i++) {
+            old_ids[i] = ids[i];
+            old_names[i] = apr_pstrdup(pool, names[i]);
+            ck_assert_str_eq(slb_table_route_name(t, ids[i]), names[i]);
+        }
+        /* the member kept all along keeps its number and its binding */
+        ck_assert_int_eq(slb_table_route_id(t, "app", "stay"), stay);
+        ck_assert_int_eq(LOOKUP(t, &stay_key, &forever, AT(2)), stay);
+        ck_assert_uint_eq(slb_table_route_sessions(t, stay), 1);
+        ck_assert_uint_eq(stats_of(t).routes, RECLAIM_PER_ROUND + 1);
+    }
+    ck_assert_int_eq(same, 0);
+    /* far more routes than the registry holds, entries reused */
+    ck_assert_uint_ge(total, 4 * SLB_TABLE_MAX_ROUTES);
+    ck_assert_int_gt(reused, 0);
+    /* nothing kept: everything retired, the registry empty */
+    ck_assert_uint_eq(slb_table_routes_keep(t, 0, NULL, NULL),
+                      RECLAIM_PER_ROUND + 1);
+    ck_assert_uint_eq(stats_of(t).routes, 0);
+    ck_assert_int_eq(LOOKUP(t, &stay_key, &forever, AT(2)), -1);
+    ck_assert_uint_eq(slb_table_count_live(t, AT(2)), 0);
+}
+END_TEST
+
+/* A retired route number is refused by the writers and reads as unknown
+ * even once its entry holds another route; the same (namespace, route)
+ * in another namespace is not kept by a pair of the first. */
+START_TEST(test_routes_reclaim_generation)
+{
+    slb_table *t = new_table(100);
+    const char *ns[] = { "b" }, *names[] = { "web1" };
+    slb_key k;
+    int a, b, c, d, gens[32], n;
+
+    a = slb_table_route_id(t, "a", "web1");
+    b = slb_table_route_id(t, "b", "web1");
+    mkkey(&k, "a", 1);
+    add_ok(t, &k, a, &forever, AT(1));
+    /* only b's web1 is configured: a's goes, with its binding */
+    ck_assert_uint_eq(slb_table_routes_keep(t, 1, ns, names), 1);
+    ck_assert_int_eq(LOOKUP(t, &k, &forever, AT(1)), -1);
+    ck_assert_int_eq(slb_table_route_id(t, "b", "web1"), b);
+    c = slb_table_route_id(t, "c", "other");
+    /* c took a's entry: same index, another number */
+    ck_assert_int_eq(c & (SLB_TABLE_MAX_ROUTES - 1),
+                     a & (SLB_TABLE_MAX_ROUTES - 1));
+    ck_assert_int_ne(c, a);
+    ck_assert_str_eq(slb_table_route_name(t, a), "");
+    ck_assert_str_eq(slb_table_route_name(t, c), "other");
+    ck_assert_int_eq(slb_table_set(t, &k, a, &forever, AT(1)), APR_EINVAL);
+    ck_assert_uint_eq(slb_table_route_sessions(t, c), 0);
+    /* an unknown number (above the registered ones) is refused too */
+    ck_assert_str_eq(slb_table_route_name(t, 0xffff), "");
+    /* the generations of one entry: 16 different numbers in turn */
+    gens[0] = c;
+    for (n = 1; n < 16; n++) {
+        ck_assert_uint_eq(slb_table_routes_keep(t, 1, ns, names), 1);
+        gens[n] = slb_table_route_id(t, "c", "other");
+        for (d = 0; d < n; d++) {
+            ck_assert_int_ne(gens[n], gens[d]);
+        }
+        ck_assert_int_eq(gens[n] & (SLB_TABLE_MAX_ROUTES - 1),
+                         a & (SLB_TABLE_MAX_ROUTES - 1));
+    }
+}
+END_TEST
 
 START_TEST(test_get_add)
 {
@@ -1845,6 +1974,8 @@ Suite *table_suite(void)
     TC("routes");
     tcase_add_test(tc, test_routes);
     tcase_add_test(tc, test_routes_full);
+    tcase_add_test(tc, test_routes_reclaim);
+    tcase_add_test(tc, test_routes_reclaim_generation);
 
     TC("bindings");
     tcase_add_test(tc, test_get_add);
