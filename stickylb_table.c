@@ -24,8 +24,8 @@
  * was used again after it was written (segmented LRU: see free_slot) */
 #define PROTECTED_BIT 0x8000u
 #define ROUTE_MASK    0x7fffu
-/* at most this many protected slots of a pair's 6 survive an eviction:
- * the least recently used of the others is demoted first */
+/* more protected slots than this in a full pair (of 6) and an eviction
+ * first demotes the least recently used of them */
 #define PROTECTED_MAX 4
 #define STAT_SHARDS   16
 #define READ_TRIES    64
