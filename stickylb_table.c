@@ -14,12 +14,21 @@
 #include "stickylb_table.h"
 
 #define TABLE_MAGIC   0x534c4254u   /* "SLBT" */
-#define TABLE_VERSION 4u   /* 3: the owner pid in bucket lock words;
-                            * 4: route entries reclaimed (generation) */
+#define TABLE_VERSION 5u   /* 3: the owner pid in bucket lock words;
+                            * 4: the protected bit in the route word,
+                            * route entries reclaimed (generation);
+                            * 5: both at once (3 generation bits) */
 #define NO_DEADLINE   0xffffffffu
 /* idle word of a binding without idle lifetime: this bit + the time of its
  * last use, so such bindings stay ordered by recency for eviction */
 #define UNLIMITED_BIT 0x80000000u
+/* route word of a slot: the route number, and this bit once the binding
+ * was used again after it was written (segmented LRU: see free_slot) */
+#define PROTECTED_BIT 0x8000u
+#define ROUTE_MASK    0x7fffu
+/* more protected slots than this in a full pair (of 6) and an eviction
+ * first demotes the least recently used of them */
+#define PROTECTED_MAX 4
 #define STAT_SHARDS   16
 #define READ_TRIES    64
 #define LOCK_SPINS    (1u << 20)
@@ -50,7 +59,7 @@ typedef struct {
     apr_uint32_t id_hi;
     apr_uint32_t idle_dl;    /* 0: empty slot */
     apr_uint32_t hard_dl;
-    apr_uint16_t route;
+    apr_uint16_t route;      /* route number | PROTECTED_BIT */
     apr_uint16_t written;    /* low 16 bits of the table time of the write */
 } slot_t;
 
@@ -71,14 +80,19 @@ typedef struct {
 } route_t;
 
 /* A route number, as bindings store it: the entry's index in the low
- * ROUTE_INDEX_BITS, its generation above, so that a binding made before
+ * ROUTE_INDEX_BITS, its generation (ROUTE_GEN_BITS) above, under the
+ * protected bit, so that a binding made before
  * the entry was retired never names the route that reuses the entry. */
 #define ROUTE_INDEX_BITS 12
 #define ROUTE_INDEX(id) ((apr_uint32_t)(id) & (SLB_TABLE_MAX_ROUTES - 1))
-#define ROUTE_GEN(id) ((apr_uint16_t)((apr_uint32_t)(id) >> ROUTE_INDEX_BITS))
-#define ROUTE_GENS (1u << (16 - ROUTE_INDEX_BITS))
+#define ROUTE_GEN_BITS 3        /* under PROTECTED_BIT (ROUTE_MASK) */
+#define ROUTE_GENS (1u << ROUTE_GEN_BITS)
+#define ROUTE_GEN(id) ((apr_uint16_t)(((apr_uint32_t)(id) >> ROUTE_INDEX_BITS) \
+                                      & (ROUTE_GENS - 1)))
 typedef char routes_fit_index[(1u << ROUTE_INDEX_BITS)
                               == SLB_TABLE_MAX_ROUTES ? 1 : -1];
+typedef char route_number_fits[((1u << (ROUTE_INDEX_BITS + ROUTE_GEN_BITS))
+                                - 1) == ROUTE_MASK ? 1 : -1];
 
 /* hits and misses are counted per shard, each on its own cache line */
 typedef struct {
@@ -99,12 +113,15 @@ struct slb_table {
     unsigned char secret[16];
     apr_uint64_t inserts, replaces, evictions, expired, lock_timeouts;
     apr_uint64_t lock_repairs;
+    apr_uint64_t demotions;
     shard_t shards[STAT_SHARDS];
     route_t routes[SLB_TABLE_MAX_ROUTES];
 };
 
 typedef char slot_is_20_bytes[sizeof(slot_t) == 20 ? 1 : -1];
 typedef char bucket_is_64_bytes[sizeof(bucket_t) == 64 ? 1 : -1];
+typedef char routes_leave_protected_bit[SLB_TABLE_MAX_ROUTES <= ROUTE_MASK + 1
+                                        ? 1 : -1];
 
 #define HDR_BYTES (((sizeof(struct slb_table)) + 63) & ~(apr_size_t)63)
 
@@ -524,7 +541,7 @@ static void repair_bucket(slb_table *t, bucket_t *b)
 
     for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
         slot_t *s = &b->s[k];
-        apr_uint16_t id = LOAD(s->route);
+        apr_uint16_t id = LOAD(s->route) & ROUTE_MASK;
 
         if (LOAD(s->idle_dl) != 0 && route_counted(t, id)) {
             apr_uint32_t *c = &t->routes[ROUTE_INDEX(id)].sessions;
@@ -832,7 +849,19 @@ apr_status_t slb_table_get_age(slb_table *t, const slb_key *key,
                                                 __ATOMIC_RELAXED);
                 }
             }
-            *route_id = s->route;
+            if (!(s->route & PROTECTED_BIT)) {
+                /* used again since it was written: protected from
+                 * eviction by bindings used once (free_slot); once per
+                 * binding, and as harmless as the CAS above when a writer
+                 * changed the slot meanwhile */
+                apr_uint16_t seen = s->route;
+                __atomic_compare_exchange_n(&b->s[k].route, &seen,
+                                            (apr_uint16_t)(seen
+                                                           | PROTECTED_BIT),
+                                            0, __ATOMIC_RELAXED,
+                                            __ATOMIC_RELAXED);
+            }
+            *route_id = s->route & ROUTE_MASK;
             *age_s = (apr_uint16_t)((apr_uint16_t)now_s - s->written);
             __atomic_fetch_add(&sh->hits, 1, __ATOMIC_RELAXED);
             return APR_SUCCESS;
@@ -857,17 +886,18 @@ static slot_t *ref(slot_ref r)
 
 static void clear_slot(slb_table *t, slot_t *s)
 {
-    route_sessions_add(t, LOAD(s->route), -1);
+    route_sessions_add(t, LOAD(s->route) & ROUTE_MASK, -1);
     STORE(s->idle_dl, 0);
 }
 
+/* prot: PROTECTED_BIT or 0 */
 static void write_slot(slb_table *t, slot_t *s, const place_t *pl,
-                       int route_id, const slb_lifetime *lt,
-                       apr_uint32_t now_s)
+                       int route_id, apr_uint16_t prot,
+                       const slb_lifetime *lt, apr_uint32_t now_s)
 {
     STORE(s->id_lo, pl->id_lo);
     STORE(s->id_hi, pl->id_hi);
-    STORE(s->route, (apr_uint16_t)route_id);
+    STORE(s->route, (apr_uint16_t)(route_id | prot));
     STORE(s->written, (apr_uint16_t)now_s);
     STORE(s->hard_dl, deadline(now_s, lt ? lt->max : 0));
     STORE(s->idle_dl, idle_word(now_s, lt));
@@ -897,7 +927,13 @@ static slot_ref find_slot(slb_table *t, const place_t *pl)
 }
 
 /* A slot for a new binding: empty, else expired (reclaimed), else the
- * least recently used (evicted). */
+ * least recently used of the unprotected ones (evicted): segmented LRU,
+ * so that a flood of bindings used once cannot push out the sessions that
+ * came back.  A binding is protected from its first hit after it was
+ * written (slb_table_get); more than PROTECTED_MAX protected slots in the
+ * pair and the least recently used of them is demoted first, so that the
+ * sessions of yesterday cannot hold a pair against the new ones of today,
+ * and a pair all protected evicts that demoted one. */
 static slot_ref free_slot(slb_table *t, const place_t *pl, apr_uint32_t now_s)
 {
     bucket_t *bs = buckets(t);
@@ -943,15 +979,39 @@ static slot_ref free_slot(slb_table *t, const place_t *pl, apr_uint32_t now_s)
             }
         }
     }
-    /* everything live: evict the slot whose idle deadline comes first */
-    for (i = 0; i < 2; i++) {
-        bucket_t *b = &bs[pl->b[i]];
-        for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
-            apr_uint32_t dl = LOAD(b->s[k].idle_dl);
-            if (best.b == NULL || dl < best_dl) {
-                best.b = b;
-                best.k = k;
-                best_dl = dl;
+    /* everything live: evict the unprotected slot whose idle deadline
+     * comes first, after demoting the protected one whose comes first when
+     * too many are protected */
+    {
+        slot_ref old = { NULL, 0 };
+        apr_uint32_t old_dl = NO_DEADLINE;
+        int nprot = 0;
+
+        for (i = 0; i < 2; i++) {
+            bucket_t *b = &bs[pl->b[i]];
+            for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
+                apr_uint32_t dl = LOAD(b->s[k].idle_dl);
+                if (LOAD(b->s[k].route) & PROTECTED_BIT) {
+                    nprot++;
+                    if (old.b == NULL || dl < old_dl) {
+                        old.b = b;
+                        old.k = k;
+                        old_dl = dl;
+                    }
+                }
+                else if (best.b == NULL || dl < best_dl) {
+                    best.b = b;
+                    best.k = k;
+                    best_dl = dl;
+                }
+            }
+        }
+        if (nprot > PROTECTED_MAX) {
+            slot_t *s = ref(old);
+            STORE(s->route, (apr_uint16_t)(LOAD(s->route) & ROUTE_MASK));
+            __atomic_fetch_add(&t->demotions, 1, __ATOMIC_RELAXED);
+            if (best.b == NULL || old_dl < best_dl) {
+                best = old;
             }
         }
     }
@@ -986,13 +1046,16 @@ static apr_status_t put(slb_table *t, const slb_key *key, int route_id,
         slot_t *s = ref(r);
         if (only_if_absent) {
             if (existing) {
-                *existing = s->route;
+                *existing = s->route & ROUTE_MASK;
             }
             rv = APR_EEXIST;
         }
         else {
+            /* a replaced binding keeps its protection (re-pinned after a
+             * failover, refreshed from memcached: the same session) */
+            apr_uint16_t prot = LOAD(s->route) & PROTECTED_BIT;
             clear_slot(t, s);
-            write_slot(t, s, &pl, route_id, lt, now_s);
+            write_slot(t, s, &pl, route_id, prot, lt, now_s);
             __atomic_fetch_add(&t->replaces, 1, __ATOMIC_RELAXED);
         }
     }
@@ -1004,7 +1067,7 @@ static apr_status_t put(slb_table *t, const slb_key *key, int route_id,
         else {
             r = free_slot(t, &pl, now_s);
         }
-        write_slot(t, ref(r), &pl, route_id, lt, now_s);
+        write_slot(t, ref(r), &pl, route_id, 0, lt, now_s);
         __atomic_fetch_add(&t->inserts, 1, __ATOMIC_RELAXED);
     }
     unlock_place(t, &pl, seq);
@@ -1115,14 +1178,15 @@ apr_uint32_t slb_table_del_route(slb_table *t, int id)
 
         for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
             hit |= LOAD(b->s[k].idle_dl) != 0
-                   && LOAD(b->s[k].route) == (apr_uint16_t)id;
+                   && (LOAD(b->s[k].route) & ROUTE_MASK) == (apr_uint16_t)id;
         }
         if (!hit || !lock_bucket(t, b, &seq)) {
             continue;
         }
         for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
             slot_t *s = &b->s[k];
-            if (LOAD(s->idle_dl) != 0 && s->route == (apr_uint16_t)id) {
+            if (LOAD(s->idle_dl) != 0
+                && (s->route & ROUTE_MASK) == (apr_uint16_t)id) {
                 clear_slot(t, s);
                 n++;
             }
@@ -1151,6 +1215,7 @@ void slb_table_stats_get(const slb_table *t, slb_table_stats *st)
     st->expired = LOAD(t->expired);
     st->lock_timeouts = LOAD(t->lock_timeouts);
     st->lock_repairs = LOAD(t->lock_repairs);
+    st->demotions = LOAD(t->demotions);
     n = __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE);
     for (i = 0; i < (int)n; i++) {
         st->routes += __atomic_load_n(&t->routes[i].state, __ATOMIC_ACQUIRE)
@@ -1222,7 +1287,7 @@ apr_uint32_t slb_table_routes_keep(slb_table *t, int n,
         apr_uint32_t seq;
 
         for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
-            apr_uint16_t r = LOAD(b->s[k].route);
+            apr_uint16_t r = LOAD(b->s[k].route) & ROUTE_MASK;
             hit |= LOAD(b->s[k].idle_dl) != 0 && ROUTE_INDEX(r) < nr
                    && old[ROUTE_INDEX(r)] == r;
         }
@@ -1232,7 +1297,8 @@ apr_uint32_t slb_table_routes_keep(slb_table *t, int n,
         for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
             slot_t *s = &b->s[k];
             if (LOAD(s->idle_dl) != 0 && ROUTE_INDEX(s->route) < nr
-                && old[ROUTE_INDEX(s->route)] == s->route) {
+                && old[ROUTE_INDEX(s->route)]
+                   == (apr_uint16_t)(s->route & ROUTE_MASK)) {
                 clear_slot(t, s);
             }
         }

@@ -1,11 +1,12 @@
 /*
  * table_bench.c - microbenchmark of the embedded stick table
  * (stickylb_table.c) alone: memory per binding, inserts, lookups (hits and
- * misses, one and two threads) and the behaviour of a full table.
+ * misses, one and two threads), the behaviour of a full table and how
+ * many used sessions a flood of one-hit new bindings leaves bound.
  *
  * Build and run (see bench/README.md):
  *
- *     make -C bench && ./bench/table_bench [entries]
+ *     make -C bench && ./bench/table_bench [entries [lookups]]
  *
  * Every timed figure is a fixed number of operations timed with
  * clock_gettime(CLOCK_MONOTONIC), repeated 3 times; the median is printed.
@@ -33,7 +34,7 @@
 #include "stickylb_table.h"
 
 #define REPS 3
-#define LOOKUP_OPS 4000000u          /* per thread */
+static apr_uint32_t lookup_ops = 4000000u;   /* per thread (argv[2]) */
 #define TARGET_MIB 64.0
 #define TARGET_LOOKUPS 2000000.0     /* per second per core */
 #define T0_SEC ((apr_time_t)1700000000)
@@ -147,7 +148,7 @@ static void *lookup_thread(void *arg)
     return NULL;
 }
 
-/* lookups/s of `threads` threads together, each doing LOOKUP_OPS; the
+/* lookups/s of `threads` threads together, each doing lookup_ops; the
  * wall time runs from the common start to the last thread's end */
 static double lookups(slb_table *t, const apr_uint32_t *idx, apr_uint32_t n,
                       int threads, apr_time_t now, const slb_lifetime *lt,
@@ -261,6 +262,81 @@ static void full(void *mem, apr_size_t bytes, apr_uint32_t per_sec,
 }
 
 /* ---------------------------------------------------------------------- */
+/* a flood of one-hit sessions (project issue 14, item 9)                  */
+
+#define FLOOD_ENTRIES  2000u
+#define FLOOD_SESSIONS 50u
+#define FLOOD_NEW      5000u
+#define FLOOD_TABLES   100u
+
+/* A table for 2,000 bindings; 50 sessions bound at T0 and used again at
+ * T0 + 10 s (two requests), then idle; then 5,000 new bindings used once
+ * each, 100 a second from T0 + 20 s, idle lifetime 1800 s.  Returns how
+ * many of the 50 still find their binding after the flood. */
+static apr_uint32_t flood_run(void *mem, apr_size_t bytes, unsigned salt)
+{
+    slb_table *t = format(mem, bytes, salt);
+    slb_lifetime lt = { 1800, 0 };
+    apr_time_t t0 = apr_time_from_sec(T0_SEC);
+    int r = slb_table_route_id(t, "bench", "node1");
+    apr_uint32_t i, kept = 0;
+    slb_key k;
+    char id[32];
+    int len, got;
+
+    for (i = 0; i < FLOOD_SESSIONS; i++) {
+        len = snprintf(id, sizeof(id), "session-%u", i);
+        slb_table_key(t, &k, "flood", id, (apr_size_t)len);
+        if (slb_table_add(t, &k, r, &lt, t0, NULL) != APR_SUCCESS
+            || slb_table_get(t, &k, &lt, t0 + apr_time_from_sec(10), &got)
+               != APR_SUCCESS) {
+            fprintf(stderr, "flood: session %u not bound\n", i);
+            exit(1);
+        }
+    }
+    for (i = 0; i < FLOOD_NEW; i++) {
+        len = snprintf(id, sizeof(id), "one-hit-%u", i);
+        slb_table_key(t, &k, "flood", id, (apr_size_t)len);
+        if (slb_table_add(t, &k, r, &lt, t0 + apr_time_from_sec(20 + i / 100),
+                          NULL) != APR_SUCCESS) {
+            fprintf(stderr, "flood: insert %u failed\n", i);
+            exit(1);
+        }
+    }
+    for (i = 0; i < FLOOD_SESSIONS; i++) {
+        len = snprintf(id, sizeof(id), "session-%u", i);
+        slb_table_key(t, &k, "flood", id, (apr_size_t)len);
+        kept += slb_table_get(t, &k, NULL,
+                              t0 + apr_time_from_sec(21 + FLOOD_NEW / 100),
+                              &got) == APR_SUCCESS;
+    }
+    return kept;
+}
+
+static void flood(void)
+{
+    apr_size_t bytes = slb_table_bytes(FLOOD_ENTRIES);
+    void *mem = xalloc(bytes);
+    apr_uint32_t i, kept, total = 0, worst = FLOOD_SESSIONS;
+
+    for (i = 0; i < FLOOD_TABLES; i++) {
+        kept = flood_run(mem, bytes, 200 + i);
+        total += kept;
+        worst = kept < worst ? kept : worst;
+    }
+    printf("\nflood: a table for %u entries (%u slots), %u sessions used "
+           "twice, then %u one-hit\nnew bindings; %u tables (secrets):\n",
+           FLOOD_ENTRIES, slb_table_capacity(bytes), FLOOD_SESSIONS,
+           FLOOD_NEW, FLOOD_TABLES);
+    printf("    sessions kept, mean                %11.1f%%  target >= 95%%: "
+           "%s\n", 100.0 * total / (FLOOD_SESSIONS * FLOOD_TABLES),
+           verdict(total * 100 >= 95 * FLOOD_SESSIONS * FLOOD_TABLES));
+    printf("    sessions kept, worst table         %12u of %u\n", worst,
+           FLOOD_SESSIONS);
+    free(mem);
+}
+
+/* ---------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
@@ -278,7 +354,17 @@ int main(int argc, char **argv)
     if (argc > 1) {
         entries = (apr_uint32_t)strtoul(argv[1], NULL, 10);
         if (entries < 1000) {
-            fprintf(stderr, "usage: %s [entries >= 1000]\n", argv[0]);
+            fprintf(stderr, "usage: %s [entries >= 1000 [lookups >= 1000]]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (argc > 2) {
+        /* fewer lookups per figure: for a run under callgrind */
+        lookup_ops = (apr_uint32_t)strtoul(argv[2], NULL, 10);
+        if (lookup_ops < 1000) {
+            fprintf(stderr, "usage: %s [entries >= 1000 [lookups >= 1000]]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -364,10 +450,10 @@ int main(int argc, char **argv)
 
     /* ---- lookups: hits, 1 thread; `now` fixed: no idle refresh */
     for (rep = 0; rep < REPS; rep++) {
-        v[rep] = lookups(t, live_idx, nlive, 1, now, &lt, LOOKUP_OPS, &found);
-        if (found != LOOKUP_OPS) {
+        v[rep] = lookups(t, live_idx, nlive, 1, now, &lt, lookup_ops, &found);
+        if (found != lookup_ops) {
             fprintf(stderr, "hit lookups found %u of %u\n", found,
-                    LOOKUP_OPS);
+                    lookup_ops);
             return 1;
         }
     }
@@ -378,10 +464,10 @@ int main(int argc, char **argv)
 
     /* ---- lookups: hits, 2 threads */
     for (rep = 0; rep < REPS; rep++) {
-        v[rep] = lookups(t, live_idx, nlive, 2, now, &lt, LOOKUP_OPS, &found);
-        if (found != 2 * LOOKUP_OPS) {
+        v[rep] = lookups(t, live_idx, nlive, 2, now, &lt, lookup_ops, &found);
+        if (found != 2 * lookup_ops) {
             fprintf(stderr, "hit lookups found %u of %u\n", found,
-                    2 * LOOKUP_OPS);
+                    2 * lookup_ops);
             return 1;
         }
     }
@@ -402,7 +488,7 @@ int main(int argc, char **argv)
 
     /* ---- lookups: misses */
     for (rep = 0; rep < REPS; rep++) {
-        v[rep] = lookups(t, miss_idx, entries, 1, now, &lt, LOOKUP_OPS,
+        v[rep] = lookups(t, miss_idx, entries, 1, now, &lt, lookup_ops,
                          &found);
         if (found != 0) {
             fprintf(stderr, "miss lookups found %u\n", found);
@@ -411,7 +497,7 @@ int main(int argc, char **argv)
     }
     printf("%-38s %12.0f\n", "lookups/s, misses, 1 thread", median3(v));
     for (rep = 0; rep < REPS; rep++) {
-        v[rep] = lookups(t, miss_idx, entries, 2, now, &lt, LOOKUP_OPS,
+        v[rep] = lookups(t, miss_idx, entries, 2, now, &lt, lookup_ops,
                          &found);
     }
     printf("%-38s %12.0f\n", "lookups/s, misses, 2 threads (total)",
@@ -426,6 +512,9 @@ int main(int argc, char **argv)
          "all inserts in the same second, idle lifetime 86400 s:");
     full(mem, bytes, 1000, 0,
          "1,000 inserts per second, idle lifetime 0 (unlimited):");
+
+    /* ---- a flood of one-hit sessions */
+    flood();
 
     if (sink == 42) {
         printf("\n");

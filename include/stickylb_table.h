@@ -10,7 +10,7 @@
  * each holding three slots of 20 bytes:
  *
  *     id (8 bytes of the key's SHA-1) | idle deadline | hard deadline |
- *     route number | time written (seconds, 16 bits)
+ *     route number and protected bit | time written (seconds, 16 bits)
  *
  * so a slot costs 64/3 = 21.3 bytes; tables are sized to stay at most 55%
  * full (1,000,000 bindings: 37.3 MiB), where a new binding almost never
@@ -18,7 +18,13 @@
  * emptier one taken; bucket numbers from a keyed SipHash of the digest,
  * so clients cannot aim at a bucket).  A full pair of buckets evicts its
  * least recently used slot (bindings without idle lifetime keep their
- * last use in the idle word, so they are ordered too).
+ * last use in the idle word, so they are ordered too), in segments: a
+ * binding found by a lookup after it was written is "protected" (bit 15
+ * of the route word; route numbers use 12) and goes only after every
+ * unprotected slot of the pair, so a flood of new keys used once cannot
+ * evict the sessions that came back.  When more than 4 of the 6 slots are
+ * protected, the least recently used of them is demoted (its bit cleared)
+ * before the choice: new sessions keep room in every pair.
  *
  * Concurrency: readers never lock (a sequence counter per bucket, retried
  * when a writer was there); writers take the bucket's counter as a spin
@@ -168,6 +174,8 @@ typedef struct {
                  lock_timeouts;
     apr_uint64_t lock_repairs; /* bucket locks taken over from a writer
                                 * that died holding them (bucket cleared) */
+    apr_uint64_t demotions;    /* protected bindings made evictable again
+                                * (more than 4 of a pair's 6 protected) */
     apr_uint32_t routes;       /* registered (in use) */
 } slb_table_stats;
 
