@@ -696,10 +696,28 @@ static apr_uint32_t free_route(const slb_table *t, apr_uint32_t n)
     return n;
 }
 
+
+/* Take the route registry's lock (a bounded spin): 1, or 0 when it stayed
+ * taken. */
+static int reg_lock(slb_table *t)
+{
+    apr_uint32_t i;
+
+    for (i = 0; i < LOCK_SPINS; i++) {
+        apr_uint32_t z = 0;
+        if (__atomic_compare_exchange_n(&t->reg_lock, &z, 1, 0,
+                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+            return 1;
+        }
+        cpu_relax(i);
+    }
+    return 0;
+}
+
 int slb_table_route_id(slb_table *t, const char *ns, const char *route)
 {
     apr_uint64_t nsh;
-    apr_uint32_t n, i;
+    apr_uint32_t n;
     int id;
 
     if (route == NULL || !slb_route_ok(route, strlen(route))) {
@@ -711,15 +729,7 @@ int slb_table_route_id(slb_table *t, const char *ns, const char *route)
     if (id >= 0) {
         return id;
     }
-    for (i = 0; i < LOCK_SPINS; i++) {
-        apr_uint32_t z = 0;
-        if (__atomic_compare_exchange_n(&t->reg_lock, &z, 1, 0,
-                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-            break;
-        }
-        cpu_relax(i);
-    }
-    if (i == LOCK_SPINS) {
+    if (!reg_lock(t)) {
         return -1;
     }
     n = __atomic_load_n(&t->nroutes, __ATOMIC_ACQUIRE);
@@ -1246,15 +1256,7 @@ apr_uint32_t slb_table_routes_keep(slb_table *t, int n,
     apr_uint32_t i, nr, retired = 0;
     bucket_t *bs = buckets(t);
 
-    for (i = 0; i < LOCK_SPINS; i++) {
-        apr_uint32_t z = 0;
-        if (__atomic_compare_exchange_n(&t->reg_lock, &z, 1, 0,
-                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-            break;
-        }
-        cpu_relax(i);
-    }
-    if (i == LOCK_SPINS) {
+    if (!reg_lock(t)) {
         return 0;                /* tried again at the next restart */
     }
     /* retire: no longer found, a new generation (writes with the old
