@@ -333,34 +333,37 @@ typedef struct {
     const char *input;           /* "value", "id", or NULL */
 } action;
 
-/* the operator's own flags: the agent check never clears them */
+/* the operator's own flags: the agent check never clears them (the
+ * agent forgets a flag the operator sets or clears) */
+static int operator_flag(control_req *x, unsigned agent_flag, char flag,
+                         int on)
+{
+    slb_agent_forget(x->b, x->w, agent_flag);
+    ap_proxy_set_wstatus(flag, on, x->w);
+    return GO_ON;
+}
+
 static int do_drain(control_req *x)
 {
-    slb_agent_forget(x->b, x->w, SLB_AGENT_F_DRAIN);
-    ap_proxy_set_wstatus(PROXY_WORKER_DRAIN_FLAG, 1, x->w);
-    return GO_ON;
+    return operator_flag(x, SLB_AGENT_F_DRAIN, PROXY_WORKER_DRAIN_FLAG, 1);
 }
 
 static int do_undrain(control_req *x)
 {
-    slb_agent_forget(x->b, x->w, SLB_AGENT_F_DRAIN);
-    ap_proxy_set_wstatus(PROXY_WORKER_DRAIN_FLAG, 0, x->w);
-    return GO_ON;
+    return operator_flag(x, SLB_AGENT_F_DRAIN, PROXY_WORKER_DRAIN_FLAG, 0);
 }
 
 static int do_maintenance(control_req *x)
 {
-    slb_agent_forget(x->b, x->w, SLB_AGENT_F_MAINT);
-    ap_proxy_set_wstatus(PROXY_WORKER_DISABLED_FLAG, 1, x->w);
-    return GO_ON;
+    return operator_flag(x, SLB_AGENT_F_MAINT, PROXY_WORKER_DISABLED_FLAG,
+                         1);
 }
 
 static int do_enable(control_req *x)
 {
-    slb_agent_forget(x->b, x->w, SLB_AGENT_F_MAINT);
-    ap_proxy_set_wstatus(PROXY_WORKER_DISABLED_FLAG, 0, x->w);
     ap_proxy_set_wstatus(PROXY_WORKER_STOPPED_FLAG, 0, x->w);
-    return GO_ON;
+    return operator_flag(x, SLB_AGENT_F_MAINT, PROXY_WORKER_DISABLED_FLAG,
+                         0);
 }
 
 static int do_weight(control_req *x)

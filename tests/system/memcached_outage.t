@@ -38,9 +38,7 @@ END {
     stop_all();
 }
 
-spawn(workdir() . '/memcached.log', '/usr/bin/memcached', '-u', 'nobody',
-      '-l', '127.0.0.1', '-p', $mcport, '-U', '0', '-m', '16');
-wait_port($mcport);
+memcached_start($mcport);
 backend_start($_, $port{$_}, '--no-route-suffix') for sort keys %port;
 start_apache($lb, <<"CONF");
 StickyLBMemcached "--SERVER=127.0.0.1:$mcport" connect-timeout=50 timeout=50 retry=1 failure-limit=1 cache=2

@@ -31,20 +31,8 @@ my $dir = workdir();
 END { local $?; stop_all() }
 
 my %mc_pid;
-sub mc_start {
-    my ($p) = @_;
-    $mc_pid{$p} = spawn("$dir/memcached-$p.log", '/usr/bin/memcached', '-u',
-                        'nobody', '-l', '127.0.0.1', '-p', $p, '-U', '0',
-                        '-m', '16');
-    wait_port($p);
-}
-# a crash: no goodbye, the bindings it held are gone
-sub mc_kill {
-    my ($p) = @_;
-    my $pid = delete $mc_pid{$p} or return;
-    kill 'KILL', $pid;
-    waitpid($pid, 0);
-}
+sub mc_start { my ($p) = @_; $mc_pid{$p} = memcached_start($p) }
+sub mc_kill { my ($p) = @_; memcached_kill(delete $mc_pid{$p}) }
 
 mc_start($_) for $m1, $m2;
 backend_start($_, $port{$_}, '--no-route-suffix') for sort keys %port;

@@ -35,9 +35,7 @@ END { local $?; stop_all() }
 $SIG{ALRM} = sub { die "peers_cookie.t: over its 120 s bound\n" };
 alarm 120;
 
-spawn("$dir/memcached.log", '/usr/bin/memcached', '-u', 'nobody', '-l',
-      '127.0.0.1', '-p', $mc, '-U', '0', '-m', '16');
-wait_port($mc);
+memcached_start($mc);
 backend_start($_, $port{$_}, '--no-route-suffix', '--no-session') for @routes;
 
 my $members = join "\n", map { qq{    BalancerMember "http://127.0.0.1:$port{$_}" route=$_} } @routes;

@@ -43,8 +43,12 @@ static void teardown(void)
     apr_pool_destroy(pool);
 }
 
-/* parse a line given as one string of words */
-static const char *parse(slb_probe_conf *c, const char *line)
+typedef const char *(*conf_parser)(apr_pool_t *, slb_probe_conf *, int,
+                                   const char *const *);
+
+/* parse a line given as one string of words with parser fn */
+static const char *parse_with(conf_parser fn, slb_probe_conf *c,
+                              const char *line)
 {
     char *copy = apr_pstrdup(pool, line), *tok, *last;
     const char *argv[32];
@@ -54,18 +58,23 @@ static const char *parse(slb_probe_conf *c, const char *line)
          tok = apr_strtok(NULL, " ", &last)) {
         argv[argc++] = tok;
     }
-    return slb_probe_conf_parse(pool, c, argc, argv);
+    return fn(pool, c, argc, argv);
 }
 
-static void assert_err(const char *line, const char *part)
+static void assert_err_with(conf_parser fn, const char *line,
+                            const char *part)
 {
     slb_probe_conf c;
-    const char *err = parse(&c, line);
+    const char *err = parse_with(fn, &c, line);
 
     ck_assert_msg(err != NULL, "'%s' was accepted", line);
     ck_assert_msg(strstr(err, part) != NULL, "'%s': '%s' does not say '%s'",
                   line, err, part);
 }
+
+#define parse(c, line) parse_with(slb_probe_conf_parse, (c), (line))
+#define assert_err(line, part) \
+    assert_err_with(slb_probe_conf_parse, (line), (part))
 
 START_TEST(test_parse_defaults)
 {
@@ -304,28 +313,9 @@ static X509 *make_cert(EVP_PKEY *key, const char *cn, X509 *issuer,
 /* ------------------------------------------------------------------ */
 /* agent checks                                                         */
 
-static const char *parse_agent(slb_probe_conf *c, const char *line)
-{
-    char *copy = apr_pstrdup(pool, line), *tok, *last;
-    const char *argv[32];
-    int argc = 0;
-
-    for (tok = apr_strtok(copy, " ", &last); tok && argc < 32;
-         tok = apr_strtok(NULL, " ", &last)) {
-        argv[argc++] = tok;
-    }
-    return slb_agent_conf_parse(pool, c, argc, argv);
-}
-
-static void assert_agent_err(const char *line, const char *part)
-{
-    slb_probe_conf c;
-    const char *err = parse_agent(&c, line);
-
-    ck_assert_msg(err != NULL, "'%s' was accepted", line);
-    ck_assert_msg(strstr(err, part) != NULL, "'%s': '%s' does not say '%s'",
-                  line, err, part);
-}
+#define parse_agent(c, line) parse_with(slb_agent_conf_parse, (c), (line))
+#define assert_agent_err(line, part) \
+    assert_err_with(slb_agent_conf_parse, (line), (part))
 
 START_TEST(test_agent_conf)
 {

@@ -12,7 +12,8 @@ use FindBin ();
 use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(free_port wait_port spawn start_apache graceful stop_all
-                 http_get workdir backend_start backend_stop);
+                 http_get workdir backend_start backend_stop
+                 memcached_start memcached_kill);
 
 my $top = "$FindBin::Bin/../..";
 my $dir = tempdir('stickylb-system-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{SLB_KEEP});
@@ -78,6 +79,25 @@ sub backend_stop {
     # the whole group: connection children kept alive by Apache's
     # keep-alive pool would otherwise go on answering as this member
     kill 'KILL', -$pid;
+    waitpid($pid, 0);
+    @pids = grep { $_ != $pid } @pids;
+}
+
+# memcached on 127.0.0.1:$port (as nobody), waited for; its pid
+sub memcached_start {
+    my ($port) = @_;
+    my $pid = spawn("$dir/memcached-$port.log", '/usr/bin/memcached', '-u',
+                    'nobody', '-l', '127.0.0.1', '-p', $port, '-U', '0',
+                    '-m', '16');
+    wait_port($port);
+    return $pid;
+}
+
+# a crash of the memcached of pid: no goodbye, the bindings it held gone
+sub memcached_kill {
+    my ($pid) = @_;
+    return unless $pid;
+    kill 'KILL', $pid;
     waitpid($pid, 0);
     @pids = grep { $_ != $pid } @pids;
 }
