@@ -1087,9 +1087,21 @@ static int trial_begin(slb_mc *mc, mc_server *s)
  * the next one free to start at once (a server slow for a moment, or
  * restarted, is found by the next call that needs it); after that each
  * waits twice as long as the last, from io_timeout_ms (at least 50 ms)
- * up to retry_timeout_s, so a black hole costs a timeout a few times per
- * retry period, and one thread at a time.  A success resets the count. */
+ * up to retry_timeout_s or TRIAL_WAIT_MAX, whichever is shorter: a black
+ * hole costs a timeout at most every TRIAL_WAIT_MAX, one thread at a
+ * time, and a server back after an outage is tried again within it (a
+ * wait of a whole retry period would leave the sessions of that time
+ * unbound).  A success resets the count. */
 #define TRIALS_FREE 1
+#define TRIAL_WAIT_MAX apr_time_from_msec(250)
+
+static apr_uint64_t trial_wait_max(const slb_mc *mc)
+{
+    apr_uint64_t r =
+        (apr_uint64_t)apr_time_from_sec(mc->conf.retry_timeout_s);
+
+    return r < (apr_uint64_t)TRIAL_WAIT_MAX ? r : (apr_uint64_t)TRIAL_WAIT_MAX;
+}
 
 static void trial_end(slb_mc *mc, mc_server *s, int ok)
 {
@@ -1100,8 +1112,7 @@ static void trial_end(slb_mc *mc, mc_server *s, int ok)
     }
     else if (apr_atomic_inc32(&s->trial_fails) + 1 > TRIALS_FREE) {
         apr_uint64_t b = CNT_READ(s->backoff);
-        apr_uint64_t cap = (apr_uint64_t)apr_time_from_sec(
-                               mc->conf.retry_timeout_s);
+        apr_uint64_t cap = trial_wait_max(mc);
         apr_uint64_t first = (apr_uint64_t)apr_time_from_msec(
             mc->conf.io_timeout_ms > 50 ? mc->conf.io_timeout_ms : 50);
 
