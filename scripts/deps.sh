@@ -12,6 +12,8 @@ PKGS=(
     apache2 apache2-dev libapr1-dev libaprutil1-dev
     libmemcached-dev memcached libssl-dev openssl iptables prometheus chromium fonts-dejavu-core
     check
+    libc-ares-dev libcurl4-openssl-dev libjansson-dev   # discovery (DNS, etcd)
+    dnsmasq etcd-server etcd-client                      # discovery tests: real servers
     libapache2-mod-perl2 libwww-perl perl
     curl procps iproute2 valgrind passwd
     lintian    # scripts/deb-test.sh: lintian --pedantic on the source and binary packages

@@ -131,9 +131,9 @@ done
 CFL=(-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined
      -fno-sanitize-recover=undefined -Wall -Wextra -Wno-unused-parameter)
 # shellcheck disable=SC2207
-CPPFLAGS_ALL=(-I"$REPO/include" $(pkg-config --cflags apr-1 apr-util-1 libmemcached libssl libcrypto))
+CPPFLAGS_ALL=(-I"$REPO/include" $(pkg-config --cflags apr-1 apr-util-1 libmemcached libssl libcrypto libcares libcurl jansson))
 # shellcheck disable=SC2207
-LIBS=($(pkg-config --libs apr-1 apr-util-1 libmemcached libssl libcrypto) -lmemcachedutil -ldl -lm)
+LIBS=($(pkg-config --libs apr-1 apr-util-1 libmemcached libssl libcrypto libcares libcurl jansson) -lmemcachedutil -ldl -lm)
 
 mkdir -p "$BUILD_DIR/obj" "$BUILD_DIR/logs" "$BUILD_DIR/artifacts"
 # everything is rebuilt when a source, a header, this script or the

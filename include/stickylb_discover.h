@@ -1,0 +1,49 @@
+/*
+ * stickylb_discover.h - discovery of members (APR only, no httpd).
+ *
+ * A source (DNS A/AAAA, DNS SRV, etcd v3) reads the whole set of members it
+ * knows now; the core compares that set with what the balancer has and says
+ * what to add, drain, disable or give back.  The glue (mod_stickylb_discover.c)
+ * runs the sources on a mod_watchdog callback and applies the changes through
+ * the balancer's growth slots.
+ *
+ * This header is the contract between the sources and the rest: a source
+ * fills an array of slb_disc_entry and answers with an slb_disc_result.
+ */
+#ifndef STICKYLB_DISCOVER_H
+#define STICKYLB_DISCOVER_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* one member as a source sees it */
+typedef struct {
+    const char *url;        /* "http://10.0.0.5:8080" (scheme://host:port,
+                             * no path), as BalancerMember takes it */
+    const char *route;      /* the member's route; NULL = let the core
+                             * derive one from the url */
+    int loadfactor;         /* 1..100; 0 = not given (1) */
+    const char *origin;     /* what it came from (an etcd key, a DNS
+                             * record), for the status page and logs */
+} slb_disc_entry;
+
+typedef enum {
+    SLB_DISC_OK = 0,        /* *entries is the whole current set (it may
+                             * be empty: the registry holds no member) */
+    SLB_DISC_UNCHANGED,     /* nothing changed since the last OK: keep the
+                             * set; *entries untouched */
+    SLB_DISC_FAILED         /* the registry was not reached, timed out or
+                             * answered garbage: keep the last known set;
+                             * *err says why */
+} slb_disc_result;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STICKYLB_DISCOVER_H */
