@@ -42,6 +42,29 @@ typedef enum {
                              * *err says why */
 } slb_disc_result;
 
+/*
+ * A kind of source.  create() runs at configuration time and does no I/O:
+ * it checks the target and the options of its own kind (the core has taken
+ * out the options common to all kinds: interval=, grace= ...) and refuses
+ * an unknown option with a message that lists the valid ones.  fetch() runs
+ * on the watchdog thread of one child only; it makes its own handles (a
+ * c-ares channel, a curl handle) on first use, never blocks longer than its
+ * timeout plus wait, and is never called by two threads at once.
+ */
+typedef struct {
+    const char *name;       /* "dns", "srv", "etcd": the directive's word */
+    const char *(*create)(apr_pool_t *p, const char *target,
+                          apr_table_t *opts, void **state);
+    /* wait: how long the call may wait for a change (an etcd watch); a
+     * source that cannot wait answers at once.  *ttl: when the answer says
+     * how long it holds (the records' TTL), else 0.  *malformed: entries
+     * ignored because they did not parse (counted, never applied). */
+    slb_disc_result (*fetch)(void *state, apr_pool_t *p,
+                             apr_interval_time_t wait,
+                             apr_array_header_t **entries, int *malformed,
+                             apr_interval_time_t *ttl, const char **err);
+} slb_disc_source_ops;
+
 #ifdef __cplusplus
 }
 #endif
