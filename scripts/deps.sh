@@ -13,7 +13,7 @@ PKGS=(
     libmemcached-dev memcached libssl-dev openssl iptables prometheus chromium fonts-dejavu-core
     check
     libc-ares-dev libcurl4-openssl-dev libjansson-dev   # discovery (DNS, etcd)
-    dnsmasq etcd-server etcd-client                      # discovery tests: real servers
+    dnsmasq-base etcd-server etcd-client                 # discovery tests: real servers (dnsmasq-base: the binary, no service)
     libapache2-mod-perl2 libwww-perl perl
     curl procps iproute2 valgrind passwd
     lintian    # scripts/deb-test.sh: lintian --pedantic on the source and binary packages
