@@ -606,12 +606,13 @@ static const char *set_discover(cmd_parms *cmd, void *dconf, int argc,
                                             &stickylb_module);
     slb_disc_spec *sp;
     const char *k, *err;
-    SCOPE(cmd, dconf, c);
 
-    (void)c;
     if (cmd->path == NULL || strncasecmp(cmd->path, "balancer://", 11)) {
         return "StickyLBDiscover: allowed only in a <Proxy balancer://...> "
                "section (the balancer whose members it discovers)";
+    }
+    if ((err = check_context(cmd, dconf)) != NULL) {
+        return err;
     }
     k = balancer_key(cmd->pool, cmd->path);
     if (sc->discover == NULL) {

@@ -610,6 +610,34 @@ static void set_state(slb_disc_member *m, slb_dm_state st, apr_time_t now)
     m->since = now;
 }
 
+/* grace over: disabled; held long enough: released */
+static void timers(const slb_disc_conf *c, slb_disc_member *set, int cap,
+                   apr_time_t now, apr_array_header_t *actions,
+                   slb_disc_counts *counts)
+{
+    int i;
+
+    for (i = 0; i < cap; i++) {
+        slb_disc_member *m = &set[i];
+
+        if (m->state == SLB_DM_LEAVING && now - m->since >= c->grace) {
+            set_state(m, SLB_DM_GONE, now);
+            counts->disabled++;
+            if (!m->operator_off && !(m->owned & SLB_DISC_F_DISABLE)) {
+                m->owned |= SLB_DISC_F_DISABLE;
+                push(actions, SLB_DA_DISABLE, i);
+            }
+        }
+        else if (m->state == SLB_DM_HELD && now - m->since >= c->flap_hold) {
+            set_state(m, SLB_DM_ACTIVE, now);
+            counts->released++;
+            if (m->owned) {
+                push(actions, SLB_DA_ENABLE, i);  /* the glue: owned 0 */
+            }
+        }
+    }
+}
+
 int slb_disc_plan(apr_pool_t *p, const slb_disc_conf *c,
                   slb_disc_member *set, int cap,
                   const apr_array_header_t *entries,
@@ -623,6 +651,9 @@ int slb_disc_plan(apr_pool_t *p, const slb_disc_conf *c,
     int i;
 
     memset(counts, 0, sizeof(*counts));
+    /* the timers first: a route of a member whose grace is over is free
+     * for an entry of this answer */
+    timers(c, set, cap, now, actions, counts);
     if (entries) {
         want = check_entries(p, c, set, cap, entries, fixed, counts, notes);
         by_url = apr_hash_make(p);
@@ -692,26 +723,8 @@ int slb_disc_plan(apr_pool_t *p, const slb_disc_conf *c,
         }
     }
 
-    /* timers: grace over, hold over */
-    for (i = 0; i < cap; i++) {
-        slb_disc_member *m = &set[i];
-
-        if (m->state == SLB_DM_LEAVING && now - m->since >= c->grace) {
-            set_state(m, SLB_DM_GONE, now);
-            counts->disabled++;
-            if (!m->operator_off && !(m->owned & SLB_DISC_F_DISABLE)) {
-                m->owned |= SLB_DISC_F_DISABLE;
-                push(actions, SLB_DA_DISABLE, i);
-            }
-        }
-        else if (m->state == SLB_DM_HELD && now - m->since >= c->flap_hold) {
-            set_state(m, SLB_DM_ACTIVE, now);
-            counts->released++;
-            if (m->owned) {
-                push(actions, SLB_DA_ENABLE, i);
-            }
-        }
-    }
+    /* grace= 0: what left now is disabled now */
+    timers(c, set, cap, now, actions, counts);
 
     /* new members, while growth slots are free */
     for (i = 0; want && i < want->nelts; i++) {
