@@ -19,5 +19,6 @@ Suite *conf_suite(void);
 Suite *tier_suite(void);
 Suite *probe_suite(void);
 Suite *passive_suite(void);
+Suite *etcd_suite(void);
 
 #endif /* CHECK_STICKYLB_H */
