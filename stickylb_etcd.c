@@ -306,13 +306,14 @@ static const char *key_url(apr_pool_t *p, const char *rest, apr_size_t len)
         return NULL;
     }
     for (i = 0; i < len; i++) {
-        if (seg[i] == '@' || seg[i] == '?' || seg[i] == '#') {
+        unsigned char c = (unsigned char)seg[i];
+
+        if (c <= 0x20 || c >= 0x7f || c == '@' || c == '?' || c == '#') {
             return NULL;
         }
     }
-    if (slb_etcd_member_url(p, apr_pstrcat(p, "http://",
-                                           apr_pstrmemdup(p, seg, len), NULL),
-                            len + 7, &url)) {
+    url = apr_pstrcat(p, "http://", apr_pstrmemdup(p, seg, len), NULL);
+    if (slb_etcd_member_url(p, url, strlen(url), &url)) {
         return NULL;
     }
     return url;

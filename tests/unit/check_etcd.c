@@ -328,6 +328,16 @@ START_TEST(test_member_forms)
                                  "host:port"));
     ck_assert_ptr_nonnull(strstr(member_bad("/services/web/h:80?x", "x"),
                                  "host:port"));
+    /* a NUL inside the key's host:port (found by fuzz_etcd: the URL was
+     * read past its end) */
+    {
+        static const char k[] = "/services/web/10.0\0.5:8080";
+
+        ck_assert_ptr_nonnull(slb_etcd_parse_member(pool, "/services/web/", k,
+                                                    sizeof(k) - 1, "up", 2,
+                                                    &e));
+        ck_assert_ptr_null(e.url);
+    }
     big = apr_palloc(pool, SLB_ETCD_MAX_VALUE_LEN + 2);
     memset(big, ' ', SLB_ETCD_MAX_VALUE_LEN + 1);
     big[SLB_ETCD_MAX_VALUE_LEN + 1] = '\0';
