@@ -16,7 +16,7 @@
  *      missed even though each fetch opens a new watch.  The first line
  *      with events ends the transfer (the write callback refuses it) and
  *      the prefix is ranged again; a stream that stays quiet until `wait`
- *      (libcurl's CURLOPT_TIMEOUT_MS) after "created" is UNCHANGED.
+ *      after "created" is UNCHANGED.
  *      A compacted start revision (etcd cancels the watch with
  *      compact_revision), a store whose revision went back (etcd wiped
  *      and restarted: a watch from our revision would wait for events
@@ -26,9 +26,10 @@
  *
  * Why a watch bounded by the transfer timeout rather than a long-lived
  * stream: the watchdog calls fetch() and needs an answer within
- * timeout + wait, one thread, no callback in between; the easy interface
- * with CURLOPT_TIMEOUT_MS is exactly that, and the watch's replay from a
- * revision makes the short watches lossless.  A range after a change
+ * timeout + wait, one thread, no callback in between; one transfer run to
+ * a deadline (perform(): curl_multi_poll never waits past it) is exactly
+ * that, and the watch's replay from a revision makes the short watches
+ * lossless.  A range after a change
  * (rather than applying the events) keeps one parser for the set, and
  * the digest makes a change that changed nothing (a key put again with
  * the same value, a key put and deleted) UNCHANGED.
@@ -632,6 +633,7 @@ typedef struct {
     const char *range_body;
     apr_interval_time_t timeout;
     CURL *curl;
+    CURLM *multi;                   /* runs curl, keeps the connection */
     char errbuf[CURL_ERROR_SIZE];
     /* the last answer that was OK */
     int have_set;
@@ -657,6 +659,10 @@ static apr_status_t state_cleanup(void *data)
 {
     etcd_state *st = data;
 
+    if (st->multi) {
+        curl_multi_cleanup(st->multi);
+        st->multi = NULL;
+    }
     if (st->curl) {
         curl_easy_cleanup(st->curl);
         st->curl = NULL;
@@ -835,9 +841,11 @@ static size_t range_write(char *d, size_t size, size_t n, void *ctx)
     return buf_add(ctx, d, size * n) ? size * n : 0;
 }
 
+/* whole milliseconds, rounded up: a limit of "what is left of 300 ms"
+ * computed a few microseconds later is still 300 ms */
 static long ms_of(apr_interval_time_t t)
 {
-    return t < 1000 ? 1 : (long)(t / 1000);
+    return t < 1000 ? 1 : (long)((t + 999) / 1000);
 }
 
 /* The handle set for one POST to endpoint+path; NULL or why not. */
@@ -852,7 +860,8 @@ static const char *curl_prepare(etcd_state *st, apr_pool_t *p,
         if (slb_etcd_global_init() != APR_SUCCESS) {
             return "libcurl cannot be initialised";
         }
-        if (!(st->curl = curl_easy_init())) {
+        if (!(st->curl = curl_easy_init())
+            || (!st->multi && !(st->multi = curl_multi_init()))) {
             return "no libcurl handle (out of memory?)";
         }
     }
@@ -884,6 +893,58 @@ static const char *curl_prepare(etcd_state *st, apr_pool_t *p,
     return NULL;
 }
 
+/*
+ * Runs the prepared transfer until it ends or `limit` has passed, whatever
+ * libcurl's own timers say: curl_easy_perform() with CURLOPT_TIMEOUT_MS was
+ * seen (libcurl 7.88) to end a transfer to an endpoint that accepts and
+ * never answers a second after its timeout, about one time in fifteen, so
+ * the deadline is kept here (curl_multi_poll never waits past it) and
+ * CURLOPT_TIMEOUT_MS only backs it up.
+ */
+static CURLcode perform(etcd_state *st, apr_interval_time_t limit)
+{
+    apr_time_t deadline = apr_time_now() + apr_time_from_msec(ms_of(limit));
+    CURLcode rc = CURLE_OPERATION_TIMEDOUT;
+    int running = 1, done = 0;
+
+    if (curl_multi_add_handle(st->multi, st->curl) != CURLM_OK) {
+        return CURLE_OUT_OF_MEMORY;
+    }
+    for (;;) {
+        CURLMsg *m;
+        int left;
+        apr_interval_time_t wait;
+
+        if (curl_multi_perform(st->multi, &running) != CURLM_OK) {
+            rc = CURLE_OUT_OF_MEMORY;
+            break;
+        }
+        while ((m = curl_multi_info_read(st->multi, &left))) {
+            if (m->msg == CURLMSG_DONE && m->easy_handle == st->curl) {
+                rc = m->data.result;
+                done = 1;
+            }
+        }
+        if (done || !running) {
+            break;
+        }
+        wait = deadline - apr_time_now();
+        if (wait <= 0) {
+            rc = CURLE_OPERATION_TIMEDOUT;
+            snprintf(st->errbuf, sizeof(st->errbuf),
+                     "no answer within %ld ms", ms_of(limit));
+            break;
+        }
+        if (curl_multi_poll(st->multi, NULL, 0, (int)ms_of(wait), NULL)
+            != CURLM_OK) {
+            rc = CURLE_OUT_OF_MEMORY;
+            break;
+        }
+    }
+    curl_multi_remove_handle(st->multi, st->curl);
+    return rc;
+}
+
 /* why a transfer failed, in words an operator reads in the log */
 static const char *curl_why(apr_pool_t *p, etcd_state *st, CURLcode rc,
                             apr_interval_time_t limit)
@@ -896,7 +957,8 @@ static const char *curl_why(apr_pool_t *p, etcd_state *st, CURLcode rc,
                             detail);
     case CURLE_OPERATION_TIMEDOUT:
         return apr_psprintf(p, "timed out after %s (%s)",
-                            slb_duration_str(p, limit), detail);
+                            slb_duration_str(p, apr_time_from_msec(
+                                ms_of(limit))), detail);
     case CURLE_COULDNT_RESOLVE_HOST:
         return apr_psprintf(p, "host not found (%s)", detail);
     default:
@@ -937,7 +999,7 @@ static const char *do_range(etcd_state *st, apr_pool_t *p,
             curl_slist_free_all(hdr);
             return apr_psprintf(p, "%s: %s", ept, why);
         }
-        rc = curl_easy_perform(st->curl);
+        rc = perform(st, left);
         curl_easy_getinfo(st->curl, CURLINFO_RESPONSE_CODE, &status);
         if (b.over) {
             why = apr_psprintf(p, "answer longer than %d bytes",
@@ -1057,7 +1119,7 @@ static int do_watch(etcd_state *st, apr_pool_t *p, apr_interval_time_t wait,
         *why = apr_psprintf(p, "%s: %s", ept, err);
         return 1;
     }
-    rc = curl_easy_perform(st->curl);
+    rc = perform(st, wait);
     curl_easy_getinfo(st->curl, CURLINFO_RESPONSE_CODE, &status);
     free(w.line.data);
     curl_slist_free_all(hdr);
