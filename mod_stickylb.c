@@ -1461,6 +1461,11 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return !OK;
     }
     slb_config_resolve(pconf, ptemp, s);
+    /* the members discovered before a restart, back before the routes to
+     * keep are listed */
+    if (slb_discover_post_config(pconf, ptemp, s) != OK) {
+        return !OK;
+    }
     keep_ns = apr_array_make(ptemp, 16, sizeof(const char *));
     keep_routes = apr_array_make(ptemp, 16, sizeof(const char *));
     for (sr = s; sr; sr = sr->next) {
@@ -1509,7 +1514,8 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           (const char *const *)keep_ns->elts,
                           (const char *const *)keep_routes->elts);
     if (slb_status_post_config(pconf, s) != OK
-        || slb_sync_post_config(pconf, s) != OK) {
+        || slb_sync_post_config(pconf, s) != OK
+        || slb_discover_watchdog(pconf, s) != OK) {
         return !OK;
     }
     return slb_probe_post_config(pconf, s, any_probe);
@@ -1534,6 +1540,9 @@ static int slb_check_config(apr_pool_t *pconf, apr_pool_t *plog,
         }
         if (err == NULL) {
             err = slb_config_check_balancers(s, sr, ptemp, seen);
+        }
+        if (err == NULL) {
+            err = slb_discover_check(sr, ptemp);
         }
         if (err) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, NULL,
@@ -1565,6 +1574,7 @@ static void slb_register_hooks(apr_pool_t *p)
                             APR_HOOK_FIRST);
     slb_probe_register_hooks(p);
     slb_sync_register_hooks(p);
+    slb_discover_register_hooks(p);
     slb_status_register_hooks(p);
     ap_hook_post_config(slb_post_config, after_proxy, NULL,
                         APR_HOOK_MIDDLE);

@@ -62,6 +62,9 @@ void *slb_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     slb_srv_conf *c = apr_pcalloc(p, sizeof(*c));
 
     c->sections = apr_hash_overlay(p, add->sections, base->sections);
+    c->discover = add->discover && base->discover
+                      ? apr_hash_overlay(p, add->discover, base->discover)
+                      : add->discover ? add->discover : base->discover;
     c->table_entries = add->table_entries ? add->table_entries
                                           : base->table_entries;
     c->mc = add->mc ? add->mc : base->mc;
@@ -594,6 +597,54 @@ static const char *set_slow_start(cmd_parms *cmd, void *dconf,
                                          &c->slow_start));
 }
 
+/* StickyLBDiscover <kind> <target> [key=value ...]: in a <Proxy
+ * balancer://...> section only, one a balancer */
+static const char *set_discover(cmd_parms *cmd, void *dconf, int argc,
+                                char *const argv[])
+{
+    slb_srv_conf *sc = ap_get_module_config(cmd->server->module_config,
+                                            &stickylb_module);
+    slb_disc_spec *sp;
+    const char *k, *err;
+
+    if (cmd->path == NULL || strncasecmp(cmd->path, "balancer://", 11)) {
+        return "StickyLBDiscover: allowed only in a <Proxy balancer://...> "
+               "section (the balancer whose members it discovers)";
+    }
+    if ((err = check_context(cmd, dconf)) != NULL) {
+        return err;
+    }
+    k = balancer_key(cmd->pool, cmd->path);
+    if (sc->discover == NULL) {
+        sc->discover = apr_hash_make(cmd->pool);
+    }
+    if (apr_hash_get(sc->discover, k, APR_HASH_KEY_STRING)) {
+        return apr_psprintf(cmd->pool, "StickyLBDiscover: %s has a source "
+                            "already (one StickyLBDiscover a balancer)",
+                            cmd->path);
+    }
+    if ((err = slb_discover_parse(cmd->pool, argc,
+                                  (const char *const *)argv, &sp))) {
+        return named(cmd, err);
+    }
+    apr_hash_set(sc->discover, k, APR_HASH_KEY_STRING, sp);
+    return NULL;
+}
+
+const slb_disc_spec *slb_config_discover_spec(server_rec *s,
+                                              const proxy_balancer *b,
+                                              apr_pool_t *p)
+{
+    const slb_srv_conf *sc = ap_get_module_config(s->module_config,
+                                                  &stickylb_module);
+
+    if (sc->discover == NULL || b->s == NULL) {
+        return NULL;
+    }
+    return apr_hash_get(sc->discover, balancer_key(p, b->s->name),
+                        APR_HASH_KEY_STRING);
+}
+
 static const char *set_table_size(cmd_parms *cmd, void *dconf,
                                   const char *arg)
 {
@@ -688,6 +739,12 @@ const command_rec slb_cmds[] = {
                   (void *)&variables_directive, RSRC_CONF | ACCESS_CONF,
                   "Whether the STICKYLB_* request variables are set: auto "
                   "(default: when the configuration names one), on or off"),
+    AP_INIT_TAKE_ARGV("StickyLBDiscover", set_discover, NULL, ACCESS_CONF,
+                      "Members discovered at run time: dns NAME:PORT | srv "
+                      "_SERVICE._PROTO.NAME | etcd ... [interval= "
+                      "min-interval= max-interval= backoff-max= wait= "
+                      "grace= flap-limit= flap-window= flap-hold= "
+                      "route-prefix= loadfactor=] and the kind's options"),
     AP_INIT_TAKE1("StickyLBTableSize", set_table_size, NULL, RSRC_CONF,
                   "Bindings the embedded stick table holds (default "
                   "262144)"),

@@ -223,6 +223,16 @@ int slb_health_snapshot(proxy_balancer *b, proxy_worker *w,
     return 1;
 }
 
+void slb_health_started(proxy_balancer *b, proxy_worker *w, apr_time_t now)
+{
+    health_t *h = health_of(member_key(b, w), 1);
+
+    if (h != NULL) {
+        h->up_since = now;
+        h->last_change = now;
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* slow start and passive marking (request path: memory only)          */
 
@@ -389,7 +399,54 @@ typedef struct {
     apr_pool_t *pool;            /* the singleton child's, for targets */
     apr_array_header_t *targets; /* target_t */
     int built;
+    apr_time_t wupdated;         /* the balancers' stamps the targets were
+                                  * built from (members added at run time,
+                                  * by discovery or balancer-manager) */
 } prober_t;
+
+/* The latest of the probed balancers' member stamps (shared memory). */
+static apr_time_t members_stamp(server_rec *s)
+{
+    apr_time_t latest = 0;
+    server_rec *sr;
+
+    for (sr = s; sr; sr = sr->next) {
+        proxy_server_conf *pc = ap_get_module_config(sr->module_config,
+                                                     &proxy_module);
+        int i;
+
+        for (i = 0; pc && pc->balancers && i < pc->balancers->nelts; i++) {
+            proxy_balancer *b = &APR_ARRAY_IDX(pc->balancers, i,
+                                               proxy_balancer);
+            if (b->s && b->s->wupdated > latest) {
+                latest = b->s->wupdated;
+            }
+        }
+    }
+    return latest;
+}
+
+/* This child's view of the members, after some were added at run time. */
+static void sync_members(server_rec *s)
+{
+    server_rec *sr;
+
+    for (sr = s; sr; sr = sr->next) {
+        proxy_server_conf *pc = ap_get_module_config(sr->module_config,
+                                                     &proxy_module);
+        int i;
+
+        for (i = 0; pc && pc->balancers && i < pc->balancers->nelts; i++) {
+            proxy_balancer *b = &APR_ARRAY_IDX(pc->balancers, i,
+                                               proxy_balancer);
+            if (b->s && b->s->wupdated > b->wupdated
+                && PROXY_THREAD_LOCK(b) == APR_SUCCESS) {
+                ap_proxy_sync_balancer(b, sr, pc);
+                PROXY_THREAD_UNLOCK(b);
+            }
+        }
+    }
+}
 
 /* The probe configuration of one member: its route's own line, else the
  * balancer's default line. */
@@ -789,11 +846,22 @@ static apr_status_t probe_tick(int state, void *data, apr_pool_t *pool)
     if (state != AP_WATCHDOG_STATE_RUNNING) {
         if (state == AP_WATCHDOG_STATE_STOPPING) {
             pb->built = 0;
+            pb->pool = NULL;     /* the child's pool goes with it */
         }
         return APR_SUCCESS;
     }
+    if (pb->built && members_stamp(pb->s) != pb->wupdated) {
+        /* members were added: the targets again (a new member is
+         * probed from now on; the others keep their shared state) */
+        pb->built = 0;
+    }
     if (!pb->built) {
+        if (pb->pool) {
+            apr_pool_destroy(pb->pool);
+        }
         apr_pool_create(&pb->pool, pb->s->process->pool);
+        pb->wupdated = members_stamp(pb->s);
+        sync_members(pb->s);
         build_targets(pb);
     }
     batch = apr_array_make(pool, 16, sizeof(slb_probe));

@@ -84,6 +84,8 @@ typedef struct {
     double probe_latency_s;
     double probe_s_total;      /* every probe's duration, added */
     slb_health_view h;
+    int discovers;             /* its balancer discovers members */
+    slb_discover_mview d;      /* d.discovered: this one was discovered */
 } member_view;
 
 typedef struct {
@@ -91,6 +93,9 @@ typedef struct {
     const slb_balancer *c;
     const char *ns;
     apr_array_header_t *members;   /* member_view */
+    int discovers;                 /* StickyLBDiscover: d is set */
+    slb_discover_bview d;
+    apr_uint64_t d_last_sync_s, d_last_fetch_s, d_started_s;
 } balancer_view;
 
 static const char *member_state(proxy_worker *w, const slb_health_view *h)
@@ -162,6 +167,10 @@ static apr_array_header_t *collect(request_rec *r)
         bv->ns = bv->c->ns;
         bv->members = apr_array_make(r->pool, b->workers->nelts,
                                      sizeof(member_view));
+        bv->discovers = slb_discover_balancer_view(b, &bv->d);
+        bv->d_last_sync_s = (apr_uint64_t)apr_time_sec(bv->d.last_sync);
+        bv->d_last_fetch_s = (apr_uint64_t)apr_time_sec(bv->d.last_fetch);
+        bv->d_started_s = (apr_uint64_t)apr_time_sec(bv->d.started);
         for (j = 0; j < b->workers->nelts; j++) {
             member_view *mv = apr_array_push(bv->members);
             mv->w = APR_ARRAY_IDX(b->workers, j, proxy_worker *);
@@ -179,6 +188,10 @@ static apr_array_header_t *collect(request_rec *r)
                      && !PROXY_WORKER_IS(mv->w, PROXY_WORKER_IN_ERROR);
             mv->probe_latency_s = secs(mv->h.last_latency);
             mv->probe_s_total = secs((apr_interval_time_t)mv->h.probe_us);
+            mv->discovers = bv->discovers;
+            if (bv->discovers) {
+                slb_discover_member_view(r->pool, b, mv->w, &mv->d);
+            }
         }
     }
     return out;
@@ -601,7 +614,8 @@ static int control(request_rec *r)
 typedef enum {
     S_MEMBER,        /* one value per member (member_view) */
     S_STORE,         /* one per server (store_view) */
-    S_TIER           /* one per kind of store (slb_tier_counters) */
+    S_TIER,          /* one per kind of store (slb_tier_counters) */
+    S_BALANCER       /* one per balancer (balancer_view) */
 } metric_scope;
 
 typedef enum { V_U32, V_U64, V_INT, V_DBL } value_type;
@@ -644,6 +658,7 @@ typedef struct {
 } store_view;
 
 #define MV(f) APR_OFFSETOF(member_view, f)
+#define BV(f) APR_OFFSETOF(balancer_view, f)
 #define SV(f) APR_OFFSETOF(store_view, f)
 #define TC(f) APR_OFFSETOF(slb_tier_counters, f)
 
@@ -691,6 +706,53 @@ static const metric metrics[] = {
     { S_MEMBER, "", "probes", "stickylb_member_probe_duration_seconds",
       NULL, "summary", "durations of the active probes of the member",
       NULL, V_U64, MV(h.probes), MV(h.probed), "_count" },
+    { S_MEMBER, "", NULL, "stickylb_member_discovered", NULL, "gauge",
+      "1 when StickyLBDiscover added the member, 0 for a configured one "
+      "(balancers that discover)", NULL, V_INT, MV(d.discovered),
+      MV(discovers) },
+    /* discovery (StickyLBDiscover), per balancer */
+    { S_BALANCER, "", "fetches", "stickylb_discovery_fetches_total", NULL,
+      "counter", "times the source was asked", "fetches", V_U64,
+      BV(d.fetches), BV(discovers) },
+    { S_BALANCER, "", "errors", "stickylb_discovery_errors_total", NULL,
+      "counter", "fetches that failed (not reached, timed out, garbage): "
+      "the members stayed as they were", "errors", V_U64, BV(d.errors),
+      BV(discovers) },
+    { S_BALANCER, "", "failures", "stickylb_discovery_failures", NULL,
+      "gauge", "fetches failed in a row now (the retry backs off)",
+      "failing in a row", V_U32, BV(d.failures), BV(discovers) },
+    { S_BALANCER, "", "malformed", "stickylb_discovery_malformed", NULL,
+      "gauge", "entries of the last answer ignored (malformed, or a route "
+      "another member has)", "malformed (last answer)", V_U32,
+      BV(d.malformed), BV(discovers) },
+    { S_BALANCER, "", "malformed_total",
+      "stickylb_discovery_malformed_total", NULL, "counter",
+      "malformed entries ignored, over every answer", NULL, V_U64,
+      BV(d.malformed_total), BV(discovers) },
+    { S_BALANCER, "", "waiting", "stickylb_discovery_waiting", NULL,
+      "gauge", "discovered members not added: no free growth slot",
+      "not added (slots full)", V_U32, BV(d.waiting), BV(discovers) },
+    { S_BALANCER, "", "slots_full", "stickylb_discovery_slots_full_total",
+      NULL, "counter", "answers that found the growth slots full",
+      "answers with the slots full", V_U64, BV(d.full_rounds),
+      BV(discovers) },
+    { S_BALANCER, "", "slots_free", "stickylb_discovery_slots_free", NULL,
+      "gauge", "free growth slots of the balancer", "free growth slots",
+      V_U32, BV(d.slots_free), BV(discovers) },
+    { S_BALANCER, "", "members", "stickylb_discovery_members", NULL,
+      "gauge", "members the discovery knows (also those that left)",
+      "discovered members", V_U32, BV(d.members), BV(discovers) },
+    { S_BALANCER, "", "changes", "stickylb_discovery_changes_total", NULL,
+      "counter", "changes applied to the members (added, back, drained, "
+      "disabled, loadfactor, route)", "changes applied", V_U64,
+      BV(d.changes), BV(discovers) },
+    { S_BALANCER, "", "last_sync", "stickylb_discovery_last_sync_seconds",
+      NULL, "gauge", "Unix time of the last answer of the source", NULL,
+      V_U64, BV(d_last_sync_s), BV(discovers) },
+    { S_BALANCER, "", "last_fetch", NULL, NULL, NULL, NULL, NULL, V_U64,
+      BV(d_last_fetch_s), BV(discovers) },
+    { S_BALANCER, "", "since", NULL, NULL, NULL, NULL, NULL, V_U64,
+      BV(d_started_s), BV(discovers) },
     /* the embedded table */
     { S_STORE, "table", "capacity", "stickylb_table_capacity_bindings", NULL,
       "gauge", "bindings the embedded stick table holds", "capacity",
@@ -958,9 +1020,20 @@ static void out_json(request_rec *r, apr_array_header_t *bvs,
     for (i = 0; i < bvs->nelts; i++) {
         balancer_view *bv = &APR_ARRAY_IDX(bvs, i, balancer_view);
         ap_rprintf(r, "%s{\"name\":%s,\"namespace\":%s,\"store\":\"%s\","
-                   "\"members\":[", i ? "," : "",
+                   "\"discovery\":", i ? "," : "",
                    json_str(p, bv->b->s->name), json_str(p, bv->ns),
                    tier_names[bv->c->store]);
+        if (bv->discovers) {
+            ap_rprintf(r, "{\"source\":%s,%s,\"last_error\":%s}",
+                       json_str(p, bv->d.source),
+                       json_fields(p, S_BALANCER, "", bv),
+                       *bv->d.last_error ? json_str(p, bv->d.last_error)
+                                         : "null");
+        }
+        else {
+            ap_rputs("null", r);
+        }
+        ap_rputs(",\"members\":[", r);
         for (j = 0; j < bv->members->nelts; j++) {
             member_view *mv = &APR_ARRAY_IDX(bv->members, j, member_view);
             ap_rprintf(r, "%s{\"name\":%s,\"route\":%s,\"state\":\"%s\",%s,"
@@ -978,6 +1051,19 @@ static void out_json(request_rec *r, apr_array_header_t *bvs,
                            mv->probe_latency_s * 1000,
                            apr_time_sec(mv->h.last_probe),
                            apr_time_sec(mv->h.last_change));
+            }
+            else {
+                ap_rputs("null", r);
+            }
+            ap_rputs(",\"discovered\":", r);
+            if (mv->d.discovered) {
+                ap_rprintf(r, "{\"state\":\"%s\",\"origin\":%s,"
+                           "\"added\":%" APR_TIME_T_FMT ",\"since\":%"
+                           APR_TIME_T_FMT ",\"seen\":%" APR_TIME_T_FMT "}",
+                           mv->d.state, json_str(p, mv->d.origin),
+                           apr_time_sec(mv->d.added),
+                           apr_time_sec(mv->d.since),
+                           apr_time_sec(mv->d.seen));
             }
             else {
                 ap_rputs("null", r);
@@ -1072,6 +1158,16 @@ static void out_prometheus(request_rec *r, apr_array_header_t *bvs,
                        m->labels ? "{" : "",
                        m->labels ? m->labels : "", m->labels ? "}" : "",
                        value_str(p, m, sv));
+            break;
+        case S_BALANCER:
+            for (i = 0; i < bvs->nelts; i++) {
+                balancer_view *bv = &APR_ARRAY_IDX(bvs, i, balancer_view);
+                if (present(m, bv)) {
+                    ap_rprintf(r, "%s%s{balancer=\"%s\"} %s\n", m->prom,
+                               sfx, prom_label(p, bv->b->s->name),
+                               value_str(p, m, bv));
+                }
+            }
             break;
         case S_TIER:
             for (i = 0; i < 2; i++) {
@@ -1231,13 +1327,45 @@ static void out_html(request_rec *r, apr_array_header_t *bvs,
         const char *bal = bv->b->s->name;
 
         ap_rprintf(r, "<h2>%s</h2><p>store: %s, namespace %s</p>\n"
-                   "<p class=\"sessions\">%s</p>\n"
-                   "<table><tr><th>member</th><th>route</th><th>state</th>",
+                   "<p class=\"sessions\">%s</p>\n",
                    ap_escape_html2(r->pool, bal, 1),
                    bv->c->store == SLB_STORE_SHM ? "shm (embedded)"
                                                  : tier_names[bv->c->store],
                    ap_escape_html2(r->pool, bv->ns, 1),
                    html_sessions(r, bv));
+        if (bv->discovers) {
+            ap_rprintf(r, "<table class=\"discovery\"><tr><th>discovered "
+                       "from</th><td>%s</td></tr><tr><th>last answer</th>"
+                       "<td>%s</td></tr><tr><th>last error</th><td>%s</td>"
+                       "</tr>",
+                       ap_escape_html2(r->pool, bv->d.source, 1),
+                       bv->d.last_sync
+                           ? apr_psprintf(r->pool, "%" APR_TIME_T_FMT
+                                          " s ago",
+                                          apr_time_sec(now - bv->d.last_sync))
+                           : "none yet",
+                       *bv->d.last_error
+                           ? apr_psprintf(r->pool, "%s (%" APR_TIME_T_FMT
+                                          " s ago)",
+                                          ap_escape_html2(r->pool,
+                                                          bv->d.last_error,
+                                                          1),
+                                          apr_time_sec(now
+                                                       - bv->d.last_error_at))
+                           : "-");
+            for (k = 0; k < N_METRICS; k++) {
+                const metric *m = &metrics[k];
+                if (m->scope == S_BALANCER && m->html && present(m, bv)) {
+                    ap_rprintf(r, "<tr><th>%s</th><td class=\"num\">%s</td>"
+                               "</tr>", m->html, value_str(r->pool, m, bv));
+                }
+            }
+            ap_rputs("</table>\n", r);
+        }
+        ap_rputs("<table><tr><th>member</th><th>route</th><th>state</th>", r);
+        if (bv->discovers) {
+            ap_rputs("<th>discovered</th>", r);
+        }
         for (k = 0; k < N_METRICS; k++) {
             if (html_column(&metrics[k], bv)) {
                 ap_rprintf(r, "<th>%s</th>", metrics[k].html);
@@ -1253,6 +1381,19 @@ static void out_html(request_rec *r, apr_array_header_t *bvs,
                        "<td>%s</td>", mv->state,
                        ap_escape_html2(r->pool, mv->w->s->name, 1),
                        ap_escape_html2(r->pool, route, 1), mv->state);
+            if (bv->discovers) {
+                ap_rprintf(r, "<td>%s</td>",
+                           mv->d.discovered
+                               ? apr_psprintf(r->pool, "%s since %"
+                                              APR_TIME_T_FMT " s (%s)",
+                                              mv->d.state,
+                                              apr_time_sec(now
+                                                           - mv->d.since),
+                                              ap_escape_html2(r->pool,
+                                                              mv->d.origin,
+                                                              1))
+                               : "configured");
+            }
             for (k = 0; k < N_METRICS; k++) {
                 if (html_column(&metrics[k], bv)) {
                     ap_rprintf(r, "<td class=\"num\">%s</td>",

@@ -736,11 +736,6 @@ static int opt_one(void *data, const char *k, const char *v)
             return 0;
         }
     }
-    else {
-        c->err = slb_unknown_option(c->p, apr_pstrcat(c->p, k, "=", v, NULL),
-                                    etcd_options);
-        return 0;
-    }
     return 1;
 }
 
@@ -775,6 +770,10 @@ static const char *etcd_create(apr_pool_t *p, const char *target,
         return "etcd needs the gateway's URL (e.g. http://127.0.0.1:2379)";
     }
     if (opts) {
+        /* unknown options first: the message lists every valid one */
+        if ((c.err = slb_disc_check_options(p, opts, etcd_options))) {
+            return c.err;
+        }
         apr_table_do(opt_one, &c, opts, NULL);
         if (c.err) {
             return c.err;
@@ -790,6 +789,11 @@ static const char *etcd_create(apr_pool_t *p, const char *target,
     st->range_body = apr_psprintf(p, "{\"key\":\"%s\",\"range_end\":\"%s\","
                                   "\"limit\":\"%d\"}", st->key64, st->end64,
                                   SLB_ETCD_MAX_KEYS);
+    /* libcurl's global state, while the server is one thread (create()
+     * runs when the configuration is read, before any child or thread) */
+    if (slb_etcd_global_init() != APR_SUCCESS) {
+        return "libcurl could not be initialised (curl_global_init)";
+    }
     apr_pool_cleanup_register(p, st, state_cleanup, apr_pool_cleanup_null);
     *state = st;
     return NULL;

@@ -42,6 +42,8 @@ typedef struct {
     /* no balancer of this server needs the proxy pre_request hook (none
      * uses a store, none has stickysession=): the finder does it all */
     int no_pre_request;
+    /* StickyLBDiscover: lower-cased balancer name -> slb_disc_spec */
+    apr_hash_t *discover;
 } slb_srv_conf;
 
 #define SLB_DEFAULT_MC_CACHE 2
@@ -177,5 +179,51 @@ apr_uint32_t slb_store_unbind_route(const char *ns, const char *route);
  * with their bindings (slb_table_routes_keep); logged when any is. */
 void slb_store_keep_routes(server_rec *s, int n, const char *const *ns,
                            const char *const *routes);
+
+/* mod_stickylb_discover.c: members discovered at run time. */
+#include "stickylb_discover.h"
+typedef struct {
+    const char *kind, *target;
+    const slb_disc_source_ops *ops;
+    void *state;                 /* the source's (create) */
+    slb_disc_conf conf;
+} slb_disc_spec;
+/* StickyLBDiscover's arguments (a message without the directive name) */
+const char *slb_discover_parse(apr_pool_t *p, int argc,
+                               const char *const *argv, slb_disc_spec **out);
+/* The StickyLBDiscover of balancer b of server s, or NULL */
+const slb_disc_spec *slb_config_discover_spec(server_rec *s,
+                                              const struct proxy_balancer *b,
+                                              apr_pool_t *p);
+/* post_config (after slb_config_resolve, before the routes are kept):
+ * the discovered members of the last generation back into growth slots */
+int slb_discover_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
+                             server_rec *s);
+/* post_config: the watchdog callback, when a balancer discovers */
+int slb_discover_watchdog(apr_pool_t *pconf, server_rec *s);
+void slb_discover_register_hooks(apr_pool_t *p);
+/* configtest: an error message or NULL */
+const char *slb_discover_check(server_rec *sr, apr_pool_t *ptemp);
+/* for the status handler */
+typedef struct {
+    const char *source, *last_error;
+    apr_time_t started, last_fetch, last_sync, last_error_at, next_due;
+    apr_uint32_t failures, malformed, waiting, slots_free, members;
+    apr_uint64_t fetches, errors, malformed_total, full_rounds, changes;
+} slb_discover_bview;
+typedef struct {
+    int discovered;
+    const char *state, *origin, *source;
+    apr_time_t added, since, seen;
+} slb_discover_mview;
+int slb_discover_balancer_view(const struct proxy_balancer *b,
+                               slb_discover_bview *v);
+int slb_discover_member_view(apr_pool_t *p, const struct proxy_balancer *b,
+                             const struct proxy_worker *w,
+                             slb_discover_mview *v);
+/* mod_stickylb_probe.c: a member added or back now (slow start ramps
+ * from now) */
+void slb_health_started(struct proxy_balancer *b, struct proxy_worker *w,
+                        apr_time_t now);
 
 #endif /* MOD_STICKYLB_H */

@@ -21,9 +21,10 @@
  * not a route, an oversize key or value, a second key for a URL or route
  * already named) is malformed: counted and skipped.
  *
- * The glue calls slb_etcd_global_init() once per process before the
- * watchdog runs (post_config or child_init); fetch() calls it itself when
- * it was not, which is safe with a thread-safe libcurl (7.84 and later).
+ * libcurl's global initialisation (slb_etcd_global_init) is done by
+ * create(), which runs while the configuration is read, in the parent,
+ * before any child or thread exists: the glue has nothing to call.
+ * fetch() calls it too when a caller created the state otherwise.
  */
 #ifndef STICKYLB_ETCD_H
 #define STICKYLB_ETCD_H

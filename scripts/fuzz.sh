@@ -49,7 +49,8 @@ ALL_TARGETS=(cookie param set_cookie cookie_conf probe mc_value key table conf s
 CORE_SRCS=(stickylb_codec.c stickylb_store_key.c stickylb_table.c
            stickylb_mc.c stickylb_probe.c stickylb_passive.c stickylb_select.c
            stickylb_conf.c
-           stickylb_tier.c stickylb_sign.c stickylb_etcd.c)
+           stickylb_tier.c stickylb_sign.c stickylb_discover.c stickylb_dns.c
+           stickylb_etcd.c)
 
 LONG=0
 BUILD_ONLY=0

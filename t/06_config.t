@@ -180,6 +180,37 @@ ok($rc == 0 && $out =~ /SLB0004: the StickyLB directives in <Proxy "balancer:\/\
 ok($rc == 0 && $out =~ /SLB0002: member http:\/\/127\.0\.0\.1:9 of balancer:\/\/nr has no route=/, 'a member without route= is warned about at configtest') or diag $out;
 unlike($out, qr/127\.0\.0\.1:10 of balancer:\/\/nr has no route/, '... and only that one');
 
+# StickyLBDiscover: the source's line checked (no I/O), the growth slots
+# it needs, what was meant
+sub grows { my $d = shift; return qq{<Proxy "balancer://g">\n ProxySet lbmethod=stickylb growth=4\n $d\n</Proxy>\n} }
+($rc, $out) = configtest(grows("StickyLBDiscover dns app.internal:8080 interval=5 grace=30s server=10.0.0.53,10.0.0.54:5353 timeout=500ms family=ipv4 route-prefix=app-"));
+is($rc, 0, 'StickyLBDiscover dns with its options passes configtest') or diag $out;
+($rc, $out) = configtest(grows("StickyLBDiscover srv _http._tcp.app.internal route=label-port scheme=https flap-limit=0"));
+is($rc, 0, 'StickyLBDiscover srv passes configtest') or diag $out;
+($rc, $out) = configtest(balancer("StickyLBDiscover dns app.internal:8080"));
+ok($rc != 0 && $out =~ /StickyLBDiscover dns app\.internal:8080 in <Proxy "balancer:\/\/b">: the balancer has no growth slots .*add "ProxySet growth=N"/,
+   'StickyLBDiscover in a balancer without growth slots: refused, with the fix') or diag $out;
+for my $c (['StickyLBDiscover',                           qr/StickyLBDiscover: needs a kind \(dns, srv[^)]*\) and a target/],
+           ['StickyLBDiscover dnz app:80',                qr/StickyLBDiscover: unknown kind 'dnz': did you mean dns\? \(the kinds are dns, srv/],
+           ['StickyLBDiscover dns app.internal',          qr/StickyLBDiscover: dns app\.internal: 'app\.internal': the target of dns is name:port, e\.g\. app\.example\.com:8080/],
+           ['StickyLBDiscover srv app.internal',          qr/StickyLBDiscover: srv app\.internal: .*an SRV name is _service\._proto\.name/],
+           ['StickyLBDiscover dns app:80 timout=1s',      qr/StickyLBDiscover: dns app:80: unknown option 'timout=1s': did you mean timeout=\? \(expected server=, timeout=, family=, scheme=, interval=/],
+           ['StickyLBDiscover dns app:80 server=dns.example', qr/StickyLBDiscover: dns app:80: server=: 'dns\.example' is not an IP address/],
+           ['StickyLBDiscover dns app:80 interval=10m',   qr/StickyLBDiscover: dns app:80: 'interval=10m'/],
+           ['StickyLBDiscover dns app:80 interval=5 min-interval=10', qr/min-interval= \(10 s\) <= interval= \(5 s\)/],
+           ['StickyLBDiscover dns app:80 grace',          qr/StickyLBDiscover: dns app:80: 'grace': options are key=value/],
+           ['StickyLBDiscover dns app:80 route=label',    qr/StickyLBDiscover: dns app:80: unknown option 'route=label'/],
+           ["StickyLBDiscover dns a:80\n StickyLBDiscover dns b:80", qr/StickyLBDiscover: balancer:\/\/g has a source already/]) {
+    ($rc, $out) = configtest(grows($c->[0]));
+    ok($rc != 0 && $out =~ $c->[1], "configtest: '$c->[0]' says what is wrong") or diag $out;
+}
+($rc, $out) = configtest("<Location /x>\n StickyLBDiscover dns app:80\n</Location>\n");
+ok($rc != 0 && $out =~ /StickyLBDiscover: allowed only in a <Proxy balancer:\/\/\.\.\.> section/, 'StickyLBDiscover in <Location> rejected') or diag $out;
+($rc, $out) = configtest("<Proxy http://example.com/>\n StickyLBDiscover dns app:80\n</Proxy>\n");
+ok($rc != 0 && $out =~ /StickyLBDiscover: allowed only in a <Proxy balancer:/, 'StickyLBDiscover in a non-balancer <Proxy> rejected') or diag $out;
+($rc, $out) = configtest("StickyLBDiscover dns app:80\n");
+ok($rc != 0 && $out =~ /StickyLBDiscover not allowed here/, 'StickyLBDiscover in the server config rejected') or diag $out;
+
 # Outside the sections where it has an effect.
 ($rc, $out) = configtest("<Location /x>\n StickyLBSessionCookie SID\n</Location>\n");
 ok($rc != 0 && $out =~ /StickyLBSessionCookie: allowed only/, 'directive in <Location> rejected') or diag $out;

@@ -45,6 +45,7 @@ is_deeply([sort keys %entry], [sort keys %code], 'docs/directives.md documents e
     or diag('code: ' . join(' ', sort keys %code) . "\ndocs: " . join(' ', sort keys %entry));
 
 my $everywhere = 'server config, virtual host, balancer `<Proxy>` section';
+my $section = 'balancer `<Proxy>` section';
 my %sig;
 for my $d (sort keys %entry) {
     my $f = $entry{$d};
@@ -55,8 +56,10 @@ for my $d (sort keys %entry) {
     my ($args) = ($f->{Syntax} // '') =~ /^`\Q$d\E( [^`]+)`$/;
     ok(defined $args, "$d: the Syntax is `$d arguments`") or diag($f->{Syntax} // '(none)');
     $sig{$d} = $args // '';
-    ok(($f->{Context} // '') eq $everywhere || ($f->{Context} // '') eq 'server config',
-       "$d: the Context is \"$everywhere\" or \"server config\"") or diag($f->{Context} // '(none)');
+    ok(($f->{Context} // '') eq $everywhere || ($f->{Context} // '') eq 'server config'
+       || ($f->{Context} // '') eq $section,
+       "$d: the Context is \"$everywhere\", \"server config\" or \"$section\"")
+        or diag($f->{Context} // '(none)');
 }
 
 # options: what the Syntax shows against what the module accepts
@@ -81,11 +84,35 @@ for my $d (sort keys %probe) {
         or diag("module: @accepted\ndocs: @documented");
 }
 
+# StickyLBDiscover: the Syntax shows the options common to every kind,
+# and a line "Options of `kind`: [...]" of its entry those of each kind;
+# together, exactly what the kind's unknown-option message lists
+my %disc_target = (dns => 'a.test:80', srv => '_http._tcp.a.test');
+my ($disc_doc) = $doc =~ /^## StickyLBDiscover\n(.*?)(?=^## )/ms;
+my %kind_opts = ($disc_doc // '') =~ /^Options of `(\w+)`: (.*)$/mg;
+ok(keys %kind_opts >= 2, 'StickyLBDiscover: the options of each kind are documented ('
+   . join(' ', sort keys %kind_opts) . ')');
+for my $kind (sort keys %kind_opts) {
+    my $target = $disc_target{$kind} // 'x';
+    my ($rc, $out) = configtest(qq{<Proxy "balancer://o">\n ProxySet lbmethod=stickylb growth=2\n StickyLBDiscover $kind $target zzz=1\n</Proxy>\n});
+    my ($list) = $out =~ /unknown option 'zzz=1' \(expected ([^)]*)\)/;
+    ok($rc != 0 && defined $list, "StickyLBDiscover $kind: an unknown option is refused with the list of options")
+        or diag $out;
+    my @accepted = sort map { s/=$//r } split /,\s*/, ($list // '');
+    my %doc_opts = map { $_ => 1 } (($sig{StickyLBDiscover} // '') . " $kind_opts{$kind}")
+        =~ /\[([a-z][a-z-]*)(?:=[^\]]*)?\]/g;
+    is_deeply([sort keys %doc_opts], \@accepted,
+              "StickyLBDiscover $kind: the Syntax and the kind's line show exactly the options it accepts")
+        or diag("module: @accepted\ndocs: " . join(' ', sort keys %doc_opts));
+    like($sig{StickyLBDiscover} // '', qr/^ (?:\w+\|)*\Q$kind\E\b/, "StickyLBDiscover: the Syntax names the kind $kind");
+}
+
 # contexts: a line of the directive (its Default, where that is one) is
 # accepted where the Context says, and refused elsewhere
 my %sample = (
     StickyLBNamespace => 'StickyLBNamespace app',
     StickyLBMemcached => 'StickyLBMemcached "--SERVER=127.0.0.1:11211"',
+    StickyLBDiscover  => 'StickyLBDiscover dns app.internal:8080',
 );
 my $member = qq{ BalancerMember "http://127.0.0.1:9" route=a\n ProxySet lbmethod=stickylb\n};
 for my $d (sort keys %entry) {
@@ -93,11 +120,24 @@ for my $d (sort keys %entry) {
     my ($line) = ($f->{Default} // '') =~ /^`(\Q$d\E\b[^`]*)`$/;
     $line //= $sample{$d};
     ok(defined $line, "$d: a line to try (the Default, or the test's own)") or next;
-    my ($rc, $out) = configtest("$line\n");
-    is($rc, 0, "$d: `$line` accepted in the server config") or diag $out;
+    my ($rc, $out);
     my $vhost = "<VirtualHost *:80>\n$line\n</VirtualHost>\n";
     my $proxy = qq{<Proxy "balancer://c">\n$member $line\n</Proxy>\n};
     my $loc = "<Location \"/c\">\n$line\n</Location>\n";
+    if (($f->{Context} // '') eq $section) {
+        # a balancer section only (with the growth slots it fills)
+        for my $where ([ 'the server config', "$line\n" ], [ 'a virtual host', $vhost ],
+                       [ 'a <Location>', $loc ]) {
+            ($rc, $out) = configtest($where->[1]);
+            isnt($rc, 0, "$d: refused in $where->[0]");
+            like($out, qr/\Q$d\E/, "$d: the message names the directive");
+        }
+        ($rc, $out) = configtest(qq{<Proxy "balancer://c">\n ProxySet lbmethod=stickylb growth=2\n $line\n</Proxy>\n});
+        is($rc, 0, "$d: accepted in a balancer <Proxy> section") or diag $out;
+        next;
+    }
+    ($rc, $out) = configtest("$line\n");
+    is($rc, 0, "$d: `$line` accepted in the server config") or diag $out;
     if (($f->{Context} // '') eq 'server config') {
         ($rc, $out) = configtest($vhost);
         isnt($rc, 0, "$d: refused in a virtual host");

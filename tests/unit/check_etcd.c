@@ -560,7 +560,8 @@ START_TEST(test_create)
     apr_table_set(o, "tls", "on");
     err = create_err("http://127.0.0.1:2379", o);
     ck_assert_ptr_nonnull(strstr(err, "unknown option 'tls=on' (expected "
-                                      "prefix=, timeout=)"));
+                                      "prefix=, timeout=, interval=, "));
+    ck_assert_ptr_nonnull(strstr(err, "wait=, grace="));
     err = create_err("http://127.0.0.1:2379", opts_of("/a/", "0"));
     ck_assert_ptr_nonnull(strstr(err, "timeout="));
     err = create_err("http://127.0.0.1:2379", opts_of("/a/", "61s"));

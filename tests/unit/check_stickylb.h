@@ -19,6 +19,7 @@ Suite *conf_suite(void);
 Suite *tier_suite(void);
 Suite *probe_suite(void);
 Suite *passive_suite(void);
+Suite *discover_suite(void);
 Suite *etcd_suite(void);
 
 #endif /* CHECK_STICKYLB_H */
