@@ -749,6 +749,10 @@ static const char *etcd_create(apr_pool_t *p, const char *target,
     const char *end;
 
     st->timeout = SLB_ETCD_DEFAULT_TIMEOUT;
+    /* unknown options first: the message lists every valid one */
+    if (opts && (c.err = slb_disc_check_options(p, opts, etcd_options))) {
+        return c.err;
+    }
     if (!target || !*target) {
         return "etcd needs the gateway's URL (e.g. http://127.0.0.1:2379)";
     }
@@ -770,10 +774,6 @@ static const char *etcd_create(apr_pool_t *p, const char *target,
         return "etcd needs the gateway's URL (e.g. http://127.0.0.1:2379)";
     }
     if (opts) {
-        /* unknown options first: the message lists every valid one */
-        if ((c.err = slb_disc_check_options(p, opts, etcd_options))) {
-            return c.err;
-        }
         apr_table_do(opt_one, &c, opts, NULL);
         if (c.err) {
             return c.err;

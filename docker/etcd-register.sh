@@ -11,8 +11,9 @@
 #   ${ETCD_PREFIX}${MEMBER_NAME}  =  {"url": "...", "route": "...", "loadfactor": N}
 #
 # On SIGTERM or SIGINT (docker stop, Ctrl-C) the key is deleted and the
-# lease revoked before COMMAND is stopped, so the load balancer drains the
-# member first; when COMMAND exits by itself the key goes too.  When this
+# lease revoked before COMMAND is stopped (DRAIN_WAIT seconds later), so
+# the load balancer drains the member first while it still serves the
+# sessions bound to it; when COMMAND exits by itself the key goes too.  When this
 # script dies without a word (kill -9, the container or the host lost), the
 # lease expires after ETCD_TTL seconds and etcd deletes the key.  etcd down
 # or restarted: the registration is retried every second until it holds
@@ -31,6 +32,9 @@
 #   LOADFACTOR      1..100 (default: none)
 #   ETCD_TTL        lease TTL in seconds (default 10, at least 2)
 #   READY_TIMEOUT   seconds to wait for the member's port (default 30)
+#   DRAIN_WAIT      seconds between the key deleted and COMMAND stopped
+#                   (default 0; match the balancer's grace= and give
+#                   `docker stop -t` more)
 #
 # Needs bash, curl and base64 (coreutils); speaks to etcd's JSON gateway
 # (/v3/lease/grant, /v3/kv/put, /v3/lease/keepalive, /v3/kv/deleterange,
@@ -41,6 +45,7 @@ ETCD_ENDPOINTS=${ETCD_ENDPOINTS:-http://etcd:2379}
 ETCD_PREFIX=${ETCD_PREFIX:-/services/web/}
 ETCD_TTL=${ETCD_TTL:-10}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
+DRAIN_WAIT=${DRAIN_WAIT:-0}
 ROUTE=${ROUTE:-}
 LOADFACTOR=${LOADFACTOR:-}
 
@@ -54,6 +59,7 @@ command -v base64 > /dev/null || die "base64 is needed"
 case "$ETCD_TTL" in ''|*[!0-9]*) die "ETCD_TTL must be a number of seconds" ;; esac
 [ "$ETCD_TTL" -ge 2 ] || die "ETCD_TTL must be at least 2"
 case "$READY_TIMEOUT" in ''|*[!0-9]*) die "READY_TIMEOUT must be a number of seconds" ;; esac
+case "$DRAIN_WAIT" in ''|*[!0-9]*) die "DRAIN_WAIT must be a number of seconds" ;; esac
 
 if [ -z "${MEMBER_URL:-}" ]; then
     addr=$(hostname -i 2> /dev/null | awk '{print $1}')
@@ -135,17 +141,29 @@ keepalive() {
 
 unregister() {
     [ "$REGISTERED" = 1 ] || return 0
-    etcd_post /v3/kv/deleterange "{\"key\": \"$KEY64\"}" > /dev/null \
-        && log "unregistered $KEY" || log "could not delete $KEY (the lease expires in ${ETCD_TTL} s)"
+    if etcd_post /v3/kv/deleterange "{\"key\": \"$KEY64\"}" > /dev/null; then
+        log "unregistered $KEY"
+    else
+        log "could not delete $KEY (the lease expires in ${ETCD_TTL} s)"
+    fi
     [ -n "$LEASE" ] && etcd_post /v3/lease/revoke "{\"ID\": \"$LEASE\"}" > /dev/null
     REGISTERED=0
 }
 
 CHILD=""
 STOPPING=0
+# shellcheck disable=SC2317  # run by the trap
 on_signal() {
+    [ "$STOPPING" = 1 ] && return
     STOPPING=1
     unregister
+    if [ -n "$CHILD" ] && [ "$DRAIN_WAIT" -gt 0 ]; then
+        log "stopping the member in ${DRAIN_WAIT} s (DRAIN_WAIT)"
+        for _ in $(seq 1 $((DRAIN_WAIT * 10))); do
+            kill -0 "$CHILD" 2> /dev/null || break
+            sleep 0.1
+        done
+    fi
     if [ -n "$CHILD" ]; then
         kill -TERM "$CHILD" 2> /dev/null
     fi
