@@ -454,10 +454,9 @@ static void apply(server_rec *s, proxy_server_conf *pc, proxy_balancer *b,
         break;
     case SLB_DA_ENABLE:
         if (w) {
-            apply_flags(w, m->owned, 0);
+            apply_flags(w, a->flags, 0);
             slb_health_started(b, w, now);
         }
-        m->owned = 0;
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
                      SLB_LOG_TAG "SLB0508: member %s (route %s) of %s is "
                      "back in the discovered set%s", m->url, m->route,

@@ -449,6 +449,19 @@ static void push(apr_array_header_t *actions, slb_da_kind k, int member)
 
     a->kind = k;
     a->member = member;
+    a->flags = 0;
+}
+
+/* back: the flags we set are cleared (a later action of the same round
+ * sees the member as it will be) */
+static void enable(apr_array_header_t *actions, slb_disc_member *set, int i)
+{
+    if (set[i].owned) {
+        push(actions, SLB_DA_ENABLE, i);
+        APR_ARRAY_IDX(actions, actions->nelts - 1, slb_disc_action).flags
+            = set[i].owned;
+        set[i].owned = 0;
+    }
 }
 
 static void note(apr_pool_t *p, apr_array_header_t *notes, const char *fmt,
@@ -599,7 +612,8 @@ static apr_array_header_t *check_entries(apr_pool_t *p,
 static void take_route(slb_disc_member *set, wanted *w,
                        apr_array_header_t *actions)
 {
-    if (w->claim >= 0 && set[w->claim].route[0]) {
+    /* (the holder may have taken another route in this round) */
+    if (w->claim >= 0 && !strcmp(set[w->claim].route, w->route)) {
         set[w->claim].route[0] = '\0';
         push(actions, SLB_DA_ROUTE, w->claim);
     }
@@ -633,9 +647,7 @@ static void timers(const slb_disc_conf *c, slb_disc_member *set, int cap,
         else if (m->state == SLB_DM_HELD && now - m->since >= c->flap_hold) {
             set_state(m, SLB_DM_ACTIVE, now);
             counts->released++;
-            if (m->owned) {
-                push(actions, SLB_DA_ENABLE, i);  /* the glue: owned 0 */
-            }
+            enable(actions, set, i);
         }
     }
 }
@@ -718,9 +730,7 @@ int slb_disc_plan(apr_pool_t *p, const slb_disc_conf *c,
             else {
                 set_state(m, SLB_DM_ACTIVE, now);
                 counts->returned++;
-                if (m->owned) {
-                    push(actions, SLB_DA_ENABLE, i);  /* the glue: owned 0 */
-                }
+                enable(actions, set, i);
             }
         }
     }

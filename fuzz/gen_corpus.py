@@ -189,6 +189,36 @@ seeds["etcd"] = [
     b"\x03/services/web/\xff\xff",
 ]
 
+# --- discover: flags (option count, srv, operator), operator bits, then
+#     target, options, answers of (url, route|-, loadfactor byte) triples
+#     ended by an empty word
+def disc(nopt, srv, op, opbits, words):
+    return bytes([nopt | (16 if srv else 0) | (32 if op else 0), opbits]) + nul(*words)
+
+
+seeds["discover"] = [
+    disc(3, 0, 0, 0, ["app.internal:8080", "interval=500ms", "grace=2s",
+                      "server=10.0.0.53:5353",
+                      "http://10.0.0.1:8080", "-", "\x01",
+                      "http://10.0.0.2:8080", "b", "\x07", "",
+                      "http://10.0.0.2:8080", "b", "\x03", "",
+                      "http://10.0.0.1:8080", "-", "\x01",
+                      "http://10.0.0.2:8080", "b", "\x03", ""]),
+    disc(2, 1, 0, 0, ["_http._tcp.app.test", "route=label-port",
+                      "flap-limit=1",
+                      "HTTPS://[FD00::5]:8443/", "-", "\x00",
+                      "http://192.0.2.1:80", "x", "\x01",
+                      "ajp://b_1:8009", "fixed", "\x01",
+                      "http://a:0", "a", "\x01", "",
+                      "", "",
+                      "https://[fd00::5]:8443", "-", "\x00", ""]),
+    disc(4, 0, 1, 5, ["a:80", "timout=1s", "interval=5", "min-interval=10",
+                      "route-prefix=p.",
+                      "http://h1:1", "r", "\x01", "http://h2:2", "r", "\x01",
+                      "http://h1:1", "s", "\x65", "",
+                      "", "http://h2:2", "r", "\x01", ""]),
+]
+
 
 def main():
     total = 0

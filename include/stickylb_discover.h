@@ -218,7 +218,8 @@ typedef struct {
 typedef enum {
     SLB_DA_ADD = 1,      /* a new member in a free growth slot (url,
                           * route, loadfactor of the member), enabled */
-    SLB_DA_ENABLE,       /* back: clear the flags in owned (then 0) */
+    SLB_DA_ENABLE,       /* back: clear the flags of the action's
+                          * `flags` (what owned had; owned is 0 now) */
     SLB_DA_FACTOR,       /* the loadfactor changed */
     SLB_DA_ROUTE,        /* the route of the member's URL changed */
     SLB_DA_DRAIN,        /* no new sessions (owned gets F_DRAIN) */
@@ -230,6 +231,7 @@ const char *slb_da_kind_name(slb_da_kind k);
 typedef struct {
     slb_da_kind kind;
     int member;          /* index in the set */
+    apr_uint32_t flags;  /* ENABLE: the SLB_DISC_F_* to clear */
 } slb_disc_action;
 
 typedef struct {

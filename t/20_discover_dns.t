@@ -17,8 +17,10 @@
 #   fail over once and stay on their new member, the others are
 #   untouched; dnsmasq stopped: the set is unchanged, no 5xx under a
 #   burst; back: a change is picked up; garbage records: ignored and
-#   counted; d1 back: its slot and route again; a graceful restart keeps
-#   every discovered member and its sessions.
+#   counted; d1 back: its slot and route again; the prober takes the
+#   members added at run time; a graceful restart (registry down) keeps
+#   every discovered member and its sessions, cookie-routed and bound in
+#   the stick table (whose route registry retires unconfigured routes).
 # balancer://disca (dns, A records of app.test:$SLB_DA_PORT): 127.0.0.2
 #   and 127.0.0.3, routes a127-0-0-2 and a127-0-0-3 (route-prefix=a);
 #   one address removed by a SIGHUP.
@@ -185,6 +187,10 @@ $t = wait_for(sub { my ($b) = visit(undef); $b eq 'd3' }, 4);
 ok(defined $t && $t <= 1.5 + 0.3,
    sprintf('d3 registered: a new session on it after %.2f s (interval 0.5 s + 1 s)', $t // -1));
 is(moved($sessions), 0, 'd3 registered: no existing session moved');
+# the probe and slow start take the member added at run time
+ok(defined wait_for(sub { (((members_of('disc')->{d3} // {})->{probe} // {})->{result} // '') eq 'ok' }, 3),
+   'd3 is probed (the prober took the member added at run time)')
+    or diag(explain(members_of('disc')->{d3}));
 
 # ---- d1 unregistered: drained for grace=, then disabled ---------------------
 my %d1 = map { $_ => $sessions->{$_} } grep { $sessions->{$_} eq 'd1' } keys %$sessions;
@@ -268,12 +274,36 @@ like($prom, qr/^stickylb_discovery_malformed\{balancer="balancer:\/\/disc"\} [1-
      'Prometheus: malformed entries of the last answer');
 like($prom, qr/^stickylb_member_discovered\{balancer="balancer:\/\/disc",member="http:\/\/127\.0\.0\.1:\d+",route="d1"\} 1/m,
      'Prometheus: d1 is discovered');
+SKIP: {
+    skip 'promtool not installed', 1 unless -x '/usr/bin/promtool';
+    open my $pf, '>', "$logs/disc-metrics.txt" or die $!;
+    print $pf $prom;
+    close $pf;
+    my $out = `/usr/bin/promtool check metrics < '$logs/disc-metrics.txt' 2>&1`;
+    is($? >> 8, 0, 'promtool check metrics accepts the discovery metrics') or diag $out;
+    unlink "$logs/disc-metrics.txt";
+}
 my $page = Apache::TestRequest::GET($st)->content;
 like($page, qr/srv _http\._tcp\.app\.test/, 'HTML: the source');
 
 # ---- graceful restart: the members and their sessions stay ------------------------
 my %before = %all;
-$before{$_} = $sessions->{$_} for ();   # (all sessions known now)
+# sessions bound in the stick table (a header key): the restart retires
+# the routes no longer configured, and must keep the discovered ones
+my %keyed;
+for my $i (1 .. 12) {
+    $keyed{"k$i"} = backend(req('slb_disc', '/disc/', 'X-Disc-Key' => "k$i"));
+}
+sub keys_moved {
+    my $n = 0;
+    for my $k (keys %keyed) {
+        $n++ if backend(req('slb_disc', '/disc/', 'X-Disc-Key' => $k)) ne $keyed{$k};
+    }
+    return $n;
+}
+is(keys_moved(), 0, 'keyed sessions stick (stick table)');
+is(scalar(grep { !/^d[123]$/ } values %keyed), 0,
+   'keyed sessions on discovered members (' . join(',', sort values %keyed) . ')');
 my $pidfile = "$logs/httpd.pid";
 open my $fh, '<', $pidfile or die "$pidfile: $!";
 chomp(my $hpid = <$fh>);
@@ -287,6 +317,7 @@ $m = members_of('disc');
 is(join(',', map { "$_=$m->{$_}{state}" } sort keys %$m), 'd1=up,d2=up,d3=up',
    'after the restart: the discovered members are back, same routes');
 is(moved(\%before), 0, 'after the restart: no session moved (' . scalar(keys %before) . ')');
+is(keys_moved(), 0, "after the restart: the stick table's bindings to discovered members stay (12)");
 start_dns();
 sleep 1.2;
 is(moved(\%before), 0, 'after the source answered again: no session moved');

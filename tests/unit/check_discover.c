@@ -49,6 +49,7 @@ typedef struct {
     apr_array_header_t *notes;
     slb_disc_counts n;
     int free_slots;
+    apr_uint32_t last_enable;   /* the flags of the last ENABLE */
 } world;
 
 static void world_init(world *w)
@@ -85,8 +86,7 @@ static apr_array_header_t *answer(int n, ...)
     return a;
 }
 
-/* one round; the glue's part done: ADD takes a slot, ENABLE clears what
- * was owned */
+/* one round; the glue's part done: ADD takes a slot */
 static int round_at(world *w, apr_array_header_t *entries, apr_time_t now)
 {
     int i, n;
@@ -101,7 +101,9 @@ static int round_at(world *w, apr_array_header_t *entries, apr_time_t now)
             w->free_slots--;
         }
         else if (a->kind == SLB_DA_ENABLE) {
-            w->set[a->member].owned = 0;
+            /* what to clear: what was ours */
+            ck_assert_uint_ne(a->flags, 0);
+            w->last_enable = a->flags;
         }
     }
     return n;
@@ -432,6 +434,7 @@ START_TEST(test_leave_grace_return)
     /* back: its own slot and route, no slot taken */
     round_at(&w, answer(2, A, "a", 0, B, "b", 0), T0 + SEC(20));
     ck_assert_str_eq(acts(&w), "enable:b");
+    ck_assert_uint_eq(w.last_enable, SLB_DISC_F_DRAIN | SLB_DISC_F_DISABLE);
     ck_assert_int_eq(slot_of(&w, "b"), slot);
     ck_assert_int_eq(b->state, SLB_DM_ACTIVE);
     ck_assert_int_eq(b->since, T0 + SEC(20));
@@ -491,6 +494,14 @@ START_TEST(test_damping)
     round_at(&w, answer(1, A, "a", 0), T0 + SEC(104));
     ck_assert_str_eq(acts(&w), "");
     ck_assert_int_eq(b->state, SLB_DM_LEAVING);
+    /* held, released by its timer in the round it leaves: enabled, then
+     * drained again (the drain is not lost behind the enable) */
+    round_at(&w, answer(2, A, "a", 0, B, "b", 0), T0 + SEC(110));
+    ck_assert_int_eq(b->state, SLB_DM_HELD);     /* a third return */
+    round_at(&w, answer(1, A, "a", 0), T0 + SEC(115));
+    ck_assert_str_eq(acts(&w), "enable:b drain:b");
+    ck_assert_int_eq(b->state, SLB_DM_LEAVING);
+    ck_assert_uint_eq(b->owned, SLB_DISC_F_DRAIN);
     /* flap-limit=0: no damping */
     w.c.flap_limit = 0;
     round_at(&w, answer(2, A, "a", 0, B, "b", 0), T0 + SEC(105));
