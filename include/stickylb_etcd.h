@@ -62,7 +62,7 @@ extern const slb_disc_source_ops slb_disc_etcd_ops;
 #define SLB_ETCD_MAX_URL_LEN       95
 #define SLB_ETCD_MAX_HOST_LEN      63
 /* origin of an entry: its key, printable, at most this long */
-#define SLB_ETCD_MAX_ORIGIN_LEN    160
+#define SLB_ETCD_MAX_ORIGIN_LEN    (SLB_DISC_ORIGIN_MAX - 1)
 
 /* Initialises libcurl once in this process (curl_global_init); APR_SUCCESS
  * or APR_EGENERAL.  Never undone: libcurl counts its users itself. */

@@ -29,6 +29,7 @@ use StickyLB::Client;
 use StickyLB::Backends qw(:DEFAULT free_port);
 use StickyLB::Services;
 use StickyLB::Etcd;
+use StickyLB::Configtest ();
 
 plan skip_all => 'etcd (etcd-server) not installed' unless etcd_bin();
 my $t_start = time;
@@ -97,6 +98,22 @@ sub moved {
         $moved++ if $b ne $sessions->{$sid};
     }
     return $moved;
+}
+
+# ---- the docker scenario's configuration passes configtest as the container
+# reads it (its ${VAR}s from the environment docker-compose.etcd.yml sets)
+{
+    my $f = "$ENV{SLB_TOP}/docker/lb-etcd.conf";
+    open my $fh, '<', $f or die "$f: $!";
+    local $/;
+    my $text = <$fh>;
+    close $fh;
+    my %env = (LB_NAME => 'lb', LB_PORT => 80, ETCD_ENDPOINTS => 'http://etcd:2379',
+               ETCD_PREFIX => '/services/web/');
+    $text =~ s/^\s*#.*$//mg;       # comments: Apache does not expand them
+    $text =~ s/\$\{(\w+)\}/$env{$1} \/\/ die "docker\/lb-etcd.conf: \${$1} not set by the test\n"/ge;
+    my ($rc, $out) = StickyLB::Configtest::configtest($text);
+    is($rc, 0, 'docker/lb-etcd.conf passes configtest') or diag $out;
 }
 
 # ---- etcd, e1 and e2 registered, then the load balancer -------------------------
