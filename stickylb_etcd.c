@@ -692,6 +692,19 @@ static const char *endpoint_parse(apr_pool_t *p, const char *s,
                        || slb_parse_int(p, u.port_str, 1, 65535, &port))) {
         return apr_psprintf(p, "'%s': the port is not 1 to 65535", s);
     }
+    if (strchr(u.hostname, ':')) {
+        struct in6_addr a6;
+
+        if (strlen(u.hostname) > 45
+            || inet_pton(AF_INET6, u.hostname, &a6) != 1) {
+            return apr_psprintf(p, "'%s': the host is not an IPv6 address",
+                                s);
+        }
+    }
+    else if (!hostname_ok(u.hostname)) {
+        return apr_psprintf(p, "'%s': the host is not a host name or an "
+                            "address", s);
+    }
     *out = apr_psprintf(p, "%s://%s%s%s%s%s", u.scheme,
                         strchr(u.hostname, ':') ? "[" : "", u.hostname,
                         strchr(u.hostname, ':') ? "]" : "",

@@ -583,6 +583,12 @@ START_TEST(test_create)
                                  "only scheme://host:port"));
     ck_assert_ptr_nonnull(strstr(create_err("http://h:99999",
                                             opts_of("/a/", NULL)), "port"));
+    ck_assert_ptr_nonnull(strstr(create_err("http://et%20cd:2379",
+                                            opts_of("/a/", NULL)),
+                                 "not a host name"));
+    ck_assert_ptr_nonnull(strstr(create_err("http://[fe80::zz]:2379",
+                                            opts_of("/a/", NULL)),
+                                 "IPv6"));
     ck_assert_ptr_nonnull(strstr(create_err(
         "http://a:1,http://a:2,http://a:3,http://a:4,http://a:5,http://a:6,"
         "http://a:7,http://a:8,http://a:9", opts_of("/a/", NULL)),
@@ -1334,6 +1340,15 @@ START_TEST(test_bad_gateways)
                         "Connection: close\r\n\r\n{}", "1s", 0);
     ck_res(f, SLB_DISC_FAILED);
     ck_assert_ptr_nonnull(strstr(f.err, "header.revision"));
+
+    /* more keys than SLB_ETCD_MAX_KEYS: an error, not a truncated set */
+    f = fetch_from_fake("HTTP/1.1 200 OK\r\nContent-Length: 52\r\n"
+                        "Connection: close\r\n\r\n"
+                        "{\"header\":{\"revision\":\"9\"},\"kvs\":[],"
+                        "\"more\":true}    ", "1s", 0);
+    ck_res(f, SLB_DISC_FAILED);
+    ck_assert_msg(strstr(f.err, "more than 1024 keys under /services/web/"),
+                  "%s", f.err);
 
     f = fetch_from_fake("not http at all\r\n\r\n", "1s", 0);
     ck_res(f, SLB_DISC_FAILED);
