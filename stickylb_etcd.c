@@ -40,10 +40,15 @@
  * remaining time.  The handle is made on the first fetch (the watchdog's
  * thread of one child) and reused, so the connection to etcd is kept.
  * Proxies from the environment (http_proxy) are not used: etcd is a
- * local service and a proxy would change what "down" means.
+ * local service and a proxy would change what "down" means.  https://
+ * endpoints are verified (the system's CAs, or ca=); cert= and key= are
+ * the client certificate of an etcd started with --client-cert-auth.
+ * etcd's user/password authentication (a token from /v3/auth/
+ * authenticate) is not spoken.
  */
 #include <string.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include <apr_strings.h>
@@ -632,6 +637,8 @@ typedef struct {
     const char *key64, *end64;      /* prefix and range end in base64 */
     const char *range_body;
     apr_interval_time_t timeout;
+    const char *ca, *cert, *key;    /* ca=, cert=, key= (https) */
+    int tls_used;                   /* the transfer's endpoint is https */
     CURL *curl;
     CURLM *multi;                   /* runs curl, keeps the connection */
     char errbuf[CURL_ERROR_SIZE];
@@ -720,7 +727,24 @@ typedef struct {
     int have_prefix;
 } opt_ctx;
 
-static const char *const etcd_options[] = { "prefix=", "timeout=", NULL };
+static const char *const etcd_options[] = {
+    "prefix=", "timeout=", "ca=", "cert=", "key=", NULL
+};
+
+/* a file option: a path the server can read now (the children read it
+ * again at each connection, as libcurl does) */
+static const char *file_opt(apr_pool_t *p, const char *k, const char *v,
+                            const char **out)
+{
+    if (!v || !*v) {
+        return apr_psprintf(p, "%s= needs a file", k);
+    }
+    if (access(v, R_OK) != 0) {
+        return apr_psprintf(p, "%s=%s: the file cannot be read", k, v);
+    }
+    *out = apr_pstrdup(p, v);
+    return NULL;
+}
 
 static int opt_one(void *data, const char *k, const char *v)
 {
@@ -738,6 +762,16 @@ static int opt_one(void *data, const char *k, const char *v)
         }
         c->st->prefix = apr_pstrdup(c->p, v);
         c->have_prefix = 1;
+    }
+    else if (!strcasecmp(k, "ca") || !strcasecmp(k, "cert")
+             || !strcasecmp(k, "key")) {
+        const char **out = !strcasecmp(k, "ca") ? &c->st->ca
+                           : !strcasecmp(k, "cert") ? &c->st->cert
+                                                    : &c->st->key;
+
+        if ((c->err = file_opt(c->p, k, v, out))) {
+            return 0;
+        }
     }
     else if (!strcasecmp(k, "timeout")) {
         const char *err = slb_parse_duration(c->p, v ? v : "", SLB_UNIT_S,
@@ -790,6 +824,21 @@ static const char *etcd_create(apr_pool_t *p, const char *target,
         apr_table_do(opt_one, &c, opts, NULL);
         if (c.err) {
             return c.err;
+        }
+    }
+    if (!st->cert != !st->key) {
+        return "cert= and key= go together (the client certificate and "
+               "its private key, PEM)";
+    }
+    if (st->ca || st->cert) {
+        int i, tls = 0;
+
+        for (i = 0; i < st->n_endpoints; i++) {
+            tls |= !strncasecmp(st->endpoints[i], "https:", 6);
+        }
+        if (!tls) {
+            return "ca=, cert= and key= are for https:// endpoints, and "
+                   "none is";
         }
     }
     if (!c.have_prefix) {
@@ -886,6 +935,7 @@ static const char *curl_prepare(etcd_state *st, apr_pool_t *p,
         curl_easy_reset(st->curl);  /* keeps the connection */
     }
     st->errbuf[0] = '\0';
+    st->tls_used = !strncasecmp(endpoint, "https:", 6);
     curl_easy_setopt(st->curl, CURLOPT_URL,
                      apr_pstrcat(p, endpoint, path, NULL));
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -907,6 +957,13 @@ static const char *curl_prepare(etcd_state *st, apr_pool_t *p,
     curl_easy_setopt(st->curl, CURLOPT_WRITEFUNCTION, cb);
     curl_easy_setopt(st->curl, CURLOPT_WRITEDATA, ctx);
     curl_easy_setopt(st->curl, CURLOPT_USERAGENT, "mod_stickylb");
+    if (st->ca) {
+        curl_easy_setopt(st->curl, CURLOPT_CAINFO, st->ca);
+    }
+    if (st->cert) {
+        curl_easy_setopt(st->curl, CURLOPT_SSLCERT, st->cert);
+        curl_easy_setopt(st->curl, CURLOPT_SSLKEY, st->key);
+    }
     return NULL;
 }
 
@@ -978,6 +1035,19 @@ static const char *curl_why(apr_pool_t *p, etcd_state *st, CURLcode rc,
                                 ms_of(limit))), detail);
     case CURLE_COULDNT_RESOLVE_HOST:
         return apr_psprintf(p, "host not found (%s)", detail);
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return apr_psprintf(p, "etcd's certificate is not trusted (ca=?) "
+                            "(%s)", detail);
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+        if (st->tls_used) {
+            return apr_psprintf(p, "TLS: %s%s", detail,
+                                st->cert ? "" : " (does etcd want a client "
+                                                "certificate? cert=, key=)");
+        }
+        return detail;
     default:
         return detail;
     }

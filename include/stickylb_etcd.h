@@ -3,6 +3,7 @@
  * and jansson; no httpd).
  *
  *     StickyLBDiscover etcd http://127.0.0.1:2379 prefix=/services/web/
+ *         [timeout=2] [ca=FILE] [cert=FILE key=FILE]
  *
  * The members are the keys under a prefix, read through etcd's JSON
  * gateway (POST /v3/kv/range, then /v3/watch from the revision it

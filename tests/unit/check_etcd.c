@@ -555,12 +555,13 @@ START_TEST(test_create)
     err = create_err("http://127.0.0.1:2379", o);
     ck_assert_ptr_nonnull(strstr(err, "unknown option 'prefx=/b/'"));
     ck_assert_ptr_nonnull(strstr(err, "did you mean prefix="));
-    ck_assert_ptr_nonnull(strstr(err, "expected prefix=, timeout="));
+    ck_assert_ptr_nonnull(strstr(err, "expected prefix=, timeout=, ca=, cert=, key="));
     o = opts_of("/a/", NULL);
     apr_table_set(o, "tls", "on");
     err = create_err("http://127.0.0.1:2379", o);
     ck_assert_ptr_nonnull(strstr(err, "unknown option 'tls=on' (expected "
-                                      "prefix=, timeout=, interval=, "));
+                                      "prefix=, timeout=, ca=, cert=, key=, "
+                                      "interval=, "));
     ck_assert_ptr_nonnull(strstr(err, "wait=, grace="));
     err = create_err("http://127.0.0.1:2379", opts_of("/a/", "0"));
     ck_assert_ptr_nonnull(strstr(err, "timeout="));
@@ -589,6 +590,21 @@ START_TEST(test_create)
     ck_assert_ptr_nonnull(strstr(create_err("http://[fe80::zz]:2379",
                                             opts_of("/a/", NULL)),
                                  "IPv6"));
+    /* TLS files: readable, cert= with key=, an https endpoint */
+    o = opts_of("/a/", NULL);
+    apr_table_set(o, "ca", "/nonexistent/ca.pem");
+    ck_assert_ptr_nonnull(strstr(create_err("https://127.0.0.1:2379", o),
+                                 "ca=/nonexistent/ca.pem: the file cannot be "
+                                 "read"));
+    o = opts_of("/a/", NULL);
+    apr_table_set(o, "cert", "/dev/null");
+    ck_assert_ptr_nonnull(strstr(create_err("https://127.0.0.1:2379", o),
+                                 "cert= and key= go together"));
+    o = opts_of("/a/", NULL);
+    apr_table_set(o, "ca", "/dev/null");
+    ck_assert_ptr_nonnull(strstr(create_err("http://127.0.0.1:2379", o),
+                                 "for https:// endpoints"));
+    ck_assert_ptr_null(create_err("http://127.0.0.1:1,https://127.0.0.1:2", o));
     ck_assert_ptr_nonnull(strstr(create_err(
         "http://a:1,http://a:2,http://a:3,http://a:4,http://a:5,http://a:6,"
         "http://a:7,http://a:8,http://a:9", opts_of("/a/", NULL)),
@@ -604,7 +620,11 @@ typedef struct {
     pid_t pid;
     int port, peer;
     char dir[64];
+    const char *tls;                /* a directory of certificates: https */
 } etcd_proc;
+
+/* the certificates http_post() presents (set by the TLS test) */
+static const char *post_tls;
 
 static int free_port(void)
 {
@@ -653,7 +673,8 @@ static void etcd_start(etcd_proc *e)
         e->port = free_port();
         e->peer = free_port();
     }
-    snprintf(client, sizeof(client), "http://127.0.0.1:%d", e->port);
+    snprintf(client, sizeof(client), "%s://127.0.0.1:%d",
+             e->tls ? "https" : "http", e->port);
     snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", e->peer);
     snprintf(cluster, sizeof(cluster), "default=%s", peer);
     fflush(NULL);
@@ -674,6 +695,20 @@ static void etcd_start(etcd_proc *e)
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
+        }
+        if (e->tls) {
+            char cert[128], key[128], ca[128];
+
+            snprintf(cert, sizeof(cert), "%s/srv.pem", e->tls);
+            snprintf(key, sizeof(key), "%s/srv.key", e->tls);
+            snprintf(ca, sizeof(ca), "%s/ca.pem", e->tls);
+            execl(ETCD_BIN, ETCD_BIN, "--data-dir", data,
+                  "--listen-client-urls", client, "--advertise-client-urls",
+                  client, "--listen-peer-urls", peer,
+                  "--initial-advertise-peer-urls", peer, "--initial-cluster",
+                  cluster, "--log-level", "error", "--cert-file", cert,
+                  "--key-file", key, "--trusted-ca-file", ca,
+                  "--client-cert-auth", (char *)NULL);
         }
         execl(ETCD_BIN, ETCD_BIN, "--data-dir", data,
               "--listen-client-urls", client, "--advertise-client-urls",
@@ -748,7 +783,16 @@ static long http_post(int port, const char *path, const char *body,
 
     out[0] = '\0';
     ck_assert_ptr_nonnull(c);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s",
+             post_tls ? "https" : "http", port, path);
+    if (post_tls) {
+        curl_easy_setopt(c, CURLOPT_CAINFO,
+                         apr_pstrcat(pool, post_tls, "/ca.pem", NULL));
+        curl_easy_setopt(c, CURLOPT_SSLCERT,
+                         apr_pstrcat(pool, post_tls, "/cli.pem", NULL));
+        curl_easy_setopt(c, CURLOPT_SSLKEY,
+                         apr_pstrcat(pool, post_tls, "/cli.key", NULL));
+    }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
@@ -1224,6 +1268,101 @@ START_TEST(test_endpoints_in_turn)
 }
 END_TEST
 
+/* A CA, a server certificate for 127.0.0.1 (server and client use: etcd
+ * 3.4's gateway dials its own gRPC port with it) and a client
+ * certificate, made with the openssl command in dir. */
+static void make_certs(const char *dir)
+{
+    const char *cmd = apr_psprintf(pool,
+        "cd '%s' && printf '%%s\\n' '[srv]' "
+        "'subjectAltName=IP:127.0.0.1' "
+        "'extendedKeyUsage=serverAuth,clientAuth' '[cli]' "
+        "'extendedKeyUsage=clientAuth' > ext.cnf "
+        "&& openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+        "-nodes -days 2 -subj /CN=check-etcd-ca "
+        "-addext basicConstraints=critical,CA:TRUE -keyout ca.key "
+        "-out ca.pem "
+        "&& for n in srv cli; do openssl req -newkey ec "
+        "-pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=$n -keyout $n.key "
+        "-out $n.csr && openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key "
+        "-CAcreateserial -days 2 -extfile ext.cnf -extensions $n -out $n.pem "
+        "|| exit 1; done", dir);
+
+    ck_assert_msg(system(apr_pstrcat(pool, "(", cmd, ") > /dev/null 2>&1",
+                                     NULL)) == 0,
+                  "openssl could not make the test certificates in %s", dir);
+}
+
+static void *tls_source(int port, const char *dir, int ca, int cert)
+{
+    apr_table_t *o = opts_of("/check/tls/", "1s");
+    void *st = NULL;
+    const char *err;
+
+    if (ca) {
+        apr_table_set(o, "ca", apr_pstrcat(pool, dir, "/ca.pem", NULL));
+    }
+    if (cert) {
+        apr_table_set(o, "cert", apr_pstrcat(pool, dir, "/cli.pem", NULL));
+        apr_table_set(o, "key", apr_pstrcat(pool, dir, "/cli.key", NULL));
+    }
+    err = slb_disc_etcd_ops.create(pool, apr_psprintf(pool,
+                                   "https://127.0.0.1:%d", port), o, &st);
+    ck_assert_msg(err == NULL, "create: %s", err);
+    return st;
+}
+
+START_TEST(test_tls)
+{
+    char dir[64];
+    etcd_proc e;
+    void *st;
+    fetched f;
+
+    apr_cpystrn(dir, "/tmp/slb-check-etcd-tls-XXXXXX", sizeof(dir));
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    make_certs(dir);
+    memset(&e, 0, sizeof(e));
+    e.tls = dir;
+    post_tls = dir;
+    etcd_start(&e);
+    kv_put(e.port, "/check/tls/10.0.8.1:443", "");
+
+    /* the CA and a client certificate: the range, then a watch */
+    st = tls_source(e.port, dir, 1, 1);
+    f = fetch(st, 0);
+    ck_res(f, SLB_DISC_OK);
+    ck_assert_int_eq(f.entries->nelts, 1);
+    ck_assert_str_eq(entry(f.entries, 0)->url, "http://10.0.8.1:443");
+    f = fetch(st, apr_time_from_msec(300));
+    ck_res(f, SLB_DISC_UNCHANGED);
+    ck_assert_int_ge(f.ms, 300 - 20);
+    kv_put(e.port, "/check/tls/10.0.8.2:443", "");
+    f = fetch(st, apr_time_from_sec(2));
+    ck_res(f, SLB_DISC_OK);
+    ck_assert_int_eq(f.entries->nelts, 2);
+    ck_assert_int_lt(f.ms, slack_ms());
+
+    /* etcd wants a client certificate: without one, refused, and said */
+    f = fetch(tls_source(e.port, dir, 1, 0), 0);
+    ck_res(f, SLB_DISC_FAILED);
+    ck_assert_msg(strstr(f.err, apr_psprintf(pool, "https://127.0.0.1:%d: TLS",
+                                             e.port))
+                  && strstr(f.err, "client certificate"), "%s", f.err);
+    /* etcd's certificate from a CA the system does not know: not trusted */
+    f = fetch(tls_source(e.port, dir, 0, 1), 0);
+    ck_res(f, SLB_DISC_FAILED);
+    ck_assert_msg(strstr(f.err, "not trusted (ca=?)"), "%s", f.err);
+
+    etcd_kill(&e);
+    etcd_wipe(&e);
+    post_tls = NULL;
+    if (system(apr_psprintf(pool, "rm -rf '%s'", dir)) != 0) {
+        fprintf(stderr, "check_etcd: could not remove %s\n", dir);
+    }
+}
+END_TEST
+
 /* ======================================================================
  * a fake gateway: answers every connection with one canned response,
  * or accepts and never answers (a black hole)
@@ -1422,6 +1561,7 @@ Suite *etcd_suite(void)
     tcase_add_test(tc, test_endpoints_in_turn);
     tcase_add_test(tc, test_bad_gateways);
     tcase_add_test(tc, test_blackhole_bounded_with_wait);
+    tcase_add_test(tc, test_tls);
     suite_add_tcase(s, tc);
     return s;
 }
