@@ -29,10 +29,11 @@
  * timeout + wait, one thread, no callback in between; one transfer run to
  * a deadline (perform(): curl_multi_poll never waits past it) is exactly
  * that, and the watch's replay from a revision makes the short watches
- * lossless.  A range after a change
- * (rather than applying the events) keeps one parser for the set, and
- * the digest makes a change that changed nothing (a key put again with
- * the same value, a key put and deleted) UNCHANGED.
+ * lossless.  A range after a change (rather than applying the events)
+ * keeps one parser for the set, and the digest makes a change that
+ * changed nothing (a key put again with the same value, a key put and
+ * deleted) UNCHANGED.  wait = 0 is for a watchdog shared by several
+ * balancers, where a watch would hold the others up.
  *
  * Time: the watch gets `wait` (its connect at most `timeout`), the range
  * after it what is left of timeout + wait, at least `timeout`; a range
