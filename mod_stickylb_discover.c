@@ -128,9 +128,16 @@ static apr_uint64_t name_key(const char *name)
     return h ? h : 1;
 }
 
-static disc_bal_t *record_of(const char *name, int create)
+/*
+ * The record of balancer b: by its slot memory's name (sname, "p<server
+ * id>_<name>"), so that each virtual host's copy of an inherited balancer,
+ * which has members of its own, has its own discovered set; stable
+ * across restarts as the server ids are.
+ */
+static disc_bal_t *record_of(const proxy_balancer *b, int create)
 {
-    apr_uint64_t key = name_key(name);
+    const char *id = b->s->sname[0] ? b->s->sname : b->s->name;
+    apr_uint64_t key = name_key(id);
     int i;
 
     if (disc == NULL) {
@@ -145,7 +152,7 @@ static disc_bal_t *record_of(const char *name, int create)
         if (disc[i].key == 0) {
             memset(&disc[i], 0, sizeof(disc[i]));
             disc[i].key = key;
-            apr_cpystrn(disc[i].name, name, sizeof(disc[i].name));
+            apr_cpystrn(disc[i].name, b->s->name, sizeof(disc[i].name));
             return &disc[i];
         }
     }
@@ -342,13 +349,15 @@ int slb_discover_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     }
     for (i = 0; i < targets->nelts; i++) {
         disc_target *t = &APR_ARRAY_IDX(targets, i, disc_target);
-        disc_bal_t *rec = record_of(t->b->s->name, 1);
+        disc_bal_t *rec = record_of(t->b, 1);
         int restored = 0;
 
         if (rec == NULL) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, s,
                          SLB_LOG_TAG "SLB0502: discovery of %s: more than "
-                         "%d balancers discover members; this one does not",
+                         "%d balancers (each virtual host's copy of an "
+                         "inherited one counts) discover members; this one "
+                         "does not",
                          t->b->s->name, SLB_DISC_BALANCERS);
             continue;
         }
@@ -678,7 +687,7 @@ static apr_status_t disc_tick(int state, void *data, apr_pool_t *pool)
         targets = disc_targets(tpool, s);
         for (i = 0; i < targets->nelts; i++) {
             disc_target *t = &APR_ARRAY_IDX(targets, i, disc_target);
-            t->rec = record_of(t->b->s->name, 0);
+            t->rec = record_of(t->b, 0);
         }
     }
     for (i = 0; i < targets->nelts; i++) {
@@ -782,7 +791,7 @@ const char *slb_discover_check(server_rec *sr, apr_pool_t *ptemp)
 int slb_discover_balancer_view(const proxy_balancer *b,
                                slb_discover_bview *v)
 {
-    disc_bal_t *rec = disc ? record_of(b->s->name, 0) : NULL;
+    disc_bal_t *rec = disc ? record_of(b, 0) : NULL;
     int j;
 
     memset(v, 0, sizeof(*v));
@@ -816,7 +825,7 @@ int slb_discover_balancer_view(const proxy_balancer *b,
 int slb_discover_member_view(apr_pool_t *p, const proxy_balancer *b,
                              const proxy_worker *w, slb_discover_mview *v)
 {
-    disc_bal_t *rec = disc ? record_of(b->s->name, 0) : NULL;
+    disc_bal_t *rec = disc ? record_of(b, 0) : NULL;
     const char *u;
     int j;
 

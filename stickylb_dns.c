@@ -152,6 +152,18 @@ static int name_ok(const char *n)
     return 1;
 }
 
+/* the channel goes with the configuration's pool (in its own process) */
+static apr_status_t dns_cleanup(void *data)
+{
+    dns_state *st = data;
+
+    if (st->have_ch && st->pid == getpid()) {
+        ares_destroy(st->ch);
+    }
+    st->have_ch = 0;
+    return APR_SUCCESS;
+}
+
 static const char *create(apr_pool_t *p, const char *target,
                           apr_table_t *opts, void **state, int srv)
 {
@@ -232,6 +244,7 @@ static const char *create(apr_pool_t *p, const char *target,
         }
         st->route = (route_t)r;
     }
+    apr_pool_cleanup_register(p, st, dns_cleanup, apr_pool_cleanup_null);
     *state = st;
     return NULL;
 }
@@ -549,10 +562,12 @@ static void run(fetch_ctx *fx, apr_time_t deadline)
         bits = ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
         for (i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
             short ev = 0;
-            if (ARES_GETSOCK_READABLE(bits, i)) {
+            /* c-ares' ARES_GETSOCK_WRITABLE shifts an int by up to 31
+             * bits (undefined): the bits read as unsigned */
+            if (((unsigned)bits >> i) & 1u) {
                 ev |= POLLIN;
             }
-            if (ARES_GETSOCK_WRITABLE(bits, i)) {
+            if (((unsigned)bits >> (i + ARES_GETSOCK_MAXNUM)) & 1u) {
                 ev |= POLLOUT;
             }
             if (ev) {
