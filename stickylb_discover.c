@@ -32,6 +32,7 @@
 #include <apr_hash.h>
 
 #include "stickylb_discover.h"
+#include "stickylb_etcd.h"
 #include "stickylb_conf.h"
 #include "stickylb_codec.h"
 
@@ -41,6 +42,7 @@
 static const slb_disc_source_ops *const slb_disc_sources[] = {
     &slb_dns_ops,
     &slb_srv_ops,
+    &slb_disc_etcd_ops,
     NULL
 };
 

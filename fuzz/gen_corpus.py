@@ -160,6 +160,35 @@ seeds["table"] = [
                         (SWEEP, 0, 255, 255), (DEL, 9, 0, 0), (DEL, 9, 0, 0)]),
 ]
 
+# --- etcd: a mode byte, then 0: a /v3/kv/range answer, 1: a /v3/watch
+#     stream, 2: prefix NUL key NUL value, 3: a URL (and a prefix); the
+#     answers were captured from etcd 3.4.23's gateway
+ETCD_RANGE = '{"header":{"cluster_id":"7801232528081817440","member_id":"13458989633860879742","revision":"8","raft_term":"2"},"kvs":[{"key":"L3NlcnZpY2VzL3dlYi8xMC4wLjAuNTo4MDgw","create_revision":"2","mod_revision":"2","version":"1","value":"dXA="},{"key":"L3NlcnZpY2VzL3dlYi9iYWQ=","create_revision":"8","mod_revision":"8","version":"1","value":"eyJ1cmwiOiAiaHR0cDovLzEwLjAuMC45OjgwODAvcGF0aCIsICJsb2FkZmFjdG9yIjogNTAwfQ=="},{"key":"L3NlcnZpY2VzL3dlYi9j","create_revision":"5","mod_revision":"5","version":"1"},{"key":"L3NlcnZpY2VzL3dlYi9kb2NrZXItY29udGFpbmVyLXdlYmFwcDE6NDkxNTM=","create_revision":"7","mod_revision":"7","version":"1","value":"dXA="},{"key":"L3NlcnZpY2VzL3dlYi90NQ==","create_revision":"6","mod_revision":"6","version":"1","value":"eyJ1cmwiOiAiaHR0cDovLzEwLjAuMC41OjgwODAiLCAicm91dGUiOiAidDUiLCAibG9hZGZhY3RvciI6IDF9"}],"count":"5"}'
+ETCD_RANGE_MORE = '{"header":{"cluster_id":"7801232528081817440","member_id":"13458989633860879742","revision":"8","raft_term":"2"},"kvs":[{"key":"L3NlcnZpY2VzL3dlYi8xMC4wLjAuNTo4MDgw","create_revision":"2","mod_revision":"2","version":"1","value":"dXA="},{"key":"L3NlcnZpY2VzL3dlYi9iYWQ=","create_revision":"8","mod_revision":"8","version":"1","value":"eyJ1cmwiOiAiaHR0cDovLzEwLjAuMC45OjgwODAvcGF0aCIsICJsb2FkZmFjdG9yIjogNTAwfQ=="}],"more":true,"count":"5"}'
+ETCD_WATCH = '{"result":{"header":{"cluster_id":"7801232528081817440","member_id":"13458989633860879742","revision":"8","raft_term":"2"},"created":true}}\n{"result":{"header":{"cluster_id":"7801232528081817440","member_id":"13458989633860879742","revision":"8","raft_term":"2"},"events":[{"kv":{"key":"L3NlcnZpY2VzL3dlYi90NQ==","create_revision":"6","mod_revision":"6","version":"1","value":"eyJ1cmwiOiAiaHR0cDovLzEwLjAuMC41OjgwODAiLCAicm91dGUiOiAidDUiLCAibG9hZGZhY3RvciI6IDF9"}},{"kv":{"key":"L3NlcnZpY2VzL3dlYi9kb2NrZXItY29udGFpbmVyLXdlYmFwcDE6NDkxNTM=","create_revision":"7","mod_revision":"7","version":"1","value":"dXA="}},{"kv":{"key":"L3NlcnZpY2VzL3dlYi9iYWQ=","create_revision":"8","mod_revision":"8","version":"1","value":"eyJ1cmwiOiAiaHR0cDovLzEwLjAuMC45OjgwODAvcGF0aCIsICJsb2FkZmFjdG9yIjogNTAwfQ=="}}]}}\n{"result":{"header":{"cluster_id":"7801232528081817440","member_id":"13458989633860879742","revision":"9","raft_term":"2"},"events":[{"type":"DELETE","kv":{"key":"L3NlcnZpY2VzL3dlYi9iYWQ=","mod_revision":"9"}}]}}\n'
+ETCD_WATCH_COMPACTED = '{"result":{"header":{"cluster_id":"7801232528081817440","member_id":"13458989633860879742","revision":"9","raft_term":"2"},"created":true}}\n{"result":{"header":{"cluster_id":"7801232528081817440","member_id":"13458989633860879742","raft_term":"2"},"canceled":true,"compact_revision":"8"}}\n'
+ETCD_ERROR = '{"error":"invalid character \'g\' looking for beginning of object key string","message":"invalid character \'g\' looking for beginning of object key string","code":2}'
+seeds["etcd"] = [
+    b"\x00" + ETCD_RANGE.encode(),
+    b"\x00" + ETCD_RANGE_MORE.encode(),
+    b"\x00" + ETCD_ERROR.encode(),
+    b"\x00" + b'{"header":{"cluster_id":"1","member_id":"2","revision":"3",'
+               b'"raft_term":"2"}}',
+    b"\x01" + ETCD_WATCH.encode(),
+    b"\x01" + ETCD_WATCH_COMPACTED.encode(),
+    b"\x01" + ETCD_ERROR.encode() + b"\n",
+    b"\x02" + nul("/services/web/", "/services/web/t5",
+                  '{"url": "http://10.0.0.5:8080", "route": "t5", "loadfactor": 1}'),
+    b"\x02" + nul("/services/", "/services/docker-container-webapp1:49153", "up"),
+    b"\x02" + nul("/services/web/", "/services/web/[::1]:8080", '{"route":"v6"}'),
+    b"\x02" + nul("/s/", "/s/x", '{"url":"https://H:443/","loadfactor":100,'
+                  '"route":null,"zone":[1,{"a":2}]}'),
+    b"\x03http://10.0.0.5:8080",
+    b"\x03HTTPS://[2001:DB8::1]:8443/",
+    b"\x03ajp://backend-1.example",
+    b"\x03/services/web/\xff\xff",
+]
+
 # --- discover: flags (option count, srv, operator), operator bits, then
 #     target, options, answers of (url, route|-, loadfactor byte) triples
 #     ended by an empty word

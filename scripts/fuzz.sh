@@ -45,12 +45,12 @@ RUNS=${FUZZ_RUNS:-10000000}
 JOBS=${FUZZ_JOBS:-2}
 BUILD_DIR=${FUZZ_BUILD_DIR:-$REPO/_build/fuzz}
 
-ALL_TARGETS=(cookie param set_cookie cookie_conf probe mc_value key table conf sign select discover)
+ALL_TARGETS=(cookie param set_cookie cookie_conf probe mc_value key table conf sign select discover etcd)
 CORE_SRCS=(stickylb_codec.c stickylb_store_key.c stickylb_table.c
            stickylb_mc.c stickylb_probe.c stickylb_passive.c stickylb_select.c
            stickylb_conf.c
            stickylb_tier.c stickylb_sign.c
-           stickylb_discover.c stickylb_dns.c)
+           stickylb_discover.c stickylb_dns.c stickylb_etcd.c)
 
 LONG=0
 BUILD_ONLY=0
@@ -216,7 +216,7 @@ fi
 dict_of() {
     case "$1" in
         cookie|param|set_cookie) echo "$REPO/fuzz/dict/http.dict" ;;
-        cookie_conf|probe) echo "$REPO/fuzz/dict/$1.dict" ;;
+        cookie_conf|probe|etcd) echo "$REPO/fuzz/dict/$1.dict" ;;
         *) echo "" ;;
     esac
 }

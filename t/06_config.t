@@ -204,6 +204,27 @@ for my $c (['StickyLBDiscover',                           qr/StickyLBDiscover: n
     ($rc, $out) = configtest(grows($c->[0]));
     ok($rc != 0 && $out =~ $c->[1], "configtest: '$c->[0]' says what is wrong") or diag $out;
 }
+# etcd: the gateway's URL(s) and prefix= checked at configtest, no I/O
+# (nobody listens on these addresses)
+($rc, $out) = configtest(grows("StickyLBDiscover etcd http://127.0.0.1:2379 prefix=/services/web/"));
+is($rc, 0, 'StickyLBDiscover etcd passes configtest') or diag $out;
+($rc, $out) = configtest(grows("StickyLBDiscover etcd http://10.0.0.61:2379,https://etcd.example:2379 prefix=/services/web/ timeout=500ms wait=5 interval=1 grace=30"));
+is($rc, 0, 'StickyLBDiscover etcd with two endpoints and its options passes configtest') or diag $out;
+my $E = 'StickyLBDiscover etcd http://127.0.0.1:2379';
+for my $c (["$E",                          qr/StickyLBDiscover: etcd http:\/\/127\.0\.0\.1:2379: etcd needs prefix= \(the keys of the members, e\.g\. prefix=\/services\/web\/\)/],
+           ["$E prefix=",                  qr/StickyLBDiscover: etcd [^:]+:\/\/[^:]+:2379: prefix= must not be empty/],
+           ["$E prefix=/a/ prefx=/b/",     qr/StickyLBDiscover: etcd [^ ]+: unknown option 'prefx=\/b\/': did you mean prefix=\? \(expected prefix=, timeout=, ca=, cert=, key=, interval=/],
+           ["$E prefix=/a/ timeout=2m",    qr/StickyLBDiscover: etcd [^ ]+: timeout=: /],
+           ["$E prefix=/a/ timeout=90s",   qr/StickyLBDiscover: etcd [^ ]+: timeout=: /],
+           ['StickyLBDiscover etcd 127.0.0.1:2379 prefix=/a/', qr/StickyLBDiscover: etcd 127\.0\.0\.1:2379: '127\.0\.0\.1:2379' is not an etcd URL \(http:\/\/host:port or https:\/\/host:port\)/],
+           ['StickyLBDiscover etcd http://127.0.0.1:2379/v3/ prefix=/a/', qr/StickyLBDiscover: etcd [^ ]+: 'http:\/\/127\.0\.0\.1:2379\/v3\/': only scheme:\/\/host:port/],
+           ['StickyLBDiscover etcd http://127.0.0.1:99999 prefix=/a/', qr/the port is not 1 to 65535/],
+           ['StickyLBDiscover etcd https://127.0.0.1:2379 prefix=/a/ ca=/nonexistent/ca.pem', qr/StickyLBDiscover: etcd [^ ]+: ca=\/nonexistent\/ca\.pem: the file cannot be read/],
+           ["$E prefix=/a/ ca=/etc/ssl/certs/ca-certificates.crt", qr/ca=, cert= and key= are for https:\/\/ endpoints, and none is/],
+           ['StickyLBDiscover etcd https://127.0.0.1:2379 prefix=/a/ cert=/etc/ssl/certs/ca-certificates.crt', qr/cert= and key= go together/]) {
+    ($rc, $out) = configtest(grows($c->[0]));
+    ok($rc != 0 && $out =~ $c->[1], "configtest: '$c->[0]' says what is wrong") or diag $out;
+}
 ($rc, $out) = configtest("<Location /x>\n StickyLBDiscover dns app:80\n</Location>\n");
 ok($rc != 0 && $out =~ /StickyLBDiscover: allowed only in a <Proxy balancer:\/\/\.\.\.> section/, 'StickyLBDiscover in <Location> rejected') or diag $out;
 ($rc, $out) = configtest("<Proxy http://example.com/>\n StickyLBDiscover dns app:80\n</Proxy>\n");

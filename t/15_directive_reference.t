@@ -87,7 +87,8 @@ for my $d (sort keys %probe) {
 # StickyLBDiscover: the Syntax shows the options common to every kind,
 # and a line "Options of `kind`: [...]" of its entry those of each kind;
 # together, exactly what the kind's unknown-option message lists
-my %disc_target = (dns => 'a.test:80', srv => '_http._tcp.a.test');
+my %disc_target = (dns => 'a.test:80', srv => '_http._tcp.a.test',
+                   etcd => 'http://127.0.0.1:2379');
 my ($disc_doc) = $doc =~ /^## StickyLBDiscover\n(.*?)(?=^## )/ms;
 my %kind_opts = ($disc_doc // '') =~ /^Options of `(\w+)`: (.*)$/mg;
 ok(keys %kind_opts >= 2, 'StickyLBDiscover: the options of each kind are documented ('

@@ -35,6 +35,7 @@ int main(void)
     srunner_add_suite(sr, probe_suite());
     srunner_add_suite(sr, passive_suite());
     srunner_add_suite(sr, discover_suite());
+    srunner_add_suite(sr, etcd_suite());
     /* no srunner_set_fork_status(): CK_FORK from the environment decides */
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -20,5 +20,6 @@ Suite *tier_suite(void);
 Suite *probe_suite(void);
 Suite *passive_suite(void);
 Suite *discover_suite(void);
+Suite *etcd_suite(void);
 
 #endif /* CHECK_STICKYLB_H */
