@@ -14,10 +14,12 @@
 #include "stickylb_table.h"
 
 #define TABLE_MAGIC   0x534c4254u   /* "SLBT" */
-#define TABLE_VERSION 5u   /* 3: the owner pid in bucket lock words;
+#define TABLE_VERSION 6u   /* 3: the owner pid in bucket lock words;
                             * 4: the protected bit in the route word,
                             * route entries reclaimed (generation);
-                            * 5: both at once (3 generation bits) */
+                            * 5: both at once (3 generation bits);
+                            * 6: keys by SipHash-1-3 under a namespace
+                            * key (the bindings of 5 are not found) */
 #define NO_DEADLINE   0xffffffffu
 /* idle word of a binding without idle lifetime: this bit + the time of its
  * last use, so such bindings stay ordered by recency for eviction */
@@ -187,9 +189,8 @@ static apr_uint64_t siphash24(const unsigned char key[16],
 }
 
 /*
- * SipHash-2-4 with 128 bits of output over two byte strings as if
- * concatenated (the namespace, a NUL, the id), keyed by the table's
- * secret: the key of a binding that only this table holds.
+ * SipHash-2-4 with 128 bits of output, incremental: the namespace's key
+ * (ns_key) from the table's secret.
  */
 typedef struct {
     apr_uint64_t v0, v1, v2, v3;
@@ -274,35 +275,77 @@ static void sip_final128(sip_state *st, apr_uint64_t out[2])
     out[1] = v0 ^ v1 ^ v2 ^ v3;
 }
 
-/* the state after "<namespace>\0" */
-static void sip_prefix(const slb_table *t, sip_state *st, const char *ns)
+/*
+ * SipHash-1-3 with 128 bits of output over in[len], keyed by k0, k1: one
+ * compression round per 8 bytes and three finalization rounds per half,
+ * as the hash tables of Rust and CPython use it against flooding.
+ */
+static void sip13_128(apr_uint64_t k0, apr_uint64_t k1,
+                      const unsigned char *in, apr_size_t len,
+                      apr_uint64_t out[2])
 {
-    sip_init(st, t->secret);
-    if (ns) {
-        sip_update(st, (const unsigned char *)ns, strlen(ns));
+    apr_uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
+    apr_uint64_t v1 = 0x646f72616e646f6dULL ^ k1 ^ 0xee;
+    apr_uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
+    apr_uint64_t v3 = 0x7465646279746573ULL ^ k1;
+    apr_uint64_t b = ((apr_uint64_t)len) << 56, m;
+    const unsigned char *end = in + (len - (len % 8));
+    unsigned char tail[8] = { 0 };
+
+    for (; in != end; in += 8) {
+        m = le64(in);
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
     }
-    sip_update(st, (const unsigned char *)"", 1);
+    if (len % 8) {
+        memcpy(tail, in, len % 8);
+    }
+    b |= le64(tail);
+    v3 ^= b;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xee;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    out[0] = v0 ^ v1 ^ v2 ^ v3;
+    v1 ^= 0xdd;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    out[1] = v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* The namespace's key: SipHash-2-4-128 of "<namespace>\0" keyed with the
+ * table's secret (as secret as it, and another for every namespace). */
+static void ns_key(const slb_table *t, const char *ns, apr_uint64_t k[2])
+{
+    sip_state st;
+
+    sip_init(&st, t->secret);
+    if (ns) {
+        sip_update(&st, (const unsigned char *)ns, strlen(ns));
+    }
+    sip_update(&st, (const unsigned char *)"", 1);
+    sip_final128(&st, k);
 }
 
 void slb_table_key_prefix(const slb_table *t, const char *ns,
                           slb_key_prefix *out)
 {
-    sip_state st;
-
-    sip_prefix(t, &st, ns);
-    memcpy(out->state, &st, sizeof(st));
+    memset(out->state, 0, sizeof(out->state));
+    ns_key(t, ns, out->state);
     out->table = t;
 }
 
-static void sip_key(sip_state *st, slb_key *key, const char *id,
-                    apr_size_t len)
+static void finish_key(const apr_uint64_t k[2], slb_key *key, const char *id,
+                       apr_size_t len)
 {
     apr_uint64_t h[2];
 
-    if (id && len) {
-        sip_update(st, (const unsigned char *)id, len);
-    }
-    sip_final128(st, h);
+    sip13_128(k[0], k[1], (const unsigned char *)(id ? id : ""),
+              id ? len : 0, h);
     memcpy(key->digest, &h[0], 8);       /* the id the slot keeps */
     memcpy(key->digest + 8, &h[1], 8);   /* the buckets */
     memset(key->digest + 16, 0, SLB_KEY_DIGEST_LEN - 16);
@@ -313,19 +356,16 @@ static void sip_key(sip_state *st, slb_key *key, const char *id,
 void slb_table_key(const slb_table *t, slb_key *key, const char *ns,
                    const char *id, apr_size_t len)
 {
-    sip_state st;
+    apr_uint64_t k[2];
 
-    sip_prefix(t, &st, ns);
-    sip_key(&st, key, id, len);
+    ns_key(t, ns, k);
+    finish_key(k, key, id, len);
 }
 
 void slb_table_key_from(const slb_key_prefix *pre, slb_key *key,
                         const char *id, apr_size_t len)
 {
-    sip_state st;
-
-    memcpy(&st, pre->state, sizeof(st));
-    sip_key(&st, key, id, len);
+    finish_key(pre->state, key, id, len);
 }
 
 /* ------------------------------------------------------------------ */
