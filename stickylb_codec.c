@@ -318,9 +318,17 @@ int slb_path_param(const char *uri, const char *name, slb_span *out)
     if (uri == NULL || name == NULL || *name == '\0') {
         return 0;
     }
+    /* most URIs have no ';' at all */
+    p = strchr(uri, ';');
+    if (p == NULL) {
+        return 0;
+    }
     nlen = strlen(name);
     plen = strcspn(uri, "?#");
-    for (p = memchr(uri, ';', plen); p != NULL;
+    if ((apr_size_t)(p - uri) >= plen) {
+        return 0;
+    }
+    for (; p != NULL;
          p = memchr(p + 1, ';', plen - (apr_size_t)(p + 1 - uri))) {
         const char *v, *e;
         apr_size_t rest = plen - (apr_size_t)(p + 1 - uri);
@@ -476,7 +484,9 @@ static void push_candidate(apr_pool_t *p, apr_array_header_t *arr,
     if (arr->nelts >= 3 * SLB_MAX_SAME_NAME) {
         return;
     }
-    c = apr_array_push(arr);
+    c = arr->nelts < arr->nalloc
+            ? &((slb_candidate *)(void *)arr->elts)[arr->nelts++]
+            : apr_array_push(arr);
     c->src = src;
     c->name = name;
     if (id.len == 0) {
@@ -559,6 +569,68 @@ static const unsigned char name_stop[256] = {
     ['='] = 1, [';'] = 1, [','] = 1
 };
 
+/* memcmp(a, b, n) == 0 for the short names of cookies, without the call */
+static int same_bytes(const char *a, const char *b, apr_size_t n)
+{
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (a[i] != b[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The first '=', ';' or ',' of [p, e), or e. */
+static const char *name_end(const char *p, const char *e)
+{
+#ifdef __SSE2__
+    const __m128i eq = _mm_set1_epi8('='), sc = _mm_set1_epi8(';');
+    const __m128i c = _mm_set1_epi8(',');
+
+    for (; e - p >= 16; p += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, eq),
+                                      _mm_cmpeq_epi8(x, sc)),
+                         _mm_cmpeq_epi8(x, c)));
+        if (m) {
+            return p + __builtin_ctz(m);
+        }
+    }
+#endif
+    while (p < e && !name_stop[(unsigned char)*p]) {
+        p++;
+    }
+    return p;
+}
+
+/* The first byte c of v[0..len), or NULL (memchr for the short values of
+ * cookies, without the call). */
+static const char *find_byte(const char *v, apr_size_t len, char c)
+{
+    const char *e = v + len;
+
+#ifdef __SSE2__
+    const __m128i x = _mm_set1_epi8(c);
+
+    for (; e - v >= 16; v += 16) {
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
+            _mm_loadu_si128((const __m128i *)(const void *)v), x));
+        if (m) {
+            return v + __builtin_ctz(m);
+        }
+    }
+#endif
+    for (; v < e; v++) {
+        if (*v == c) {
+            return v;
+        }
+    }
+    return NULL;
+}
+
 /*
  * multi_cookie_values' walk of one header: the pairs walk_pairs finds,
  * with their values checked (slb_value_ok, after the quotes are taken
@@ -583,9 +655,7 @@ static void multi_walk(const char *hdr, multi_baton *mb)
             break;
         }
         start = p;
-        while (p < e && !name_stop[(unsigned char)*p]) {
-            p++;
-        }
+        p = name_end(p, e);
         if (p == e || *p != '=') {
             continue;          /* a pair without a value */
         }
@@ -635,8 +705,7 @@ static void multi_walk(const char *hdr, multi_baton *mb)
             int ok;
 
             if (nlen != mb->nlen[k] || mb->n[k] >= SLB_MAX_SAME_NAME
-                || (nlen > 0 && start[0] != mb->names[k][0])
-                || memcmp(start, mb->names[k], nlen) != 0) {
+                || !same_bytes(start, mb->names[k], nlen)) {
                 continue;
             }
             v.ptr = vs;
@@ -692,7 +761,7 @@ static int split_valid(slb_span v, char sep, slb_span *id, slb_span *route)
     if (sep == '\0' || v.len == 0) {
         return 0;
     }
-    s = memchr(v.ptr, sep, v.len);
+    s = find_byte(v.ptr, v.len, sep);
     if (s == NULL || s == v.ptr) {
         return 0;
     }

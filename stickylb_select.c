@@ -149,18 +149,7 @@ slb_decision slb_decide(const slb_member_ops *ops, void *ctx,
     return d;
 }
 
-int slb_wrr_consider(int *lbstatus, int lbfactor, const int *best_lbstatus,
-                     int *total)
-{
-    *lbstatus += lbfactor;
-    *total += lbfactor;
-    return best_lbstatus == NULL || *lbstatus > *best_lbstatus;
-}
-
-void slb_wrr_commit(int *lbstatus, int total)
-{
-    *lbstatus -= total;
-}
+/* slb_wrr_consider, slb_wrr_commit: inline, in stickylb_select.h */
 
 /* FNV-1a's prime (one byte at a time), and a 64-bit odd constant with
  * no structure (the golden ratio) for a word at a time */

@@ -80,9 +80,18 @@ slb_decision slb_decide(const slb_member_ops *ops, void *ctx,
  * drive it: slb_wrr_consider() for every usable candidate, returning 1
  * when it beats the best so far; slb_wrr_commit() on the winner.
  */
-int slb_wrr_consider(int *lbstatus, int lbfactor, const int *best_lbstatus,
-                     int *total);
-void slb_wrr_commit(int *lbstatus, int total);
+static APR_INLINE int slb_wrr_consider(int *lbstatus, int lbfactor,
+                                       const int *best_lbstatus, int *total)
+{
+    *lbstatus += lbfactor;
+    *total += lbfactor;
+    return best_lbstatus == NULL || *lbstatus > *best_lbstatus;
+}
+
+static APR_INLINE void slb_wrr_commit(int *lbstatus, int total)
+{
+    *lbstatus -= total;
+}
 
 /*
  * Consistent hashing of new sessions (StickyLBNewSessions hash): weighted
