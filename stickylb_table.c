@@ -812,13 +812,18 @@ apr_uint32_t slb_table_route_sessions(const slb_table *t, int id)
 /* ------------------------------------------------------------------ */
 /* lookups                                                              */
 
-/* Consistent copy of a bucket: lock-free while no writer is there; after
- * READ_TRIES attempts the reader takes the bucket's lock like a writer (a
- * live binding must never read as a miss).  0 only when that lock stayed
- * taken for the whole bounded wait. */
-static int read_bucket(slb_table *t, bucket_t *b, bucket_t *copy)
+/*
+ * The live slot of pl's id in bucket b, from a consistent view of the
+ * bucket: lock-free while no writer is there; after READ_TRIES attempts
+ * the reader takes the bucket's lock like a writer (a live binding must
+ * never read as a miss).  Only the slots' ids are read, and the rest of
+ * the one that matches.  1 and *out, *kout; 0 when the bucket does not
+ * hold it; -1 when the lock stayed taken for the whole bounded wait.
+ */
+static int find_in_bucket(slb_table *t, bucket_t *b, const place_t *pl,
+                          apr_uint32_t now_s, slot_t *out, int *kout)
 {
-    int tries, k;
+    int tries, k, found;
     apr_uint32_t seq;
 
     for (tries = 0; tries < READ_TRIES; tries++) {
@@ -827,27 +832,44 @@ static int read_bucket(slb_table *t, bucket_t *b, bucket_t *copy)
             cpu_relax((apr_uint32_t)tries);
             continue;
         }
+        found = -1;
         for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
-            copy->s[k].id_lo = LOAD(b->s[k].id_lo);
-            copy->s[k].id_hi = LOAD(b->s[k].id_hi);
-            copy->s[k].idle_dl = LOAD(b->s[k].idle_dl);
-            copy->s[k].hard_dl = LOAD(b->s[k].hard_dl);
-            copy->s[k].route = LOAD(b->s[k].route);
-            copy->s[k].written = LOAD(b->s[k].written);
+            if (LOAD(b->s[k].id_lo) != pl->id_lo
+                || LOAD(b->s[k].id_hi) != pl->id_hi) {
+                continue;
+            }
+            out->id_lo = pl->id_lo;
+            out->id_hi = pl->id_hi;
+            out->idle_dl = LOAD(b->s[k].idle_dl);
+            out->hard_dl = LOAD(b->s[k].hard_dl);
+            out->route = LOAD(b->s[k].route);
+            out->written = LOAD(b->s[k].written);
+            if (slot_live(out, now_s)) {
+                found = k;
+                break;
+            }
         }
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (__atomic_load_n(&b->seq, __ATOMIC_RELAXED) == s1) {
-            return 1;
+            *kout = found;
+            return found >= 0;
         }
     }
     if (!lock_bucket(t, b, &seq)) {
-        return 0;
+        return -1;
     }
+    found = -1;
     for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
-        copy->s[k] = b->s[k];
+        if (b->s[k].id_lo == pl->id_lo && b->s[k].id_hi == pl->id_hi
+            && slot_live(&b->s[k], now_s)) {
+            *out = b->s[k];
+            found = k;
+            break;
+        }
     }
     unlock_bucket(b, seq);
-    return 1;
+    *kout = found;
+    return found >= 0;
 }
 
 apr_status_t slb_table_get(slb_table *t, const slb_key *key,
@@ -872,18 +894,11 @@ apr_status_t slb_table_get_age(slb_table *t, const slb_key *key,
     place_of(t, key, &pl);
     __builtin_prefetch(&bs[pl.b[1]]);
     for (i = 0; i < 2; i++) {
-        bucket_t copy;
+        slot_t copy;
         bucket_t *b = &bs[pl.b[i]];
 
-        if (!read_bucket(t, b, &copy)) {
-            continue;
-        }
-        for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
-            const slot_t *s = &copy.s[k];
-            if (s->id_lo != pl.id_lo || s->id_hi != pl.id_hi
-                || !slot_live(s, now_s)) {
-                continue;
-            }
+        if (find_in_bucket(t, b, &pl, now_s, &copy, &k) == 1) {
+            const slot_t *s = &copy;
             {
                 apr_uint32_t want = idle_word(now_s, lt);
                 apr_uint32_t seen = s->idle_dl;
