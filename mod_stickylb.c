@@ -142,8 +142,13 @@ static void collect_cookie_hdrs(const apr_table_t *t, cookie_collect *cc)
 
     for (i = 0; i < arr->nelts; i++) {
         const char *k = e[i].key;
+        /* "Cookie" in any case: a letter and its other case differ in
+         * bit 5 only; a NUL or any other byte never matches (and ends
+         * the test before the next byte is read) */
         if (k && (k[0] | 0x20) == 'c' && (k[1] | 0x20) == 'o'
-            && (k[2] | 0x20) == 'o' && !strcasecmp(k, "Cookie")) {
+            && (k[2] | 0x20) == 'o' && (k[3] | 0x20) == 'k'
+            && (k[4] | 0x20) == 'i' && (k[5] | 0x20) == 'e'
+            && k[6] == '\0') {
             collect_cookie_hdr(cc, k, e[i].val);
         }
     }
@@ -529,10 +534,6 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
         strip_route_cookie(r, bal->route_cookie->name, cc.values);
     }
     ap_set_module_config(r->request_config, &stickylb_module, rq);
-    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
-                  SLB_LOG_TAG "%d candidate route(s), %d stick table key(s) "
-                  "for %s", rq->candidates->nelts, rq->stored->nelts,
-                  b->s->name);
     return rq;
 }
 
@@ -547,15 +548,17 @@ static int uses_stickylb(const proxy_balancer *b)
 /* "balancer:" at the start of url, in any case */
 static int is_balancer_url(const char *url)
 {
-    static const char b[] = "balancer:";
+    static const char b[] = "balancer";
     int i;
 
-    for (i = 0; i < 9; i++) {
-        if (apr_tolower(url[i]) != b[i]) {
+    /* letters: only their case bit set differs (a NUL or any other byte
+     * never matches, and ends the comparison) */
+    for (i = 0; i < 8; i++) {
+        if ((url[i] | 0x20) != b[i]) {
             return 0;
         }
     }
-    return 1;
+    return url[8] == ':';
 }
 
 /*
@@ -1192,9 +1195,12 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
             set_route_cookie(r, rq, w->s->route);
         }
     }
+    /* one trace line a request (each costs its level test) */
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                  SLB_LOG_TAG "%s: %s -> %s", b->s->name,
-                  slb_decision_name(d.kind), w ? w->s->name : "(none)");
+                  SLB_LOG_TAG "%s: %s -> %s (%d candidate route(s), %d stick "
+                  "table key(s))", b->s->name, slb_decision_name(d.kind),
+                  w ? w->s->name : "(none)", rq->candidates->nelts,
+                  rq->stored->nelts);
     return w;
 }
 
@@ -1291,7 +1297,10 @@ static void each_set_cookie(const apr_table_t *t, learn_ctx *lc)
         const char *k = e[i].key;
         if (k && (k[0] | 0x20) == 's' && (k[1] | 0x20) == 'e'
             && (k[2] | 0x20) == 't' && k[3] == '-'
-            && !strcasecmp(k, "Set-Cookie")) {
+            && (k[4] | 0x20) == 'c' && (k[5] | 0x20) == 'o'
+            && (k[6] | 0x20) == 'o' && (k[7] | 0x20) == 'k'
+            && (k[8] | 0x20) == 'i' && (k[9] | 0x20) == 'e'
+            && k[10] == '\0') {   /* "Set-Cookie" in any case */
             learn_set_cookie(lc, k, e[i].val);
         }
     }

@@ -572,10 +572,16 @@ static const unsigned char name_stop[256] = {
 /* memcmp(a, b, n) == 0 for the short names of cookies, without the call */
 static int same_bytes(const char *a, const char *b, apr_size_t n)
 {
-    apr_size_t i;
-
-    for (i = 0; i < n; i++) {
-        if (a[i] != b[i]) {
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        apr_uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) {
+            return 0;
+        }
+    }
+    for (; n > 0; a++, b++, n--) {
+        if (*a != *b) {
             return 0;
         }
     }

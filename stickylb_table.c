@@ -290,7 +290,7 @@ static void sip13_128(apr_uint64_t k0, apr_uint64_t k1,
     apr_uint64_t v3 = 0x7465646279746573ULL ^ k1;
     apr_uint64_t b = ((apr_uint64_t)len) << 56, m;
     const unsigned char *end = in + (len - (len % 8));
-    unsigned char tail[8] = { 0 };
+    unsigned i;
 
     for (; in != end; in += 8) {
         m = le64(in);
@@ -298,10 +298,10 @@ static void sip13_128(apr_uint64_t k0, apr_uint64_t k1,
         SIPROUND;
         v0 ^= m;
     }
-    if (len % 8) {
-        memcpy(tail, in, len % 8);
+    /* the last len % 8 bytes, little-endian */
+    for (i = 0; i < (unsigned)(len % 8); i++) {
+        b |= (apr_uint64_t)in[i] << (8 * i);
     }
-    b |= le64(tail);
     v3 ^= b;
     SIPROUND;
     v0 ^= b;
