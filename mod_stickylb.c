@@ -548,17 +548,17 @@ static int uses_stickylb(const proxy_balancer *b)
 /* "balancer:" at the start of url, in any case */
 static int is_balancer_url(const char *url)
 {
-    static const char b[] = "balancer";
-    int i;
+    static const char b[8] = { 'b', 'a', 'l', 'a', 'n', 'c', 'e', 'r' };
+    apr_uint64_t w, want;
 
-    /* letters: only their case bit set differs (a NUL or any other byte
-     * never matches, and ends the comparison) */
-    for (i = 0; i < 8; i++) {
-        if ((url[i] | 0x20) != b[i]) {
-            return 0;
-        }
+    if (strnlen(url, 9) < 9) {
+        return 0;
     }
-    return url[8] == ':';
+    /* eight letters at once: a letter and its other case differ in bit 5
+     * only, no other byte matches a letter with that bit set */
+    memcpy(&w, url, 8);
+    memcpy(&want, b, 8);
+    return (w | APR_UINT64_C(0x2020202020202020)) == want && url[8] == ':';
 }
 
 /*
@@ -577,9 +577,7 @@ static proxy_balancer *find_balancer(proxy_server_conf *conf, const char *url)
     if (host == NULL || host[1] != '/' || host[2] != '/' || host[3] == '\0') {
         return NULL;
     }
-    for (len = (apr_size_t)(host + 3 - url); url[len] && url[len] != '/';
-         len++) {
-    }
+    len = (apr_size_t)(strchrnul(host + 3, '/') - url);
     b = (proxy_balancer *)conf->balancers->elts;
     for (i = 0; i < conf->balancers->nelts; i++, b++) {
         if (strncasecmp(b->s->name, url, len) == 0 && b->s->name[len] == '\0'
@@ -1410,10 +1408,11 @@ static apr_status_t slb_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     slb_req *rq = f->ctx;
 
-    if (rq) {
+    /* once, on the first brigade; the filter stays in the chain (taking
+     * it out costs more than passing the few brigades of a response) */
+    if (rq && !rq->cookie_done) {
         finish_response(f->r, rq);
     }
-    ap_remove_output_filter(f);
     return ap_pass_brigade(f->next, bb);
 }
 

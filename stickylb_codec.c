@@ -857,8 +857,10 @@ void slb_collect_candidates_ex(apr_pool_t *p, apr_array_header_t *arr,
     for (k = first_extra; extra_out && k < nnames; k++) {
         int e = k - first_extra;
         extra_n[e] = counts[k];
-        memcpy(&extra_out[e * SLB_MAX_SAME_NAME], &vals[k * SLB_MAX_SAME_NAME],
-               (apr_size_t)counts[k] * sizeof(slb_span));
+        for (i = 0; i < counts[k]; i++) {   /* most often one or none */
+            extra_out[e * SLB_MAX_SAME_NAME + i] =
+                vals[k * SLB_MAX_SAME_NAME + i];
+        }
     }
     if (first_session == 1) {
         for (i = 0; i < counts[0]; i++) {
