@@ -537,6 +537,30 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
     return rq;
 }
 
+/* slb_balancer_of, its common case inline: one of the server's balancers
+ * at startup, found by its place in mod_proxy's array */
+static const slb_balancer *balancer_of(request_rec *r, proxy_balancer *b)
+{
+    const slb_srv_conf *sc = ap_get_module_config(r->server->module_config,
+                                                  &stickylb_module);
+
+    if (sc->balancers && b >= sc->balancers
+        && b < sc->balancers + sc->nresolved) {
+        return sc->resolved[b - sc->balancers];
+    }
+    return slb_balancer_of(r->server, b, r->pool);
+}
+
+/* strcmp(a, b) == 0 for routes (short), without the call */
+static int same_str(const char *a, const char *b)
+{
+    while (*a && *a == *b) {
+        a++;
+        b++;
+    }
+    return *a == *b;
+}
+
 static int uses_stickylb(const proxy_balancer *b)
 {
     return b && b->s && !strcmp(b->s->lbpname, SLB_LBMETHOD_NAME);
@@ -612,7 +636,7 @@ static int slb_pre_request(proxy_worker **worker, proxy_balancer **balancer,
     if (!uses_stickylb(b)) {
         return DECLINED;
     }
-    rq = make_req_state(r, b, slb_balancer_of(r->server, b, r->pool), 1);
+    rq = make_req_state(r, b, balancer_of(r, b), 1);
     /*
      * The response filter only for the responses that may need it: keys
      * are learned from the backend's Set-Cookie and bound after it
@@ -994,7 +1018,7 @@ static void set_request_vars(request_rec *r, proxy_balancer *b,
     }
     if (w) {
         if (*w->s->route && (d->route == NULL
-                             || strcmp(d->route, w->s->route) != 0)) {
+                             || !same_str(d->route, w->s->route))) {
             apr_table_setn(env, "BALANCER_ROUTE_CHANGED", "1");
         }
     }
@@ -1107,7 +1131,7 @@ static int sticky_fast(proxy_balancer *b, const apr_array_header_t *cands,
     for (i = 0; i < n; i++) {
         const char *route = w[i]->s->route;
 
-        if (route[0] != c->route[0] || strcmp(route, c->route) != 0
+        if (route[0] != c->route[0] || !same_str(route, c->route)
             || PROXY_WORKER_IS_STANDBY(w[i])) {
             continue;
         }
@@ -1135,7 +1159,7 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
          * slb_srv_conf.no_pre_request), or the lbmethod was switched
          * after it ran: no store lookups here, the balancer's lock is
          * held */
-        rq = make_req_state(r, b, slb_balancer_of(r->server, b, r->pool), 0);
+        rq = make_req_state(r, b, balancer_of(r, b), 0);
         if (rq->bal->uses_store) {
             add_filter(r, rq);
         }

@@ -494,11 +494,17 @@ static void push_candidate(apr_pool_t *p, apr_array_header_t *arr,
         c->route = apr_pstrmemdup(p, route.ptr, route.len);
     }
     else {
-        /* one allocation for both strings */
+        /* one allocation for both strings; one copy when the route
+         * follows the id and its separator (as slb_split_route cuts) */
         char *b = apr_palloc(p, id.len + route.len + 2);
-        memcpy(b, id.ptr, id.len);
+        if (route.ptr == id.ptr + id.len + 1) {
+            memcpy(b, id.ptr, id.len + 1 + route.len);
+        }
+        else {
+            memcpy(b, id.ptr, id.len);
+            memcpy(b + id.len + 1, route.ptr, route.len);
+        }
         b[id.len] = '\0';
-        memcpy(b + id.len + 1, route.ptr, route.len);
         b[id.len + 1 + route.len] = '\0';
         c->id = b;
         c->route = b + id.len + 1;
