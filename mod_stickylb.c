@@ -1104,13 +1104,13 @@ static void log_failover(request_rec *r, proxy_balancer *b,
 }
 
 /*
- * The common case, decided without the member callbacks: the first
- * candidate's route names a regular member (the first in the array that
- * has it) and that member is usable.  slb_decide gives the same answer
- * then (the first candidate is known, pass 0 returns the first usable
- * regular member of its route); anything else (no candidate, a standby,
- * an unusable member, a member in error that may be retried, a
- * redirect) is left to it.
+ * The common cases, decided without the member callbacks: no candidate
+ * (a new session), or the first candidate's route names a regular member
+ * (the first in the array that has it) and that member is usable.
+ * slb_decide gives the same answers then (no candidate: SLB_DECIDE_NEW;
+ * the first candidate is known, pass 0 returns the first usable regular
+ * member of its route); anything else (a standby, an unusable member, a
+ * member in error that may be retried, a redirect) is left to it.
  */
 static int sticky_fast(proxy_balancer *b, const apr_array_header_t *cands,
                        slb_decision *d)
@@ -1120,7 +1120,12 @@ static int sticky_fast(proxy_balancer *b, const apr_array_header_t *cands,
     int i, n;
 
     if (cands == NULL || cands->nelts == 0) {
-        return 0;
+        /* no candidate: a new session, as slb_decide says it */
+        d->kind = SLB_DECIDE_NEW;
+        d->member = -1;
+        d->candidate = -1;
+        d->route = NULL;
+        return 1;
     }
     c = &APR_ARRAY_IDX(cands, 0, slb_candidate);
     if (c->route == NULL || c->route[0] == '\0') {
