@@ -142,8 +142,13 @@ static void collect_cookie_hdrs(const apr_table_t *t, cookie_collect *cc)
 
     for (i = 0; i < arr->nelts; i++) {
         const char *k = e[i].key;
+        /* "Cookie" in any case: a letter and its other case differ in
+         * bit 5 only; a NUL or any other byte never matches (and ends
+         * the test before the next byte is read) */
         if (k && (k[0] | 0x20) == 'c' && (k[1] | 0x20) == 'o'
-            && (k[2] | 0x20) == 'o' && !strcasecmp(k, "Cookie")) {
+            && (k[2] | 0x20) == 'o' && (k[3] | 0x20) == 'k'
+            && (k[4] | 0x20) == 'i' && (k[5] | 0x20) == 'e'
+            && k[6] == '\0') {
             collect_cookie_hdr(cc, k, e[i].val);
         }
     }
@@ -529,11 +534,31 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
         strip_route_cookie(r, bal->route_cookie->name, cc.values);
     }
     ap_set_module_config(r->request_config, &stickylb_module, rq);
-    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
-                  SLB_LOG_TAG "%d candidate route(s), %d stick table key(s) "
-                  "for %s", rq->candidates->nelts, rq->stored->nelts,
-                  b->s->name);
     return rq;
+}
+
+/* slb_balancer_of, its common case inline: one of the server's balancers
+ * at startup, found by its place in mod_proxy's array */
+static const slb_balancer *balancer_of(request_rec *r, proxy_balancer *b)
+{
+    const slb_srv_conf *sc = ap_get_module_config(r->server->module_config,
+                                                  &stickylb_module);
+
+    if (sc->balancers && b >= sc->balancers
+        && b < sc->balancers + sc->nresolved) {
+        return sc->resolved[b - sc->balancers];
+    }
+    return slb_balancer_of(r->server, b, r->pool);
+}
+
+/* strcmp(a, b) == 0 for routes (short), without the call */
+static int same_str(const char *a, const char *b)
+{
+    while (*a && *a == *b) {
+        a++;
+        b++;
+    }
+    return *a == *b;
 }
 
 static int uses_stickylb(const proxy_balancer *b)
@@ -547,15 +572,17 @@ static int uses_stickylb(const proxy_balancer *b)
 /* "balancer:" at the start of url, in any case */
 static int is_balancer_url(const char *url)
 {
-    static const char b[] = "balancer:";
-    int i;
+    static const char b[8] = { 'b', 'a', 'l', 'a', 'n', 'c', 'e', 'r' };
+    apr_uint64_t w, want;
 
-    for (i = 0; i < 9; i++) {
-        if (apr_tolower(url[i]) != b[i]) {
-            return 0;
-        }
+    if (strnlen(url, 9) < 9) {
+        return 0;
     }
-    return 1;
+    /* eight letters at once: a letter and its other case differ in bit 5
+     * only, no other byte matches a letter with that bit set */
+    memcpy(&w, url, 8);
+    memcpy(&want, b, 8);
+    return (w | APR_UINT64_C(0x2020202020202020)) == want && url[8] == ':';
 }
 
 /*
@@ -574,9 +601,7 @@ static proxy_balancer *find_balancer(proxy_server_conf *conf, const char *url)
     if (host == NULL || host[1] != '/' || host[2] != '/' || host[3] == '\0') {
         return NULL;
     }
-    for (len = (apr_size_t)(host + 3 - url); url[len] && url[len] != '/';
-         len++) {
-    }
+    len = (apr_size_t)(strchrnul(host + 3, '/') - url);
     b = (proxy_balancer *)conf->balancers->elts;
     for (i = 0; i < conf->balancers->nelts; i++, b++) {
         if (strncasecmp(b->s->name, url, len) == 0 && b->s->name[len] == '\0'
@@ -611,7 +636,7 @@ static int slb_pre_request(proxy_worker **worker, proxy_balancer **balancer,
     if (!uses_stickylb(b)) {
         return DECLINED;
     }
-    rq = make_req_state(r, b, slb_balancer_of(r->server, b, r->pool), 1);
+    rq = make_req_state(r, b, balancer_of(r, b), 1);
     /*
      * The response filter only for the responses that may need it: keys
      * are learned from the backend's Set-Cookie and bound after it
@@ -993,7 +1018,7 @@ static void set_request_vars(request_rec *r, proxy_balancer *b,
     }
     if (w) {
         if (*w->s->route && (d->route == NULL
-                             || strcmp(d->route, w->s->route) != 0)) {
+                             || !same_str(d->route, w->s->route))) {
             apr_table_setn(env, "BALANCER_ROUTE_CHANGED", "1");
         }
     }
@@ -1079,13 +1104,13 @@ static void log_failover(request_rec *r, proxy_balancer *b,
 }
 
 /*
- * The common case, decided without the member callbacks: the first
- * candidate's route names a regular member (the first in the array that
- * has it) and that member is usable.  slb_decide gives the same answer
- * then (the first candidate is known, pass 0 returns the first usable
- * regular member of its route); anything else (no candidate, a standby,
- * an unusable member, a member in error that may be retried, a
- * redirect) is left to it.
+ * The common cases, decided without the member callbacks: no candidate
+ * (a new session), or the first candidate's route names a regular member
+ * (the first in the array that has it) and that member is usable.
+ * slb_decide gives the same answers then (no candidate: SLB_DECIDE_NEW;
+ * the first candidate is known, pass 0 returns the first usable regular
+ * member of its route); anything else (a standby, an unusable member, a
+ * member in error that may be retried, a redirect) is left to it.
  */
 static int sticky_fast(proxy_balancer *b, const apr_array_header_t *cands,
                        slb_decision *d)
@@ -1095,7 +1120,12 @@ static int sticky_fast(proxy_balancer *b, const apr_array_header_t *cands,
     int i, n;
 
     if (cands == NULL || cands->nelts == 0) {
-        return 0;
+        /* no candidate: a new session, as slb_decide says it */
+        d->kind = SLB_DECIDE_NEW;
+        d->member = -1;
+        d->candidate = -1;
+        d->route = NULL;
+        return 1;
     }
     c = &APR_ARRAY_IDX(cands, 0, slb_candidate);
     if (c->route == NULL || c->route[0] == '\0') {
@@ -1106,7 +1136,7 @@ static int sticky_fast(proxy_balancer *b, const apr_array_header_t *cands,
     for (i = 0; i < n; i++) {
         const char *route = w[i]->s->route;
 
-        if (route[0] != c->route[0] || strcmp(route, c->route) != 0
+        if (route[0] != c->route[0] || !same_str(route, c->route)
             || PROXY_WORKER_IS_STANDBY(w[i])) {
             continue;
         }
@@ -1134,7 +1164,7 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
          * slb_srv_conf.no_pre_request), or the lbmethod was switched
          * after it ran: no store lookups here, the balancer's lock is
          * held */
-        rq = make_req_state(r, b, slb_balancer_of(r->server, b, r->pool), 0);
+        rq = make_req_state(r, b, balancer_of(r, b), 0);
         if (rq->bal->uses_store) {
             add_filter(r, rq);
         }
@@ -1192,9 +1222,12 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
             set_route_cookie(r, rq, w->s->route);
         }
     }
+    /* one trace line a request (each costs its level test) */
     ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                  SLB_LOG_TAG "%s: %s -> %s", b->s->name,
-                  slb_decision_name(d.kind), w ? w->s->name : "(none)");
+                  SLB_LOG_TAG "%s: %s -> %s (%d candidate route(s), %d stick "
+                  "table key(s))", b->s->name, slb_decision_name(d.kind),
+                  w ? w->s->name : "(none)", rq->candidates->nelts,
+                  rq->stored->nelts);
     return w;
 }
 
@@ -1291,7 +1324,10 @@ static void each_set_cookie(const apr_table_t *t, learn_ctx *lc)
         const char *k = e[i].key;
         if (k && (k[0] | 0x20) == 's' && (k[1] | 0x20) == 'e'
             && (k[2] | 0x20) == 't' && k[3] == '-'
-            && !strcasecmp(k, "Set-Cookie")) {
+            && (k[4] | 0x20) == 'c' && (k[5] | 0x20) == 'o'
+            && (k[6] | 0x20) == 'o' && (k[7] | 0x20) == 'k'
+            && (k[8] | 0x20) == 'i' && (k[9] | 0x20) == 'e'
+            && k[10] == '\0') {   /* "Set-Cookie" in any case */
             learn_set_cookie(lc, k, e[i].val);
         }
     }
@@ -1401,10 +1437,11 @@ static apr_status_t slb_out_filter(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     slb_req *rq = f->ctx;
 
-    if (rq) {
+    /* once, on the first brigade; the filter stays in the chain (taking
+     * it out costs more than passing the few brigades of a response) */
+    if (rq && !rq->cookie_done) {
         finish_response(f->r, rq);
     }
-    ap_remove_output_filter(f);
     return ap_pass_brigade(f->next, bb);
 }
 

@@ -38,6 +38,7 @@
 #include "http_config.h"
 #include "http_log.h"
 #include "http_main.h"
+#include "ap_mpm.h"
 
 #include "mod_proxy.h"
 
@@ -298,9 +299,20 @@ void slb_store_child_init(apr_pool_t *p, server_rec *s)
     mc_write_mode = sc->mc->write_mode;
     t->validity_s = slb_duration_secs(sc->mc_cache);
     t->learn_nowait = mc_write_mode != SLB_MC_WRITE_SYNC;
-    mc = make_client(p, s, sc->mc, shared ? &shared->mc : NULL,
-                     "SLB0210: cannot set up the memcached client; "
-                     "memcached balancers use the embedded table only");
+    {
+        /* one handle per thread of the child made now, not by the first
+         * requests that find the pool short of one */
+        slb_mc_conf c = *sc->mc;
+        int threads = 1;
+        if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS
+            || threads < 1) {
+            threads = 1;
+        }
+        c.pool_start = threads < c.pool_max ? threads : c.pool_max;
+        mc = make_client(p, s, &c, shared ? &shared->mc : NULL,
+                         "SLB0210: cannot set up the memcached client; "
+                         "memcached balancers use the embedded table only");
+    }
     t->remote.ctx = mc;
     /* bindings memcached did not take, written again once it answers
      * (per child; the oldest dropped past SLB_PENDING_MAX) */

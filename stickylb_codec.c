@@ -318,9 +318,17 @@ int slb_path_param(const char *uri, const char *name, slb_span *out)
     if (uri == NULL || name == NULL || *name == '\0') {
         return 0;
     }
+    /* most URIs have no ';' at all */
+    p = strchr(uri, ';');
+    if (p == NULL) {
+        return 0;
+    }
     nlen = strlen(name);
     plen = strcspn(uri, "?#");
-    for (p = memchr(uri, ';', plen); p != NULL;
+    if ((apr_size_t)(p - uri) >= plen) {
+        return 0;
+    }
+    for (; p != NULL;
          p = memchr(p + 1, ';', plen - (apr_size_t)(p + 1 - uri))) {
         const char *v, *e;
         apr_size_t rest = plen - (apr_size_t)(p + 1 - uri);
@@ -476,7 +484,9 @@ static void push_candidate(apr_pool_t *p, apr_array_header_t *arr,
     if (arr->nelts >= 3 * SLB_MAX_SAME_NAME) {
         return;
     }
-    c = apr_array_push(arr);
+    c = arr->nelts < arr->nalloc
+            ? &((slb_candidate *)(void *)arr->elts)[arr->nelts++]
+            : apr_array_push(arr);
     c->src = src;
     c->name = name;
     if (id.len == 0) {
@@ -484,11 +494,17 @@ static void push_candidate(apr_pool_t *p, apr_array_header_t *arr,
         c->route = apr_pstrmemdup(p, route.ptr, route.len);
     }
     else {
-        /* one allocation for both strings */
+        /* one allocation for both strings; one copy when the route
+         * follows the id and its separator (as slb_split_route cuts) */
         char *b = apr_palloc(p, id.len + route.len + 2);
-        memcpy(b, id.ptr, id.len);
+        if (route.ptr == id.ptr + id.len + 1) {
+            memcpy(b, id.ptr, id.len + 1 + route.len);
+        }
+        else {
+            memcpy(b, id.ptr, id.len);
+            memcpy(b + id.len + 1, route.ptr, route.len);
+        }
         b[id.len] = '\0';
-        memcpy(b + id.len + 1, route.ptr, route.len);
         b[id.len + 1 + route.len] = '\0';
         c->id = b;
         c->route = b + id.len + 1;
@@ -511,30 +527,217 @@ typedef struct {
     int *n;
 } multi_baton;
 
-static int multi_cb(void *b, slb_span name, const slb_span *value,
-                    slb_span whole)
+/*
+ * The first byte of [s, e) that is not a cookie-octet, or e: the end of a
+ * valid value and the check of it in one scan.
+ */
+static const char *octet_run(const char *s, const char *e)
 {
-    multi_baton *mb = b;
-    int k;
+    const unsigned char *u = (const unsigned char *)s;
+    const unsigned char *ue = (const unsigned char *)e;
 
-    (void)whole;
-    if (value == NULL) {
-        return 0;
-    }
-    for (k = 0; k < mb->nnames; k++) {
-        if (name.len == mb->nlen[k]
-            && memcmp(name.ptr, mb->names[k], name.len) == 0) {
-            slb_span v = *value;
-            if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"') {
-                v.ptr++;
-                v.len -= 2;
+#ifdef __SSE2__
+    {
+        const __m128i lo = _mm_set1_epi8(0x20), hi = _mm_set1_epi8(0x7f);
+        const __m128i q = _mm_set1_epi8('"'), c = _mm_set1_epi8(',');
+        const __m128i sc = _mm_set1_epi8(';'), bs = _mm_set1_epi8('\\');
+
+        for (; ue - u >= 16; u += 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)u);
+            __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(x, lo),
+                                       _mm_cmplt_epi8(x, hi));
+            __m128i bad = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(x, q), _mm_cmpeq_epi8(x, c)),
+                _mm_or_si128(_mm_cmpeq_epi8(x, sc), _mm_cmpeq_epi8(x, bs)));
+            unsigned m = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(bad,
+                                                                      ok));
+            if (m != 0xffff) {
+                return (const char *)u + __builtin_ctz(~m);
             }
-            if (mb->n[k] < SLB_MAX_SAME_NAME && slb_value_ok(v.ptr, v.len)) {
+        }
+    }
+#endif
+    for (; ue - u >= 8; u += 8) {
+        apr_uint64_t x;
+        memcpy(&x, u, 8);
+        if (!octets8_ok(x)) {
+            break;
+        }
+    }
+    while (u < ue && cookie_octet[*u]) {
+        u++;
+    }
+    return (const char *)u;
+}
+
+/* the bytes that end a cookie name: '=', ';', ',' */
+static const unsigned char name_stop[256] = {
+    ['='] = 1, [';'] = 1, [','] = 1
+};
+
+/* memcmp(a, b, n) == 0 for the short names of cookies, without the call */
+static int same_bytes(const char *a, const char *b, apr_size_t n)
+{
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        apr_uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) {
+            return 0;
+        }
+    }
+    for (; n > 0; a++, b++, n--) {
+        if (*a != *b) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The first '=', ';' or ',' of [p, e), or e. */
+static const char *name_end(const char *p, const char *e)
+{
+#ifdef __SSE2__
+    const __m128i eq = _mm_set1_epi8('='), sc = _mm_set1_epi8(';');
+    const __m128i c = _mm_set1_epi8(',');
+
+    for (; e - p >= 16; p += 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned m = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, eq),
+                                      _mm_cmpeq_epi8(x, sc)),
+                         _mm_cmpeq_epi8(x, c)));
+        if (m) {
+            return p + __builtin_ctz(m);
+        }
+    }
+#endif
+    while (p < e && !name_stop[(unsigned char)*p]) {
+        p++;
+    }
+    return p;
+}
+
+/* The first byte c of v[0..len), or NULL (memchr for the short values of
+ * cookies, without the call). */
+static const char *find_byte(const char *v, apr_size_t len, char c)
+{
+    const char *e = v + len;
+
+#ifdef __SSE2__
+    const __m128i x = _mm_set1_epi8(c);
+
+    for (; e - v >= 16; v += 16) {
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(
+            _mm_loadu_si128((const __m128i *)(const void *)v), x));
+        if (m) {
+            return v + __builtin_ctz(m);
+        }
+    }
+#endif
+    for (; v < e; v++) {
+        if (*v == c) {
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * multi_cookie_values' walk of one header: the pairs walk_pairs finds,
+ * with their values checked (slb_value_ok, after the quotes are taken
+ * off) only for the names looked for.  A value that is a run of
+ * cookie-octets up to the end of its pair (the common case) is found and
+ * checked in one scan (octet_run); any other shape (quotes, whitespace,
+ * bytes outside cookie-octet) takes walk_pairs' steps.
+ */
+static void multi_walk(const char *hdr, multi_baton *mb)
+{
+    const char *p = hdr, *e = hdr + strlen(hdr);
+
+    while (p < e) {
+        const char *start, *eq, *vs, *end, *ne;
+        apr_size_t nlen;
+        int known_ok = 0, k;
+
+        while (p < e && (*p == ';' || *p == ',' || is_ws(*p))) {
+            p++;
+        }
+        if (p == e) {
+            break;
+        }
+        start = p;
+        p = name_end(p, e);
+        if (p == e || *p != '=') {
+            continue;          /* a pair without a value */
+        }
+        eq = p++;
+        while (p < e && is_ws(*p)) {
+            p++;
+        }
+        if (p < e && *p == '"') {
+            p++;
+            while (p < e && *p != '"' && *p != ';') {
+                p++;
+            }
+            if (p < e && *p == '"') {
+                p++;
+            }
+            while (p < e && *p != ';' && *p != ',') {
+                p++;
+            }
+        }
+        else {
+            const char *vb = p;
+            p = octet_run(p, e);
+            if (p == e || *p == ';' || *p == ',') {
+                known_ok = p > vb;   /* cookie-octets only, not empty */
+            }
+            else {
+                while (p < e && *p != ';' && *p != ',') {
+                    p++;
+                }
+            }
+        }
+        end = p;
+        while (end > start && is_ws(end[-1])) {
+            end--;
+        }
+        ne = eq;
+        while (ne > start && is_ws(ne[-1])) {
+            ne--;
+        }
+        nlen = (apr_size_t)(ne - start);
+        vs = eq + 1;
+        while (vs < end && is_ws(*vs)) {
+            vs++;
+        }
+        for (k = 0; k < mb->nnames; k++) {
+            slb_span v;
+            int ok;
+
+            if (nlen != mb->nlen[k] || mb->n[k] >= SLB_MAX_SAME_NAME
+                || !same_bytes(start, mb->names[k], nlen)) {
+                continue;
+            }
+            v.ptr = vs;
+            v.len = (apr_size_t)(end - vs);
+            if (known_ok) {
+                ok = v.len <= SLB_MAX_VALUE_LEN;
+            }
+            else {
+                if (v.len >= 2 && v.ptr[0] == '"'
+                    && v.ptr[v.len - 1] == '"') {
+                    v.ptr++;
+                    v.len -= 2;
+                }
+                ok = slb_value_ok(v.ptr, v.len);
+            }
+            if (ok) {
                 mb->out[k * SLB_MAX_SAME_NAME + mb->n[k]++] = v;
             }
         }
     }
-    return 0;
 }
 
 static void multi_cookie_values(const char *const *hdrs, int n_hdrs,
@@ -554,9 +757,34 @@ static void multi_cookie_values(const char *const *hdrs, int n_hdrs,
     }
     for (i = 0; i < n_hdrs; i++) {
         if (hdrs[i]) {
-            walk_pairs(hdrs[i], multi_cb, &mb);
+            multi_walk(hdrs[i], &mb);
         }
     }
+}
+
+/*
+ * slb_split_route of a value known to be valid (all cookie-octets): a
+ * part of it is valid too, only the route's length is left to check.
+ */
+static int split_valid(slb_span v, char sep, slb_span *id, slb_span *route)
+{
+    const char *s;
+
+    if (sep == '\0' || v.len == 0) {
+        return 0;
+    }
+    s = find_byte(v.ptr, v.len, sep);
+    if (s == NULL || s == v.ptr) {
+        return 0;
+    }
+    route->ptr = s + 1;
+    route->len = v.len - (apr_size_t)(s + 1 - v.ptr);
+    if (route->len == 0 || route->len > SLB_MAX_ROUTE_LEN) {
+        return 0;
+    }
+    id->ptr = v.ptr;
+    id->len = (apr_size_t)(s - v.ptr);
+    return 1;
 }
 
 apr_array_header_t *slb_collect_candidates(apr_pool_t *p,
@@ -635,8 +863,10 @@ void slb_collect_candidates_ex(apr_pool_t *p, apr_array_header_t *arr,
     for (k = first_extra; extra_out && k < nnames; k++) {
         int e = k - first_extra;
         extra_n[e] = counts[k];
-        memcpy(&extra_out[e * SLB_MAX_SAME_NAME], &vals[k * SLB_MAX_SAME_NAME],
-               (apr_size_t)counts[k] * sizeof(slb_span));
+        for (i = 0; i < counts[k]; i++) {   /* most often one or none */
+            extra_out[e * SLB_MAX_SAME_NAME + i] =
+                vals[k * SLB_MAX_SAME_NAME + i];
+        }
     }
     if (first_session == 1) {
         for (i = 0; i < counts[0]; i++) {
@@ -647,7 +877,8 @@ void slb_collect_candidates_ex(apr_pool_t *p, apr_array_header_t *arr,
                 route.ptr++;
                 route.len--;
             }
-            if (slb_route_ok(route.ptr, route.len)) {
+            /* a part of a valid value: valid, its length is left */
+            if (route.len >= 1 && route.len <= SLB_MAX_ROUTE_LEN) {
                 id.ptr = "";
                 id.len = 0;
                 push_candidate(p, arr, SLB_SRC_ROUTE_COOKIE,
@@ -666,8 +897,7 @@ void slb_collect_candidates_ex(apr_pool_t *p, apr_array_header_t *arr,
     for (k = first_session; k < first_session + nsessions; k++) {
         const slb_span *kv = &vals[k * SLB_MAX_SAME_NAME];
         for (i = 0; i < counts[k]; i++) {
-            if (slb_split_route(kv[i].ptr, kv[i].len, spec->separator, 0,
-                                &id, &route)) {
+            if (split_valid(kv[i], spec->separator, &id, &route)) {
                 push_candidate(p, arr, SLB_SRC_SESSION_COOKIE, names[k], id,
                                route);
             }

@@ -655,6 +655,7 @@ apr_status_t slb_mc_create_shared(slb_mc **out, apr_pool_t *p,
     memcached_st *m;
     apr_status_t rv;
     uint32_t i;
+    int start;
 
     *out = NULL;
     if (c == NULL || check_numbers(p, c) != NULL) {
@@ -714,7 +715,13 @@ apr_status_t slb_mc_create_shared(slb_mc **out, apr_pool_t *p,
         && (rv = writer_start(mc, p)) != APR_SUCCESS) {
         return rv;
     }
-    mc->pool = memcached_pool_create(m, 1, (uint32_t)c->pool_max);
+    /* the handles the process's threads will want, made now rather than
+     * by the first requests that find the pool short of one (a clone
+     * builds its ketama continuum: about 570,000 instructions) */
+    start = c->pool_start >= 1 && c->pool_start <= c->pool_max
+                ? c->pool_start : 1;
+    mc->pool = memcached_pool_create(m, (uint32_t)start,
+                                     (uint32_t)c->pool_max);
     if (mc->pool == NULL) {
         return APR_ENOMEM;
     }
@@ -723,8 +730,10 @@ apr_status_t slb_mc_create_shared(slb_mc **out, apr_pool_t *p,
         || memcached_failed(memcached_behavior_set(mc->qmaster,
                                                    MEMCACHED_BEHAVIOR_NOREPLY,
                                                    1))
-        || (mc->qpool = memcached_pool_create(mc->qmaster, 1,
-                                              (uint32_t)c->pool_max))
+        || (mc->qpool = memcached_pool_create(
+                mc->qmaster,
+                c->write_mode == SLB_MC_WRITE_QUIET ? (uint32_t)start : 1,
+                (uint32_t)c->pool_max))
            == NULL) {
         return APR_ENOMEM;
     }

@@ -149,34 +149,13 @@ slb_decision slb_decide(const slb_member_ops *ops, void *ctx,
     return d;
 }
 
-int slb_wrr_consider(int *lbstatus, int lbfactor, const int *best_lbstatus,
-                     int *total)
-{
-    *lbstatus += lbfactor;
-    *total += lbfactor;
-    return best_lbstatus == NULL || *lbstatus > *best_lbstatus;
-}
-
-void slb_wrr_commit(int *lbstatus, int total)
-{
-    *lbstatus -= total;
-}
+/* slb_wrr_consider, slb_wrr_commit: inline, in stickylb_select.h */
 
 /* FNV-1a's prime (one byte at a time), and a 64-bit odd constant with
  * no structure (the golden ratio) for a word at a time */
 #define FNV_PRIME  0x100000001b3ULL
 #define GOLDEN     0x9e3779b97f4a7c15ULL
 
-/* MurmurHash3's finalizer: every input bit reaches every output bit */
-static apr_uint64_t fmix64(apr_uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
 
 apr_uint64_t slb_hrw_key(const char *key, apr_size_t len)
 {
@@ -196,20 +175,7 @@ apr_uint64_t slb_hrw_key(const char *key, apr_size_t len)
     for (; len > 0; p++, len--) {
         h = (h ^ *p) * FNV_PRIME;
     }
-    return fmix64(h);
-}
-
-/* the 52-bit hash of key and member (its bytes one at a time: routes are
- * short); u below is increasing in it */
-static inline apr_uint64_t hrw_hash(apr_uint64_t key, const char *member)
-{
-    const unsigned char *p = (const unsigned char *)member;
-    apr_uint64_t h = key;
-
-    for (; *p; p++) {
-        h = (h ^ *p) * FNV_PRIME;
-    }
-    return fmix64(h) >> 12;
+    return slb_fmix64(h);
 }
 
 static double hrw_score(apr_uint64_t h, int weight)
@@ -222,34 +188,11 @@ static double hrw_score(apr_uint64_t h, int weight)
 
 double slb_hrw_score(apr_uint64_t key, const char *member, int weight)
 {
-    return hrw_score(hrw_hash(key, member), weight);
+    return hrw_score(slb_hrw_hash(key, member), weight);
 }
 
-/* members of different weights: the scores (out of line, so that the
- * common case saves no registers) */
-static __attribute__((noinline)) int hrw_beats(apr_uint64_t h, int weight,
-                                               const slb_hrw_best *best)
+/* members of different weights: the scores */
+int slb_hrw_beats(apr_uint64_t h, int weight, const slb_hrw_best *best)
 {
     return hrw_score(h, weight) > hrw_score(best->h, best->weight);
-}
-
-int slb_hrw_consider(apr_uint64_t key, const char *member, int weight,
-                     slb_hrw_best *best, int first)
-{
-    apr_uint64_t h = hrw_hash(key, member);
-
-    if (!first) {
-        if (weight <= 0) {
-            return 0;
-        }
-        /* equal weights: the same order as the scores, without the
-         * logarithm */
-        if (weight == best->weight ? h <= best->h
-                                   : !hrw_beats(h, weight, best)) {
-            return 0;
-        }
-    }
-    best->h = h;
-    best->weight = weight;
-    return 1;
 }

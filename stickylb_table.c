@@ -14,10 +14,12 @@
 #include "stickylb_table.h"
 
 #define TABLE_MAGIC   0x534c4254u   /* "SLBT" */
-#define TABLE_VERSION 5u   /* 3: the owner pid in bucket lock words;
+#define TABLE_VERSION 6u   /* 3: the owner pid in bucket lock words;
                             * 4: the protected bit in the route word,
                             * route entries reclaimed (generation);
-                            * 5: both at once (3 generation bits) */
+                            * 5: both at once (3 generation bits);
+                            * 6: keys by SipHash-1-3 under a namespace
+                            * key (the bindings of 5 are not found) */
 #define NO_DEADLINE   0xffffffffu
 /* idle word of a binding without idle lifetime: this bit + the time of its
  * last use, so such bindings stay ordered by recency for eviction */
@@ -187,9 +189,8 @@ static apr_uint64_t siphash24(const unsigned char key[16],
 }
 
 /*
- * SipHash-2-4 with 128 bits of output over two byte strings as if
- * concatenated (the namespace, a NUL, the id), keyed by the table's
- * secret: the key of a binding that only this table holds.
+ * SipHash-2-4 with 128 bits of output, incremental: the namespace's key
+ * (ns_key) from the table's secret.
  */
 typedef struct {
     apr_uint64_t v0, v1, v2, v3;
@@ -274,35 +275,77 @@ static void sip_final128(sip_state *st, apr_uint64_t out[2])
     out[1] = v0 ^ v1 ^ v2 ^ v3;
 }
 
-/* the state after "<namespace>\0" */
-static void sip_prefix(const slb_table *t, sip_state *st, const char *ns)
+/*
+ * SipHash-1-3 with 128 bits of output over in[len], keyed by k0, k1: one
+ * compression round per 8 bytes and three finalization rounds per half,
+ * as the hash tables of Rust and CPython use it against flooding.
+ */
+static void sip13_128(apr_uint64_t k0, apr_uint64_t k1,
+                      const unsigned char *in, apr_size_t len,
+                      apr_uint64_t out[2])
 {
-    sip_init(st, t->secret);
-    if (ns) {
-        sip_update(st, (const unsigned char *)ns, strlen(ns));
+    apr_uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
+    apr_uint64_t v1 = 0x646f72616e646f6dULL ^ k1 ^ 0xee;
+    apr_uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
+    apr_uint64_t v3 = 0x7465646279746573ULL ^ k1;
+    apr_uint64_t b = ((apr_uint64_t)len) << 56, m;
+    const unsigned char *end = in + (len - (len % 8));
+    unsigned i;
+
+    for (; in != end; in += 8) {
+        m = le64(in);
+        v3 ^= m;
+        SIPROUND;
+        v0 ^= m;
     }
-    sip_update(st, (const unsigned char *)"", 1);
+    /* the last len % 8 bytes, little-endian */
+    for (i = 0; i < (unsigned)(len % 8); i++) {
+        b |= (apr_uint64_t)in[i] << (8 * i);
+    }
+    v3 ^= b;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xee;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    out[0] = v0 ^ v1 ^ v2 ^ v3;
+    v1 ^= 0xdd;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    out[1] = v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* The namespace's key: SipHash-2-4-128 of "<namespace>\0" keyed with the
+ * table's secret (as secret as it, and another for every namespace). */
+static void ns_key(const slb_table *t, const char *ns, apr_uint64_t k[2])
+{
+    sip_state st;
+
+    sip_init(&st, t->secret);
+    if (ns) {
+        sip_update(&st, (const unsigned char *)ns, strlen(ns));
+    }
+    sip_update(&st, (const unsigned char *)"", 1);
+    sip_final128(&st, k);
 }
 
 void slb_table_key_prefix(const slb_table *t, const char *ns,
                           slb_key_prefix *out)
 {
-    sip_state st;
-
-    sip_prefix(t, &st, ns);
-    memcpy(out->state, &st, sizeof(st));
+    memset(out->state, 0, sizeof(out->state));
+    ns_key(t, ns, out->state);
     out->table = t;
 }
 
-static void sip_key(sip_state *st, slb_key *key, const char *id,
-                    apr_size_t len)
+static void finish_key(const apr_uint64_t k[2], slb_key *key, const char *id,
+                       apr_size_t len)
 {
     apr_uint64_t h[2];
 
-    if (id && len) {
-        sip_update(st, (const unsigned char *)id, len);
-    }
-    sip_final128(st, h);
+    sip13_128(k[0], k[1], (const unsigned char *)(id ? id : ""),
+              id ? len : 0, h);
     memcpy(key->digest, &h[0], 8);       /* the id the slot keeps */
     memcpy(key->digest + 8, &h[1], 8);   /* the buckets */
     memset(key->digest + 16, 0, SLB_KEY_DIGEST_LEN - 16);
@@ -313,19 +356,16 @@ static void sip_key(sip_state *st, slb_key *key, const char *id,
 void slb_table_key(const slb_table *t, slb_key *key, const char *ns,
                    const char *id, apr_size_t len)
 {
-    sip_state st;
+    apr_uint64_t k[2];
 
-    sip_prefix(t, &st, ns);
-    sip_key(&st, key, id, len);
+    ns_key(t, ns, k);
+    finish_key(k, key, id, len);
 }
 
 void slb_table_key_from(const slb_key_prefix *pre, slb_key *key,
                         const char *id, apr_size_t len)
 {
-    sip_state st;
-
-    memcpy(&st, pre->state, sizeof(st));
-    sip_key(&st, key, id, len);
+    finish_key(pre->state, key, id, len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -772,13 +812,18 @@ apr_uint32_t slb_table_route_sessions(const slb_table *t, int id)
 /* ------------------------------------------------------------------ */
 /* lookups                                                              */
 
-/* Consistent copy of a bucket: lock-free while no writer is there; after
- * READ_TRIES attempts the reader takes the bucket's lock like a writer (a
- * live binding must never read as a miss).  0 only when that lock stayed
- * taken for the whole bounded wait. */
-static int read_bucket(slb_table *t, bucket_t *b, bucket_t *copy)
+/*
+ * The live slot of pl's id in bucket b, from a consistent view of the
+ * bucket: lock-free while no writer is there; after READ_TRIES attempts
+ * the reader takes the bucket's lock like a writer (a live binding must
+ * never read as a miss).  Only the slots' ids are read, and the rest of
+ * the one that matches.  1 and *out, *kout; 0 when the bucket does not
+ * hold it; -1 when the lock stayed taken for the whole bounded wait.
+ */
+static int find_in_bucket(slb_table *t, bucket_t *b, const place_t *pl,
+                          apr_uint32_t now_s, slot_t *out, int *kout)
 {
-    int tries, k;
+    int tries, k, found;
     apr_uint32_t seq;
 
     for (tries = 0; tries < READ_TRIES; tries++) {
@@ -787,27 +832,44 @@ static int read_bucket(slb_table *t, bucket_t *b, bucket_t *copy)
             cpu_relax((apr_uint32_t)tries);
             continue;
         }
+        found = -1;
         for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
-            copy->s[k].id_lo = LOAD(b->s[k].id_lo);
-            copy->s[k].id_hi = LOAD(b->s[k].id_hi);
-            copy->s[k].idle_dl = LOAD(b->s[k].idle_dl);
-            copy->s[k].hard_dl = LOAD(b->s[k].hard_dl);
-            copy->s[k].route = LOAD(b->s[k].route);
-            copy->s[k].written = LOAD(b->s[k].written);
+            if (LOAD(b->s[k].id_lo) != pl->id_lo
+                || LOAD(b->s[k].id_hi) != pl->id_hi) {
+                continue;
+            }
+            out->id_lo = pl->id_lo;
+            out->id_hi = pl->id_hi;
+            out->idle_dl = LOAD(b->s[k].idle_dl);
+            out->hard_dl = LOAD(b->s[k].hard_dl);
+            out->route = LOAD(b->s[k].route);
+            out->written = LOAD(b->s[k].written);
+            if (slot_live(out, now_s)) {
+                found = k;
+                break;
+            }
         }
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (__atomic_load_n(&b->seq, __ATOMIC_RELAXED) == s1) {
-            return 1;
+            *kout = found;
+            return found >= 0;
         }
     }
     if (!lock_bucket(t, b, &seq)) {
-        return 0;
+        return -1;
     }
+    found = -1;
     for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
-        copy->s[k] = b->s[k];
+        if (b->s[k].id_lo == pl->id_lo && b->s[k].id_hi == pl->id_hi
+            && slot_live(&b->s[k], now_s)) {
+            *out = b->s[k];
+            found = k;
+            break;
+        }
     }
     unlock_bucket(b, seq);
-    return 1;
+    *kout = found;
+    return found >= 0;
 }
 
 apr_status_t slb_table_get(slb_table *t, const slb_key *key,
@@ -832,18 +894,11 @@ apr_status_t slb_table_get_age(slb_table *t, const slb_key *key,
     place_of(t, key, &pl);
     __builtin_prefetch(&bs[pl.b[1]]);
     for (i = 0; i < 2; i++) {
-        bucket_t copy;
+        slot_t copy;
         bucket_t *b = &bs[pl.b[i]];
 
-        if (!read_bucket(t, b, &copy)) {
-            continue;
-        }
-        for (k = 0; k < SLB_TABLE_SLOTS_PER_BUCKET; k++) {
-            const slot_t *s = &copy.s[k];
-            if (s->id_lo != pl.id_lo || s->id_hi != pl.id_hi
-                || !slot_live(s, now_s)) {
-                continue;
-            }
+        if (find_in_bucket(t, b, &pl, now_s, &copy, &k) == 1) {
+            const slot_t *s = &copy;
             {
                 apr_uint32_t want = idle_word(now_s, lt);
                 apr_uint32_t seen = s->idle_dl;

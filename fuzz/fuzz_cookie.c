@@ -85,6 +85,92 @@ static int values_of(apr_pool_t *p, const char *hdr, const char *name,
     return n;
 }
 
+/* The candidates slb_collect_candidates must give, made the slow way
+ * (slb_cookie_values, slb_split_route, slb_route_ok): its one-pass walk
+ * of the headers is checked against them. */
+typedef struct {
+    slb_source src;
+    const char *name;
+    const char *id;
+    const char *route;
+} ref_cand;
+
+static int name_values(const char *const *hdrs, int nh, const char *name,
+                       slb_span *out)
+{
+    int i, n = 0;
+
+    for (i = 0; i < nh && n < SLB_MAX_SAME_NAME; i++) {
+        slb_span v[MANY];
+        int k, m;
+        if (hdrs[i] == NULL) {
+            continue;
+        }
+        m = slb_cookie_values(hdrs[i], name, v, MANY);
+        for (k = 0; k < m && n < SLB_MAX_SAME_NAME; k++) {
+            out[n++] = v[k];
+        }
+    }
+    return n;
+}
+
+static int ref_candidates(apr_pool_t *p, const slb_key_spec *spec,
+                          const char *const *hdrs, int nh, const char *uri,
+                          ref_cand *out)
+{
+    slb_span v[SLB_MAX_SAME_NAME], id, route;
+    int n = 0, i, k, m;
+
+#define REF_PUSH(s, nm, idp, idl, rp, rl)                                   \
+    do {                                                                   \
+        if (n < 3 * SLB_MAX_SAME_NAME) {                                   \
+            out[n].src = (s);                                              \
+            out[n].name = (nm);                                            \
+            out[n].id = apr_pstrmemdup(p, (idp), (idl));                   \
+            out[n].route = apr_pstrmemdup(p, (rp), (rl));                  \
+            n++;                                                           \
+        }                                                                  \
+    } while (0)
+    if (spec->route_cookie) {
+        m = name_values(hdrs, nh, spec->route_cookie, v);
+        for (i = 0; i < m; i++) {
+            route = v[i];
+            if (spec->separator && route.ptr[0] == spec->separator) {
+                route.ptr++;
+                route.len--;
+            }
+            if (slb_route_ok(route.ptr, route.len)) {
+                REF_PUSH(SLB_SRC_ROUTE_COOKIE, spec->route_cookie, "", 0,
+                         route.ptr, route.len);
+            }
+        }
+    }
+    if (spec->path_param && uri) {
+        slb_span pv;
+        if (slb_path_param(uri, spec->path_param, &pv)
+            && slb_split_route(pv.ptr, pv.len, spec->separator, 0, &id,
+                               &route)) {
+            REF_PUSH(SLB_SRC_URL, spec->path_param, id.ptr, id.len,
+                     route.ptr, route.len);
+        }
+    }
+    for (k = 0; spec->session_cookies && k < spec->session_cookies->nelts;
+         k++) {
+        const char *name = APR_ARRAY_IDX(spec->session_cookies, k,
+                                         const char *);
+        m = name_values(hdrs, nh, name, v);
+        for (i = 0; i < m; i++) {
+            if (slb_split_route(v[i].ptr, v[i].len, spec->separator, 0,
+                                &id, &route)) {
+                REF_PUSH(SLB_SRC_SESSION_COOKIE, name, id.ptr, id.len,
+                         route.ptr, route.len);
+            }
+        }
+    }
+#undef REF_PUSH
+    return n;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -265,6 +351,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         default:
             FZ_CHECK(!"unexpected candidate source");
+        }
+    }
+    /* the same candidates as the slow way, in the same order */
+    {
+        static ref_cand want[3 * SLB_MAX_SAME_NAME];
+        int nw = ref_candidates(p, &spec, hdrs, nh, f[4], want);
+        FZ_CHECK(nw == cands->nelts);
+        for (k = 0; k < nw; k++) {
+            const slb_candidate *c = &APR_ARRAY_IDX(cands, k, slb_candidate);
+            FZ_CHECK(c->src == want[k].src);
+            FZ_CHECK(c->name == want[k].name);
+            FZ_CHECK(strcmp(c->id, want[k].id) == 0);
+            FZ_CHECK(strcmp(c->route, want[k].route) == 0);
+        }
+    }
+    /* the extra names' values, read in the same pass: those
+     * slb_cookie_values finds, header after header */
+    if (sess) {
+        slb_span ev[SLB_MAX_COOKIE_NAMES * SLB_MAX_SAME_NAME];
+        int en[SLB_MAX_COOKIE_NAMES];
+        apr_array_header_t *c2 = apr_array_make(p, 4, sizeof(slb_candidate));
+        slb_collect_candidates_ex(p, c2, &spec, hdrs, nh, f[4], sess, ev,
+                                  en);
+        FZ_CHECK(c2->nelts == cands->nelts);
+        for (k = 0; k < sess->nelts && k < SLB_MAX_COOKIE_NAMES; k++) {
+            slb_span rv[SLB_MAX_SAME_NAME];
+            int nr = name_values(hdrs, nh,
+                                 APR_ARRAY_IDX(sess, k, const char *), rv);
+            FZ_CHECK(en[k] == nr);
+            for (i = 0; i < nr; i++) {
+                FZ_CHECK(ev[k * SLB_MAX_SAME_NAME + i].ptr == rv[i].ptr);
+                FZ_CHECK(ev[k * SLB_MAX_SAME_NAME + i].len == rv[i].len);
+            }
         }
     }
     FZ_CHECK(slb_collect_candidates(p, NULL, hdrs, nh, f[4])->nelts == 0);

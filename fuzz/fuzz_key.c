@@ -1,14 +1,15 @@
 /*
  * fuzz_key.c - stick-table keys from client bytes: slb_key_make (shared,
- * SHA-1) and slb_table_key (the shm store's, SipHash-2-4-128 keyed with
- * the table's secret).
+ * SHA-1) and slb_table_key (the shm store's, SipHash-1-3-128 keyed with
+ * the namespace's key, SipHash-2-4-128 of the namespace under the table's
+ * secret).
  *
  * Input: the namespace (up to the first NUL), then the session id (the
  * rest: any bytes, NUL included).  Checks the memcached key text
  * ("slb1:" + 40 lowercase hex digits, the digest's), that the digest is
- * SHA-1 of "<namespace>\0<id>", and that the table key is SipHash-2-4-128
- * of the same bytes computed in one piece by the reference below (the
- * table's is incremental, over two pieces).
+ * SHA-1 of "<namespace>\0<id>", and that the table key is what the
+ * reference below computes (SipHash-c-d-128 one byte at a time, the
+ * rounds as parameters): 1-3 of the id under 2-4 of "<namespace>\0".
  */
 #include "fuzz_common.h"
 
@@ -17,7 +18,7 @@
 #include "stickylb_store.h"
 #include "stickylb_table.h"
 
-/* SipHash-2-4 with 128 bits of output, the reference algorithm, one
+/* SipHash-c-d with 128 bits of output, the reference algorithm, one
  * byte at a time */
 #define RL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SR do { v0 += v1; v1 = RL(v1, 13); v1 ^= v0; v0 = RL(v0, 32); \
@@ -25,10 +26,11 @@
                 v0 += v3; v3 = RL(v3, 21); v3 ^= v0;                    \
                 v2 += v1; v1 = RL(v1, 17); v1 ^= v2; v2 = RL(v2, 32); } while (0)
 static void ref_sip128(const unsigned char k[16], const unsigned char *in,
-                       size_t len, unsigned char out[16])
+                       size_t len, int c, int d, unsigned char out[16])
 {
     uint64_t k0 = 0, k1 = 0, v0, v1, v2, v3, m, b;
     size_t i, j;
+    int r;
 
     for (i = 0; i < 8; i++) {
         k0 |= (uint64_t)k[i] << (8 * i);
@@ -42,18 +44,32 @@ static void ref_sip128(const unsigned char k[16], const unsigned char *in,
         for (m = 0, j = 0; j < 8; j++) {
             m |= (uint64_t)in[i + j] << (8 * j);
         }
-        v3 ^= m; SR; SR; v0 ^= m;
+        v3 ^= m;
+        for (r = 0; r < c; r++) {
+            SR;
+        }
+        v0 ^= m;
     }
     for (b = (uint64_t)len << 56, j = 0; i + j < len; j++) {
         b |= (uint64_t)in[i + j] << (8 * j);
     }
-    v3 ^= b; SR; SR; v0 ^= b;
-    v2 ^= 0xee; SR; SR; SR; SR;
+    v3 ^= b;
+    for (r = 0; r < c; r++) {
+        SR;
+    }
+    v0 ^= b;
+    v2 ^= 0xee;
+    for (r = 0; r < d; r++) {
+        SR;
+    }
     m = v0 ^ v1 ^ v2 ^ v3;
     for (j = 0; j < 8; j++) {
         out[j] = (unsigned char)(m >> (8 * j));
     }
-    v1 ^= 0xdd; SR; SR; SR; SR;
+    v1 ^= 0xdd;
+    for (r = 0; r < d; r++) {
+        SR;
+    }
     m = v0 ^ v1 ^ v2 ^ v3;
     for (j = 0; j < 8; j++) {
         out[8 + j] = (unsigned char)(m >> (8 * j));
@@ -151,12 +167,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* the shm store's key: the reference over the same bytes */
     {
-        unsigned char ref[16];
+        unsigned char ref[16], kns[16];
         static const unsigned char zero[SLB_KEY_DIGEST_LEN - 16];
 
         memset(&k2, 0x5a, sizeof(k2));
         slb_table_key(table(), &k2, ns, id, idlen);
-        ref_sip128(secret, (const unsigned char *)cat, nslen + 1 + idlen, ref);
+        ref_sip128(secret, (const unsigned char *)cat, nslen + 1, 2, 4, kns);
+        ref_sip128(kns, (const unsigned char *)cat + nslen + 1, idlen, 1, 3,
+                   ref);
         FZ_CHECK(memcmp(k2.digest, ref, 16) == 0);
         FZ_CHECK(memcmp(k2.digest + 16, zero, sizeof(zero)) == 0);
         FZ_CHECK(k2.keyed == 1);

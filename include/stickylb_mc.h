@@ -102,6 +102,10 @@ typedef struct {
                                   child), 1..100000, default 64 */
     int pool_wait_ms;          /* longest wait for a free one when all are
                                   lent, 0..60000, default 20 */
+    int pool_start;            /* memcached_st made with the client (the
+                                  others when first needed): 1..pool_max,
+                                  0 or out of range: 1 (the glue sets
+                                  the threads per child) */
     int write_mode;            /* how the module writes a learned binding
                                   (SLB_MC_WRITE_*): default sync */
     int queue_max;             /* bindings waiting for the writer thread

@@ -80,9 +80,18 @@ slb_decision slb_decide(const slb_member_ops *ops, void *ctx,
  * drive it: slb_wrr_consider() for every usable candidate, returning 1
  * when it beats the best so far; slb_wrr_commit() on the winner.
  */
-int slb_wrr_consider(int *lbstatus, int lbfactor, const int *best_lbstatus,
-                     int *total);
-void slb_wrr_commit(int *lbstatus, int total);
+static APR_INLINE int slb_wrr_consider(int *lbstatus, int lbfactor,
+                                       const int *best_lbstatus, int *total)
+{
+    *lbstatus += lbfactor;
+    *total += lbfactor;
+    return best_lbstatus == NULL || *lbstatus > *best_lbstatus;
+}
+
+static APR_INLINE void slb_wrr_commit(int *lbstatus, int total)
+{
+    *lbstatus -= total;
+}
 
 /*
  * Consistent hashing of new sessions (StickyLBNewSessions hash): weighted
@@ -110,8 +119,57 @@ typedef struct {
     int weight;              /* ... and weight */
 } slb_hrw_best;
 
-int slb_hrw_consider(apr_uint64_t key, const char *member, int weight,
-                     slb_hrw_best *best, int first);
+/* MurmurHash3's finalizer: every input bit reaches every output bit */
+static APR_INLINE apr_uint64_t slb_fmix64(apr_uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* the 52-bit hash of key and member (FNV-1a's step over the member's
+ * bytes, one at a time: routes are short); the score increases with it */
+static APR_INLINE apr_uint64_t slb_hrw_hash(apr_uint64_t key,
+                                            const char *member)
+{
+    const unsigned char *p = (const unsigned char *)member;
+    apr_uint64_t h = key;
+
+    for (; *p; p++) {
+        h = (h ^ *p) * 0x100000001b3ULL;
+    }
+    return slb_fmix64(h) >> 12;
+}
+
+/* members of different weights: 1 when hash h of weight beats the best
+ * by their scores (out of line: the logarithm) */
+int slb_hrw_beats(apr_uint64_t h, int weight, const slb_hrw_best *best);
+
+/* inline: called for every member of the walk */
+static APR_INLINE int slb_hrw_consider(apr_uint64_t key, const char *member,
+                                       int weight, slb_hrw_best *best,
+                                       int first)
+{
+    apr_uint64_t h = slb_hrw_hash(key, member);
+
+    if (!first) {
+        if (weight <= 0) {
+            return 0;
+        }
+        /* equal weights: the same order as the scores, without the
+         * logarithm */
+        if (weight == best->weight ? h <= best->h
+                                   : !slb_hrw_beats(h, weight, best)) {
+            return 0;
+        }
+    }
+    best->h = h;
+    best->weight = weight;
+    return 1;
+}
 
 #ifdef __cplusplus
 }

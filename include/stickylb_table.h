@@ -80,10 +80,11 @@ slb_table *slb_table_attach(void *mem, apr_size_t bytes);
 
 /*
  * The key of `id` (len bytes, any bytes) in namespace `ns` for a binding
- * held by this table only (the shm store): SipHash-2-4-128 keyed with the
- * table's secret (kept across graceful restart with the table), 8 bytes
- * kept in the slot, 8 choosing the buckets; key->keyed is set and
- * key->text is empty.  Bindings shared through memcached use
+ * held by this table only (the shm store): SipHash-1-3-128 of the id keyed
+ * with the namespace's key, itself SipHash-2-4-128 of "<namespace>\0"
+ * keyed with the table's secret (kept across graceful restart with the
+ * table); 8 bytes kept in the slot, 8 choosing the buckets; key->keyed is
+ * set and key->text is empty.  Bindings shared through memcached use
  * slb_key_make() instead.
  */
 void slb_table_key(const slb_table *t, slb_key *key, const char *ns,
@@ -91,8 +92,8 @@ void slb_table_key(const slb_table *t, slb_key *key, const char *ns,
 
 /*
  * The same key in two steps, for a namespace whose keys are made often:
- * the hash state after the namespace, computed once (slb_table_key_prefix),
- * then finished with an id (slb_table_key_from).  The result is
+ * the namespace's key, computed once (slb_table_key_prefix), then the
+ * id's hash under it (slb_table_key_from).  The result is
  * slb_table_key's, byte for byte; a prefix belongs to the table that made
  * it (`table`).
  */

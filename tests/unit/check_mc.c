@@ -977,6 +977,54 @@ START_TEST(test_threads_share_small_pool)
 }
 END_TEST
 
+/* Handles made with the client (pool_start, the glue's threads per
+ * child): all of them, one, or a count out of range (taken as 1; libmemcached
+ * refuses a pool that starts bigger than its maximum), sync and quiet;
+ * the threads share them as before. */
+START_TEST(test_pool_start)
+{
+    static const int starts[] = { 2, 1, 0, 3, -1 };
+    int port, i, j, mode;
+
+    mcd_start_free(&port);
+    for (mode = SLB_MC_WRITE_SYNC; mode <= SLB_MC_WRITE_QUIET; mode++) {
+        for (j = 0; j < (int)(sizeof(starts) / sizeof(starts[0])); j++) {
+            slb_mc_conf c;
+            slb_mc *mc;
+            slb_mc_stats st;
+            worker w[POOL_THREADS];
+            apr_thread_t *t[POOL_THREADS];
+            apr_status_t trv;
+
+            slb_mc_conf_init(&c);
+            c.config = apr_psprintf(pool, "--SERVER=127.0.0.1:%d", port);
+            c.pool_max = 2;
+            c.pool_start = starts[j];
+            c.pool_wait_ms = 5000;
+            c.io_timeout_ms = 1000;
+            c.write_mode = mode;
+            mc = mc_make_conf(&c);
+            for (i = 0; i < POOL_THREADS; i++) {
+                w[i].mc = mc;
+                w[i].id = i;
+                w[i].failures = 0;
+                ck_assert_int_eq(apr_thread_create(&t[i], NULL, pool_main,
+                                                   &w[i], pool),
+                                 APR_SUCCESS);
+            }
+            for (i = 0; i < POOL_THREADS; i++) {
+                apr_thread_join(&trv, t[i]);
+                ck_assert_int_eq(w[i].failures, 0);
+            }
+            slb_mc_stats_get(mc, &st);
+            ck_assert_uint_eq(st.hits, POOL_THREADS * POOL_OPS);
+            ck_assert_uint_eq(st.errors, 0);
+            ck_assert_uint_eq(st.pool_exhausted, 0);
+        }
+    }
+}
+END_TEST
+
 /* ======================================================================
  * two servers: distribution and replicas
  * ==================================================================== */
@@ -2137,6 +2185,7 @@ Suite *mc_suite(void)
     tcase_set_timeout(tc, 20);
     tcase_add_test(tc, test_two_balancers);
     tcase_add_test(tc, test_threads_share_small_pool);
+    tcase_add_test(tc, test_pool_start);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("two servers");
