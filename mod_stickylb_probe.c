@@ -77,8 +77,6 @@ typedef struct {
 static health_t *health = NULL;  /* HEALTH_SLOTS entries in shm */
 
 static int probes_wanted = 0;
-static APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *wd_get_instance;
-static APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *wd_register;
 
 /* ------------------------------------------------------------------ */
 /* the shared table                                                     */
@@ -923,28 +921,14 @@ static apr_status_t probe_tick(int state, void *data, apr_pool_t *pool)
     return APR_SUCCESS;
 }
 
-/* mod_watchdog starts a child watchdog only when a module needs it */
-static int slb_watchdog_need(server_rec *s, const char *name, int parent,
-                             int singleton)
-{
-    (void)s;
-    (void)singleton;
-    if (probes_wanted && !parent && name && !strcmp(name, PROBE_WATCHDOG)) {
-        return OK;
-    }
-    return DECLINED;
-}
-
 void slb_probe_register_hooks(apr_pool_t *p)
 {
     (void)p;
-    APR_OPTIONAL_HOOK(ap, watchdog_need, slb_watchdog_need, NULL, NULL,
-                      APR_HOOK_MIDDLE);
+    slb_watchdog_need(PROBE_WATCHDOG, &probes_wanted);
 }
 
 int slb_probe_post_config(apr_pool_t *pconf, server_rec *s, int any_probe)
 {
-    ap_watchdog_t *wd;
     prober_t *pb;
     apr_status_t rv;
 
@@ -952,28 +936,25 @@ int slb_probe_post_config(apr_pool_t *pconf, server_rec *s, int any_probe)
     if (!any_probe) {
         return OK;
     }
-    wd_get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
-    wd_register = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
-    if (!wd_get_instance || !wd_register) {
+    pb = apr_pcalloc(pconf, sizeof(*pb));
+    pb->s = s;
+    switch (slb_watchdog_start(pconf, PROBE_WATCHDOG, PROBE_TICK, pb,
+                               probe_tick, &rv)) {
+    case SLB_WATCHDOG_STARTED:
+        return OK;
+    case SLB_WATCHDOG_ABSENT:
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
                      SLB_LOG_TAG "SLB0306: StickyLBProbe and StickyLBAgent "
                      "need mod_watchdog");
         return !OK;
-    }
-    rv = wd_get_instance(&wd, PROBE_WATCHDOG, 0, 1, pconf);
-    if (rv != APR_SUCCESS) {
+    case SLB_WATCHDOG_NO_INSTANCE:
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      SLB_LOG_TAG "SLB0307: cannot create the probe watchdog");
         return !OK;
-    }
-    pb = apr_pcalloc(pconf, sizeof(*pb));
-    pb->s = s;
-    rv = wd_register(wd, PROBE_TICK, pb, probe_tick);
-    if (rv != APR_SUCCESS) {
+    default:
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      SLB_LOG_TAG "SLB0308: cannot register the probe "
                      "callback");
         return !OK;
     }
-    return OK;
 }

@@ -165,6 +165,27 @@ slb_mc *slb_store_bg_mc(void);
 apr_status_t slb_store_publish_state(request_rec *r, const char *ns,
                                      const char *route, slb_member_state st);
 
+/* mod_stickylb_watchdog.c: the child singleton watchdogs (mod_watchdog)
+ * of the prober, the member state sync and discovery.  slb_watchdog_need
+ * (register_hooks): mod_watchdog starts the watchdog name whenever *wanted
+ * is non-zero when it asks (after post_config).  slb_watchdog_start
+ * (post_config): callback cb(data) every interval on that watchdog; what
+ * failed, with *rv the status of mod_watchdog's function. */
+#include "mod_watchdog.h"
+typedef enum {
+    SLB_WATCHDOG_STARTED,
+    SLB_WATCHDOG_ABSENT,         /* mod_watchdog is not loaded */
+    SLB_WATCHDOG_NO_INSTANCE,    /* ap_watchdog_get_instance failed */
+    SLB_WATCHDOG_NO_CALLBACK     /* ap_watchdog_register_callback failed */
+} slb_watchdog_result;
+void slb_watchdog_need(const char *name, const int *wanted);
+void slb_watchdog_register_hooks(apr_pool_t *p);
+slb_watchdog_result slb_watchdog_start(apr_pool_t *pconf, const char *name,
+                                       apr_interval_time_t interval,
+                                       const void *data,
+                                       ap_watchdog_callback_fn_t *cb,
+                                       apr_status_t *rv);
+
 /* mod_stickylb_sync.c: member states read back on the watchdog, every
  * SLB_STATE_SYNC_INTERVAL, into the members' shared status. */
 #define SLB_STATE_SYNC_INTERVAL apr_time_from_sec(1)
