@@ -402,8 +402,12 @@ typedef struct {
                                   * by discovery or balancer-manager) */
 } prober_t;
 
-/* The latest of the probed balancers' member stamps (shared memory). */
-static apr_time_t members_stamp(server_rec *s)
+/*
+ * The latest of the probed balancers' member stamps (shared memory); with
+ * sync, also this child's view of the members of each balancer whose
+ * stamp is newer than its own (members added at run time).
+ */
+static apr_time_t members_stamp(server_rec *s, int sync)
 {
     apr_time_t latest = 0;
     server_rec *sr;
@@ -416,34 +420,20 @@ static apr_time_t members_stamp(server_rec *s)
         for (i = 0; pc && pc->balancers && i < pc->balancers->nelts; i++) {
             proxy_balancer *b = &APR_ARRAY_IDX(pc->balancers, i,
                                                proxy_balancer);
-            if (b->s && b->s->wupdated > latest) {
+            if (b->s == NULL) {
+                continue;
+            }
+            if (b->s->wupdated > latest) {
                 latest = b->s->wupdated;
             }
-        }
-    }
-    return latest;
-}
-
-/* This child's view of the members, after some were added at run time. */
-static void sync_members(server_rec *s)
-{
-    server_rec *sr;
-
-    for (sr = s; sr; sr = sr->next) {
-        proxy_server_conf *pc = ap_get_module_config(sr->module_config,
-                                                     &proxy_module);
-        int i;
-
-        for (i = 0; pc && pc->balancers && i < pc->balancers->nelts; i++) {
-            proxy_balancer *b = &APR_ARRAY_IDX(pc->balancers, i,
-                                               proxy_balancer);
-            if (b->s && b->s->wupdated > b->wupdated
+            if (sync && b->s->wupdated > b->wupdated
                 && PROXY_THREAD_LOCK(b) == APR_SUCCESS) {
                 ap_proxy_sync_balancer(b, sr, pc);
                 PROXY_THREAD_UNLOCK(b);
             }
         }
     }
+    return latest;
 }
 
 /* The probe configuration of one member: its route's own line, else the
@@ -848,7 +838,7 @@ static apr_status_t probe_tick(int state, void *data, apr_pool_t *pool)
         }
         return APR_SUCCESS;
     }
-    if (pb->built && members_stamp(pb->s) != pb->wupdated) {
+    if (pb->built && members_stamp(pb->s, 0) != pb->wupdated) {
         /* members were added: the targets again (a new member is
          * probed from now on; the others keep their shared state) */
         pb->built = 0;
@@ -858,8 +848,7 @@ static apr_status_t probe_tick(int state, void *data, apr_pool_t *pool)
             apr_pool_destroy(pb->pool);
         }
         apr_pool_create(&pb->pool, pb->s->process->pool);
-        pb->wupdated = members_stamp(pb->s);
-        sync_members(pb->s);
+        pb->wupdated = members_stamp(pb->s, 1);
         build_targets(pb);
     }
     batch = apr_array_make(pool, 16, sizeof(slb_probe));
