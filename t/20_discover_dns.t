@@ -36,6 +36,7 @@ use Apache::Test ();
 use Apache::TestRequest ();
 use StickyLB::Client;
 use StickyLB::Backends qw(:DEFAULT logs_dir);
+use StickyLB::Discovery;
 
 my $dnsmasq = '/usr/sbin/dnsmasq';
 plan skip_all => 'dnsmasq not installed' unless -x $dnsmasq;
@@ -93,64 +94,10 @@ sub stop_dns {
 sub restart_dns { stop_dns(); return start_dns() }
 END { stop_dns() if $dns_pid }
 
-# ---- the status page ------------------------------------------------------
-sub status_json {
-    my $r = Apache::TestRequest::GET("$st?format=json");
-    return eval { JSON::PP::decode_json($r->content) } // { balancers => [] };
-}
-sub balancer_of {
-    my ($name, $j) = @_;
-    $j //= status_json();
-    my ($b) = grep { $_->{name} eq "balancer://$name" } @{ $j->{balancers} };
-    return $b // {};
-}
-sub members_of {
-    my ($name) = @_;
-    return { map { $_->{route} => $_ } @{ balancer_of($name)->{members} // [] } };
-}
-sub state_of { return (members_of($_[1] // 'disc')->{ $_[0] } // {})->{state} // '' }
-sub wait_for {
-    my ($what, $limit) = @_;
-    my $t0 = time;
-    while (time - $t0 < $limit) {
-        return time - $t0 if $what->();
-        sleep 0.05;
-    }
-    return undef;
-}
-
-# ---- sessions -------------------------------------------------------------
-sub sid_of {
-    my ($res) = @_;
-    my ($sc) = set_cookies($res, 'JSESSIONID');
-    return defined $sc && $sc =~ /^JSESSIONID=([^;]+)/ ? $1 : undef;
-}
-# one request of a session (a cookie jar of one cookie): the member, the
-# session id after it (a backend that did not know it issued another)
-sub visit {
-    my ($sid, $path) = @_;
-    my $r = req('slb_disc', $path // '/disc/', $sid ? (Cookie => "JSESSIONID=$sid") : ());
-    my $new = sid_of($r);
-    return (backend($r), $new // $sid, $r->code);
-}
-sub new_sessions {
-    my ($n, $path) = @_;
-    my %s;
-    for (1 .. $n) {
-        my ($b, $sid) = visit(undef, $path);
-        $s{$sid} = $b if $sid;
-    }
-    return \%s;
-}
-sub moved {
-    my ($sessions, $path) = @_;
-    my $moved = 0;
-    for my $sid (keys %$sessions) {
-        my ($b) = visit($sid, $path);
-        $moved++ if $b ne $sessions->{$sid};
-    }
-    return $moved;
-}
+# ---- the status page and sessions (StickyLB::Discovery) --------------------
+discovery_setup(status => sub { Apache::TestRequest::GET("$st?$_[0]") },
+                get => sub { req('slb_disc', @_) },
+                balancer => 'disc', path => '/disc/');
 
 # ---- start: d1 and d2 -----------------------------------------------------
 start_backend(route => $_, port => $port{$_}) for qw(d1 d2 d3);

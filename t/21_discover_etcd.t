@@ -29,6 +29,7 @@ use StickyLB::Client;
 use StickyLB::Backends qw(:DEFAULT free_port);
 use StickyLB::Services;
 use StickyLB::Etcd;
+use StickyLB::Discovery;
 use StickyLB::Configtest ();
 
 plan skip_all => 'etcd (etcd-server) not installed' unless etcd_bin();
@@ -41,64 +42,10 @@ my $dead = free_port();
 
 END { local $?; stop_lb2(); }
 
-# ---- helpers --------------------------------------------------------------
-sub status_json {
-    my $r = lb2_get('/stickylb-status?format=json');
-    return eval { JSON::PP::decode_json($r->content) } // { balancers => [] };
-}
-sub balancer_of {
-    my ($name, $j) = @_;
-    $j //= status_json();
-    my ($b) = grep { $_->{name} eq "balancer://$name" } @{ $j->{balancers} };
-    return $b // {};
-}
-sub members_of {
-    my ($name) = @_;
-    return { map { $_->{route} => $_ } @{ balancer_of($name // 'etcd')->{members} // [] } };
-}
-sub state_of { return (members_of($_[1])->{ $_[0] } // {})->{state} // '' }
-sub states {
-    my $m = members_of($_[0]);
-    return join(',', map { "$_=$m->{$_}{state}" } sort keys %$m);
-}
-sub wait_for {
-    my ($what, $limit) = @_;
-    my $t0 = time;
-    while (time - $t0 < $limit) {
-        return time - $t0 if $what->();
-        sleep 0.05;
-    }
-    return undef;
-}
-sub sid_of {
-    my ($res) = @_;
-    my ($sc) = set_cookies($res, 'JSESSIONID');
-    return defined $sc && $sc =~ /^JSESSIONID=([^;]+)/ ? $1 : undef;
-}
-# one request of a session: the member, the session id after it, the code
-sub visit {
-    my ($sid, $path) = @_;
-    my $r = lb2_get($path // '/etcd/', $sid ? (Cookie => "JSESSIONID=$sid") : ());
-    return (backend($r), sid_of($r) // $sid, $r->code);
-}
-sub new_sessions {
-    my ($n) = @_;
-    my %s;
-    for (1 .. $n) {
-        my ($b, $sid) = visit(undef);
-        $s{$sid} = $b if $sid;
-    }
-    return \%s;
-}
-sub moved {
-    my ($sessions) = @_;
-    my $moved = 0;
-    for my $sid (keys %$sessions) {
-        my ($b) = visit($sid);
-        $moved++ if $b ne $sessions->{$sid};
-    }
-    return $moved;
-}
+# ---- the status page and sessions (StickyLB::Discovery) --------------------
+discovery_setup(status => sub { lb2_get("/stickylb-status?$_[0]") },
+                get => sub { lb2_get(@_) },
+                balancer => 'etcd', path => '/etcd/');
 
 # ---- the docker scenario's configuration passes configtest as the container
 # reads it (its ${VAR}s from the environment docker-compose.etcd.yml sets)
