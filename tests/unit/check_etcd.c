@@ -33,9 +33,6 @@
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include <apr_pools.h>
 #include <apr_strings.h>
@@ -626,23 +623,6 @@ typedef struct {
 /* the certificates http_post() presents (set by the TLS test) */
 static const char *post_tls;
 
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int s = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    ck_assert_int_ge(s, 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
-    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(s);
-    return port;
-}
-
 /* an HTTP request to etcd with libcurl: the status, the body in *out */
 static long http_post(int port, const char *path, const char *body,
                       char *out, apr_size_t outlen);
@@ -659,7 +639,6 @@ static int etcd_healthy(int port)
 static void etcd_start(etcd_proc *e)
 {
     char client[64], peer[64], cluster[96];
-    pid_t parent = getpid();
     int i, status;
 
     ck_assert_msg(access(ETCD_BIN, X_OK) == 0,
@@ -670,26 +649,18 @@ static void etcd_start(etcd_proc *e)
         ck_assert_ptr_nonnull(mkdtemp(e->dir));
     }
     if (!e->port) {
-        e->port = free_port();
-        e->peer = free_port();
+        e->port = ck_free_port();
+        e->peer = ck_free_port();
     }
     snprintf(client, sizeof(client), "%s://127.0.0.1:%d",
              e->tls ? "https" : "http", e->port);
     snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", e->peer);
     snprintf(cluster, sizeof(cluster), "default=%s", peer);
-    fflush(NULL);
-    e->pid = fork();
-    ck_assert_int_ge(e->pid, 0);
+    e->pid = ck_fork_server();
     if (e->pid == 0) {
         char data[96];
         int fd;
 
-#ifdef __linux__
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) {
-            _exit(1);
-        }
-#endif
         snprintf(data, sizeof(data), "%s/data", e->dir);
         fd = open("/dev/null", O_WRONLY);
         if (fd >= 0) {
@@ -1239,7 +1210,7 @@ END_TEST
 
 START_TEST(test_endpoints_in_turn)
 {
-    int dead = free_port();
+    int dead = ck_free_port();
     void *st;
     fetched f;
 
