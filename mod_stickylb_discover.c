@@ -712,26 +712,18 @@ void slb_discover_register_hooks(apr_pool_t *p)
 
 int slb_discover_watchdog(apr_pool_t *pconf, server_rec *s)
 {
-    apr_status_t rv;
+    static const char *const why[3] = {
+        "SLB0517: StickyLBDiscover needs mod_watchdog (sources are asked "
+        "on it)",
+        "SLB0518: cannot set up the discovery watchdog",
+        "SLB0518: cannot set up the discovery watchdog"
+    };
 
     if (!disc_wanted) {
         return OK;
     }
-    switch (slb_watchdog_start(pconf, DISC_WATCHDOG, DISC_TICK, s,
-                               disc_tick, &rv)) {
-    case SLB_WATCHDOG_STARTED:
-        return OK;
-    case SLB_WATCHDOG_ABSENT:
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     SLB_LOG_TAG "SLB0517: StickyLBDiscover needs "
-                     "mod_watchdog (sources are asked on it)");
-        return !OK;
-    default:
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     SLB_LOG_TAG "SLB0518: cannot set up the discovery "
-                     "watchdog");
-        return !OK;
-    }
+    return slb_watchdog_start(pconf, s, DISC_WATCHDOG, DISC_TICK, s,
+                              disc_tick, why);
 }
 
 /* ------------------------------------------------------------------ */

@@ -918,8 +918,12 @@ void slb_probe_register_hooks(apr_pool_t *p)
 
 int slb_probe_post_config(apr_pool_t *pconf, server_rec *s, int any_probe)
 {
+    static const char *const why[3] = {
+        "SLB0306: StickyLBProbe and StickyLBAgent need mod_watchdog",
+        "SLB0307: cannot create the probe watchdog",
+        "SLB0308: cannot register the probe callback"
+    };
     prober_t *pb;
-    apr_status_t rv;
 
     probes_wanted = any_probe;
     if (!any_probe) {
@@ -927,23 +931,6 @@ int slb_probe_post_config(apr_pool_t *pconf, server_rec *s, int any_probe)
     }
     pb = apr_pcalloc(pconf, sizeof(*pb));
     pb->s = s;
-    switch (slb_watchdog_start(pconf, PROBE_WATCHDOG, PROBE_TICK, pb,
-                               probe_tick, &rv)) {
-    case SLB_WATCHDOG_STARTED:
-        return OK;
-    case SLB_WATCHDOG_ABSENT:
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     SLB_LOG_TAG "SLB0306: StickyLBProbe and StickyLBAgent "
-                     "need mod_watchdog");
-        return !OK;
-    case SLB_WATCHDOG_NO_INSTANCE:
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     SLB_LOG_TAG "SLB0307: cannot create the probe watchdog");
-        return !OK;
-    default:
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     SLB_LOG_TAG "SLB0308: cannot register the probe "
-                     "callback");
-        return !OK;
-    }
+    return slb_watchdog_start(pconf, s, PROBE_WATCHDOG, PROBE_TICK, pb,
+                              probe_tick, why);
 }

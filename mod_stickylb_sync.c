@@ -141,8 +141,13 @@ void slb_sync_register_hooks(apr_pool_t *p)
 
 int slb_sync_post_config(apr_pool_t *pconf, server_rec *s)
 {
+    static const char *const why[3] = {
+        "SLB0110: StickyLBStore memcached needs mod_watchdog (member "
+        "states are shared on it)",
+        "SLB0111: cannot set up the member state watchdog",
+        "SLB0111: cannot set up the member state watchdog"
+    };
     server_rec *sr;
-    apr_status_t rv;
 
     sync_wanted = 0;
     for (sr = s; sr && !sync_wanted; sr = sr->next) {
@@ -159,19 +164,6 @@ int slb_sync_post_config(apr_pool_t *pconf, server_rec *s)
     if (!sync_wanted) {
         return OK;
     }
-    switch (slb_watchdog_start(pconf, SYNC_WATCHDOG, SLB_STATE_SYNC_INTERVAL,
-                               s, sync_tick, &rv)) {
-    case SLB_WATCHDOG_STARTED:
-        return OK;
-    case SLB_WATCHDOG_ABSENT:
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     SLB_LOG_TAG "SLB0110: StickyLBStore memcached needs "
-                     "mod_watchdog (member states are shared on it)");
-        return !OK;
-    default:
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     SLB_LOG_TAG "SLB0111: cannot set up the member state "
-                     "watchdog");
-        return !OK;
-    }
+    return slb_watchdog_start(pconf, s, SYNC_WATCHDOG,
+                              SLB_STATE_SYNC_INTERVAL, s, sync_tick, why);
 }

@@ -12,6 +12,7 @@
 
 #include "httpd.h"
 #include "http_config.h"
+#include "http_log.h"
 #include "mod_watchdog.h"
 
 #include "mod_stickylb.h"
@@ -66,29 +67,31 @@ void slb_watchdog_register_hooks(apr_pool_t *p)
                       APR_HOOK_MIDDLE);
 }
 
-slb_watchdog_result slb_watchdog_start(apr_pool_t *pconf, const char *name,
-                                       apr_interval_time_t interval,
-                                       const void *data,
-                                       ap_watchdog_callback_fn_t *cb,
-                                       apr_status_t *rv)
+int slb_watchdog_start(apr_pool_t *pconf, server_rec *s, const char *name,
+                       apr_interval_time_t interval, const void *data,
+                       ap_watchdog_callback_fn_t *cb,
+                       const char *const why[3])
 {
     APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *get_instance;
     APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *register_cb;
     ap_watchdog_t *wd;
+    apr_status_t rv;
 
-    *rv = APR_SUCCESS;
     get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
     register_cb = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
     if (!get_instance || !register_cb) {
-        return SLB_WATCHDOG_ABSENT;
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, SLB_LOG_TAG "%s", why[0]);
+        return !OK;
     }
-    *rv = get_instance(&wd, name, 0, 1, pconf);
-    if (*rv != APR_SUCCESS) {
-        return SLB_WATCHDOG_NO_INSTANCE;
+    rv = get_instance(&wd, name, 0, 1, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, SLB_LOG_TAG "%s", why[1]);
+        return !OK;
     }
-    *rv = register_cb(wd, interval, data, cb);
-    if (*rv != APR_SUCCESS) {
-        return SLB_WATCHDOG_NO_CALLBACK;
+    rv = register_cb(wd, interval, data, cb);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, SLB_LOG_TAG "%s", why[2]);
+        return !OK;
     }
-    return SLB_WATCHDOG_STARTED;
+    return OK;
 }

@@ -169,22 +169,17 @@ apr_status_t slb_store_publish_state(request_rec *r, const char *ns,
  * of the prober, the member state sync and discovery.  slb_watchdog_need
  * (register_hooks): mod_watchdog starts the watchdog name whenever *wanted
  * is non-zero when it asks (after post_config).  slb_watchdog_start
- * (post_config): callback cb(data) every interval on that watchdog; what
- * failed, with *rv the status of mod_watchdog's function. */
+ * (post_config): callback cb(data) every interval on that watchdog: OK, or
+ * !OK after logging (critical, with mod_watchdog's status) why[0] when
+ * mod_watchdog is not loaded, why[1] when its instance could not be had,
+ * why[2] when the callback could not be registered. */
 #include "mod_watchdog.h"
-typedef enum {
-    SLB_WATCHDOG_STARTED,
-    SLB_WATCHDOG_ABSENT,         /* mod_watchdog is not loaded */
-    SLB_WATCHDOG_NO_INSTANCE,    /* ap_watchdog_get_instance failed */
-    SLB_WATCHDOG_NO_CALLBACK     /* ap_watchdog_register_callback failed */
-} slb_watchdog_result;
 void slb_watchdog_need(const char *name, const int *wanted);
 void slb_watchdog_register_hooks(apr_pool_t *p);
-slb_watchdog_result slb_watchdog_start(apr_pool_t *pconf, const char *name,
-                                       apr_interval_time_t interval,
-                                       const void *data,
-                                       ap_watchdog_callback_fn_t *cb,
-                                       apr_status_t *rv);
+int slb_watchdog_start(apr_pool_t *pconf, server_rec *s, const char *name,
+                       apr_interval_time_t interval, const void *data,
+                       ap_watchdog_callback_fn_t *cb,
+                       const char *const why[3]);
 
 /* mod_stickylb_sync.c: member states read back on the watchdog, every
  * SLB_STATE_SYNC_INTERVAL, into the members' shared status. */
