@@ -149,35 +149,16 @@ my $n = new_sessions(10);
 is(scalar(grep { $_ eq 'd1' } values %$n), 0, 'draining: no new session on d1');
 is(moved(\%d1), 0, "draining: d1's sessions stay on it during grace=");
 ok(defined wait_for(sub { state_of('d1') eq 'disabled' }, 4.5), 'grace over: d1 disabled');
-my ($once, $stayed, %now) = (0, 0);
-for my $sid (keys %d1) {
-    my ($b, $nsid) = visit($sid);
-    $once++ if $b ne 'd1' && $b ne '';
-    my $same = 1;
-    for (1 .. 3) {
-        my ($b2) = visit($nsid);
-        $same = 0 if $b2 ne $b;
-    }
-    $stayed++ if $same;
-    $now{$nsid} = $b;
-}
+my ($once, $stayed, $now) = fail_over(\%d1, 'd1');
 is($once, scalar(keys %d1), "d1's sessions fail over (" . scalar(keys %d1) . ')');
 is($stayed, scalar(keys %d1), '... once: they stay on their new member');
 my %others = map { $_ => $sessions->{$_} } grep { $sessions->{$_} ne 'd1' } keys %$sessions;
 is(moved(\%others), 0, 'the other sessions are untouched');
 
 # ---- dnsmasq stopped: nothing changes, no 5xx -------------------------------
-my %all = (%others, %now);
+my %all = (%others, %$now);
 stop_dns();
-my ($codes5, $reqs) = (0, 0);
-my $until = time + 2.5;
-while (time < $until) {
-    for my $sid (keys %all) {
-        my (undef, undef, $code) = visit($sid);
-        $reqs++;
-        $codes5++ if $code >= 500;
-    }
-}
+my ($codes5, $reqs) = burst(\%all, 2.5);
 is($codes5, 0, "registry stopped: no 5xx in $reqs requests over 2.5 s");
 is(moved(\%all), 0, 'registry stopped: no session moved');
 $m = members_of('disc');

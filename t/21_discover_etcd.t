@@ -135,18 +135,7 @@ my $n = new_sessions(10);
 is(scalar(grep { $_ eq 'e1' } values %$n), 0, 'draining: no new session on e1');
 is(moved(\%e1), 0, "draining: e1's sessions stay on it during grace= (its backend still runs)");
 ok(defined wait_for(sub { state_of('e1') eq 'disabled' }, 4.5), 'grace over: e1 disabled');
-my ($once, $stayed, %now) = (0, 0);
-for my $sid (keys %e1) {
-    my ($b, $nsid) = visit($sid);
-    $once++ if $b ne 'e1' && $b ne '';
-    my $same = 1;
-    for (1 .. 3) {
-        my ($b2) = visit($nsid);
-        $same = 0 if $b2 ne $b;
-    }
-    $stayed++ if $same;
-    $now{$nsid} = $b;
-}
+my ($once, $stayed, $now) = fail_over(\%e1, 'e1');
 is($once, scalar(keys %e1), "e1's sessions fail over (" . scalar(keys %e1) . ')');
 is($stayed, scalar(keys %e1), '... once: they stay on their new member');
 my %others = map { $_ => $sessions->{$_} } grep { $sessions->{$_} ne 'e1' } keys %$sessions;
@@ -154,17 +143,9 @@ is(moved(\%others), 0, 'the other sessions are untouched');
 unregister_member('e1', wait => 10);     # its backend stops after DRAIN_WAIT
 
 # ---- etcd stopped: nothing changes, no 5xx ----------------------------------------
-my %all = (%others, %now);
+my %all = (%others, %$now);
 stop_etcd();
-my ($codes5, $reqs) = (0, 0);
-my $until = time + 2.5;
-while (time < $until) {
-    for my $sid (keys %all) {
-        my (undef, undef, $code) = visit($sid);
-        $reqs++;
-        $codes5++ if $code >= 500;
-    }
-}
+my ($codes5, $reqs) = burst(\%all, 2.5);
 is($codes5, 0, "etcd stopped: no 5xx in $reqs requests over 2.5 s");
 is(moved(\%all), 0, 'etcd stopped: no session moved');
 is(states(), 'e1=disabled,e2=up,e3=up', 'etcd stopped: the set is unchanged');

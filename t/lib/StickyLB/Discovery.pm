@@ -15,7 +15,8 @@ use Time::HiRes qw(time sleep);
 use StickyLB::Client qw(backend set_cookies);
 
 our @EXPORT = qw(discovery_setup status_json balancer_of members_of
-                 state_of states wait_for sid_of visit new_sessions moved);
+                 state_of states wait_for sid_of visit new_sessions moved
+                 fail_over burst);
 
 my %S;
 
@@ -88,6 +89,41 @@ sub moved {
         $moved++ if $b ne $sessions->{$sid};
     }
     return $moved;
+}
+# the sessions (id => member) of $route, which left: each visited once,
+# then three times more; how many reached another member the first time,
+# how many then stayed where they were, and the sessions after (id =>
+# member)
+sub fail_over {
+    my ($sessions, $route) = @_;
+    my ($once, $stayed, %now) = (0, 0);
+    for my $sid (keys %$sessions) {
+        my ($b, $nsid) = visit($sid);
+        $once++ if $b ne $route && $b ne '';
+        my $same = 1;
+        for (1 .. 3) {
+            my ($b2) = visit($nsid);
+            $same = 0 if $b2 ne $b;
+        }
+        $stayed++ if $same;
+        $now{$nsid} = $b;
+    }
+    return ($once, $stayed, \%now);
+}
+# every session (id => member) visited again and again for $secs s: how
+# many answers were 5xx, of how many requests
+sub burst {
+    my ($sessions, $secs) = @_;
+    my ($codes5, $reqs) = (0, 0);
+    my $until = time + $secs;
+    while (time < $until) {
+        for my $sid (keys %$sessions) {
+            my (undef, undef, $code) = visit($sid);
+            $reqs++;
+            $codes5++ if $code >= 500;
+        }
+    }
+    return ($codes5, $reqs);
 }
 
 1;
