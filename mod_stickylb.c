@@ -1609,6 +1609,7 @@ static void slb_register_hooks(apr_pool_t *p)
     /* run-first hook: mod_proxy_balancer's returns OK, so come before it */
     proxy_hook_post_request(slb_post_request, NULL, before_balancer,
                             APR_HOOK_FIRST);
+    slb_watchdog_register_hooks(p);
     slb_probe_register_hooks(p);
     slb_sync_register_hooks(p);
     slb_discover_register_hooks(p);

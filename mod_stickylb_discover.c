@@ -704,53 +704,26 @@ static apr_status_t disc_tick(int state, void *data, apr_pool_t *pool)
     return APR_SUCCESS;
 }
 
-static int disc_watchdog_need(server_rec *s, const char *name, int parent,
-                              int singleton)
-{
-    (void)s;
-    (void)singleton;
-    if (disc_wanted && !parent && name && !strcmp(name, DISC_WATCHDOG)) {
-        return OK;
-    }
-    return DECLINED;
-}
-
 void slb_discover_register_hooks(apr_pool_t *p)
 {
     (void)p;
-    APR_OPTIONAL_HOOK(ap, watchdog_need, disc_watchdog_need, NULL, NULL,
-                      APR_HOOK_MIDDLE);
+    slb_watchdog_need(DISC_WATCHDOG, &disc_wanted);
 }
 
 int slb_discover_watchdog(apr_pool_t *pconf, server_rec *s)
 {
-    APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *get_instance;
-    APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *register_cb;
-    ap_watchdog_t *wd;
-    apr_status_t rv;
+    static const char *const why[3] = {
+        "SLB0517: StickyLBDiscover needs mod_watchdog (sources are asked "
+        "on it)",
+        "SLB0518: cannot set up the discovery watchdog",
+        "SLB0518: cannot set up the discovery watchdog"
+    };
 
     if (!disc_wanted) {
         return OK;
     }
-    get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
-    register_cb = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
-    if (!get_instance || !register_cb) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     SLB_LOG_TAG "SLB0517: StickyLBDiscover needs "
-                     "mod_watchdog (sources are asked on it)");
-        return !OK;
-    }
-    rv = get_instance(&wd, DISC_WATCHDOG, 0, 1, pconf);
-    if (rv == APR_SUCCESS) {
-        rv = register_cb(wd, DISC_TICK, s, disc_tick);
-    }
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     SLB_LOG_TAG "SLB0518: cannot set up the discovery "
-                     "watchdog");
-        return !OK;
-    }
-    return OK;
+    return slb_watchdog_start(pconf, s, DISC_WATCHDOG, DISC_TICK, s,
+                              disc_tick, why);
 }
 
 /* ------------------------------------------------------------------ */

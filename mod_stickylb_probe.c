@@ -77,8 +77,6 @@ typedef struct {
 static health_t *health = NULL;  /* HEALTH_SLOTS entries in shm */
 
 static int probes_wanted = 0;
-static APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *wd_get_instance;
-static APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *wd_register;
 
 /* ------------------------------------------------------------------ */
 /* the shared table                                                     */
@@ -404,8 +402,12 @@ typedef struct {
                                   * by discovery or balancer-manager) */
 } prober_t;
 
-/* The latest of the probed balancers' member stamps (shared memory). */
-static apr_time_t members_stamp(server_rec *s)
+/*
+ * The latest of the probed balancers' member stamps (shared memory); with
+ * sync, also this child's view of the members of each balancer whose
+ * stamp is newer than its own (members added at run time).
+ */
+static apr_time_t members_stamp(server_rec *s, int sync)
 {
     apr_time_t latest = 0;
     server_rec *sr;
@@ -418,34 +420,20 @@ static apr_time_t members_stamp(server_rec *s)
         for (i = 0; pc && pc->balancers && i < pc->balancers->nelts; i++) {
             proxy_balancer *b = &APR_ARRAY_IDX(pc->balancers, i,
                                                proxy_balancer);
-            if (b->s && b->s->wupdated > latest) {
+            if (b->s == NULL) {
+                continue;
+            }
+            if (b->s->wupdated > latest) {
                 latest = b->s->wupdated;
             }
-        }
-    }
-    return latest;
-}
-
-/* This child's view of the members, after some were added at run time. */
-static void sync_members(server_rec *s)
-{
-    server_rec *sr;
-
-    for (sr = s; sr; sr = sr->next) {
-        proxy_server_conf *pc = ap_get_module_config(sr->module_config,
-                                                     &proxy_module);
-        int i;
-
-        for (i = 0; pc && pc->balancers && i < pc->balancers->nelts; i++) {
-            proxy_balancer *b = &APR_ARRAY_IDX(pc->balancers, i,
-                                               proxy_balancer);
-            if (b->s && b->s->wupdated > b->wupdated
+            if (sync && b->s->wupdated > b->wupdated
                 && PROXY_THREAD_LOCK(b) == APR_SUCCESS) {
                 ap_proxy_sync_balancer(b, sr, pc);
                 PROXY_THREAD_UNLOCK(b);
             }
         }
     }
+    return latest;
 }
 
 /* The probe configuration of one member: its route's own line, else the
@@ -850,7 +838,7 @@ static apr_status_t probe_tick(int state, void *data, apr_pool_t *pool)
         }
         return APR_SUCCESS;
     }
-    if (pb->built && members_stamp(pb->s) != pb->wupdated) {
+    if (pb->built && members_stamp(pb->s, 0) != pb->wupdated) {
         /* members were added: the targets again (a new member is
          * probed from now on; the others keep their shared state) */
         pb->built = 0;
@@ -860,8 +848,7 @@ static apr_status_t probe_tick(int state, void *data, apr_pool_t *pool)
             apr_pool_destroy(pb->pool);
         }
         apr_pool_create(&pb->pool, pb->s->process->pool);
-        pb->wupdated = members_stamp(pb->s);
-        sync_members(pb->s);
+        pb->wupdated = members_stamp(pb->s, 1);
         build_targets(pb);
     }
     batch = apr_array_make(pool, 16, sizeof(slb_probe));
@@ -923,57 +910,27 @@ static apr_status_t probe_tick(int state, void *data, apr_pool_t *pool)
     return APR_SUCCESS;
 }
 
-/* mod_watchdog starts a child watchdog only when a module needs it */
-static int slb_watchdog_need(server_rec *s, const char *name, int parent,
-                             int singleton)
-{
-    (void)s;
-    (void)singleton;
-    if (probes_wanted && !parent && name && !strcmp(name, PROBE_WATCHDOG)) {
-        return OK;
-    }
-    return DECLINED;
-}
-
 void slb_probe_register_hooks(apr_pool_t *p)
 {
     (void)p;
-    APR_OPTIONAL_HOOK(ap, watchdog_need, slb_watchdog_need, NULL, NULL,
-                      APR_HOOK_MIDDLE);
+    slb_watchdog_need(PROBE_WATCHDOG, &probes_wanted);
 }
 
 int slb_probe_post_config(apr_pool_t *pconf, server_rec *s, int any_probe)
 {
-    ap_watchdog_t *wd;
+    static const char *const why[3] = {
+        "SLB0306: StickyLBProbe and StickyLBAgent need mod_watchdog",
+        "SLB0307: cannot create the probe watchdog",
+        "SLB0308: cannot register the probe callback"
+    };
     prober_t *pb;
-    apr_status_t rv;
 
     probes_wanted = any_probe;
     if (!any_probe) {
         return OK;
     }
-    wd_get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
-    wd_register = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
-    if (!wd_get_instance || !wd_register) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     SLB_LOG_TAG "SLB0306: StickyLBProbe and StickyLBAgent "
-                     "need mod_watchdog");
-        return !OK;
-    }
-    rv = wd_get_instance(&wd, PROBE_WATCHDOG, 0, 1, pconf);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     SLB_LOG_TAG "SLB0307: cannot create the probe watchdog");
-        return !OK;
-    }
     pb = apr_pcalloc(pconf, sizeof(*pb));
     pb->s = s;
-    rv = wd_register(wd, PROBE_TICK, pb, probe_tick);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     SLB_LOG_TAG "SLB0308: cannot register the probe "
-                     "callback");
-        return !OK;
-    }
-    return OK;
+    return slb_watchdog_start(pconf, s, PROBE_WATCHDOG, PROBE_TICK, pb,
+                              probe_tick, why);
 }

@@ -133,32 +133,21 @@ static apr_status_t sync_tick(int state, void *data, apr_pool_t *pool)
     return APR_SUCCESS;
 }
 
-/* mod_watchdog starts a child watchdog only when a module needs it */
-static int sync_watchdog_need(server_rec *s, const char *name, int parent,
-                              int singleton)
-{
-    (void)s;
-    (void)singleton;
-    if (sync_wanted && !parent && name && !strcmp(name, SYNC_WATCHDOG)) {
-        return OK;
-    }
-    return DECLINED;
-}
-
 void slb_sync_register_hooks(apr_pool_t *p)
 {
     (void)p;
-    APR_OPTIONAL_HOOK(ap, watchdog_need, sync_watchdog_need, NULL, NULL,
-                      APR_HOOK_MIDDLE);
+    slb_watchdog_need(SYNC_WATCHDOG, &sync_wanted);
 }
 
 int slb_sync_post_config(apr_pool_t *pconf, server_rec *s)
 {
-    APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *get_instance;
-    APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *register_cb;
-    ap_watchdog_t *wd;
+    static const char *const why[3] = {
+        "SLB0110: StickyLBStore memcached needs mod_watchdog (member "
+        "states are shared on it)",
+        "SLB0111: cannot set up the member state watchdog",
+        "SLB0111: cannot set up the member state watchdog"
+    };
     server_rec *sr;
-    apr_status_t rv;
 
     sync_wanted = 0;
     for (sr = s; sr && !sync_wanted; sr = sr->next) {
@@ -175,23 +164,6 @@ int slb_sync_post_config(apr_pool_t *pconf, server_rec *s)
     if (!sync_wanted) {
         return OK;
     }
-    get_instance = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
-    register_cb = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
-    if (!get_instance || !register_cb) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                     SLB_LOG_TAG "SLB0110: StickyLBStore memcached needs "
-                     "mod_watchdog (member states are shared on it)");
-        return !OK;
-    }
-    rv = get_instance(&wd, SYNC_WATCHDOG, 0, 1, pconf);
-    if (rv == APR_SUCCESS) {
-        rv = register_cb(wd, SLB_STATE_SYNC_INTERVAL, s, sync_tick);
-    }
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     SLB_LOG_TAG "SLB0111: cannot set up the member state "
-                     "watchdog");
-        return !OK;
-    }
-    return OK;
+    return slb_watchdog_start(pconf, s, SYNC_WATCHDOG,
+                              SLB_STATE_SYNC_INTERVAL, s, sync_tick, why);
 }

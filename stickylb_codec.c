@@ -90,6 +90,29 @@ static int octets8_ok(apr_uint64_t x)
     return bad == 0;
 }
 
+#ifdef __SSE2__
+/*
+ * One bit per byte of u[0..15], set where the byte is a cookie-octet: as
+ * signed bytes, a cookie-octet is above 0x20 and below 0x7f (0x80..0xff
+ * are negative), and none of '"', ',', ';', '\\'. 0xffff when all are.
+ * Inline on the request path: the constants hoist out of the callers'
+ * loops, so each caller compiles as with the check written out.
+ */
+static inline unsigned octets16_mask(const unsigned char *u)
+{
+    const __m128i lo = _mm_set1_epi8(0x20), hi = _mm_set1_epi8(0x7f);
+    const __m128i q = _mm_set1_epi8('"'), c = _mm_set1_epi8(',');
+    const __m128i sc = _mm_set1_epi8(';'), bs = _mm_set1_epi8('\\');
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)u);
+    __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(x, lo), _mm_cmplt_epi8(x, hi));
+    __m128i bad = _mm_or_si128(
+        _mm_or_si128(_mm_cmpeq_epi8(x, q), _mm_cmpeq_epi8(x, c)),
+        _mm_or_si128(_mm_cmpeq_epi8(x, sc), _mm_cmpeq_epi8(x, bs)));
+
+    return (unsigned)_mm_movemask_epi8(_mm_andnot_si128(bad, ok));
+}
+#endif
+
 int slb_value_ok(const char *v, apr_size_t len)
 {
     const unsigned char *u = (const unsigned char *)v, *e;
@@ -99,23 +122,10 @@ int slb_value_ok(const char *v, apr_size_t len)
     }
     e = u + len;
 #ifdef __SSE2__
-    /* 16 bytes at a time: as signed bytes, a cookie-octet is above 0x20
-     * and below 0x7f (0x80..0xff are negative), and none of four */
-    {
-        const __m128i lo = _mm_set1_epi8(0x20), hi = _mm_set1_epi8(0x7f);
-        const __m128i q = _mm_set1_epi8('"'), c = _mm_set1_epi8(',');
-        const __m128i sc = _mm_set1_epi8(';'), bs = _mm_set1_epi8('\\');
-
-        for (; e - u >= 16; u += 16) {
-            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)u);
-            __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(x, lo),
-                                       _mm_cmplt_epi8(x, hi));
-            __m128i bad = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(x, q), _mm_cmpeq_epi8(x, c)),
-                _mm_or_si128(_mm_cmpeq_epi8(x, sc), _mm_cmpeq_epi8(x, bs)));
-            if (_mm_movemask_epi8(_mm_andnot_si128(bad, ok)) != 0xffff) {
-                return 0;
-            }
+    /* 16 bytes at a time */
+    for (; e - u >= 16; u += 16) {
+        if (octets16_mask(u) != 0xffff) {
+            return 0;
         }
     }
 #endif
@@ -537,23 +547,10 @@ static const char *octet_run(const char *s, const char *e)
     const unsigned char *ue = (const unsigned char *)e;
 
 #ifdef __SSE2__
-    {
-        const __m128i lo = _mm_set1_epi8(0x20), hi = _mm_set1_epi8(0x7f);
-        const __m128i q = _mm_set1_epi8('"'), c = _mm_set1_epi8(',');
-        const __m128i sc = _mm_set1_epi8(';'), bs = _mm_set1_epi8('\\');
-
-        for (; ue - u >= 16; u += 16) {
-            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)u);
-            __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(x, lo),
-                                       _mm_cmplt_epi8(x, hi));
-            __m128i bad = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(x, q), _mm_cmpeq_epi8(x, c)),
-                _mm_or_si128(_mm_cmpeq_epi8(x, sc), _mm_cmpeq_epi8(x, bs)));
-            unsigned m = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(bad,
-                                                                      ok));
-            if (m != 0xffff) {
-                return (const char *)u + __builtin_ctz(~m);
-            }
+    for (; ue - u >= 16; u += 16) {
+        unsigned m = octets16_mask(u);
+        if (m != 0xffff) {
+            return (const char *)u + __builtin_ctz(~m);
         }
     }
 #endif

@@ -249,6 +249,44 @@ static void sip_update(sip_state *st, const unsigned char *in, apr_size_t len)
     st->v3 = v3;
 }
 
+/*
+ * The 128-bit finalization of SipHash-c-d: the last block b with c rounds,
+ * then d rounds for each half of out. c and d are constants (1..4) at each
+ * call, and the function is always inlined, so the SIPROUNDS below fold
+ * to exactly c or d rounds, as with the rounds written out (the request
+ * path's key hash, sip13_128, must not pay for the sharing).
+ */
+#define SIPROUNDS(n)                                                      \
+    do {                                                                  \
+        SIPROUND;                                                         \
+        if ((n) > 1) SIPROUND;                                            \
+        if ((n) > 2) SIPROUND;                                            \
+        if ((n) > 3) SIPROUND;                                            \
+    } while (0)
+
+#if defined(__GNUC__)
+#define SIP_INLINE inline __attribute__((always_inline))
+#else
+#define SIP_INLINE inline
+#endif
+static SIP_INLINE void sip_finish128(apr_uint64_t v0, apr_uint64_t v1,
+                                     apr_uint64_t v2, apr_uint64_t v3,
+                                     apr_uint64_t b, int c, int d,
+                                     apr_uint64_t out[2])
+{
+    v3 ^= b;
+    SIPROUNDS(c);
+    v0 ^= b;
+    v2 ^= 0xee;
+    SIPROUNDS(d);
+    out[0] = v0 ^ v1 ^ v2 ^ v3;
+    v1 ^= 0xdd;
+    SIPROUNDS(d);
+    out[1] = v0 ^ v1 ^ v2 ^ v3;
+}
+#undef SIPROUNDS
+#undef SIP_INLINE
+
 static void sip_final128(sip_state *st, apr_uint64_t out[2])
 {
     apr_uint64_t v0 = st->v0, v1 = st->v1, v2 = st->v2, v3 = st->v3;
@@ -257,22 +295,7 @@ static void sip_final128(sip_state *st, apr_uint64_t out[2])
 
     memcpy(tail, st->buf, st->nbuf);
     b = (((apr_uint64_t)st->total) << 56) | le64(tail);
-    v3 ^= b;
-    SIPROUND;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xee;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    out[0] = v0 ^ v1 ^ v2 ^ v3;
-    v1 ^= 0xdd;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    out[1] = v0 ^ v1 ^ v2 ^ v3;
+    sip_finish128(v0, v1, v2, v3, b, 2, 4, out);
 }
 
 /*
@@ -302,19 +325,7 @@ static void sip13_128(apr_uint64_t k0, apr_uint64_t k1,
     for (i = 0; i < (unsigned)(len % 8); i++) {
         b |= (apr_uint64_t)in[i] << (8 * i);
     }
-    v3 ^= b;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xee;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    out[0] = v0 ^ v1 ^ v2 ^ v3;
-    v1 ^= 0xdd;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    out[1] = v0 ^ v1 ^ v2 ^ v3;
+    sip_finish128(v0, v1, v2, v3, b, 1, 3, out);
 }
 
 /* The namespace's key: SipHash-2-4-128 of "<namespace>\0" keyed with the

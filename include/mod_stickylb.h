@@ -165,6 +165,22 @@ slb_mc *slb_store_bg_mc(void);
 apr_status_t slb_store_publish_state(request_rec *r, const char *ns,
                                      const char *route, slb_member_state st);
 
+/* mod_stickylb_watchdog.c: the child singleton watchdogs (mod_watchdog)
+ * of the prober, the member state sync and discovery.  slb_watchdog_need
+ * (register_hooks): mod_watchdog starts the watchdog name whenever *wanted
+ * is non-zero when it asks (after post_config).  slb_watchdog_start
+ * (post_config): callback cb(data) every interval on that watchdog: OK, or
+ * !OK after logging (critical, with mod_watchdog's status) why[0] when
+ * mod_watchdog is not loaded, why[1] when its instance could not be had,
+ * why[2] when the callback could not be registered. */
+#include "mod_watchdog.h"
+void slb_watchdog_need(const char *name, const int *wanted);
+void slb_watchdog_register_hooks(apr_pool_t *p);
+int slb_watchdog_start(apr_pool_t *pconf, server_rec *s, const char *name,
+                       apr_interval_time_t interval, const void *data,
+                       ap_watchdog_callback_fn_t *cb,
+                       const char *const why[3]);
+
 /* mod_stickylb_sync.c: member states read back on the watchdog, every
  * SLB_STATE_SYNC_INTERVAL, into the members' shared status. */
 #define SLB_STATE_SYNC_INTERVAL apr_time_from_sec(1)

@@ -36,6 +36,7 @@ use Apache::Test ();
 use Apache::TestRequest ();
 use StickyLB::Client;
 use StickyLB::Backends qw(:DEFAULT logs_dir);
+use StickyLB::Discovery;
 
 my $dnsmasq = '/usr/sbin/dnsmasq';
 plan skip_all => 'dnsmasq not installed' unless -x $dnsmasq;
@@ -93,64 +94,10 @@ sub stop_dns {
 sub restart_dns { stop_dns(); return start_dns() }
 END { stop_dns() if $dns_pid }
 
-# ---- the status page ------------------------------------------------------
-sub status_json {
-    my $r = Apache::TestRequest::GET("$st?format=json");
-    return eval { JSON::PP::decode_json($r->content) } // { balancers => [] };
-}
-sub balancer_of {
-    my ($name, $j) = @_;
-    $j //= status_json();
-    my ($b) = grep { $_->{name} eq "balancer://$name" } @{ $j->{balancers} };
-    return $b // {};
-}
-sub members_of {
-    my ($name) = @_;
-    return { map { $_->{route} => $_ } @{ balancer_of($name)->{members} // [] } };
-}
-sub state_of { return (members_of($_[1] // 'disc')->{ $_[0] } // {})->{state} // '' }
-sub wait_for {
-    my ($what, $limit) = @_;
-    my $t0 = time;
-    while (time - $t0 < $limit) {
-        return time - $t0 if $what->();
-        sleep 0.05;
-    }
-    return undef;
-}
-
-# ---- sessions -------------------------------------------------------------
-sub sid_of {
-    my ($res) = @_;
-    my ($sc) = set_cookies($res, 'JSESSIONID');
-    return defined $sc && $sc =~ /^JSESSIONID=([^;]+)/ ? $1 : undef;
-}
-# one request of a session (a cookie jar of one cookie): the member, the
-# session id after it (a backend that did not know it issued another)
-sub visit {
-    my ($sid, $path) = @_;
-    my $r = req('slb_disc', $path // '/disc/', $sid ? (Cookie => "JSESSIONID=$sid") : ());
-    my $new = sid_of($r);
-    return (backend($r), $new // $sid, $r->code);
-}
-sub new_sessions {
-    my ($n, $path) = @_;
-    my %s;
-    for (1 .. $n) {
-        my ($b, $sid) = visit(undef, $path);
-        $s{$sid} = $b if $sid;
-    }
-    return \%s;
-}
-sub moved {
-    my ($sessions, $path) = @_;
-    my $moved = 0;
-    for my $sid (keys %$sessions) {
-        my ($b) = visit($sid, $path);
-        $moved++ if $b ne $sessions->{$sid};
-    }
-    return $moved;
-}
+# ---- the status page and sessions (StickyLB::Discovery) --------------------
+discovery_setup(status => sub { Apache::TestRequest::GET("$st?$_[0]") },
+                get => sub { req('slb_disc', @_) },
+                balancer => 'disc', path => '/disc/');
 
 # ---- start: d1 and d2 -----------------------------------------------------
 start_backend(route => $_, port => $port{$_}) for qw(d1 d2 d3);
@@ -202,35 +149,16 @@ my $n = new_sessions(10);
 is(scalar(grep { $_ eq 'd1' } values %$n), 0, 'draining: no new session on d1');
 is(moved(\%d1), 0, "draining: d1's sessions stay on it during grace=");
 ok(defined wait_for(sub { state_of('d1') eq 'disabled' }, 4.5), 'grace over: d1 disabled');
-my ($once, $stayed, %now) = (0, 0);
-for my $sid (keys %d1) {
-    my ($b, $nsid) = visit($sid);
-    $once++ if $b ne 'd1' && $b ne '';
-    my $same = 1;
-    for (1 .. 3) {
-        my ($b2) = visit($nsid);
-        $same = 0 if $b2 ne $b;
-    }
-    $stayed++ if $same;
-    $now{$nsid} = $b;
-}
+my ($once, $stayed, $now) = fail_over(\%d1, 'd1');
 is($once, scalar(keys %d1), "d1's sessions fail over (" . scalar(keys %d1) . ')');
 is($stayed, scalar(keys %d1), '... once: they stay on their new member');
 my %others = map { $_ => $sessions->{$_} } grep { $sessions->{$_} ne 'd1' } keys %$sessions;
 is(moved(\%others), 0, 'the other sessions are untouched');
 
 # ---- dnsmasq stopped: nothing changes, no 5xx -------------------------------
-my %all = (%others, %now);
+my %all = (%others, %$now);
 stop_dns();
-my ($codes5, $reqs) = (0, 0);
-my $until = time + 2.5;
-while (time < $until) {
-    for my $sid (keys %all) {
-        my (undef, undef, $code) = visit($sid);
-        $reqs++;
-        $codes5++ if $code >= 500;
-    }
-}
+my ($codes5, $reqs) = burst(\%all, 2.5);
 is($codes5, 0, "registry stopped: no 5xx in $reqs requests over 2.5 s");
 is(moved(\%all), 0, 'registry stopped: no session moved');
 $m = members_of('disc');

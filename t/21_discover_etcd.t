@@ -29,6 +29,7 @@ use StickyLB::Client;
 use StickyLB::Backends qw(:DEFAULT free_port);
 use StickyLB::Services;
 use StickyLB::Etcd;
+use StickyLB::Discovery;
 use StickyLB::Configtest ();
 
 plan skip_all => 'etcd (etcd-server) not installed' unless etcd_bin();
@@ -41,64 +42,10 @@ my $dead = free_port();
 
 END { local $?; stop_lb2(); }
 
-# ---- helpers --------------------------------------------------------------
-sub status_json {
-    my $r = lb2_get('/stickylb-status?format=json');
-    return eval { JSON::PP::decode_json($r->content) } // { balancers => [] };
-}
-sub balancer_of {
-    my ($name, $j) = @_;
-    $j //= status_json();
-    my ($b) = grep { $_->{name} eq "balancer://$name" } @{ $j->{balancers} };
-    return $b // {};
-}
-sub members_of {
-    my ($name) = @_;
-    return { map { $_->{route} => $_ } @{ balancer_of($name // 'etcd')->{members} // [] } };
-}
-sub state_of { return (members_of($_[1])->{ $_[0] } // {})->{state} // '' }
-sub states {
-    my $m = members_of($_[0]);
-    return join(',', map { "$_=$m->{$_}{state}" } sort keys %$m);
-}
-sub wait_for {
-    my ($what, $limit) = @_;
-    my $t0 = time;
-    while (time - $t0 < $limit) {
-        return time - $t0 if $what->();
-        sleep 0.05;
-    }
-    return undef;
-}
-sub sid_of {
-    my ($res) = @_;
-    my ($sc) = set_cookies($res, 'JSESSIONID');
-    return defined $sc && $sc =~ /^JSESSIONID=([^;]+)/ ? $1 : undef;
-}
-# one request of a session: the member, the session id after it, the code
-sub visit {
-    my ($sid, $path) = @_;
-    my $r = lb2_get($path // '/etcd/', $sid ? (Cookie => "JSESSIONID=$sid") : ());
-    return (backend($r), sid_of($r) // $sid, $r->code);
-}
-sub new_sessions {
-    my ($n) = @_;
-    my %s;
-    for (1 .. $n) {
-        my ($b, $sid) = visit(undef);
-        $s{$sid} = $b if $sid;
-    }
-    return \%s;
-}
-sub moved {
-    my ($sessions) = @_;
-    my $moved = 0;
-    for my $sid (keys %$sessions) {
-        my ($b) = visit($sid);
-        $moved++ if $b ne $sessions->{$sid};
-    }
-    return $moved;
-}
+# ---- the status page and sessions (StickyLB::Discovery) --------------------
+discovery_setup(status => sub { lb2_get("/stickylb-status?$_[0]") },
+                get => sub { lb2_get(@_) },
+                balancer => 'etcd', path => '/etcd/');
 
 # ---- the docker scenario's configuration passes configtest as the container
 # reads it (its ${VAR}s from the environment docker-compose.etcd.yml sets)
@@ -188,18 +135,7 @@ my $n = new_sessions(10);
 is(scalar(grep { $_ eq 'e1' } values %$n), 0, 'draining: no new session on e1');
 is(moved(\%e1), 0, "draining: e1's sessions stay on it during grace= (its backend still runs)");
 ok(defined wait_for(sub { state_of('e1') eq 'disabled' }, 4.5), 'grace over: e1 disabled');
-my ($once, $stayed, %now) = (0, 0);
-for my $sid (keys %e1) {
-    my ($b, $nsid) = visit($sid);
-    $once++ if $b ne 'e1' && $b ne '';
-    my $same = 1;
-    for (1 .. 3) {
-        my ($b2) = visit($nsid);
-        $same = 0 if $b2 ne $b;
-    }
-    $stayed++ if $same;
-    $now{$nsid} = $b;
-}
+my ($once, $stayed, $now) = fail_over(\%e1, 'e1');
 is($once, scalar(keys %e1), "e1's sessions fail over (" . scalar(keys %e1) . ')');
 is($stayed, scalar(keys %e1), '... once: they stay on their new member');
 my %others = map { $_ => $sessions->{$_} } grep { $sessions->{$_} ne 'e1' } keys %$sessions;
@@ -207,17 +143,9 @@ is(moved(\%others), 0, 'the other sessions are untouched');
 unregister_member('e1', wait => 10);     # its backend stops after DRAIN_WAIT
 
 # ---- etcd stopped: nothing changes, no 5xx ----------------------------------------
-my %all = (%others, %now);
+my %all = (%others, %$now);
 stop_etcd();
-my ($codes5, $reqs) = (0, 0);
-my $until = time + 2.5;
-while (time < $until) {
-    for my $sid (keys %all) {
-        my (undef, undef, $code) = visit($sid);
-        $reqs++;
-        $codes5++ if $code >= 500;
-    }
-}
+my ($codes5, $reqs) = burst(\%all, 2.5);
 is($codes5, 0, "etcd stopped: no 5xx in $reqs requests over 2.5 s");
 is(moved(\%all), 0, 'etcd stopped: no session moved');
 is(states(), 'e1=disabled,e2=up,e3=up', 'etcd stopped: the set is unchanged');

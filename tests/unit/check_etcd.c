@@ -33,9 +33,6 @@
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include <apr_pools.h>
 #include <apr_strings.h>
@@ -239,6 +236,38 @@ static const char *member_bad(const char *key, const char *val)
 
 START_TEST(test_member_forms)
 {
+    static const struct {
+        const char *key, *val, *why;
+    } bad[] = {
+        { "/services/web/a", "{\"url\":", "not JSON" },
+        { "/services/web/a", "garbage", "host:port" },
+        { "/services/web/a", "", "host:port" },
+        { "/services/web/a", "{}", "no \"url\"" },
+        { "/services/web/a", "{\"url\":5}", "string" },
+        { "/services/web/a", "{\"url\":\"http://h:1/x\"}", "path" },
+        { "/services/web/a",
+          "{\"url\":\"http://h:1\",\"loadfactor\":0}", "loadfactor" },
+        { "/services/web/a",
+          "{\"url\":\"http://h:1\",\"loadfactor\":101}", "loadfactor" },
+        { "/services/web/a",
+          "{\"url\":\"http://h:1\",\"loadfactor\":\"5\"}", "loadfactor" },
+        { "/services/web/a",
+          "{\"url\":\"http://h:1\",\"loadfactor\":1.5}", "loadfactor" },
+        { "/services/web/a",
+          "{\"url\":\"http://h:1\",\"route\":\"a b\"}", "route" },
+        { "/services/web/a", "{\"url\":\"http://h:1\",\"route\":\"0123456789"
+          "0123456789012345678901234567890123456789012345"
+          "678901234\"}", "route" },
+        { "/services/web/a", "{\"url\":\"http://h:1\",\"route\":7}", "route" },
+        { "/services/web/a",
+          "{\"url\":\"http://h:1\",\"url\":\"http://h:2\"}", "not JSON" },
+        { "/services/web/a", "[1,2]", "host:port" },
+        { "/other/10.0.0.5:80", "x", "prefix" },
+        { "/services/web/10.0.0.5:0", "x", "host:port" },
+        { "/services/web/u@h:80", "x", "host:port" },
+        { "/services/web/h:80?x", "x", "host:port" },
+    };
+    apr_size_t i;
     slb_disc_entry e;
     char *big;
 
@@ -279,55 +308,14 @@ START_TEST(test_member_forms)
                   "{\"url\":\"https://10.0.0.10:8443\"}");
     ck_assert_str_eq(e.url, "https://10.0.0.10:8443");
 
-    /* malformed */
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a", "{\"url\":"),
-                                 "not JSON"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a", "garbage"),
-                                 "host:port"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a", ""),
-                                 "host:port"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a", "{}"),
-                                 "no \"url\""));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a",
-                                            "{\"url\":5}"), "string"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a",
-                                            "{\"url\":\"http://h:1/x\"}"),
-                                 "path"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a",
-                              "{\"url\":\"http://h:1\",\"loadfactor\":0}"),
-                                 "loadfactor"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a",
-                              "{\"url\":\"http://h:1\",\"loadfactor\":101}"),
-                                 "loadfactor"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a",
-                              "{\"url\":\"http://h:1\",\"loadfactor\":\"5\"}"),
-                                 "loadfactor"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a",
-                              "{\"url\":\"http://h:1\",\"loadfactor\":1.5}"),
-                                 "loadfactor"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a",
-                              "{\"url\":\"http://h:1\",\"route\":\"a b\"}"),
-                                 "route"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a",
-                              "{\"url\":\"http://h:1\",\"route\":\"0123456789"
-                              "0123456789012345678901234567890123456789012345"
-                              "678901234\"}"), "route"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a",
-                              "{\"url\":\"http://h:1\",\"route\":7}"),
-                                 "route"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a",
-                              "{\"url\":\"http://h:1\",\"url\":\"http://h:2\"}"),
-                                 "not JSON"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/a", "[1,2]"),
-                                 "host:port"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/other/10.0.0.5:80", "x"),
-                                 "prefix"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/10.0.0.5:0", "x"),
-                                 "host:port"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/u@h:80", "x"),
-                                 "host:port"));
-    ck_assert_ptr_nonnull(strstr(member_bad("/services/web/h:80?x", "x"),
-                                 "host:port"));
+    /* malformed: each refused, and the message says why */
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *err = member_bad(bad[i].key, bad[i].val);
+
+        ck_assert_msg(strstr(err, bad[i].why) != NULL,
+                      "%s = '%s': \"%s\" does not say %s", bad[i].key,
+                      bad[i].val, err, bad[i].why);
+    }
     /* a NUL inside the key's host:port (found by fuzz_etcd: the URL was
      * read past its end) */
     {
@@ -626,23 +614,6 @@ typedef struct {
 /* the certificates http_post() presents (set by the TLS test) */
 static const char *post_tls;
 
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int s = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    ck_assert_int_ge(s, 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
-    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(s);
-    return port;
-}
-
 /* an HTTP request to etcd with libcurl: the status, the body in *out */
 static long http_post(int port, const char *path, const char *body,
                       char *out, apr_size_t outlen);
@@ -659,7 +630,6 @@ static int etcd_healthy(int port)
 static void etcd_start(etcd_proc *e)
 {
     char client[64], peer[64], cluster[96];
-    pid_t parent = getpid();
     int i, status;
 
     ck_assert_msg(access(ETCD_BIN, X_OK) == 0,
@@ -670,26 +640,18 @@ static void etcd_start(etcd_proc *e)
         ck_assert_ptr_nonnull(mkdtemp(e->dir));
     }
     if (!e->port) {
-        e->port = free_port();
-        e->peer = free_port();
+        e->port = ck_free_port();
+        e->peer = ck_free_port();
     }
     snprintf(client, sizeof(client), "%s://127.0.0.1:%d",
              e->tls ? "https" : "http", e->port);
     snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", e->peer);
     snprintf(cluster, sizeof(cluster), "default=%s", peer);
-    fflush(NULL);
-    e->pid = fork();
-    ck_assert_int_ge(e->pid, 0);
+    e->pid = ck_fork_server();
     if (e->pid == 0) {
         char data[96];
         int fd;
 
-#ifdef __linux__
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) {
-            _exit(1);
-        }
-#endif
         snprintf(data, sizeof(data), "%s/data", e->dir);
         fd = open("/dev/null", O_WRONLY);
         if (fd >= 0) {
@@ -1239,7 +1201,7 @@ END_TEST
 
 START_TEST(test_endpoints_in_turn)
 {
-    int dead = free_port();
+    int dead = ck_free_port();
     void *st;
     fetched f;
 

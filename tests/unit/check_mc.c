@@ -27,9 +27,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include <apr_pools.h>
 #include <apr_strings.h>
@@ -70,24 +67,6 @@ static long fast_ms(void)
     return slack_ms() <= 150 ? 20 : slack_ms() / 4;
 }
 
-/* A port nobody listens on right now (bind to 0, read it, close). */
-static int free_port(void)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-    int s = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    ck_assert_int_ge(s, 0);
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
-    ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(s);
-    return port;
-}
-
 static int can_connect(int port)
 {
     struct sockaddr_in a;
@@ -110,7 +89,7 @@ static int can_connect(int port)
 static pid_t mcd_try_start(int port)
 {
     char portbuf[16];
-    pid_t parent = getpid(), pid;
+    pid_t pid;
     int i, status;
 
     ck_assert_msg(access(MEMCACHED_BIN, X_OK) == 0,
@@ -118,20 +97,11 @@ static pid_t mcd_try_start(int port)
                   "the memcached tests");
     ck_assert_int_lt(n_daemons, MAX_DAEMONS);
     snprintf(portbuf, sizeof(portbuf), "%d", port);
-    fflush(NULL);
-    pid = fork();
-    ck_assert_int_ge(pid, 0);
+    pid = ck_fork_server();
     if (pid == 0) {
         const char *argv[16];
         int n = 0;
 
-#ifdef __linux__
-        /* dies with the test process, even one killed by a failure */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) {
-            _exit(1);
-        }
-#endif
         argv[n++] = MEMCACHED_BIN;
         argv[n++] = "-l";
         argv[n++] = "127.0.0.1";
@@ -149,7 +119,6 @@ static pid_t mcd_try_start(int port)
         execv(MEMCACHED_BIN, (char *const *)argv);
         _exit(127);
     }
-    (void)parent;
     for (i = 0; i < 300; i++) {             /* 3 s */
         if (waitpid(pid, &status, WNOHANG) == pid) {
             ck_assert_msg(!WIFEXITED(status) || WEXITSTATUS(status) != 127,
@@ -185,7 +154,7 @@ static pid_t mcd_start_free(int *port)
     for (tries = 0; tries < 5; tries++) {
         pid_t pid;
 
-        *port = free_port();
+        *port = ck_free_port();
         if ((pid = mcd_try_start(*port)) > 0) {
             return pid;
         }

@@ -54,6 +54,41 @@ sub _pid_alive {
     return kill(0, $pid) ? 1 : 0;
 }
 
+# @cmd in the background (with the environment variables of %$env), its
+# input /dev/null, its output appended to $log; its pid, also written to
+# $pid_name under t/logs
+sub _spawn {
+    my ($log, $pid_name, $env, @cmd) = @_;
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $log;
+        open STDERR, '>&', \*STDOUT;
+        $ENV{$_} = $env->{$_} for keys %$env;
+        { no warnings 'exec'; exec { $cmd[0] } @cmd; }
+        POSIX::_exit(127);
+    }
+    if (open my $fh, '>', File::Spec->catfile($LOGS, $pid_name)) {
+        print $fh "$pid\n";
+        close $fh;
+    }
+    return $pid;
+}
+
+# 1 once $ready->() is true (asked every 50 ms), 0 after 10 s; dies with
+# $exited when process $pid ends first
+sub _wait_ready {
+    my ($pid, $ready, $exited) = @_;
+    my $t = time + 10;
+    while (time < $t) {
+        return 1 if $ready->();
+        die $exited unless _pid_alive($pid);
+        sleep 0.05;
+    }
+    return 0;
+}
+
 # etcd on fresh ports with a fresh data directory, or again on the same
 # ports and data (restart => 1); dies when it does not answer within 10 s
 sub start_etcd {
@@ -68,30 +103,13 @@ sub start_etcd {
     my $client = "http://127.0.0.1:$E{port}";
     my $peer = "http://127.0.0.1:$E{peer}";
     my $log = File::Spec->catfile($LOGS, 'etcd.log');
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', $log;
-        open STDERR, '>&', \*STDOUT;
-        { no warnings 'exec';
-          exec etcd_bin(), '--name', 'default', '--data-dir', "$E{dir}/data",
-              '--listen-client-urls', $client, '--advertise-client-urls', $client,
-              '--listen-peer-urls', $peer, '--initial-advertise-peer-urls', $peer,
-              '--initial-cluster', "default=$peer", '--log-level', 'warn'; }
-        POSIX::_exit(127);
-    }
+    my $pid = _spawn($log, 'etcd.pid', {},
+        etcd_bin(), '--name', 'default', '--data-dir', "$E{dir}/data",
+        '--listen-client-urls', $client, '--advertise-client-urls', $client,
+        '--listen-peer-urls', $peer, '--initial-advertise-peer-urls', $peer,
+        '--initial-cluster', "default=$peer", '--log-level', 'warn');
     $E{pid} = $pid;
-    if (open my $fh, '>', File::Spec->catfile($LOGS, 'etcd.pid')) {
-        print $fh "$pid\n";
-        close $fh;
-    }
-    my $t = time + 10;
-    while (time < $t) {
-        return $pid if _healthy();
-        die "etcd exited at start (see $log)\n" unless _pid_alive($pid);
-        sleep 0.05;
-    }
+    return $pid if _wait_ready($pid, \&_healthy, "etcd exited at start (see $log)\n");
     stop_etcd();
     die "etcd did not answer on $client within 10 s (see $log)\n";
 }
@@ -150,36 +168,17 @@ sub register_member {
     my $log = StickyLB::Backends::log_file($route);
     my $pidf = StickyLB::Backends::pid_file($route);
     unlink $pidf;
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', $log;
-        open STDERR, '>&', \*STDOUT;
-        $ENV{ETCD_ENDPOINTS} = etcd_url();
-        $ENV{ETCD_PREFIX} = $o{prefix};
-        $ENV{MEMBER_URL} = "http://127.0.0.1:$port";
-        $ENV{ROUTE} = $o{no_route} ? '' : $route;
-        $ENV{ETCD_TTL} = $o{ttl} // 4;
-        $ENV{DRAIN_WAIT} = $o{drain_wait} // 0;
-        $ENV{LOADFACTOR} = $o{loadfactor} // '';
-        { no warnings 'exec';
-          exec 'bash', $REGISTER, '--', $^X, StickyLB::Backends::backend_script(),
-              '--port', $port, '--route', $route, '--host', '127.0.0.1',
-              '--pidfile', $pidf; }
-        POSIX::_exit(127);
-    }
+    my $pid = _spawn($log, "etcd-register-$route.pid",
+        { ETCD_ENDPOINTS => etcd_url(), ETCD_PREFIX => $o{prefix},
+          MEMBER_URL => "http://127.0.0.1:$port",
+          ROUTE => $o{no_route} ? '' : $route, ETCD_TTL => $o{ttl} // 4,
+          DRAIN_WAIT => $o{drain_wait} // 0, LOADFACTOR => $o{loadfactor} // '' },
+        'bash', $REGISTER, '--', $^X, StickyLB::Backends::backend_script(),
+        '--port', $port, '--route', $route, '--host', '127.0.0.1',
+        '--pidfile', $pidf);
     $REG{$route} = $pid;
-    if (open my $fh, '>', File::Spec->catfile($LOGS, "etcd-register-$route.pid")) {
-        print $fh "$pid\n";
-        close $fh;
-    }
-    my $t = time + 10;
-    while (time < $t) {
-        return $pid if member_registered($o{prefix}, $port);
-        die "etcd-register.sh for $route exited (see $log)\n" unless _pid_alive($pid);
-        sleep 0.05;
-    }
+    return $pid if _wait_ready($pid, sub { member_registered($o{prefix}, $port) },
+                               "etcd-register.sh for $route exited (see $log)\n");
     die "$route not registered under $o{prefix} within 10 s (see $log)\n";
 }
 
