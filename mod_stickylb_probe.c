@@ -919,7 +919,7 @@ void slb_probe_register_hooks(apr_pool_t *p)
 int slb_probe_post_config(apr_pool_t *pconf, server_rec *s, int any_probe)
 {
     static const char *const why[3] = {
-        "SLB0306: StickyLBProbe and StickyLBAgent need mod_watchdog",
+        "SLB0314: StickyLBProbe and StickyLBAgent need mod_watchdog",
         "SLB0307: cannot create the probe watchdog",
         "SLB0308: cannot register the probe callback"
     };
