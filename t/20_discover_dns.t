@@ -54,7 +54,8 @@ my $t_start = time;
 # ---- dnsmasq ------------------------------------------------------------
 my $dns_pid;
 sub write_records {
-    my (%o) = @_;    # srv => [names], garbage => [lines], a => [ips]
+    my (%o) = @_;    # srv => [names], garbage => [lines], a => [ips],
+                     # slow => [ips] (slow.test, with a)
     open my $fh, '>', "$conf.tmp" or die "$conf: $!";
     for my $n (@{ $o{srv} // [] }) {
         print $fh "srv-host=_http._tcp.app.test,$n.test,$port{$n},0,1\n";
@@ -66,6 +67,7 @@ sub write_records {
     if ($o{a}) {
         open my $h, '>', "$hosts.tmp" or die "$hosts: $!";
         print $h "$_ app.test\n" for @{ $o{a} };
+        print $h "$_ slow.test\n" for @{ $o{slow} // [] };
         close $h or die "$hosts: $!";
         rename "$hosts.tmp", $hosts or die "$hosts: $!";
     }
@@ -103,7 +105,9 @@ discovery_setup(status => sub { Apache::TestRequest::GET("$st?$_[0]") },
 start_backend(route => $_, port => $port{$_}) for qw(d1 d2 d3);
 start_backend(route => 'a127-0-0-2', host => '127.0.0.2', port => $aport);
 start_backend(route => 'a127-0-0-3', host => '127.0.0.3', port => $aport);
-write_records(srv => [qw(d1 d2)], a => ['127.0.0.2', '127.0.0.3']);
+start_backend(route => 'a127-0-0-4', host => '127.0.0.4', port => $aport);
+write_records(srv => [qw(d1 d2)], a => ['127.0.0.2', '127.0.0.3'],
+              slow => ['127.0.0.2']);
 ok(start_dns(), "dnsmasq on 127.0.0.1:$dport");
 
 my $t = wait_for(sub { my $m = members_of('disc'); $m->{d1} && $m->{d2} }, 5);
@@ -187,12 +191,27 @@ is(moved(\%all), 0, 'registry back: no session moved');
 $m = members_of('disca');
 is(join(',', sort keys %$m), 'a127-0-0-2,a127-0-0-3', 'disca: routes from the addresses (route-prefix=a)');
 my $as = new_sessions(10, '/da/');
-write_records(srv => [qw(d1 d2 d3)], a => ['127.0.0.2']);
+my $t_slow = time;
+write_records(srv => [qw(d1 d2 d3)], a => ['127.0.0.2'],
+              slow => ['127.0.0.2', '127.0.0.4']);
 kill 'HUP', $dns_pid;
 ok(defined wait_for(sub { state_of('a127-0-0-3', 'disca') eq 'disabled' }, 4),
    'disca: 127.0.0.3 gone from the A records (SIGHUP): drained, then disabled');
 is(moved({ map { $_ => $as->{$_} } grep { $as->{$_} eq 'a127-0-0-2' } keys %$as }, '/da/'), 0,
    "disca: 127.0.0.2's sessions stay");
+
+# ---- slow start applies to a discovered member ------------------------------------
+# balancer://discs (StickyLBSlowStart 60): 127.0.0.4 joins slow.test with the
+# same SIGHUP; its share of new sessions ramps from 1% of its loadfactor
+# over 60 s, so a few seconds after it is added it takes about 1 of 30
+# (at most 4 s: under 7% of its weight), where its full share would be 15
+ok(defined wait_for(sub { members_of('discs')->{'a127-0-0-4'} }, 4),
+   sprintf('discs: 127.0.0.4 discovered (%.1f s after the SIGHUP)', time - $t_slow));
+my %slow;
+$slow{ (visit(undef, '/ds/'))[0] }++ for 1 .. 30;
+ok(($slow{'a127-0-0-4'} // 0) <= 5,
+   'discs: slow start: the member just discovered took ' . ($slow{'a127-0-0-4'} // 0)
+   . ' of 30 new sessions (full share 15), the other ' . ($slow{'a127-0-0-2'} // 0));
 
 # ---- Prometheus and HTML ---------------------------------------------------------
 my $prom = Apache::TestRequest::GET("$st?format=prometheus")->content;
@@ -259,7 +278,7 @@ if (open my $el, '<', "$logs/error_log") {
 ok($restored >= 1, 'the restart logged the members restored');
 
 stop_dns();
-stop_backend($_) for qw(d1 d2 d3 a127-0-0-2 a127-0-0-3);
+stop_backend($_) for qw(d1 d2 d3 a127-0-0-2 a127-0-0-3 a127-0-0-4);
 unlink $conf, $hosts;
 diag(sprintf('t/20_discover_dns.t ran %.1f s', time - $t_start));
 done_testing();
