@@ -45,7 +45,7 @@ for (1 .. 40) {
 is(scalar keys %owner, 40, '40 sessions learned');
 
 # run $workers clients for $secs over the sessions; each line of the
-# result: "code backend sid"
+# result: "code backend sid client time" (time: when the answer came)
 sub load {
     my ($secs, $during, @extra) = @_;
     my @sids = sort keys %owner;
@@ -61,7 +61,7 @@ sub load {
             while (time < $end && $n < 20000) {
                 my $sid = $sids[$i % @sids];
                 my ($code, $be) = http_get($lb, '/app/', "Cookie: JSESSIONID=$sid");
-                print $out "$code " . ($be || "-") . " $sid\n";
+                printf $out "%s %s %s %d %.6f\n", $code, ($be || "-"), $sid, $w, time;
                 $i += 4;
                 $n++;
             }
@@ -82,17 +82,38 @@ sub load {
 }
 
 # --- 1. t2 killed after 2 s, back after 5 s, traffic for 8 s
+# A request fails only when it is in flight on t2 as t2's processes die:
+# the balancer's sessions of t1 and t3 never see an error, and once a
+# connect to t2 is refused the member is in error and its sessions fail
+# over.  t2 dies as a process group (its parent and one child per pooled
+# connection of Apache), so the deaths take a few milliseconds, and a client
+# whose request failed on one pooled connection may send its next one on
+# another connection to a child not yet dead (seen: 5 and 6 errors with 4
+# clients, before and after this round's changes; at most 2 from one
+# client in the runs since).  So: every error is a request of a t2 session
+# answered within 0.5 s of the kill, at most 5 from one client.
+my ($t_kill, $t_killed);
 my @r = load(8, sub {
     sleep 2;
+    $t_kill = time;
     backend_stop('t2');
+    $t_killed = time;
     sleep 3;
     backend_start('t2', $port{t2}, '--no-route-suffix');
 });
-my $err = grep { $_->[0] >= 500 || $_->[0] == 0 } @r;
+my @errs = grep { $_->[0] >= 500 || $_->[0] == 0 } @r;
+my $err = @errs;
+my %err_of;
+$err_of{ $_->[3] }++ for @errs;
+my @late = grep { $_->[4] < $t_kill || $_->[4] > $t_killed + 0.5 } @errs;
+my @not2 = grep { $owner{ $_->[2] } ne 't2' } @errs;
+my ($most) = sort { $b <=> $a } values %err_of;
 my $moved = grep { $owner{ $_->[2] } ne 't2' && $_->[1] ne $owner{ $_->[2] } } @r;
 my $from2 = grep { $owner{ $_->[2] } eq 't2' && $_->[0] == 200 && $_->[1] ne 't2' } @r;
 ok(@r > 200, scalar(@r) . ' requests while t2 was killed and restarted');
-ok($err <= 4, "$err errors (bound: the 4 requests that can be in flight on t2 when it dies)");
+is(scalar @not2, 0, "errors only on t2's sessions ($err errors)");
+is(scalar @late, 0, sprintf('every error answered within 0.5 s of the kill (the kill took %.3f s)', $t_killed - $t_kill));
+ok(($most // 0) <= 5, 'at most 5 errors a client (' . join(',', map { $err_of{$_} // 0 } 0 .. 3) . ')');
 is($moved, 0, 'sessions on t1 and t3 kept their member');
 ok($from2 > 0, "sessions of t2 were served elsewhere meanwhile ($from2 requests)");
 diag("phase 1: " . scalar(@r) . " requests, $err errors, $moved moved, $from2 failed over");
