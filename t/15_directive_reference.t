@@ -44,6 +44,12 @@ ok(keys %code >= 17, 'the module registers its directives (' . scalar(keys %code
 is_deeply([sort keys %entry], [sort keys %code], 'docs/directives.md documents exactly the registered directives')
     or diag('code: ' . join(' ', sort keys %code) . "\ndocs: " . join(' ', sort keys %entry));
 
+# README's short table of the directives names every one the module has
+my ($rtable) = $readme =~ /\nDirective reference\n-+\n(.*?)\n[^\n]+\n-{4,}\n/s;
+my %named = map { $_ => 1 }
+    map { /`(StickyLB\w+)`/g } grep { /^\|/ } split /\n/, $rtable // '';
+is_deeply([sort keys %named], [sort keys %code], "README's directive table names exactly the registered directives");
+
 my $everywhere = 'server config, virtual host, balancer `<Proxy>` section';
 my $section = 'balancer `<Proxy>` section';
 my %sig;
