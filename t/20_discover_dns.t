@@ -149,18 +149,10 @@ write_records(srv => [qw(d2 d3)]);
 restart_dns();
 ok(defined wait_for(sub { state_of('d1') eq 'draining' }, 2), 'd1 unregistered: draining');
 is(members_of('disc')->{d1}{discovered}{state}, 'leaving', 'JSON: discovered state leaving');
-my $n = new_sessions(10);
-is(scalar(grep { $_ eq 'd1' } values %$n), 0, 'draining: no new session on d1');
-is(moved(\%d1), 0, "draining: d1's sessions stay on it during grace=");
-ok(defined wait_for(sub { state_of('d1') eq 'disabled' }, 4.5), 'grace over: d1 disabled');
-my ($once, $stayed, $now) = fail_over(\%d1, 'd1');
-is($once, scalar(keys %d1), "d1's sessions fail over (" . scalar(keys %d1) . ')');
-is($stayed, scalar(keys %d1), '... once: they stay on their new member');
-my %others = map { $_ => $sessions->{$_} } grep { $sessions->{$_} ne 'd1' } keys %$sessions;
-is(moved(\%others), 0, 'the other sessions are untouched');
+my $after = leaving('d1', \%d1, $sessions, '');
 
 # ---- dnsmasq stopped: nothing changes, no 5xx -------------------------------
-my %all = (%others, %$now);
+my %all = %$after;
 stop_dns();
 my ($codes5, $reqs) = burst(\%all, 2.5);
 is($codes5, 0, "registry stopped: no 5xx in $reqs requests over 2.5 s");

@@ -131,19 +131,11 @@ unregister_member('e1');
 ok(defined wait_for(sub { !member_registered($P, $port{e1}) }, 2), 'e1\'s script deleted its key');
 ok(defined wait_for(sub { state_of('e1') eq 'draining' }, 2), 'e1 unregistered: draining');
 is((members_of()->{e1}{discovered} // {})->{state}, 'leaving', 'JSON: discovered state leaving');
-my $n = new_sessions(10);
-is(scalar(grep { $_ eq 'e1' } values %$n), 0, 'draining: no new session on e1');
-is(moved(\%e1), 0, "draining: e1's sessions stay on it during grace= (its backend still runs)");
-ok(defined wait_for(sub { state_of('e1') eq 'disabled' }, 4.5), 'grace over: e1 disabled');
-my ($once, $stayed, $now) = fail_over(\%e1, 'e1');
-is($once, scalar(keys %e1), "e1's sessions fail over (" . scalar(keys %e1) . ')');
-is($stayed, scalar(keys %e1), '... once: they stay on their new member');
-my %others = map { $_ => $sessions->{$_} } grep { $sessions->{$_} ne 'e1' } keys %$sessions;
-is(moved(\%others), 0, 'the other sessions are untouched');
+my $after = leaving('e1', \%e1, $sessions, ' (its backend still runs)');
 unregister_member('e1', wait => 10);     # its backend stops after DRAIN_WAIT
 
 # ---- etcd stopped: nothing changes, no 5xx ----------------------------------------
-my %all = (%others, %$now);
+my %all = %$after;
 stop_etcd();
 my ($codes5, $reqs) = burst(\%all, 2.5);
 is($codes5, 0, "etcd stopped: no 5xx in $reqs requests over 2.5 s");

@@ -16,7 +16,7 @@ use StickyLB::Client qw(backend set_cookies);
 
 our @EXPORT = qw(discovery_setup status_json balancer_of members_of
                  state_of states wait_for sid_of visit new_sessions moved
-                 fail_over burst);
+                 fail_over burst leaving);
 
 my %S;
 
@@ -110,6 +110,30 @@ sub fail_over {
     }
     return ($once, $stayed, \%now);
 }
+# The checks of a member that left the discovered set, the same for every
+# source: while it drains it gets no new session and keeps its own
+# ($its: id => member), once grace= is over it is disabled and they fail
+# over once and stay, and the other sessions of $all are untouched.
+# $note ends the "keeps its own" check's name.  Returns every session
+# (id => member) as it is afterwards.
+sub leaving {
+    my ($route, $its, $all, $note) = @_;
+    my $n = new_sessions(10);
+    Test::More::is(scalar(grep { $_ eq $route } values %$n), 0,
+                   "draining: no new session on $route");
+    Test::More::is(moved($its), 0,
+                   "draining: $route\'s sessions stay on it during grace=$note");
+    Test::More::ok(defined wait_for(sub { state_of($route) eq 'disabled' }, 4.5),
+                   "grace over: $route disabled");
+    my ($once, $stayed, $now) = fail_over($its, $route);
+    Test::More::is($once, scalar(keys %$its),
+                   "$route\'s sessions fail over (" . scalar(keys %$its) . ')');
+    Test::More::is($stayed, scalar(keys %$its), '... once: they stay on their new member');
+    my %others = map { $_ => $all->{$_} } grep { $all->{$_} ne $route } keys %$all;
+    Test::More::is(moved(\%others), 0, 'the other sessions are untouched');
+    return { %others, %$now };
+}
+
 # every session (id => member) visited again and again for $secs s: how
 # many answers were 5xx, of how many requests
 sub burst {
