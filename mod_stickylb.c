@@ -10,9 +10,11 @@
  *       cookie from the backend ("indirect"), add the response filter.
  *   finder (under the balancer's thread mutex, no I/O): map the route to a
  *       member with mod_proxy_balancer's rules (retry, redirect=, hot
- *       standby, nofailover), or let the core choose a member
- *       (ap_proxy_balancer_get_best_worker: lbset, spares, standby, drain)
- *       weighted by loadfactor.  Safe to call again on failover retries.
+ *       standby, nofailover), or choose a member by the walk of
+ *       mod_proxy's ap_proxy_balancer_get_best_worker (slb_best_member in
+ *       the core: lbset, spares, standby, drain, without that function's
+ *       per-call pool) weighted by loadfactor.  Safe to call again on
+ *       failover retries.
  *   response filter (also on error responses): insert the route cookie
  *       once, when the member's route differs from the client's cookie.
  *
@@ -43,10 +45,6 @@
 static ap_filter_rec_t *slb_filter_handle = NULL;
 
 /* resolved in post_config, every time (mod_proxy may be reloaded) */
-static proxy_worker *(*get_best_worker_fn)(proxy_balancer *balancer,
-                                           request_rec *r,
-                                           proxy_is_best_callback_fn_t *is_best,
-                                           void *baton) = NULL;
 static int (*retry_worker_fn)(const char *proxy_function,
                               proxy_worker *worker, server_rec *s) = NULL;
 
@@ -795,7 +793,7 @@ static unsigned w_state(void *ctx, int i)
     if (PROXY_WORKER_IS(w, PROXY_WORKER_IN_ERROR)) {
         st |= SLB_M_IN_ERROR;
     }
-    return st;
+    return st | (unsigned)w->s->lbset << SLB_M_LBSET_SHIFT;
 }
 
 static unsigned w_retry(void *ctx, int i)
@@ -811,10 +809,12 @@ static const slb_member_ops worker_ops = {
     w_count, w_route, w_redirect, w_state, w_retry
 };
 
-/* What the core's member walk hands to our is_best callbacks. */
+/* What the core's member walk (slb_best_member) hands to our is_best
+ * callbacks. */
 typedef struct {
     int total;                 /* round robin bookkeeping */
     proxy_balancer *b;
+    proxy_worker **w;          /* b's members */
     const slb_balancer *c;
     apr_time_t now;
     const char *ns;            /* least sessions */
@@ -831,28 +831,39 @@ static int factor_of(const pick_baton *pb, proxy_worker *w)
                : w->s->lbfactor;
 }
 
-static int is_best(proxy_worker *current, proxy_worker *prev_best,
-                   void *baton)
+static int is_best(void *baton, int i, int best)
 {
     pick_baton *pb = baton;
+    proxy_worker *current = pb->w[i];
 
     return slb_wrr_consider(&current->s->lbstatus, factor_of(pb, current),
-                            prev_best ? &prev_best->s->lbstatus : NULL,
+                            best >= 0 ? &pb->w[best]->s->lbstatus : NULL,
+                            &pb->total);
+}
+
+/* is_best of a balancer without slow start and agent weights: the
+ * loadfactor as it is */
+static int is_best_plain(void *baton, int i, int best)
+{
+    pick_baton *pb = baton;
+    proxy_worker *current = pb->w[i];
+
+    return slb_wrr_consider(&current->s->lbstatus, current->s->lbfactor,
+                            best >= 0 ? &pb->w[best]->s->lbstatus : NULL,
                             &pb->total);
 }
 
 /* The fewest `count` per unit of loadfactor; ties by the weighted round
  * robin. */
-static int least_per_factor(pick_baton *pb, proxy_worker *current,
-                            proxy_worker *prev_best, int factor,
+static int least_per_factor(pick_baton *pb, int i, int best, int factor,
                             double count)
 {
     double ratio = count / (factor > 0 ? factor : 1);
-    int rr = slb_wrr_consider(&current->s->lbstatus, factor,
-                              prev_best ? &prev_best->s->lbstatus : NULL,
+    int rr = slb_wrr_consider(&pb->w[i]->s->lbstatus, factor,
+                              best >= 0 ? &pb->w[best]->s->lbstatus : NULL,
                               &pb->total);
 
-    if (prev_best == NULL || ratio < pb->best_ratio
+    if (best < 0 || ratio < pb->best_ratio
         || (ratio == pb->best_ratio && rr)) {
         pb->best_ratio = ratio;
         return 1;
@@ -865,12 +876,12 @@ static int least_per_factor(pick_baton *pb, proxy_worker *current,
  * loadfactor; ties (and members without a route) by the weighted round
  * robin.  Reads counters in shared memory only.
  */
-static int is_best_sessions(proxy_worker *current, proxy_worker *prev_best,
-                            void *baton)
+static int is_best_sessions(void *baton, int i, int best)
 {
     pick_baton *pb = baton;
+    proxy_worker *current = pb->w[i];
 
-    return least_per_factor(pb, current, prev_best, factor_of(pb, current),
+    return least_per_factor(pb, i, best, factor_of(pb, current),
                             (double)slb_store_route_sessions(
                                 pb->ns, current->s->route));
 }
@@ -879,27 +890,26 @@ static int is_best_sessions(proxy_worker *current, proxy_worker *prev_best,
  * Busyness: fewest requests in flight (mod_proxy's busy count of the
  * member, as mod_lbmethod_bybusyness reads it) per unit of loadfactor.
  */
-static int is_best_busy(proxy_worker *current, proxy_worker *prev_best,
-                        void *baton)
+static int is_best_busy(void *baton, int i, int best)
 {
     pick_baton *pb = baton;
+    proxy_worker *current = pb->w[i];
 
-    return least_per_factor(pb, current, prev_best, factor_of(pb, current),
+    return least_per_factor(pb, i, best, factor_of(pb, current),
                             (double)current->s->busy);
 }
 
 /* Hash: the highest rendezvous score of the request's key (a member is
  * named by its route, else by its URL). */
-static int is_best_hash(proxy_worker *current, proxy_worker *prev_best,
-                        void *baton)
+static int is_best_hash(void *baton, int i, int best)
 {
     pick_baton *pb = baton;
+    proxy_worker *current = pb->w[i];
 
     return slb_hrw_consider(pb->key,
                             *current->s->route ? current->s->route
                                                : current->s->name,
-                            factor_of(pb, current), &pb->best,
-                            prev_best == NULL);
+                            factor_of(pb, current), &pb->best, best < 0);
 }
 
 /*
@@ -950,8 +960,7 @@ static int hash_key(request_rec *r, slb_req *rq, apr_uint64_t *key)
 
 /* The member walk's callback of the balancer's StickyLBNewSessions; hash
  * without a key falls back to requests. */
-static proxy_is_best_callback_fn_t *picker(request_rec *r, slb_req *rq,
-                                           pick_baton *pb)
+static slb_is_best_fn *picker(request_rec *r, slb_req *rq, pick_baton *pb)
 {
     switch (rq->bal->placement) {
     case SLB_PLACE_SESSIONS:
@@ -964,7 +973,8 @@ static proxy_is_best_callback_fn_t *picker(request_rec *r, slb_req *rq,
         }
         return is_best;
     default:
-        return is_best;
+        return pb->c->slow_start > 0 || pb->c->agents->nelts > 0
+                   ? is_best : is_best_plain;
     }
 }
 
@@ -1190,16 +1200,20 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
         break;
     case SLB_DECIDE_FAILOVER:
     case SLB_DECIDE_NEW:
-        if (get_best_worker_fn) {
+        {
             pick_baton pb;
+            int i;
             pb.total = 0;
             pb.b = b;
+            pb.w = (proxy_worker **)b->workers->elts;
             pb.c = rq->bal;
-            pb.now = apr_time_now();
+            pb.now = rq->bal->slow_start > 0 || rq->bal->agents->nelts > 0
+                         ? apr_time_now() : 0;
             pb.ns = rq->bal->ns;
             pb.best_ratio = 0;
-            w = get_best_worker_fn(b, r, picker(r, rq, &pb), &pb);
-            if (w) {
+            i = slb_best_member(&worker_ops, &ctx, picker(r, rq, &pb), &pb);
+            if (i >= 0) {
+                w = pb.w[i];
                 slb_wrr_commit(&w->s->lbstatus, pb.total);
             }
         }
@@ -1480,13 +1494,12 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     apr_array_header_t *keep_ns, *keep_routes;
 
     (void)plog;
-    get_best_worker_fn = APR_RETRIEVE_OPTIONAL_FN(proxy_balancer_get_best_worker);
     retry_worker_fn = APR_RETRIEVE_OPTIONAL_FN(ap_proxy_retry_worker);
 
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
-    if (get_best_worker_fn == NULL || retry_worker_fn == NULL) {
+    if (retry_worker_fn == NULL) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
                      SLB_LOG_TAG "SLB0001: mod_proxy and mod_proxy_balancer "
                      "must be loaded for lbmethod=stickylb");

@@ -149,6 +149,87 @@ slb_decision slb_decide(const slb_member_ops *ops, void *ctx,
     return d;
 }
 
+/* A member of the lbset offered after the regular ones: usable, not
+ * draining, a spare (mod_proxy: a spare even when also marked standby) or
+ * a standby that is no spare.  Its retry ran in the first pass. */
+static int late_member(unsigned st, int lbset, unsigned kind)
+{
+    if (SLB_M_LBSET(st) != lbset || (st & SLB_M_DRAINING)
+        || !(st & SLB_M_USABLE)) {
+        return 0;
+    }
+    return kind == SLB_M_SPARE
+               ? (st & SLB_M_SPARE) != 0
+               : (st & SLB_M_STANDBY) && !(st & SLB_M_SPARE);
+}
+
+int slb_best_member(const slb_member_ops *ops, void *ctx,
+                    slb_is_best_fn *is_best, void *baton)
+{
+    int n = ops->count(ctx);
+    int best = -1, lbset, max_lbset = 0, i;
+
+    for (lbset = 0; best < 0 && lbset <= max_lbset; lbset++) {
+        int unusable = 0, spares_seen = 0, late = 0;
+
+        for (i = 0; i < n; i++) {
+            unsigned st = ops->state(ctx, i);
+            int set = SLB_M_LBSET(st);
+
+            if (set > max_lbset) {
+                max_lbset = set;
+            }
+            if (set != lbset) {
+                continue;
+            }
+            if (st & SLB_M_DRAINING) {
+                if (!(st & (SLB_M_SPARE | SLB_M_STANDBY))) {
+                    unusable++;
+                }
+                continue;
+            }
+            if (!(st & SLB_M_USABLE) && (st & SLB_M_IN_ERROR) && ops->retry) {
+                st = ops->retry(ctx, i);
+            }
+            if (st & (SLB_M_SPARE | SLB_M_STANDBY)) {
+                late += (st & SLB_M_USABLE) != 0;
+            }
+            else if (st & SLB_M_USABLE) {
+                if (is_best(baton, i, best)) {
+                    best = i;
+                }
+            }
+            else {
+                unusable++;
+            }
+        }
+        if (late == 0) {
+            continue;   /* the common case: no spare, no standby */
+        }
+        /* the spares, as many as unusable members (mod_proxy: a spare is
+         * a spare even when also marked standby) */
+        for (i = 0; i < n && spares_seen < unusable; i++) {
+            if (late_member(ops->state(ctx, i), lbset, SLB_M_SPARE)) {
+                spares_seen++;
+                if (is_best(baton, i, best)) {
+                    best = i;
+                }
+            }
+        }
+        if (best >= 0) {
+            continue;
+        }
+        /* no member yet: the standbys, every one offered */
+        for (i = 0; i < n; i++) {
+            if (late_member(ops->state(ctx, i), lbset, SLB_M_STANDBY)
+                && is_best(baton, i, best)) {
+                best = i;
+            }
+        }
+    }
+    return best;
+}
+
 /* slb_wrr_consider, slb_wrr_commit: inline, in stickylb_select.h */
 
 /* FNV-1a's prime (one byte at a time), and a 64-bit odd constant with

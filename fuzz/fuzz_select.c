@@ -7,7 +7,8 @@
  * nofailover; then 3 bytes per member:
  *   route  (low nibble: an index into NAMES below, 8 and up: no route),
  *          high nibble: the lbfactor - 1 (1..16)
- *   redirect (an index into NAMES, 8 and up: none)
+ *   redirect (low nibble: an index into NAMES, 8 and up: none),
+ *          bits 4-5: the lbset (0..3)
  *   state  bit 0 disabled, 1 stopped, 2 in error, 3 hot standby,
  *          4 draining, 5 a retry clears its error, 6 hot spare
  * then one byte per candidate (at most 8): an index into NAMES (8: "",
@@ -45,7 +46,12 @@
  *    finite and positive; the member walk's winner has the highest score
  *    (the first of equal ones); the members walked in reverse order give
  *    a winner of the same score; leaving out any other member, or raising
- *    the winner's weight, keeps the winner; the key hashes the same twice.
+ *    the winner's weight, keeps the winner; the key hashes the same twice;
+ *  - the member walk of new sessions (slb_best_member) offers the same
+ *    members, in the same order, with the same best so far, and retries
+ *    the same members as mod_proxy's ap_proxy_balancer_get_best_worker
+ *    (best_reference below, written as httpd 2.4 has it: lbsets, drain,
+ *    spares for unusable members, standbys last), and picks the same one.
  */
 #include "fuzz_common.h"
 
@@ -74,6 +80,7 @@ typedef struct {
     const char *redirect;
     unsigned flags;          /* F_*, F_ERROR cleared by a successful retry */
     int lbfactor;
+    int lbset;
 } member;
 
 typedef struct {
@@ -101,7 +108,7 @@ static unsigned state_of(const member *m)
     if (m->flags & F_SPARE) {
         st |= SLB_M_SPARE;
     }
-    return st;
+    return st | (unsigned)m->lbset << SLB_M_LBSET_SHIFT;
 }
 
 static int f_count(void *ctx)
@@ -294,6 +301,116 @@ static void check_hrw(const farm *f, const uint8_t *data, size_t size)
     FZ_CHECK(hrw_walk(f, key, -1, 0, winner, &s2) == winner);
 }
 
+/* the offers of a member walk: (member, best so far) in order */
+typedef struct {
+    int n;
+    int who[4 * MAXM], best[4 * MAXM];
+    unsigned salt;
+} offers;
+
+/* a deterministic is_best: a member's mark against the best's */
+static int mark(const offers *o, int i)
+{
+    return (int)(((unsigned)i * 2654435761u ^ o->salt) % 7u);
+}
+
+static int record_best(void *baton, int i, int best)
+{
+    offers *o = baton;
+
+    FZ_CHECK(o->n < 4 * MAXM);
+    o->who[o->n] = i;
+    o->best[o->n] = best;
+    o->n++;
+    return best < 0 || mark(o, i) > mark(o, best);
+}
+
+/* mod_proxy's walk (proxy_util.c, proxy_balancer_get_best_worker) */
+static int best_reference(farm *f, offers *o)
+{
+    int cur, max_lbset = 0, best = -1, i;
+
+    for (cur = 0; best < 0 && cur <= max_lbset; cur++) {
+        int unusable = 0, nspares = 0, nstandbys = 0;
+        int spares[MAXM], standbys[MAXM];
+
+        for (i = 0; i < f->n; i++) {
+            member *m = &f->m[i];
+            if (m->lbset > max_lbset) {
+                max_lbset = m->lbset;
+            }
+            if (m->lbset != cur) {
+                continue;
+            }
+            if (m->flags & F_DRAINING) {
+                if (!(m->flags & F_SPARE) && !(m->flags & F_STANDBY)) {
+                    unusable++;
+                }
+                continue;
+            }
+            if (!usable(m) && (m->flags & F_ERROR)
+                && (m->flags & F_RETRY_OK)) {
+                m->flags &= ~(unsigned)F_ERROR;   /* ap_proxy_retry_worker */
+            }
+            if (m->flags & F_SPARE) {
+                if (usable(m)) {
+                    spares[nspares++] = i;
+                }
+            }
+            else if (m->flags & F_STANDBY) {
+                if (usable(m)) {
+                    standbys[nstandbys++] = i;
+                }
+            }
+            else if (usable(m)) {
+                if (record_best(o, i, best)) {
+                    best = i;
+                }
+            }
+            else {
+                unusable++;
+            }
+        }
+        for (i = 0; i < nspares && i < unusable; i++) {
+            if (record_best(o, spares[i], best)) {
+                best = spares[i];
+            }
+        }
+        if (best < 0) {
+            for (i = 0; i < nstandbys; i++) {
+                if (record_best(o, standbys[i], best)) {
+                    best = standbys[i];
+                }
+            }
+        }
+    }
+    return best;
+}
+
+static void check_best(const farm *before, unsigned salt)
+{
+    farm a = *before, b = *before;
+    offers oa, ob;
+    int ra, rb, i;
+
+    memset(&oa, 0, sizeof(oa));
+    memset(&ob, 0, sizeof(ob));
+    oa.salt = ob.salt = salt;
+    ra = best_reference(&a, &oa);
+    rb = slb_best_member(&ops, &b, record_best, &ob);
+    FZ_CHECK(ra == rb);
+    FZ_CHECK(oa.n == ob.n);
+    for (i = 0; i < oa.n; i++) {
+        FZ_CHECK(oa.who[i] == ob.who[i] && oa.best[i] == ob.best[i]);
+    }
+    for (i = 0; i < a.n; i++) {
+        FZ_CHECK(a.m[i].flags == b.m[i].flags);   /* the same retries */
+    }
+    if (rb >= 0) {
+        FZ_CHECK(usable(&b.m[rb]) && !(b.m[rb].flags & F_DRAINING));
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -313,7 +430,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         unsigned r = BYTE(), rd = BYTE(), st = BYTE();
         f.m[i].route = (r & 15) < NNAMES ? NAMES[r & 15] : "";
         f.m[i].lbfactor = (int)(r >> 4) + 1;
-        f.m[i].redirect = rd < NNAMES ? NAMES[rd] : "";
+        f.m[i].redirect = (rd & 15) < NNAMES ? NAMES[rd & 15] : "";
+        f.m[i].lbset = (int)(rd >> 4) & 3;
         f.m[i].flags = st & 0x7f;
     }
     cands = apr_array_make(p, MAXC, sizeof(slb_candidate));
@@ -423,6 +541,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     check_wrr(&before);
     check_hrw(&before, data, size);
+    check_best(&before, size > 1 ? data[1] : 0);
     fz_end();
     return 0;
 }

@@ -24,6 +24,9 @@ extern "C" {
 #define SLB_M_DRAINING  0x04  /* existing sessions only                 */
 #define SLB_M_IN_ERROR  0x08  /* in error: a retry may make it usable   */
 #define SLB_M_SPARE     0x10  /* hot spare                              */
+/* the member's lbset (mod_proxy's lbset=, 0..99) rides above the bits */
+#define SLB_M_LBSET_SHIFT 8
+#define SLB_M_LBSET(st) ((int)((st) >> SLB_M_LBSET_SHIFT))
 
 typedef struct slb_member_ops {
     int (*count)(void *ctx);
@@ -92,6 +95,32 @@ static APR_INLINE void slb_wrr_commit(int *lbstatus, int total)
 {
     *lbstatus -= total;
 }
+
+/*
+ * The member for a new session: the walk of mod_proxy's
+ * ap_proxy_balancer_get_best_worker (httpd 2.4), which the finder used
+ * before, without the pool and the two arrays that function makes and
+ * frees on every call (about 600 instructions a new session, more than
+ * the rest of the choice).  The same order and the same members offered:
+ *
+ *   - lbsets in increasing order; a higher one only when the lower ones
+ *     gave no member (the highest is learned during the walk);
+ *   - in an lbset: a draining member is skipped, and counts as unusable
+ *     unless it is a spare or a standby; a member that is not usable gets
+ *     its retry (ops->retry, when in error) first; usable regular members
+ *     are offered to is_best in order, unusable ones are counted;
+ *   - then the usable hot spares of the lbset, in order, as many as its
+ *     regular members were unusable;
+ *   - then, when still none, its usable hot standbys, in order.
+ *
+ * is_best(baton, i, best) returns 1 when member i beats best (-1: none
+ * so far), like mod_proxy's proxy_is_best_callback_fn_t.  Returns the
+ * member chosen, or -1.  No allocation, no I/O.
+ */
+typedef int slb_is_best_fn(void *baton, int i, int best);
+
+int slb_best_member(const slb_member_ops *ops, void *ctx,
+                    slb_is_best_fn *is_best, void *baton);
 
 /*
  * Consistent hashing of new sessions (StickyLBNewSessions hash): weighted

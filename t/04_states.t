@@ -55,6 +55,24 @@ is_deeply(\%seen, { '200 t2' => 3 }, 'hot standby serves new sessions when the m
 my $x = req('slb_states', '/standby/', Cookie => 'JSESSIONID=0a1b.dead');
 is(backend($x), 't2', 'hot standby takes the sessions of the dead member');
 
+# lbsets: the lowest lbset with a usable member takes the new sessions
+# (lbset 0's only member is disabled: lbset 1; lbset 2 never)
+%seen = ();
+$seen{ backend(req('slb_states', '/lbsets/')) }++ for 1 .. 6;
+is_deeply(\%seen, { t2 => 6 }, 'lbsets: new sessions in the lowest lbset that has a usable member');
+# a session of the higher lbset's member stays there
+%seen = ();
+$seen{ backend(req('slb_states', '/lbsets/', Cookie => 'JSESSIONID=0a1b.t3')) }++ for 1 .. 3;
+is_deeply(\%seen, { t3 => 3 }, 'lbsets: a session on a member of a higher lbset stays on it');
+
+# hot spare: replaces the disabled regular member, idle while none is down
+%seen = ();
+$seen{ backend(req('slb_states', '/spare/')) }++ for 1 .. 6;
+is_deeply(\%seen, { t2 => 3, t3 => 3 }, 'hot spare: takes the place of the disabled member');
+%seen = ();
+$seen{ backend(req('slb_states', '/spareidle/')) }++ for 1 .. 6;
+is_deeply(\%seen, { t1 => 3, t2 => 3 }, 'hot spare: no new session while every regular member is usable');
+
 # redirect=: sessions of the disabled t2 go to t3
 %seen = ();
 $seen{ backend(req('slb_states', '/redirect/', Cookie => 'JSESSIONID=0a1b.t2')) }++ for 1 .. 4;

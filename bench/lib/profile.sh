@@ -21,6 +21,8 @@
 # Environment (from run.sh): HTTPD LIBEXEC MODULE WORK BENCH MCPORT P1 P2 P3
 # IS_ROOT RUN_USER RUN_GROUP; PROFILE_ALL=1 for every variant;
 # BENCH_PROFILE_REQUESTS (default 3000).
+# SLB_PROFILE_DUMP_INSTR=yes keeps instruction addresses in callgrind.out
+# (for bench/lib/lines.py: valgrind reads no line table of the module).
 set -euo pipefail
 # shellcheck source=common.sh
 . "$BENCH/lib/common.sh"
@@ -86,7 +88,7 @@ profile_one() {   # variant workload -> $OUT/<v>-<w>.summary
     fill_template "$d/httpd.conf.in" "$d/httpd.conf"
     "${asuser[@]}" valgrind --tool=callgrind --callgrind-out-file="$d/callgrind.out" \
         --toggle-collect=ap_process_async_request --toggle-collect=writer_main \
-        --dump-instr=no \
+        --dump-instr="${SLB_PROFILE_DUMP_INSTR:-no}" \
         "$HTTPD" -X -f "$d/httpd.conf" >"$d/valgrind.log" 2>&1 &
     VG_PID=$!
     for _ in $(seq 1 300); do

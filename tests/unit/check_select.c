@@ -1,7 +1,8 @@
 /*
  * check_select.c - Check tests of stickylb_select.c: route -> member lookup
- * (standby pass, retry, redirect= with loop bound), slb_decide() and the
- * smooth weighted round robin primitives.
+ * (standby pass, retry, redirect= with loop bound), slb_decide(), the
+ * member walk of new sessions (slb_best_member: mod_proxy's lbsets, drain,
+ * spares and standbys) and the smooth weighted round robin primitives.
  *
  * The balancer is a fake member table driven through slb_member_ops; each
  * member counts the retries it was given.
@@ -727,6 +728,158 @@ START_TEST(test_wrr_single)
 END_TEST
 
 /* ====================================================================== */
+/* slb_best_member: the walk of mod_proxy's get_best_worker               */
+
+/* lbset n in the state bits */
+#define LB(n) ((unsigned)(n) << SLB_M_LBSET_SHIFT)
+
+/* the members offered, in order, as "i<best" ("0<-1 1<0 ..."), in buf */
+typedef struct {
+    char buf[256];
+    int pick;               /* the member that wins every offer, -1: first */
+} offer_log;
+
+static int log_offer(void *baton, int i, int best)
+{
+    offer_log *o = baton;
+    size_t n = strlen(o->buf);
+
+    snprintf(o->buf + n, sizeof(o->buf) - n, "%s%d<%d", n ? " " : "", i,
+             best);
+    return o->pick < 0 ? best < 0 : i == o->pick;
+}
+
+static int walk(fake_table *t, int pick, offer_log *o)
+{
+    o->buf[0] = '\0';
+    o->pick = pick;
+    return slb_best_member(&fake_ops, t, log_offer, o);
+}
+
+START_TEST(test_best_regular_members)
+{
+    fake_member m[] = { M("a", "", U), M("b", "", U), M("c", "", U) };
+    TABLE(t, m);
+    offer_log o;
+
+    /* every usable regular member offered in order, with the best so far */
+    ck_assert_int_eq(walk(&t, 1, &o), 1);
+    ck_assert_str_eq(o.buf, "0<-1 1<-1 2<1");
+    ck_assert_int_eq(walk(&t, -1, &o), 0);
+    ck_assert_str_eq(o.buf, "0<-1 1<0 2<0");
+    assert_no_retry(&t);
+}
+END_TEST
+
+START_TEST(test_best_lbsets)
+{
+    /* lbset 1 only when lbset 0 gives nothing; lbset 2 is learned from a
+     * member listed before the lower ones */
+    fake_member m[] = { M("z", "", U | LB(2)), M("a", "", U | LB(1)),
+                        M("b", "", 0), M("c", "", U | LB(1)) };
+    TABLE(t, m);
+    offer_log o;
+
+    ck_assert_int_eq(walk(&t, -1, &o), 1);
+    ck_assert_str_eq(o.buf, "1<-1 3<1");
+    m[1].state = m[3].state = LB(1);   /* lbset 1 down too */
+    ck_assert_int_eq(walk(&t, -1, &o), 0);
+    ck_assert_str_eq(o.buf, "0<-1");
+    m[0].state = LB(2);
+    ck_assert_int_eq(walk(&t, -1, &o), -1);
+    ck_assert_str_eq(o.buf, "");
+    m[2].state = U;                    /* lbset 0 back: the others unseen */
+    ck_assert_int_eq(walk(&t, -1, &o), 2);
+    ck_assert_str_eq(o.buf, "2<-1");
+}
+END_TEST
+
+START_TEST(test_best_drain_and_spares)
+{
+    /* a draining regular member counts as unusable: a spare takes its
+     * place; spares only as many as unusable members, in order */
+    fake_member m[] = { M("a", "", U | DR), M("b", "", U),
+                        M("s1", "", U | SP), M("s2", "", U | SP),
+                        M("c", "", ER) };
+    TABLE(t, m);
+    offer_log o;
+
+    ck_assert_int_eq(walk(&t, -1, &o), 1);
+    ck_assert_str_eq(o.buf, "1<-1 2<1 3<1");   /* a, c unusable: 2 spares */
+    m[4].state = U;                              /* c usable: one spare */
+    ck_assert_int_eq(walk(&t, -1, &o), 1);
+    ck_assert_str_eq(o.buf, "1<-1 4<1 2<1");
+    m[0].state = U;                              /* none unusable */
+    ck_assert_int_eq(walk(&t, -1, &o), 0);
+    ck_assert_str_eq(o.buf, "0<-1 1<0 4<0");
+    /* a draining spare is neither offered nor counted */
+    m[0].state = 0;
+    m[2].state = U | SP | DR;
+    ck_assert_int_eq(walk(&t, 3, &o), 3);
+    ck_assert_str_eq(o.buf, "1<-1 4<-1 3<-1");
+}
+END_TEST
+
+START_TEST(test_best_standbys_last)
+{
+    fake_member m[] = { M("h1", "", U | SB), M("a", "", 0),
+                        M("h2", "", U | SB), M("sp", "", SP) };
+    TABLE(t, m);
+    offer_log o;
+
+    /* nothing else usable: every standby offered */
+    ck_assert_int_eq(walk(&t, 2, &o), 2);
+    ck_assert_str_eq(o.buf, "0<-1 2<-1");
+    /* a usable spare (replacing a) comes first; no standby then */
+    m[3].state = U | SP;
+    ck_assert_int_eq(walk(&t, -1, &o), 3);
+    ck_assert_str_eq(o.buf, "3<-1");
+    /* a member both spare and standby is a spare */
+    m[3].state = U | SP | SB;
+    ck_assert_int_eq(walk(&t, -1, &o), 3);
+    ck_assert_str_eq(o.buf, "3<-1");
+    /* a usable regular member: the standbys are never offered */
+    m[1].state = U;
+    m[3].state = SP;
+    ck_assert_int_eq(walk(&t, -1, &o), 1);
+    ck_assert_str_eq(o.buf, "1<-1");
+}
+END_TEST
+
+START_TEST(test_best_retry)
+{
+    /* a member in error gets its retry before it is judged; a usable one
+     * or one not in error never does */
+    fake_member m[] = { MR("a", "", ER, U), MR("b", "", ER, ER),
+                        M("c", "", 0), M("d", "", U) };
+    TABLE(t, m);
+    offer_log o;
+
+    ck_assert_int_eq(walk(&t, -1, &o), 0);
+    ck_assert_str_eq(o.buf, "0<-1 3<0");
+    ck_assert_int_eq(m[0].retry_calls, 1);
+    ck_assert_int_eq(m[1].retry_calls, 1);
+    ck_assert_int_eq(m[2].retry_calls, 0);
+    ck_assert_int_eq(m[3].retry_calls, 0);
+    /* a draining member in error: skipped before any retry */
+    m[0].state = ER | DR;
+    m[0].retry_calls = 0;
+    ck_assert_int_eq(walk(&t, -1, &o), 3);
+    ck_assert_int_eq(m[0].retry_calls, 0);
+}
+END_TEST
+
+START_TEST(test_best_empty)
+{
+    fake_table t = { NULL, 0, 0 };
+    offer_log o;
+
+    ck_assert_int_eq(walk(&t, -1, &o), -1);
+    ck_assert_str_eq(o.buf, "");
+}
+END_TEST
+
+/* ====================================================================== */
 /* rendezvous hashing (StickyLBNewSessions hash)                           */
 
 /* The winner among n members (names, weights; weight 0: left out) for
@@ -972,6 +1125,16 @@ Suite *select_suite(void)
     tcase_add_test(tc, test_wrr_equal);
     tcase_add_test(tc, test_wrr_smooth_511);
     tcase_add_test(tc, test_wrr_single);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("best_member");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_best_regular_members);
+    tcase_add_test(tc, test_best_lbsets);
+    tcase_add_test(tc, test_best_drain_and_spares);
+    tcase_add_test(tc, test_best_standbys_last);
+    tcase_add_test(tc, test_best_retry);
+    tcase_add_test(tc, test_best_empty);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("hash");
