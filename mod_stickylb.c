@@ -78,6 +78,8 @@ typedef struct {
     const char *cookie_set;          /* the Set-Cookie value we added */
     int filtered;                    /* the response filter was added */
     int cookie_done;                 /* response side handled */
+    int route_checked;               /* the route written to the store:
+                                        0 not checked yet, 1 fit, -1 not */
     /* first storage of the arrays above, in the state itself (an array
      * grows from the pool when full); not zeroed: see make_req_state */
     apr_array_header_t cand_arr;
@@ -130,6 +132,39 @@ static int collect_cookie_hdr(void *baton, const char *key, const char *val)
     return 1;
 }
 
+/*
+ * APR keeps with every table entry a checksum of its key, the one
+ * apr_table_get() compares before the names (apr_table_entry_t's
+ * key_checksum, case-blind).  The checksums of "Cookie" and "Set-Cookie"
+ * are learned from APR itself at startup (key_checksums), so a header
+ * whose checksum differs is passed over with one compare; when APR's
+ * checksum turns out to see case (it never has), every entry's name is
+ * compared, as before.
+ */
+static apr_uint32_t ck_cookie, ck_set_cookie;
+static int ck_known;
+
+static void key_checksums(apr_pool_t *p)
+{
+    static const char *const names[6] = {
+        "Cookie", "cookie", "COOKIE", "Set-Cookie", "set-cookie",
+        "SET-COOKIE"
+    };
+    apr_table_t *t = apr_table_make(p, 6);
+    const apr_table_entry_t *e;
+    int i;
+
+    for (i = 0; i < 6; i++) {
+        apr_table_addn(t, names[i], "");
+    }
+    e = (const apr_table_entry_t *)apr_table_elts(t)->elts;
+    ck_cookie = e[0].key_checksum;
+    ck_set_cookie = e[3].key_checksum;
+    ck_known = e[1].key_checksum == ck_cookie && e[2].key_checksum == ck_cookie
+               && e[4].key_checksum == ck_set_cookie
+               && e[5].key_checksum == ck_set_cookie;
+}
+
 /* The Cookie headers, read straight from the table's entries (cheaper
  * than apr_table_do with its key checksums and callbacks). */
 static void collect_cookie_hdrs(const apr_table_t *t, cookie_collect *cc)
@@ -138,8 +173,17 @@ static void collect_cookie_hdrs(const apr_table_t *t, cookie_collect *cc)
     const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
     int i;
 
-    for (i = 0; i < arr->nelts; i++) {
+    int n = arr->nelts;
+    /* the checksum in a local: the loop stores through cc */
+    const apr_uint32_t want = ck_cookie;
+    const int known = ck_known;
+
+    for (i = 0; i < n; i++) {
         const char *k = e[i].key;
+
+        if (known && e[i].key_checksum != want) {
+            continue;
+        }
         /* "Cookie" in any case: a letter and its other case differ in
          * bit 5 only; a NUL or any other byte never matches (and ends
          * the test before the next byte is read) */
@@ -180,6 +224,14 @@ static void strip_route_cookie(request_rec *r, const char *name,
     }
 }
 
+/* apr_array_push without the call while the array has room */
+static APR_INLINE void *push(apr_array_header_t *a)
+{
+    return a->nelts < a->nalloc ? a->elts + (apr_size_t)a->elt_size
+                                                * (apr_size_t)a->nelts++
+                                : apr_array_push(a);
+}
+
 /* Look one key up; a hit becomes a candidate route. */
 static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
                        slb_source src, const char *name, const char *id,
@@ -194,7 +246,21 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
         rq->stored = local_array(&rq->stored_arr, r->pool, rq->stored_buf,
                                  sizeof(slb_stored_key), 1);
     }
-    sk = apr_array_push(rq->stored);
+    if (rq->stored->nelts == rq->stored->nalloc && hits->nelts > 0) {
+        /* the keys move: the hits' routes are theirs */
+        int j, k = 0;
+        apr_array_header_t *moved = rq->stored;
+        sk = apr_array_push(moved);
+        moved->nelts--;
+        for (j = 0; j < moved->nelts && k < hits->nelts; j++) {
+            slb_stored_key *f = &APR_ARRAY_IDX(moved, j, slb_stored_key);
+            if (f->found) {
+                APR_ARRAY_IDX(hits, k, slb_candidate).route = f->route;
+                k++;
+            }
+        }
+    }
+    sk = push(rq->stored);
     sk->src = src;
     sk->name = name;
     sk->found = 0;
@@ -204,18 +270,15 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
     sk->key.scope = rq->balancer;
     if (lookup && slb_store_get(rq->bal, &sk->key, sk->route)
                       == APR_SUCCESS) {
-        slb_candidate *c = apr_array_push(hits);
-        apr_size_t rlen = strlen(sk->route);
-        char *b = apr_palloc(r->pool, len + rlen + 2);   /* id, route */
+        slb_candidate *c = push(hits);
 
         sk->found = 1;
-        memcpy(b, id, len);
-        b[len] = '\0';
-        memcpy(b + len + 1, sk->route, rlen + 1);
         c->src = src;
         c->name = name;
-        c->id = b;
-        c->route = b + len + 1;
+        /* the id is sk's (nothing reads a stick-table candidate's id); the
+         * route is sk's too (pointed at again when rq->stored grows) */
+        c->id = "";
+        c->route = sk->route;
     }
 }
 
@@ -482,9 +545,12 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
      * an array on the stack: read only once collected */
     const char *hdrs[COOKIE_HDRS];
     apr_array_header_t hdr_arr;
-    /* the values of the learned and key cookies, from the same pass */
-    slb_span learned[SLB_MAX_COOKIE_NAMES * SLB_MAX_SAME_NAME];
-    int nlearned[SLB_MAX_COOKIE_NAMES] = { 0 };
+    /* the values of every cookie name the balancer reads (its plan), in
+     * one pass; the learned and key cookies' from plan.first_extra on */
+    slb_span vals[SLB_PLAN_NAMES * SLB_MAX_SAME_NAME];
+    int counts[SLB_PLAN_NAMES];
+    const slb_span *learned;
+    const int *nlearned;
     int i;
 
     memset(rq, 0, APR_OFFSETOF(slb_req, cand_arr));
@@ -503,10 +569,12 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
      * the pool past four) */
     rq->candidates = local_array(&rq->cand_arr, r->pool, rq->cand_buf,
                                  sizeof(slb_candidate), 4);
-    slb_collect_candidates_ex(r->pool, rq->candidates, &bal->spec,
-                              (const char *const *)cc.values->elts,
-                              cc.values->nelts, r->unparsed_uri,
-                              bal->read_cookies, learned, nlearned);
+    slb_collect_candidates_plan(r->pool, rq->candidates, &bal->plan,
+                                (const char *const *)cc.values->elts,
+                                cc.values->nelts, r->unparsed_uri, vals,
+                                counts);
+    learned = vals + bal->plan.first_extra * SLB_MAX_SAME_NAME;
+    nlearned = counts + bal->plan.first_extra;
     if (bal->uses_store) {
         rq->candidates = merge_candidates(r->pool, rq->candidates,
                                           store_candidates(r, rq, learned,
@@ -559,9 +627,22 @@ static int same_str(const char *a, const char *b)
     return *a == *b;
 }
 
+/* the compare below reads nine bytes of lbpname */
+typedef char slb_lbpname_fits[sizeof(((proxy_balancer_shared *)0)->lbpname)
+                              > 8 ? 1 : -1];
+
+/* b->s->lbpname is "stickylb": its eight letters in one compare */
 static int uses_stickylb(const proxy_balancer *b)
 {
-    return b && b->s && !strcmp(b->s->lbpname, SLB_LBMETHOD_NAME);
+    static const char name[8] = { 's', 't', 'i', 'c', 'k', 'y', 'l', 'b' };
+    apr_uint64_t have, want;
+
+    if (b == NULL || b->s == NULL) {
+        return 0;
+    }
+    memcpy(&have, b->s->lbpname, 8);
+    memcpy(&want, name, 8);
+    return have == want && b->s->lbpname[8] == '\0';
 }
 
 /* ------------------------------------------------------------------ */
@@ -591,18 +672,23 @@ static int is_balancer_url(const char *url)
  */
 static proxy_balancer *find_balancer(proxy_server_conf *conf, const char *url)
 {
-    const char *host = strchr(url, ':');
+    /* is_balancer_url said url starts with "balancer:" */
+    const char *host = url + 9;
     apr_size_t len;
     proxy_balancer *b;
     int i;
 
-    if (host == NULL || host[1] != '/' || host[2] != '/' || host[3] == '\0') {
+    if (host[0] != '/' || host[1] != '/' || host[2] == '\0') {
         return NULL;
     }
-    len = (apr_size_t)(strchrnul(host + 3, '/') - url);
+    len = (apr_size_t)(strchrnul(host + 2, '/') - url);
     b = (proxy_balancer *)conf->balancers->elts;
     for (i = 0; i < conf->balancers->nelts; i++, b++) {
-        if (strncasecmp(b->s->name, url, len) == 0 && b->s->name[len] == '\0'
+        /* the name's length first; the URL is most often written in lower
+         * case, as the names are kept */
+        if (len < sizeof(b->s->name) && b->s->name[len] == '\0'
+            && (memcmp(b->s->name, url, len) == 0
+                || strncasecmp(b->s->name, url, len) == 0)
             && !b->s->inactive) {
             return b;
         }
@@ -1283,6 +1369,26 @@ typedef struct {
     const char *route;
 } learn_ctx;
 
+/*
+ * Whether `route` (the member's) may be written to the stick table: asked
+ * before the first write of a response only, so the responses that write
+ * nothing (a session that stays where it is) do not check it.  Said once a
+ * request when it cannot be.
+ */
+static int route_writable(request_rec *r, slb_req *rq, const char *route)
+{
+    if (rq->route_checked == 0) {
+        rq->route_checked = slb_route_ok(route, strlen(route)) ? 1 : -1;
+        if (rq->route_checked < 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          SLB_LOG_TAG "SLB0103: route '%s' cannot be carried "
+                          "in a cookie or the stick table",
+                          ap_escape_logitem(r->pool, route));
+        }
+    }
+    return rq->route_checked > 0;
+}
+
 /* One Set-Cookie of the backend: bind (or unbind) a learned session id. */
 static int learn_set_cookie(void *baton, const char *key, const char *val)
 {
@@ -1304,6 +1410,9 @@ static int learn_set_cookie(void *baton, const char *key, const char *val)
         if (got == 2) {
             /* the application ends the session: nothing to forget, we do
              * not know the id it deleted (the cookie value is empty) */
+            break;
+        }
+        if (!route_writable(lc->r, lc->rq, lc->route)) {
             break;
         }
         slb_skey_init(&sk, c->ns, v.ptr, v.len);
@@ -1332,10 +1441,16 @@ static void each_set_cookie(const apr_table_t *t, learn_ctx *lc)
 {
     const apr_array_header_t *arr = apr_table_elts(t);
     const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
-    int i;
+    int i, n = arr->nelts;
+    const apr_uint32_t want = ck_set_cookie;
+    const int known = ck_known;
 
-    for (i = 0; i < arr->nelts; i++) {
+    for (i = 0; i < n; i++) {
         const char *k = e[i].key;
+
+        if (known && e[i].key_checksum != want) {
+            continue;
+        }
         if (k && (k[0] | 0x20) == 's' && (k[1] | 0x20) == 'e'
             && (k[2] | 0x20) == 't' && k[3] == '-'
             && (k[4] | 0x20) == 'c' && (k[5] | 0x20) == 'o'
@@ -1379,7 +1494,8 @@ static void update_store(request_rec *r, slb_req *rq, const char *route)
         slb_stored_key *sk = &APR_ARRAY_IDX(rq->stored, i, slb_stored_key);
 
         if (sk->found) {
-            if (strcmp(sk->route, route) != 0) {
+            if (strcmp(sk->route, route) != 0
+                && route_writable(r, rq, route)) {
                 /* re-pin: the session now lives on `route` */
                 slb_store_put(bal, &sk->key, route, SLB_PUT_REPIN, sk->route,
                               NULL);
@@ -1389,7 +1505,7 @@ static void update_store(request_rec *r, slb_req *rq, const char *route)
                               sk->route, route);
             }
         }
-        else if (sk->src != SLB_SRC_LEARNED) {
+        else if (sk->src != SLB_SRC_LEARNED && route_writable(r, rq, route)) {
             /* header, query and address keys are bound on first use; a
              * session id the client sent is never stored unless the
              * backend issued it */
@@ -1420,14 +1536,7 @@ static void finish_response(request_rec *r, slb_req *rq)
         return;
     }
     if (bal->uses_store) {
-        if (!slb_route_ok(route, strlen(route))) {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                          SLB_LOG_TAG "SLB0103: route '%s' cannot be carried "
-                          "in a cookie or the stick table",
-                          ap_escape_logitem(r->pool, route));
-            return;
-        }
-        update_store(r, rq, route);
+        update_store(r, rq, route);   /* checks the route before it writes */
     }
     if (!bal->inserts_cookie) {
         return;
@@ -1495,6 +1604,7 @@ static int slb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
     (void)plog;
     retry_worker_fn = APR_RETRIEVE_OPTIONAL_FN(ap_proxy_retry_worker);
+    key_checksums(ptemp);
 
     if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;

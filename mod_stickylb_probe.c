@@ -159,13 +159,33 @@ int slb_health_post_config(apr_pool_t *pconf, server_rec *s)
     return OK;
 }
 
+/*
+ * The member's entry, as health_of(member_key(b, w), create), kept in the
+ * worker's general purpose pointer (proxy_worker.context, which mod_proxy
+ * sets to NULL and no module of httpd uses for a balancer's member) once
+ * found: the request path's counters then cost no hash and no search.  An
+ * entry never moves while the segment lives, and the workers are made
+ * anew with it at every restart; threads that race store the same pointer.
+ */
+static health_t *member_health(proxy_balancer *b, proxy_worker *w,
+                               int create)
+{
+    health_t *h = w->context;
+
+    if (h == NULL) {
+        h = health_of(member_key(b, w), create);
+        w->context = h;
+    }
+    return h;
+}
+
 /* ------------------------------------------------------------------ */
 /* counters and snapshots for the status handler                        */
 
 void slb_health_count(proxy_balancer *b, proxy_worker *w, int kind,
                       int by_route_cookie)
 {
-    health_t *h = health_of(member_key(b, w), 1);
+    health_t *h = member_health(b, w, 1);
 
     if (h == NULL) {
         return;
@@ -241,7 +261,7 @@ int slb_health_factor(proxy_balancer *b, proxy_worker *w,
     health_t *h;
     apr_interval_time_t age;
 
-    if (f <= 0 || (h = health_of(member_key(b, w), 0)) == NULL) {
+    if (f <= 0 || (h = member_health(b, w, 0)) == NULL) {
         return f;
     }
     if (c->agents->nelts > 0 && __atomic_load_n(&h->agent, __ATOMIC_RELAXED)) {
@@ -315,7 +335,7 @@ void slb_health_passive(request_rec *r, proxy_balancer *b, proxy_worker *w,
     if (c->passive == NULL || c->passive->nelts == 0 || w == NULL) {
         return;
     }
-    h = health_of(member_key(b, w), 1);
+    h = member_health(b, w, 1);
     if (h == NULL) {
         return;
     }

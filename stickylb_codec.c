@@ -528,10 +528,10 @@ static void push_candidate(apr_pool_t *p, apr_array_header_t *arr,
  * same values slb_cookie_values() gives for each name alone).
  */
 /* the route cookie, the session cookies, the extra (learned) cookies */
-#define MULTI_MAX (2 * SLB_MAX_COOKIE_NAMES + 1)
+#define MULTI_MAX SLB_PLAN_NAMES
 typedef struct {
     const char *const *names;
-    apr_size_t nlen[MULTI_MAX];
+    const apr_size_t *nlen;
     int nnames;
     slb_span *out;
     int *n;
@@ -738,18 +738,18 @@ static void multi_walk(const char *hdr, multi_baton *mb)
 }
 
 static void multi_cookie_values(const char *const *hdrs, int n_hdrs,
-                                const char *const *names, int nnames,
-                                slb_span *out, int *n)
+                                const slb_cookie_plan *pl, slb_span *out,
+                                int *n)
 {
     multi_baton mb;
     int i;
 
-    mb.names = names;
-    mb.nnames = nnames;
+    mb.names = pl->names;
+    mb.nlen = pl->nlen;
+    mb.nnames = pl->nnames;
     mb.out = out;
     mb.n = n;
-    for (i = 0; i < nnames; i++) {
-        mb.nlen[i] = strlen(names[i]);
+    for (i = 0; i < pl->nnames; i++) {
         n[i] = 0;
     }
     for (i = 0; i < n_hdrs; i++) {
@@ -804,68 +804,67 @@ void slb_collect_candidates_into(apr_pool_t *p, apr_array_header_t *arr,
                               NULL, NULL, NULL);
 }
 
-void slb_collect_candidates_ex(apr_pool_t *p, apr_array_header_t *arr,
-                               const slb_key_spec *spec,
-                               const char *const *cookie_hdrs, int n_hdrs,
-                               const char *raw_uri,
-                               const apr_array_header_t *extra,
-                               slb_span *extra_out, int *extra_n)
+void slb_cookie_plan_make(slb_cookie_plan *pl, const slb_key_spec *spec,
+                          const apr_array_header_t *extra)
 {
-    const char *names[MULTI_MAX];
-    int nnames = 0, first_session = 0, nsessions = 0, first_extra;
-    slb_span vals[MULTI_MAX * SLB_MAX_SAME_NAME];
-    int counts[MULTI_MAX];
-    slb_span id, route;
-    int i, k;
+    int k;
 
-    for (k = 0; extra_n && extra && k < extra->nelts
-                && k < SLB_MAX_COOKIE_NAMES; k++) {
-        extra_n[k] = 0;
-    }
+    memset(pl, 0, sizeof(*pl));
+    pl->spec = spec;
     if (spec == NULL) {
         return;
     }
     /* every cookie name wanted, in precedence order: the route cookie,
      * then the session cookies (at most SLB_MAX_COOKIE_NAMES of them) */
     if (spec->route_cookie && *spec->route_cookie) {
-        names[nnames++] = spec->route_cookie;
+        pl->names[pl->nnames++] = spec->route_cookie;
     }
-    first_session = nnames;
+    pl->first_session = pl->nnames;
     if (spec->session_cookies) {
         for (k = 0; k < spec->session_cookies->nelts
-                    && nsessions < SLB_MAX_COOKIE_NAMES; k++) {
+                    && pl->nsessions < SLB_MAX_COOKIE_NAMES; k++) {
             const char *name = APR_ARRAY_IDX(spec->session_cookies, k,
                                              const char *);
             if (name && *name) {
-                names[nnames++] = name;
-                nsessions++;
+                pl->names[pl->nnames++] = name;
+                pl->nsessions++;
             }
         }
     }
     /* the extra names' values are read in the same pass */
-    first_extra = nnames;
+    pl->first_extra = pl->nnames;
     for (k = 0; extra && k < extra->nelts
-                && nnames - first_extra < SLB_MAX_COOKIE_NAMES; k++) {
+                && pl->nnames - pl->first_extra < SLB_MAX_COOKIE_NAMES; k++) {
         const char *name = APR_ARRAY_IDX(extra, k, const char *);
-        names[nnames++] = name && *name ? name : "";
+        pl->names[pl->nnames++] = name && *name ? name : "";
     }
-    if (nnames > 0 && n_hdrs > 0) {
-        multi_cookie_values(cookie_hdrs, n_hdrs, names, nnames, vals, counts);
+    for (k = 0; k < pl->nnames; k++) {
+        pl->nlen[k] = strlen(pl->names[k]);
+    }
+}
+
+void slb_collect_candidates_plan(apr_pool_t *p, apr_array_header_t *arr,
+                                 const slb_cookie_plan *pl,
+                                 const char *const *cookie_hdrs, int n_hdrs,
+                                 const char *raw_uri, slb_span *vals,
+                                 int *counts)
+{
+    const slb_key_spec *spec = pl->spec;
+    slb_span id, route;
+    int i, k;
+
+    if (spec == NULL) {
+        return;
+    }
+    if (pl->nnames > 0 && n_hdrs > 0) {
+        multi_cookie_values(cookie_hdrs, n_hdrs, pl, vals, counts);
     }
     else {
-        for (k = 0; k < nnames; k++) {
+        for (k = 0; k < pl->nnames; k++) {
             counts[k] = 0;
         }
     }
-    for (k = first_extra; extra_out && k < nnames; k++) {
-        int e = k - first_extra;
-        extra_n[e] = counts[k];
-        for (i = 0; i < counts[k]; i++) {   /* most often one or none */
-            extra_out[e * SLB_MAX_SAME_NAME + i] =
-                vals[k * SLB_MAX_SAME_NAME + i];
-        }
-    }
-    if (first_session == 1) {
+    if (pl->first_session == 1) {
         for (i = 0; i < counts[0]; i++) {
             /* our own form is the bare route; the classic mod_headers
              * recipe writes ".route": accept both */
@@ -891,16 +890,47 @@ void slb_collect_candidates_ex(apr_pool_t *p, apr_array_header_t *arr,
             push_candidate(p, arr, SLB_SRC_URL, spec->path_param, id, route);
         }
     }
-    for (k = first_session; k < first_session + nsessions; k++) {
+    for (k = pl->first_session; k < pl->first_session + pl->nsessions; k++) {
         const slb_span *kv = &vals[k * SLB_MAX_SAME_NAME];
         for (i = 0; i < counts[k]; i++) {
             if (split_valid(kv[i], spec->separator, &id, &route)) {
-                push_candidate(p, arr, SLB_SRC_SESSION_COOKIE, names[k], id,
-                               route);
+                push_candidate(p, arr, SLB_SRC_SESSION_COOKIE, pl->names[k],
+                               id, route);
             }
         }
     }
-    return;
+}
+
+void slb_collect_candidates_ex(apr_pool_t *p, apr_array_header_t *arr,
+                               const slb_key_spec *spec,
+                               const char *const *cookie_hdrs, int n_hdrs,
+                               const char *raw_uri,
+                               const apr_array_header_t *extra,
+                               slb_span *extra_out, int *extra_n)
+{
+    slb_cookie_plan pl;
+    slb_span vals[MULTI_MAX * SLB_MAX_SAME_NAME];
+    int counts[MULTI_MAX];
+    int i, k;
+
+    for (k = 0; extra_n && extra && k < extra->nelts
+                && k < SLB_MAX_COOKIE_NAMES; k++) {
+        extra_n[k] = 0;
+    }
+    if (spec == NULL) {
+        return;
+    }
+    slb_cookie_plan_make(&pl, spec, extra);
+    slb_collect_candidates_plan(p, arr, &pl, cookie_hdrs, n_hdrs, raw_uri,
+                                vals, counts);
+    for (k = pl.first_extra; extra_out && k < pl.nnames; k++) {
+        int e = k - pl.first_extra;
+        extra_n[e] = counts[k];
+        for (i = 0; i < counts[k]; i++) {   /* most often one or none */
+            extra_out[e * SLB_MAX_SAME_NAME + i] =
+                vals[k * SLB_MAX_SAME_NAME + i];
+        }
+    }
 }
 
 typedef struct {

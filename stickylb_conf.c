@@ -617,6 +617,7 @@ void slb_balancer_resolve(apr_pool_t *p, const slb_dir_conf *c,
                       && out->store != SLB_STORE_NONE;
     out->inserts_cookie = rc->name && rc->insert;
     out->strips_cookie = rc->name && rc->indirect;
+    slb_cookie_plan_make(&out->plan, &out->spec, out->read_cookies);
 }
 
 const char *slb_dir_conf_check(apr_pool_t *p, const slb_dir_conf *c,

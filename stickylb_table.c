@@ -14,12 +14,14 @@
 #include "stickylb_table.h"
 
 #define TABLE_MAGIC   0x534c4254u   /* "SLBT" */
-#define TABLE_VERSION 6u   /* 3: the owner pid in bucket lock words;
+#define TABLE_VERSION 7u   /* 3: the owner pid in bucket lock words;
                             * 4: the protected bit in the route word,
                             * route entries reclaimed (generation);
                             * 5: both at once (3 generation bits);
                             * 6: keys by SipHash-1-3 under a namespace
-                            * key (the bindings of 5 are not found) */
+                            * key (the bindings of 5 are not found);
+                            * 7: SipHash-1-3 of 64 bits, the slot's id
+                            * and the buckets from the same bits */
 #define NO_DEADLINE   0xffffffffu
 /* idle word of a binding without idle lifetime: this bit + the time of its
  * last use, so such bindings stay ordered by recency for eviction */
@@ -253,8 +255,9 @@ static void sip_update(sip_state *st, const unsigned char *in, apr_size_t len)
  * The 128-bit finalization of SipHash-c-d: the last block b with c rounds,
  * then d rounds for each half of out. c and d are constants (1..4) at each
  * call, and the function is always inlined, so the SIPROUNDS below fold
- * to exactly c or d rounds, as with the rounds written out (the request
- * path's key hash, sip13_128, must not pay for the sharing).
+ * to exactly c or d rounds, as with the rounds written out.  The
+ * namespace's key (SipHash-2-4-128) uses it; the request path's key hash
+ * is sip13_64 below.
  */
 #define SIPROUNDS(n)                                                      \
     do {                                                                  \
@@ -299,16 +302,15 @@ static void sip_final128(sip_state *st, apr_uint64_t out[2])
 }
 
 /*
- * SipHash-1-3 with 128 bits of output over in[len], keyed by k0, k1: one
- * compression round per 8 bytes and three finalization rounds per half,
- * as the hash tables of Rust and CPython use it against flooding.
+ * SipHash-1-3 (64 bits) over in[len], keyed by k0, k1: one compression
+ * round per 8 bytes and three finalization rounds, as the hash tables of
+ * Rust and CPython use it against flooding.
  */
-static void sip13_128(apr_uint64_t k0, apr_uint64_t k1,
-                      const unsigned char *in, apr_size_t len,
-                      apr_uint64_t out[2])
+static apr_uint64_t sip13_64(apr_uint64_t k0, apr_uint64_t k1,
+                             const unsigned char *in, apr_size_t len)
 {
     apr_uint64_t v0 = 0x736f6d6570736575ULL ^ k0;
-    apr_uint64_t v1 = 0x646f72616e646f6dULL ^ k1 ^ 0xee;
+    apr_uint64_t v1 = 0x646f72616e646f6dULL ^ k1;
     apr_uint64_t v2 = 0x6c7967656e657261ULL ^ k0;
     apr_uint64_t v3 = 0x7465646279746573ULL ^ k1;
     apr_uint64_t b = ((apr_uint64_t)len) << 56, m;
@@ -325,7 +327,14 @@ static void sip13_128(apr_uint64_t k0, apr_uint64_t k1,
     for (i = 0; i < (unsigned)(len % 8); i++) {
         b |= (apr_uint64_t)in[i] << (8 * i);
     }
-    sip_finish128(v0, v1, v2, v3, b, 1, 3, out);
+    v3 ^= b;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
 }
 
 /* The namespace's key: SipHash-2-4-128 of "<namespace>\0" keyed with the
@@ -353,12 +362,14 @@ void slb_table_key_prefix(const slb_table *t, const char *ns,
 static void finish_key(const apr_uint64_t k[2], slb_key *key, const char *id,
                        apr_size_t len)
 {
-    apr_uint64_t h[2];
+    apr_uint64_t h = sip13_64(k[0], k[1],
+                              (const unsigned char *)(id ? id : ""),
+                              id ? len : 0);
 
-    sip13_128(k[0], k[1], (const unsigned char *)(id ? id : ""),
-              id ? len : 0, h);
-    memcpy(key->digest, &h[0], 8);       /* the id the slot keeps */
-    memcpy(key->digest + 8, &h[1], 8);   /* the buckets */
+    /* the id the slot keeps, and the same 64 bits choose the buckets:
+     * keys are told apart by all 64, which no client can aim at */
+    memcpy(key->digest, &h, 8);
+    memcpy(key->digest + 8, &h, 8);
     memset(key->digest + 16, 0, SLB_KEY_DIGEST_LEN - 16);
     key->keyed = 1;
     key->text[0] = '\0';                 /* never a memcached key */
@@ -1437,7 +1448,7 @@ static apr_status_t tbl_get(void *ctx, slb_skey *k, const slb_lifetime *lt,
     if (*name == '\0') {
         return APR_NOTFOUND;
     }
-    apr_cpystrn(out->route, name, sizeof(out->route));
+    slb_route_copy(out->route, name, sizeof(out->route));
     out->created = 0;          /* the table enforces the lifetimes itself */
     *age_s = age;
     return APR_SUCCESS;

@@ -36,7 +36,7 @@ static void failed(const slb_tier *t, apr_status_t rv, const char *op,
 static void copy_route(char *out, const char *route)
 {
     if (out) {
-        apr_cpystrn(out, route, SLB_MAX_ROUTE_LEN + 1);
+        slb_route_copy(out, route, SLB_MAX_ROUTE_LEN + 1);
     }
 }
 

@@ -23,6 +23,20 @@ extern "C" {
 /* Longest route accepted (mod_proxy's PROXY_WORKER_MAX_ROUTE_SIZE - 1). */
 #define SLB_MAX_ROUTE_LEN 63
 
+/* Copy the route src (a NUL-terminated string) to dst of size bytes
+ * (at least 1), cut to size - 1 bytes, always terminated: apr_cpystrn
+ * without the call, for the short strings routes are. */
+static APR_INLINE void slb_route_copy(char *dst, const char *src,
+                                      apr_size_t size)
+{
+    char *end = dst + size - 1;
+
+    while (dst < end && *src) {
+        *dst++ = *src++;
+    }
+    *dst = '\0';
+}
+
 /* Most values of one cookie name considered in one request. */
 #define SLB_MAX_SAME_NAME 8
 /* Most session (or learned) cookie names a balancer reads. */
@@ -161,6 +175,36 @@ void slb_collect_candidates_ex(apr_pool_t *p, apr_array_header_t *arr,
                                const char *raw_uri,
                                const apr_array_header_t *extra,
                                slb_span *extra_out, int *extra_n);
+
+/*
+ * The names slb_collect_candidates_ex looks for and their lengths, worked
+ * out once for a balancer (slb_cookie_plan_make) instead of on every
+ * request: the route cookie, the session cookies (the first
+ * SLB_MAX_COOKIE_NAMES), then the extra names (as many).
+ */
+#define SLB_PLAN_NAMES (2 * SLB_MAX_COOKIE_NAMES + 1)
+typedef struct {
+    const slb_key_spec *spec;
+    int nnames, first_session, nsessions, first_extra;
+    const char *names[SLB_PLAN_NAMES];
+    apr_size_t nlen[SLB_PLAN_NAMES];
+} slb_cookie_plan;
+
+/* spec must outlive the plan; extra may be NULL */
+void slb_cookie_plan_make(slb_cookie_plan *pl, const slb_key_spec *spec,
+                          const apr_array_header_t *extra);
+
+/*
+ * slb_collect_candidates_ex by a plan: the values of every name read go
+ * to values[k * SLB_MAX_SAME_NAME], counts[k] of them, for the plan's
+ * names k (values of SLB_PLAN_NAMES * SLB_MAX_SAME_NAME spans, counts of
+ * SLB_PLAN_NAMES); the extra names' are at k = pl->first_extra + e.
+ */
+void slb_collect_candidates_plan(apr_pool_t *p, apr_array_header_t *arr,
+                                 const slb_cookie_plan *pl,
+                                 const char *const *cookie_hdrs, int n_hdrs,
+                                 const char *raw_uri, slb_span *values,
+                                 int *counts);
 
 /* The same, pushed onto arr (an array of slb_candidate the caller owns,
  * e.g. with storage of its own: it grows from p when full). */

@@ -236,6 +236,10 @@ typedef struct {
      * the Cookie headers: the learned ones, then the key cookies
      * (StickyLBKey cookie; their slb_key_source.slot); NULL: none */
     const apr_array_header_t *read_cookies;   /* const char * */
+    /* the cookie names of spec and read_cookies with their lengths, for
+     * the request's pass over its Cookie headers (plan.spec is &spec:
+     * the balancer is not copied once resolved) */
+    slb_cookie_plan plan;
     slb_lifetime lifetime;         /* of bindings, whole seconds */
     slb_placement placement;
     slb_store_kind store;

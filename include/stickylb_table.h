@@ -80,10 +80,10 @@ slb_table *slb_table_attach(void *mem, apr_size_t bytes);
 
 /*
  * The key of `id` (len bytes, any bytes) in namespace `ns` for a binding
- * held by this table only (the shm store): SipHash-1-3-128 of the id keyed
+ * held by this table only (the shm store): SipHash-1-3 (64 bits) of the id keyed
  * with the namespace's key, itself SipHash-2-4-128 of "<namespace>\0"
  * keyed with the table's secret (kept across graceful restart with the
- * table); 8 bytes kept in the slot, 8 choosing the buckets; key->keyed is
+ * table); its 64 bits kept in the slot and choosing the buckets; key->keyed is
  * set and key->text is empty.  Bindings shared through memcached use
  * slb_key_make() instead.
  */
