@@ -37,6 +37,7 @@
 #include "mod_proxy.h"
 
 #include "mod_stickylb.h"
+#include "stickylb_table.h"
 
 
 #define SLB_FILTER_NAME   "STICKYLB"
@@ -91,7 +92,8 @@ typedef struct {
 } slb_req;
 
 /* an empty array of elt_size elements on n of the caller's storage */
-static apr_array_header_t *local_array(apr_array_header_t *a, apr_pool_t *p,
+static APR_INLINE apr_array_header_t *local_array(apr_array_header_t *a,
+                                                  apr_pool_t *p,
                                        void *storage, int elt_size, int n)
 {
     a->pool = p;
@@ -232,6 +234,80 @@ static APR_INLINE void *push(apr_array_header_t *a)
                                 : apr_array_push(a);
 }
 
+/*
+ * The embedded table's key of the last id looked up on the connection.  A
+ * keep-alive client sends the same session id with every request; its key
+ * (SipHash-1-3 of the id under the namespace's key, about 200
+ * instructions for a Tomcat id) is then one compare away.  One per
+ * connection: HTTP/1 serves one request at a time on it, and HTTP/2 gives
+ * each stream a connection of its own.  Ids longer than CONN_KEY_MAX are
+ * hashed every time.
+ */
+#define CONN_KEY_MAX 128
+typedef struct {
+    const void *prefix;      /* the namespace's key prefix it was made under */
+    apr_size_t len;
+    char id[CONN_KEY_MAX];
+    slb_key local;
+} conn_key;
+
+/* What a connection remembers from one request to the next: the key
+ * above, its last Cookie header's values (slb_cookie_memo), and the
+ * consistent hash of its client address (hash placement by address). */
+typedef struct {
+    conn_key key;
+    slb_cookie_memo cookies;
+    int have_addr_key;
+    apr_uint64_t addr_key;   /* slb_hrw_key of c->client_ip */
+} conn_state;
+
+static conn_state *conn_state_of(request_rec *r)
+{
+    conn_rec *c = r->connection;
+    conn_state *cs;
+
+    if (c == NULL) {
+        return NULL;
+    }
+    cs = ap_get_module_config(c->conn_config, &stickylb_module);
+    if (cs == NULL) {
+        cs = apr_palloc(c->pool, sizeof(*cs));
+        cs->key.prefix = NULL;
+        cs->cookies.plan = NULL;
+        cs->have_addr_key = 0;
+        ap_set_module_config(c->conn_config, &stickylb_module, cs);
+    }
+    return cs;
+}
+
+static void conn_local_key(request_rec *r, slb_skey *k)
+{
+    const slb_key_prefix *pre = k->local_prefix;
+    conn_state *cs;
+    conn_key *ck;
+
+    if (pre == NULL || k->len > CONN_KEY_MAX
+        || (cs = conn_state_of(r)) == NULL) {
+        return;   /* the store makes the key */
+    }
+    ck = &cs->key;
+    if (ck->prefix == pre && ck->len == k->len
+        && memcmp(ck->id, k->id, k->len) == 0) {
+        /* a keyed key is its digest (no memcached text) */
+        memcpy(k->local.digest, ck->local.digest, SLB_KEY_DIGEST_LEN);
+        k->local.text[0] = '\0';
+        k->local.keyed = ck->local.keyed;
+    }
+    else {
+        slb_table_key_from(pre, &k->local, k->id, k->len);
+        ck->prefix = pre;
+        ck->len = k->len;
+        memcpy(ck->id, k->id, k->len);
+        ck->local = k->local;
+    }
+    k->have_local = 1;
+}
+
 /* Look one key up; a hit becomes a candidate route. */
 static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
                        slb_source src, const char *name, const char *id,
@@ -268,6 +344,9 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
     slb_skey_init(&sk->key, rq->bal->ns, id, len);
     sk->key.local_prefix = rq->bal->key_prefix;
     sk->key.scope = rq->balancer;
+    if (lookup) {
+        conn_local_key(r, &sk->key);
+    }
     if (lookup && slb_store_get(rq->bal, &sk->key, sk->route)
                       == APR_SUCCESS) {
         slb_candidate *c = push(hits);
@@ -551,6 +630,7 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
     int counts[SLB_PLAN_NAMES];
     const slb_span *learned;
     const int *nlearned;
+    conn_state *cs;
     int i;
 
     memset(rq, 0, APR_OFFSETOF(slb_req, cand_arr));
@@ -569,17 +649,23 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
      * the pool past four) */
     rq->candidates = local_array(&rq->cand_arr, r->pool, rq->cand_buf,
                                  sizeof(slb_candidate), 4);
+    cs = cc.values->nelts == 1 ? conn_state_of(r) : NULL;
     slb_collect_candidates_plan(r->pool, rq->candidates, &bal->plan,
+                                cs ? &cs->cookies : NULL,
                                 (const char *const *)cc.values->elts,
                                 cc.values->nelts, r->unparsed_uri, vals,
                                 counts);
     learned = vals + bal->plan.first_extra * SLB_MAX_SAME_NAME;
     nlearned = counts + bal->plan.first_extra;
     if (bal->uses_store) {
-        rq->candidates = merge_candidates(r->pool, rq->candidates,
-                                          store_candidates(r, rq, learned,
-                                                           nlearned,
-                                                           allow_io));
+        apr_array_header_t *hits = store_candidates(r, rq, learned, nlearned,
+                                                    allow_io);
+        if (hits->nelts > 0) {
+            rq->candidates = rq->candidates->nelts == 0
+                                 ? hits
+                                 : merge_candidates(r->pool, rq->candidates,
+                                                    hits);
+        }
     }
     if (bal->ring) {
         rq->candidates = merge_candidates(r->pool, rq->candidates,
@@ -605,7 +691,8 @@ static slb_req *make_req_state(request_rec *r, proxy_balancer *b,
 
 /* slb_balancer_of, its common case inline: one of the server's balancers
  * at startup, found by its place in mod_proxy's array */
-static const slb_balancer *balancer_of(request_rec *r, proxy_balancer *b)
+static APR_INLINE const slb_balancer *balancer_of(request_rec *r,
+                                                  proxy_balancer *b)
 {
     const slb_srv_conf *sc = ap_get_module_config(r->server->module_config,
                                                   &stickylb_module);
@@ -998,6 +1085,16 @@ static int is_best_hash(void *baton, int i, int best)
                             factor_of(pb, current), &pb->best, best < 0);
 }
 
+/* is_best_hash of a balancer without slow start and agent weights */
+static int is_best_hash_plain(void *baton, int i, int best)
+{
+    pick_baton *pb = baton;
+    const proxy_worker_shared *s = pb->w[i]->s;
+
+    return slb_hrw_consider(pb->key, *s->route ? s->route : s->name,
+                            s->lbfactor, &pb->best, best < 0);
+}
+
 /*
  * The key a new session is hashed by: the first StickyLBKey key of the
  * request (header, query, address, in the order configured), else the
@@ -1016,6 +1113,22 @@ static int hash_key(request_rec *r, slb_req *rq, apr_uint64_t *key)
             const slb_key_source *ks = &APR_ARRAY_IDX(keys, i,
                                                       slb_key_source);
             slb_span v;
+            conn_state *cs;
+            /* the connection's own address (no mod_remoteip rewrite: the
+             * very string of the connection) is hashed once */
+            if (ks->kind == SLB_KEY_ADDRESS && r->connection
+                && r->useragent_ip == r->connection->client_ip
+                && r->useragent_ip && *r->useragent_ip
+                && (cs = conn_state_of(r)) != NULL) {
+                if (!cs->have_addr_key) {
+                    cs->addr_key = slb_hrw_key(r->useragent_ip,
+                                               strlen(r->useragent_ip));
+                    cs->have_addr_key = 1;
+                }
+                *key = cs->addr_key;
+                rq->hash_src = SLB_SRC_ADDRESS;
+                return 1;
+            }
             if (key_value(r, ks, NULL, NULL, &v)) {
                 *key = slb_hrw_key(v.ptr, v.len);
                 rq->hash_src = key_src(ks);
@@ -1055,7 +1168,8 @@ static slb_is_best_fn *picker(request_rec *r, slb_req *rq, pick_baton *pb)
         return is_best_busy;
     case SLB_PLACE_HASH:
         if (hash_key(r, rq, &pb->key)) {
-            return is_best_hash;
+            return pb->c->slow_start > 0 || pb->c->agents->nelts > 0
+                       ? is_best_hash : is_best_hash_plain;
         }
         return is_best;
     default:
@@ -1112,7 +1226,9 @@ static void set_request_vars(request_rec *r, proxy_balancer *b,
             put(env, "STICKYLB_ROUTE", w->s->route);
         }
     }
-    if (w) {
+    /* a sticky decision's member has the session's route (sticky_fast,
+     * slb_decide): nothing to compare */
+    if (w && d->kind != SLB_DECIDE_STICKY) {
         if (*w->s->route && (d->route == NULL
                              || !same_str(d->route, w->s->route))) {
             apr_table_setn(env, "BALANCER_ROUTE_CHANGED", "1");

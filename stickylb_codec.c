@@ -843,8 +843,53 @@ void slb_cookie_plan_make(slb_cookie_plan *pl, const slb_key_spec *spec,
     }
 }
 
+/* The values of the one Cookie header hdr (len bytes): from the memo when
+ * it remembers this header under this plan, else by the walk, then
+ * remembered. */
+static void memo_values(const slb_cookie_plan *pl, slb_cookie_memo *memo,
+                        const char *hdr, apr_size_t len, slb_span *vals,
+                        int *counts)
+{
+    int i, k, n = 0;
+
+    if (memo->plan == pl && memo->len == len
+        && memcmp(memo->hdr, hdr, len) == 0) {
+        for (k = 0; k < pl->nnames; k++) {
+            counts[k] = 0;
+        }
+        for (i = 0; i < memo->nvalues; i++) {
+            slb_span *v = &vals[memo->v[i].k * SLB_MAX_SAME_NAME
+                                + memo->v[i].i];
+            v->ptr = hdr + memo->v[i].off;
+            v->len = memo->v[i].len;
+            counts[memo->v[i].k] = memo->v[i].i + 1;
+        }
+        return;
+    }
+    multi_cookie_values(&hdr, 1, pl, vals, counts);
+    memo->plan = NULL;
+    for (k = 0; k < pl->nnames; k++) {
+        for (i = 0; i < counts[k]; i++) {
+            const slb_span *v = &vals[k * SLB_MAX_SAME_NAME + i];
+            if (n == SLB_MEMO_VALUES) {
+                return;   /* too many to remember */
+            }
+            memo->v[n].k = (unsigned char)k;
+            memo->v[n].i = (unsigned char)i;
+            memo->v[n].off = (apr_uint16_t)(v->ptr - hdr);
+            memo->v[n].len = (apr_uint16_t)v->len;
+            n++;
+        }
+    }
+    memcpy(memo->hdr, hdr, len);
+    memo->len = len;
+    memo->nvalues = n;
+    memo->plan = pl;
+}
+
 void slb_collect_candidates_plan(apr_pool_t *p, apr_array_header_t *arr,
                                  const slb_cookie_plan *pl,
+                                 slb_cookie_memo *memo,
                                  const char *const *cookie_hdrs, int n_hdrs,
                                  const char *raw_uri, slb_span *vals,
                                  int *counts)
@@ -852,11 +897,16 @@ void slb_collect_candidates_plan(apr_pool_t *p, apr_array_header_t *arr,
     const slb_key_spec *spec = pl->spec;
     slb_span id, route;
     int i, k;
+    apr_size_t len;
 
     if (spec == NULL) {
         return;
     }
-    if (pl->nnames > 0 && n_hdrs > 0) {
+    if (pl->nnames > 0 && memo && n_hdrs == 1 && cookie_hdrs[0]
+        && (len = strlen(cookie_hdrs[0])) <= SLB_MEMO_HDR_MAX) {
+        memo_values(pl, memo, cookie_hdrs[0], len, vals, counts);
+    }
+    else if (pl->nnames > 0 && n_hdrs > 0) {
         multi_cookie_values(cookie_hdrs, n_hdrs, pl, vals, counts);
     }
     else {
@@ -921,8 +971,8 @@ void slb_collect_candidates_ex(apr_pool_t *p, apr_array_header_t *arr,
         return;
     }
     slb_cookie_plan_make(&pl, spec, extra);
-    slb_collect_candidates_plan(p, arr, &pl, cookie_hdrs, n_hdrs, raw_uri,
-                                vals, counts);
+    slb_collect_candidates_plan(p, arr, &pl, NULL, cookie_hdrs, n_hdrs,
+                                raw_uri, vals, counts);
     for (k = pl.first_extra; extra_out && k < pl.nnames; k++) {
         int e = k - pl.first_extra;
         extra_n[e] = counts[k];

@@ -315,7 +315,6 @@ static apr_uint64_t sip13_64(apr_uint64_t k0, apr_uint64_t k1,
     apr_uint64_t v3 = 0x7465646279746573ULL ^ k1;
     apr_uint64_t b = ((apr_uint64_t)len) << 56, m;
     const unsigned char *end = in + (len - (len % 8));
-    unsigned i;
 
     for (; in != end; in += 8) {
         m = le64(in);
@@ -323,9 +322,16 @@ static apr_uint64_t sip13_64(apr_uint64_t k0, apr_uint64_t k1,
         SIPROUND;
         v0 ^= m;
     }
-    /* the last len % 8 bytes, little-endian */
-    for (i = 0; i < (unsigned)(len % 8); i++) {
-        b |= (apr_uint64_t)in[i] << (8 * i);
+    /* the last len % 8 bytes, little-endian (the reference's switch) */
+    switch (len % 8) {
+    case 7: b |= (apr_uint64_t)in[6] << 48; /* fall through */
+    case 6: b |= (apr_uint64_t)in[5] << 40; /* fall through */
+    case 5: b |= (apr_uint64_t)in[4] << 32; /* fall through */
+    case 4: b |= (apr_uint64_t)in[3] << 24; /* fall through */
+    case 3: b |= (apr_uint64_t)in[2] << 16; /* fall through */
+    case 2: b |= (apr_uint64_t)in[1] << 8;  /* fall through */
+    case 1: b |= (apr_uint64_t)in[0];       break;
+    default: break;
     }
     v3 ^= b;
     SIPROUND;
@@ -1430,6 +1436,31 @@ static const slb_key *local_key(slb_table *t, slb_skey *k)
     return &k->local;
 }
 
+/* A route entry's name into a binding: both arrays of SLB_MAX_ROUTE_LEN +
+ * 1 bytes, the entry's written whole when the segment was made (no byte
+ * of it is uninitialised), copied eight bytes at a time up to the word
+ * with the terminating NUL. */
+static void entry_route_copy(char *dst, const char *src)
+{
+    int i;
+
+    for (i = 0; i < (SLB_MAX_ROUTE_LEN + 1) / 8; i++) {
+        apr_uint64_t w;
+        memcpy(&w, src + 8 * i, 8);
+        memcpy(dst + 8 * i, &w, 8);
+        if ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL) {
+            return;   /* the word has a zero byte */
+        }
+    }
+    dst[SLB_MAX_ROUTE_LEN] = '\0';
+}
+
+typedef char route_copy_fits[(SLB_MAX_ROUTE_LEN + 1) % 8 == 0
+                             && sizeof(((slb_binding *)0)->route)
+                                    == SLB_MAX_ROUTE_LEN + 1
+                             && sizeof(((route_t *)0)->route)
+                                    == SLB_MAX_ROUTE_LEN + 1 ? 1 : -1];
+
 static apr_status_t tbl_get(void *ctx, slb_skey *k, const slb_lifetime *lt,
                             apr_time_t now, slb_binding *out,
                             apr_uint32_t *age_s)
@@ -1448,7 +1479,7 @@ static apr_status_t tbl_get(void *ctx, slb_skey *k, const slb_lifetime *lt,
     if (*name == '\0') {
         return APR_NOTFOUND;
     }
-    slb_route_copy(out->route, name, sizeof(out->route));
+    entry_route_copy(out->route, name);
     out->created = 0;          /* the table enforces the lifetimes itself */
     *age_s = age;
     return APR_SUCCESS;

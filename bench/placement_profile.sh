@@ -15,6 +15,7 @@
 # Usage: bash bench/placement_profile.sh        (SLB_MODULE=path, NREQ=3000)
 # Needs nginx (the three backends of bench/conf/nginx.conf.in), valgrind,
 # ab; as root Apache and nginx run as nobody.  About 2 minutes.
+# SLB_PROFILE_DUMP_INSTR=yes keeps instruction addresses (bench/lib/lines.py).
 # Processes are stopped by PID.
 set -euo pipefail
 
@@ -79,7 +80,7 @@ profile_one() {   # variant -> $WORK/<v>/total (instructions per request)
     "$HTTPD" -t -f "$d/httpd.conf" >"$d/configtest.log" 2>&1 \
         || { cat "$d/configtest.log" >&2; die "$v: configuration rejected"; }
     "${asuser[@]}" valgrind --tool=callgrind --callgrind-out-file="$d/callgrind.out" \
-        --toggle-collect=ap_process_async_request --dump-instr=no \
+        --toggle-collect=ap_process_async_request --dump-instr="${SLB_PROFILE_DUMP_INSTR:-no}" \
         "$HTTPD" -X -f "$d/httpd.conf" >"$d/valgrind.log" 2>&1 &
     VG_PID=$!
     for _ in $(seq 1 300); do

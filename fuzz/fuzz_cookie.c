@@ -1,6 +1,7 @@
 /*
  * fuzz_cookie.c - Cookie request headers: slb_cookie_values,
- * slb_split_route, slb_collect_candidates and slb_cookie_strip (the
+ * slb_split_route, slb_collect_candidates (with and without the memo of
+ * a header seen before) and slb_cookie_strip (the
  * result a subsequence of the header: bytes only taken out).
  *
  * Input: byte 0 is the id/route separator (any byte, NUL included), then
@@ -387,6 +388,46 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     FZ_CHECK(slb_collect_candidates(p, NULL, hdrs, nh, f[4])->nelts == 0);
+
+    /* a plan with a memo: the walk, then the memo on the same header and
+     * on a copy of it, give the values and candidates of no memo */
+    if (nh == 1 && hdrs[0]) {
+        static slb_cookie_memo memo;
+        static slb_span v0[SLB_PLAN_NAMES * SLB_MAX_SAME_NAME];
+        static slb_span v1[SLB_PLAN_NAMES * SLB_MAX_SAME_NAME];
+        int c0[SLB_PLAN_NAMES], c1[SLB_PLAN_NAMES], round;
+        slb_cookie_plan pl;
+        apr_array_header_t *a0 = apr_array_make(p, 4, sizeof(slb_candidate));
+        const char *copy = apr_pstrdup(p, hdrs[0]);
+
+        slb_cookie_plan_make(&pl, &spec, sess);
+        memset(&memo, 0, sizeof(memo));
+        slb_collect_candidates_plan(p, a0, &pl, NULL, hdrs, 1, f[4], v0, c0);
+        for (round = 0; round < 3; round++) {
+            const char *h = round == 2 ? copy : hdrs[0];
+            apr_array_header_t *a1 = apr_array_make(p, 4,
+                                                    sizeof(slb_candidate));
+            slb_collect_candidates_plan(p, a1, &pl, &memo, &h, 1, f[4], v1,
+                                        c1);
+            FZ_CHECK(a1->nelts == a0->nelts);
+            for (k = 0; k < a0->nelts; k++) {
+                const slb_candidate *x = &APR_ARRAY_IDX(a0, k, slb_candidate);
+                const slb_candidate *y = &APR_ARRAY_IDX(a1, k, slb_candidate);
+                FZ_CHECK(x->src == y->src && x->name == y->name);
+                FZ_CHECK(strcmp(x->id, y->id) == 0);
+                FZ_CHECK(strcmp(x->route, y->route) == 0);
+            }
+            for (k = 0; k < pl.nnames; k++) {
+                FZ_CHECK(c1[k] == c0[k]);
+                for (i = 0; i < c0[k]; i++) {
+                    const slb_span *x = &v0[k * SLB_MAX_SAME_NAME + i];
+                    const slb_span *y = &v1[k * SLB_MAX_SAME_NAME + i];
+                    FZ_CHECK(y->len == x->len);
+                    FZ_CHECK(y->ptr == h + (x->ptr - hdrs[0]));
+                }
+            }
+        }
+    }
 
     /* --- token helpers on the names */
     for (i = 0; i < 3; i++) {

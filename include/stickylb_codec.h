@@ -195,13 +195,38 @@ void slb_cookie_plan_make(slb_cookie_plan *pl, const slb_key_spec *spec,
                           const apr_array_header_t *extra);
 
 /*
+ * What the walk of one Cookie header found under a plan, kept for the
+ * next request of the same client (the module keeps one per
+ * connection): a keep-alive client sends the same Cookie header again
+ * and again, and a header equal to the one remembered gives the same
+ * values (at the same offsets) without the walk.  Only a request with
+ * one Cookie header of at most SLB_MEMO_HDR_MAX bytes, whose values fit
+ * in SLB_MEMO_VALUES, is remembered.  Zero it before the first use.
+ */
+#define SLB_MEMO_HDR_MAX 512
+#define SLB_MEMO_VALUES 16
+typedef struct {
+    const slb_cookie_plan *plan;       /* NULL: nothing remembered */
+    apr_size_t len;
+    char hdr[SLB_MEMO_HDR_MAX];
+    int nvalues;
+    struct {
+        unsigned char k, i;            /* the plan's name, its value's rank */
+        apr_uint16_t off, len;         /* where in the header */
+    } v[SLB_MEMO_VALUES];
+} slb_cookie_memo;
+
+/*
  * slb_collect_candidates_ex by a plan: the values of every name read go
  * to values[k * SLB_MAX_SAME_NAME], counts[k] of them, for the plan's
  * names k (values of SLB_PLAN_NAMES * SLB_MAX_SAME_NAME spans, counts of
  * SLB_PLAN_NAMES); the extra names' are at k = pl->first_extra + e.
+ * memo (may be NULL): read and updated as described above; the values
+ * always point into cookie_hdrs, never into the memo.
  */
 void slb_collect_candidates_plan(apr_pool_t *p, apr_array_header_t *arr,
                                  const slb_cookie_plan *pl,
+                                 slb_cookie_memo *memo,
                                  const char *const *cookie_hdrs, int n_hdrs,
                                  const char *raw_uri, slb_span *values,
                                  int *counts);

@@ -44,6 +44,48 @@ for my $id (keys %owner) {
 }
 is($ok, 6, '6 learned sessions on ' . join(',', sort values %owner) . ' all stick');
 
+# one keep-alive connection, the ids of sessions on different members in
+# turn: the connection keeps the table key of the last id it looked up,
+# and every id must still be looked up as itself
+{
+    require IO::Socket::INET;
+    my ($hp) = url('slb_store', '/learn/') =~ m{^https?://([^/]+)};
+    my $sock = IO::Socket::INET->new(PeerAddr => $hp, Timeout => 10)
+        or die "connect $hp: $!";
+    my @ids = sort keys %owner;
+    my ($asked, $right, %members) = (0, 0);
+    for my $round (1 .. 3) {
+        for my $id (@ids) {
+            print $sock "GET /learn/ HTTP/1.1\r\nHost: $hp\r\n"
+                . "Cookie: JSESSIONID=$id\r\n\r\n";
+            my ($status, %h) = (scalar <$sock>);
+            while (defined(my $l = <$sock>)) {
+                last if $l =~ /^\r?\n$/;
+                $h{ lc $1 } = $2 if $l =~ /^([^:]+):\s*(.*?)\r?$/;
+            }
+            if (($h{'transfer-encoding'} // '') =~ /chunked/i) {
+                while (defined(my $len = <$sock>)) {
+                    $len = hex $len;
+                    read($sock, my $chunk, $len + 2);
+                    if ($len == 0) { last }
+                }
+            }
+            else {
+                read($sock, my $body, $h{'content-length'} // 0);
+            }
+            $asked++;
+            $members{ $owner{$id} }++;
+            $right++ if defined $status && $status =~ / 200 /
+                && ($h{'x-backend'} // '') eq $owner{$id};
+        }
+    }
+    close $sock;
+    ok(keys %members >= 2, 'the sessions of the keep-alive client are on '
+        . scalar(keys %members) . ' members');
+    is($right, $asked, "one keep-alive connection, $asked requests of "
+        . scalar(@ids) . ' learned sessions in turn: each on its own member');
+}
+
 # an id the client made up is never stored
 for my $i (1 .. 2) {
     my $f = req('slb_store', '/learn/', Cookie => 'JSESSIONID=t2xinventedbyclient');

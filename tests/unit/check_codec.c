@@ -799,6 +799,89 @@ static slb_key_spec std_spec(void)
         ck_assert_str_eq(c_->route, (route_));                              \
     } while (0)
 
+/* the plan's values and candidates, with memo (may be NULL) */
+static apr_array_header_t *plan_collect(const slb_cookie_plan *pl,
+                                        slb_cookie_memo *memo,
+                                        const char *hdr, slb_span *vals,
+                                        int *counts)
+{
+    apr_array_header_t *arr = apr_array_make(pool, 4, sizeof(slb_candidate));
+    const char *hdrs[1];
+
+    hdrs[0] = hdr;
+    slb_collect_candidates_plan(pool, arr, pl, memo, hdrs, 1, "/", vals,
+                                counts);
+    return arr;
+}
+
+/* A header equal to the one remembered gives the same values, pointing
+ * into the new header; any other header, plan or size is walked anew. */
+START_TEST(test_collect_memo)
+{
+    slb_key_spec spec = std_spec();
+    apr_array_header_t *learn = names_array("SID", NULL);
+    slb_cookie_plan pl, pl2;
+    slb_cookie_memo memo;
+    slb_span v0[SLB_PLAN_NAMES * SLB_MAX_SAME_NAME];
+    slb_span v1[SLB_PLAN_NAMES * SLB_MAX_SAME_NAME];
+    int c0[SLB_PLAN_NAMES], c1[SLB_PLAN_NAMES];
+    char h1[] = "ROUTEID=t1; SID=abc; JSESSIONID=s.t3; SID=def";
+    char h2[sizeof(h1)], big[SLB_MEMO_HDR_MAX + 16];
+    apr_array_header_t *a0, *a1;
+    int k, i;
+
+    slb_cookie_plan_make(&pl, &spec, learn);
+    slb_cookie_plan_make(&pl2, &spec, learn);
+    memset(&memo, 0, sizeof(memo));
+    a0 = plan_collect(&pl, NULL, h1, v0, c0);
+    a1 = plan_collect(&pl, &memo, h1, v1, c1);       /* walked, remembered */
+    ck_assert_ptr_eq(memo.plan, &pl);
+    ck_assert_int_eq(memo.nvalues, 4);
+    memcpy(h2, h1, sizeof(h1));                       /* another address */
+    memset(v1, 0, sizeof(v1));
+    a1 = plan_collect(&pl, &memo, h2, v1, c1);        /* from the memo */
+    ck_assert_int_eq(a1->nelts, a0->nelts);
+    for (i = 0; i < a0->nelts; i++) {
+        const slb_candidate *x = &APR_ARRAY_IDX(a0, i, slb_candidate);
+        const slb_candidate *y = &APR_ARRAY_IDX(a1, i, slb_candidate);
+        ck_assert_int_eq(x->src, y->src);
+        ck_assert_str_eq(x->route, y->route);
+        ck_assert_str_eq(x->id, y->id);
+    }
+    for (k = 0; k < pl.nnames; k++) {
+        ck_assert_int_eq(c1[k], c0[k]);
+        for (i = 0; i < c0[k]; i++) {
+            const slb_span *x = &v0[k * SLB_MAX_SAME_NAME + i];
+            const slb_span *y = &v1[k * SLB_MAX_SAME_NAME + i];
+            ck_assert_uint_eq(y->len, x->len);
+            ck_assert_ptr_eq(y->ptr, h2 + (x->ptr - h1));  /* in h2 */
+        }
+    }
+    /* the learned name's two values */
+    ck_assert_int_eq(c1[pl.first_extra], 2);
+    ck_assert(v1[pl.first_extra * SLB_MAX_SAME_NAME + 1].len == 3
+              && memcmp(v1[pl.first_extra * SLB_MAX_SAME_NAME + 1].ptr,
+                        "def", 3) == 0);
+
+    /* one byte changed: walked again, the new value found */
+    h2[17] = 'x';                                     /* SID=axc */
+    plan_collect(&pl, &memo, h2, v1, c1);
+    ck_assert(memcmp(v1[pl.first_extra * SLB_MAX_SAME_NAME].ptr, "axc", 3)
+              == 0);
+    /* another plan (another balancer) with the same names: walked */
+    plan_collect(&pl2, &memo, h2, v1, c1);
+    ck_assert_ptr_eq(memo.plan, &pl2);
+    /* a header too long to remember: walked, the memo forgotten */
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    memcpy(big, "SID=zz;", 7);
+    plan_collect(&pl2, &memo, big, v1, c1);
+    ck_assert_int_eq(c1[pl2.first_extra], 1);
+    ck_assert_ptr_eq(memo.plan, &pl2);   /* kept: the long one not taken */
+    ck_assert_uint_eq(memo.len, strlen(h2));
+}
+END_TEST
+
 START_TEST(test_collect_precedence)
 {
     slb_key_spec spec = std_spec();
@@ -2012,6 +2095,7 @@ Suite *codec_suite(void)
 
     NEW_TCASE("collect_candidates");
     tcase_add_test(tc, test_collect_precedence);
+    tcase_add_test(tc, test_collect_memo);
     tcase_add_test(tc, test_collect_url_before_session_cookie);
     tcase_add_test(tc, test_collect_route_cookie_forms);
     tcase_add_test(tc, test_collect_route_cookie_too_long);
