@@ -157,6 +157,39 @@ static apr_uint64_t le64(const unsigned char *p)
     return v;
 }
 
+/*
+ * The finalizations of SipHash-c-d: the last block b with c rounds, then
+ * d rounds (64 bits of output; sip_finish128 below for 128).  c and d are
+ * constants (1..4) at each call, and the functions are always inlined, so
+ * the SIPROUNDS fold to exactly c or d rounds, as with the rounds written
+ * out (the request path's key hash, sip13_64, must not pay for the
+ * sharing).
+ */
+#define SIPROUNDS(n)                                                      \
+    do {                                                                  \
+        SIPROUND;                                                         \
+        if ((n) > 1) SIPROUND;                                            \
+        if ((n) > 2) SIPROUND;                                            \
+        if ((n) > 3) SIPROUND;                                            \
+    } while (0)
+
+#if defined(__GNUC__)
+#define SIP_INLINE inline __attribute__((always_inline))
+#else
+#define SIP_INLINE inline
+#endif
+static SIP_INLINE apr_uint64_t sip_finish64(apr_uint64_t v0, apr_uint64_t v1,
+                                            apr_uint64_t v2, apr_uint64_t v3,
+                                            apr_uint64_t b, int c, int d)
+{
+    v3 ^= b;
+    SIPROUNDS(c);
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUNDS(d);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
 static apr_uint64_t siphash24(const unsigned char key[16],
                               const unsigned char *in, apr_size_t len)
 {
@@ -178,16 +211,7 @@ static apr_uint64_t siphash24(const unsigned char key[16],
     }
     memcpy(tail, in, len % 8);
     b |= le64(tail);
-    v3 ^= b;
-    SIPROUND;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
+    return sip_finish64(v0, v1, v2, v3, b, 2, 4);
 }
 
 /*
@@ -253,25 +277,9 @@ static void sip_update(sip_state *st, const unsigned char *in, apr_size_t len)
 
 /*
  * The 128-bit finalization of SipHash-c-d: the last block b with c rounds,
- * then d rounds for each half of out. c and d are constants (1..4) at each
- * call, and the function is always inlined, so the SIPROUNDS below fold
- * to exactly c or d rounds, as with the rounds written out.  The
- * namespace's key (SipHash-2-4-128) uses it; the request path's key hash
- * is sip13_64 below.
+ * then d rounds for each half of out (as sip_finish64 above).  The
+ * namespace's key (SipHash-2-4-128) uses it.
  */
-#define SIPROUNDS(n)                                                      \
-    do {                                                                  \
-        SIPROUND;                                                         \
-        if ((n) > 1) SIPROUND;                                            \
-        if ((n) > 2) SIPROUND;                                            \
-        if ((n) > 3) SIPROUND;                                            \
-    } while (0)
-
-#if defined(__GNUC__)
-#define SIP_INLINE inline __attribute__((always_inline))
-#else
-#define SIP_INLINE inline
-#endif
 static SIP_INLINE void sip_finish128(apr_uint64_t v0, apr_uint64_t v1,
                                      apr_uint64_t v2, apr_uint64_t v3,
                                      apr_uint64_t b, int c, int d,
@@ -333,14 +341,7 @@ static apr_uint64_t sip13_64(apr_uint64_t k0, apr_uint64_t k1,
     case 1: b |= (apr_uint64_t)in[0];       break;
     default: break;
     }
-    v3 ^= b;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
+    return sip_finish64(v0, v1, v2, v3, b, 1, 3);
 }
 
 /* The namespace's key: SipHash-2-4-128 of "<namespace>\0" keyed with the
