@@ -259,6 +259,11 @@ typedef struct {
     slb_cookie_memo cookies;
     int have_addr_key;
     apr_uint64_t addr_key;   /* slb_hrw_key of c->client_ip */
+    /* hash placement: the member the key got among the members of the
+     * signature (hash_memo) */
+    const void *hash_balancer;   /* NULL: none */
+    apr_uint64_t hash_key, hash_sig;
+    int hash_member;
 } conn_state;
 
 static conn_state *conn_state_of(request_rec *r)
@@ -275,6 +280,7 @@ static conn_state *conn_state_of(request_rec *r)
         cs->key.prefix = NULL;
         cs->cookies.plan = NULL;
         cs->have_addr_key = 0;
+        cs->hash_balancer = NULL;
         ap_set_module_config(c->conn_config, &stickylb_module, cs);
     }
     return cs;
@@ -1179,6 +1185,43 @@ static slb_is_best_fn *picker(request_rec *r, slb_req *rq, pick_baton *pb)
 }
 
 /*
+ * Hash placement without a store, the same key on a keep-alive
+ * connection: rendezvous hashing gives the same member for the same key
+ * among the same members, so the connection keeps the member it was given
+ * with a signature of the members (slb_sig_*: each one's status bits,
+ * lbset, loadfactor, identity and route, all that the walk and the hash
+ * read) and the next request of the same key among the same members skips
+ * the walk.  A member in error means no memo: its retry is the walk's
+ * (mod_proxy's retry= brings it back), as is a loadfactor that changes
+ * with time (slow start, agent weights: is_best_hash instead of
+ * is_best_hash_plain).  Memory only (the finder holds the lock).
+ */
+static int members_signature(proxy_balancer *b, apr_uint64_t *sig)
+{
+    proxy_worker **w = (proxy_worker **)b->workers->elts;
+    int i, n = b->workers->nelts;
+    apr_uint64_t h = slb_sig_word(0, (apr_uint64_t)n);
+
+    for (i = 0; i < n; i++) {
+        const proxy_worker_shared *ws = w[i]->s;
+        if (ws->status & PROXY_WORKER_IN_ERROR) {
+            return 0;
+        }
+        h = slb_sig_word(h, (apr_uint64_t)ws->status
+                                ^ ((apr_uint64_t)(unsigned)ws->lbset << 32)
+                                ^ ((apr_uint64_t)(unsigned)ws->lbfactor
+                                   << 48));
+        h = slb_sig_word(h, (apr_uint64_t)(apr_uintptr_t)ws);
+        h = slb_sig_route(h, ws->route);
+    }
+    *sig = slb_sig_finish(h);
+    return 1;
+}
+
+typedef char route_sig_fits[sizeof(((proxy_worker_shared *)0)->route)
+                            >= SLB_MAX_ROUTE_LEN + 1 ? 1 : -1];
+
+/*
  * A sticky hit counts in the weighting as mod_proxy_balancer counts it for
  * its own sticky sessions, so new sessions go where fewer requests went.
  */
@@ -1404,6 +1447,9 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
     case SLB_DECIDE_NEW:
         {
             pick_baton pb;
+            slb_is_best_fn *fn;
+            conn_state *cs;
+            apr_uint64_t sig = 0;
             int i;
             pb.total = 0;
             pb.b = b;
@@ -1413,7 +1459,26 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
                          ? apr_time_now() : 0;
             pb.ns = rq->bal->ns;
             pb.best_ratio = 0;
-            i = slb_best_member(&worker_ops, &ctx, picker(r, rq, &pb), &pb);
+            fn = picker(r, rq, &pb);
+            i = -1;
+            cs = NULL;
+            if (fn == is_best_hash_plain && d.kind == SLB_DECIDE_NEW
+                && !rq->bal->uses_store && members_signature(b, &sig)
+                && (cs = conn_state_of(r)) != NULL
+                && cs->hash_balancer == b && cs->hash_key == pb.key
+                && cs->hash_sig == sig
+                && cs->hash_member < b->workers->nelts) {
+                i = cs->hash_member;    /* the same key, the same members */
+            }
+            else {
+                i = slb_best_member(&worker_ops, &ctx, fn, &pb);
+                if (cs && i >= 0) {
+                    cs->hash_balancer = b;
+                    cs->hash_key = pb.key;
+                    cs->hash_sig = sig;
+                    cs->hash_member = i;
+                }
+            }
             if (i >= 0) {
                 w = pb.w[i];
                 slb_wrr_commit(&w->s->lbstatus, pb.total);

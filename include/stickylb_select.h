@@ -10,6 +10,8 @@
 #ifndef STICKYLB_SELECT_H
 #define STICKYLB_SELECT_H
 
+#include <string.h>
+
 #include <apr_tables.h>
 
 #include "stickylb_codec.h"
@@ -171,6 +173,45 @@ static APR_INLINE apr_uint64_t slb_hrw_hash(apr_uint64_t key,
         h = (h ^ *p) * 0x100000001b3ULL;
     }
     return slb_fmix64(h) >> 12;
+}
+
+/*
+ * A signature of the members a placement was chosen among (the hash
+ * memo of a connection, mod_stickylb.c): a start for n members, then one
+ * step per member with the words that decide a placement (its status
+ * bits, lbset and loadfactor in one word, its identity, its route), then
+ * the finish.  Equal member tables give equal signatures; a change of any
+ * word gives another (but for a chance of 2^-64): a multiply and a shift
+ * per word, the same finalizer as the rendezvous hash at the end.
+ * slb_sig_route reads the route eight bytes at a time up to the word that
+ * holds its NUL: route must be readable on SLB_MAX_ROUTE_LEN + 1 bytes.
+ */
+static APR_INLINE apr_uint64_t slb_sig_word(apr_uint64_t h, apr_uint64_t w)
+{
+    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+    return h ^ (h >> 29);
+}
+
+static APR_INLINE apr_uint64_t slb_sig_route(apr_uint64_t h,
+                                             const char *route)
+{
+    int i;
+
+    for (i = 0; i < (SLB_MAX_ROUTE_LEN + 1) / 8; i++) {
+        apr_uint64_t w;
+        memcpy(&w, route + 8 * i, 8);
+        h = slb_sig_word(h, w);
+        if ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL) {
+            break;   /* the word with the NUL (and what follows it in
+                      * the word, which is part of the route's array) */
+        }
+    }
+    return h;
+}
+
+static APR_INLINE apr_uint64_t slb_sig_finish(apr_uint64_t h)
+{
+    return slb_fmix64(h);
 }
 
 /* members of different weights: 1 when hash h of weight beats the best

@@ -48,35 +48,17 @@ is($ok, 6, '6 learned sessions on ' . join(',', sort values %owner) . ' all stic
 # turn: the connection keeps the table key of the last id it looked up,
 # and every id must still be looked up as itself
 {
-    require IO::Socket::INET;
-    my ($hp) = url('slb_store', '/learn/') =~ m{^https?://([^/]+)};
-    my $sock = IO::Socket::INET->new(PeerAddr => $hp, Timeout => 10)
-        or die "connect $hp: $!";
+    my ($sock, $hp) = keepalive('slb_store');
     my @ids = sort keys %owner;
     my ($asked, $right, %members) = (0, 0);
     for my $round (1 .. 3) {
         for my $id (@ids) {
-            print $sock "GET /learn/ HTTP/1.1\r\nHost: $hp\r\n"
-                . "Cookie: JSESSIONID=$id\r\n\r\n";
-            my ($status, %h) = (scalar <$sock>);
-            while (defined(my $l = <$sock>)) {
-                last if $l =~ /^\r?\n$/;
-                $h{ lc $1 } = $2 if $l =~ /^([^:]+):\s*(.*?)\r?$/;
-            }
-            if (($h{'transfer-encoding'} // '') =~ /chunked/i) {
-                while (defined(my $len = <$sock>)) {
-                    $len = hex $len;
-                    read($sock, my $chunk, $len + 2);
-                    if ($len == 0) { last }
-                }
-            }
-            else {
-                read($sock, my $body, $h{'content-length'} // 0);
-            }
+            my ($code, $h) = keepalive_get($sock, $hp, '/learn/',
+                                           Cookie => "JSESSIONID=$id");
             $asked++;
             $members{ $owner{$id} }++;
-            $right++ if defined $status && $status =~ / 200 /
-                && ($h{'x-backend'} // '') eq $owner{$id};
+            $right++ if ($code // 0) == 200
+                && ($h->{'x-backend'} // '') eq $owner{$id};
         }
     }
     close $sock;

@@ -92,16 +92,69 @@ ok(defined $key, 'a key the hash gives t4') or BAIL_OUT('no key on t4');
 is(member_of('/hash-none/', 'X-Key' => $key), 't4', 'the balancer without a table gives it t4 too');
 my ($r, $d) = place('/hash-shm/', 'X-Key' => $key);
 is("$r $d", 't4 sticky', 'with a table the key is bound (sticky)');
+# the same key on one keep-alive connection (the connection remembers the
+# member the hash gave it, with the members it was chosen among)
+my ($ka, $kahp) = keepalive('slb_place');
+sub ka_member {
+    my ($code, $h) = keepalive_get($ka, $kahp, '/hash-none/', 'X-Key' => $key);
+    return ($code // 0) == 200 ? (split / /, $h->{'x-slb'} // '')[2] // ''
+                               : 'status ' . ($code // 'none');
+}
+my @ka = map { ka_member() } 1 .. 5;
+is("@ka", 't4 t4 t4 t4 t4', 'keep-alive: the key on t4, five requests');
 stop_backend('t4');
 my $moved_to = member_of('/hash-shm/', 'X-Key' => $key);
 like($moved_to, qr/^t[12]$/, "t4 down: the session fails over to $moved_to");
 is(member_of('/hash-none/', 'X-Key' => $key), $moved_to, 'the balancer without a table moves it to the same member (the next by the hash)');
+@ka = map { ka_member() } 1 .. 3;
+is("@ka", "$moved_to $moved_to $moved_to", 'keep-alive: the connection follows the member set (t4 in error)');
 start_backend(route => 't4', port => backend_port('t4'));
 sleep 1.5;    # retry=1
 ($r, $d) = place('/hash-shm/', 'X-Key' => $key);
 is("$r $d", "$moved_to sticky", 't4 back: the re-pinned session stays on its new member');
 is(member_of('/hash-none/', 'X-Key' => $key), 't4', 'without a table it goes back to t4');
+@ka = map { ka_member() } 1 .. 3;
+is("@ka", 't4 t4 t4', 'keep-alive: back on t4 with the member');
+close $ka;
 stop_backend('t4');
+
+# --- a keep-alive connection remembers the member its key got among the
+# members it was chosen from: a member disabled (balancer-manager) or
+# given another loadfactor is seen on the next request of the connection
+{
+    my $mgr = url('slb_place', '/balancer-manager');
+    my $manage = sub {
+        my (%fields) = @_;
+        my $page = Apache::TestRequest::GET($mgr)->content;
+        my ($n) = $page =~ /[?&;]b=hash-ka&(?:amp;)?nonce=([0-9a-f-]+)/;
+        return Apache::TestRequest::POST($mgr, [b => 'hash-ka', nonce => $n,
+                                                %fields], Referer => $mgr);
+    };
+    my %url = (k1 => 'http://127.0.0.1:' . backend_port('t1') . '/ka1',
+               k2 => 'http://127.0.0.1:' . backend_port('t2') . '/ka2',
+               k3 => 'http://127.0.0.1:' . backend_port('t3') . '/ka3');
+    my ($ka, $hp) = keepalive('slb_place');
+    my $on = sub {
+        my @got;
+        for (1 .. $_[0]) {
+            my ($code, $h) = keepalive_get($ka, $hp, '/hash-ka/', 'X-Key' => 'ka-key');
+            push @got, ($code // 0) == 200 ? (split / /, $h->{'x-slb'} // '')[2] // ''
+                                           : 'status ' . ($code // 'none');
+        }
+        return "@got";
+    };
+    my $first = $on->(1);
+    like($first, qr/^k[123]$/, "keep-alive: the key on $first");
+    is($on->(4), join(' ', ($first) x 4), 'keep-alive: four more requests on the same member');
+    $manage->(w => $url{$first}, w_status_D => 1);
+    my $next = $on->(1);
+    ok($next =~ /^k[123]$/ && $next ne $first, "keep-alive: $first disabled, the next request on $next");
+    is($on->(3), join(' ', ($next) x 3), 'keep-alive: and stays there');
+    is(member_of('/hash-ka/', 'X-Key' => 'ka-key'), $next, 'a new connection agrees');
+    $manage->(w => $url{$first}, w_status_D => 0);
+    is($on->(3), join(' ', ($first) x 3), "keep-alive: $first enabled again, back on it");
+    close $ka;
+}
 
 # --- source-address placement: StickyLBKey address + hash
 my %src;

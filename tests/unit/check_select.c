@@ -880,6 +880,73 @@ START_TEST(test_best_empty)
 END_TEST
 
 /* ====================================================================== */
+/* the members' signature of the hash memo (slb_sig_*)                     */
+
+typedef struct {
+    apr_uint64_t word;       /* status, lbset, loadfactor */
+    apr_uint64_t id;
+    char route[SLB_MAX_ROUTE_LEN + 1];
+} sig_member;
+
+static apr_uint64_t sig_of(const sig_member *m, int n)
+{
+    apr_uint64_t h = slb_sig_word(0, (apr_uint64_t)n);
+    int i;
+
+    for (i = 0; i < n; i++) {
+        h = slb_sig_word(h, m[i].word);
+        h = slb_sig_word(h, m[i].id);
+        h = slb_sig_route(h, m[i].route);
+    }
+    return slb_sig_finish(h);
+}
+
+START_TEST(test_sig_changes)
+{
+    sig_member m[3], c[3];
+    apr_uint64_t base;
+    int i, bit;
+
+    memset(m, 0, sizeof(m));
+    for (i = 0; i < 3; i++) {
+        m[i].word = 0x100u + (unsigned)i;
+        m[i].id = 1000u + (unsigned)i;
+        snprintf(m[i].route, sizeof(m[i].route), "member-route-%d", i);
+    }
+    base = sig_of(m, 3);
+    memcpy(c, m, sizeof(m));
+    ck_assert(sig_of(c, 3) == base);             /* equal tables */
+    ck_assert(sig_of(m, 2) != base);             /* a member fewer */
+    for (i = 0; i < 3; i++) {
+        for (bit = 0; bit < 64; bit++) {         /* any bit of the word */
+            memcpy(c, m, sizeof(m));
+            c[i].word ^= (apr_uint64_t)1 << bit;
+            ck_assert(sig_of(c, 3) != base);
+        }
+        memcpy(c, m, sizeof(m));
+        c[i].id++;
+        ck_assert(sig_of(c, 3) != base);
+        /* a route byte past the first word, and a shorter route */
+        memcpy(c, m, sizeof(m));
+        c[i].route[13] = 'X';
+        ck_assert(sig_of(c, 3) != base);
+        memcpy(c, m, sizeof(m));
+        c[i].route[5] = '\0';
+        ck_assert(sig_of(c, 3) != base);
+    }
+    /* two members swapped */
+    memcpy(c, m, sizeof(m));
+    c[0] = m[1];
+    c[1] = m[0];
+    ck_assert(sig_of(c, 3) != base);
+    /* a route of the whole array (no NUL in it) is read to its end only */
+    memcpy(c, m, sizeof(m));
+    memset(c[2].route, 'r', sizeof(c[2].route));
+    ck_assert(sig_of(c, 3) != base);
+}
+END_TEST
+
+/* ====================================================================== */
 /* rendezvous hashing (StickyLBNewSessions hash)                           */
 
 /* The winner among n members (names, weights; weight 0: left out) for
@@ -1135,6 +1202,11 @@ Suite *select_suite(void)
     tcase_add_test(tc, test_best_standbys_last);
     tcase_add_test(tc, test_best_retry);
     tcase_add_test(tc, test_best_empty);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("signature");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_sig_changes);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("hash");

@@ -5,7 +5,8 @@ use warnings;
 use Exporter 'import';
 use Apache::TestRequest ();
 
-our @EXPORT = qw(req url backend slb envinfo set_cookies body_field);
+our @EXPORT = qw(req url backend slb envinfo set_cookies body_field
+                 keepalive keepalive_get);
 
 # URL of $path on the named test virtual host.
 sub url {
@@ -50,6 +51,48 @@ sub envinfo {
 sub set_cookies {
     my ($res, $name) = @_;
     return grep { /^\Q$name\E=/ } $res->header('Set-Cookie');
+}
+
+# A keep-alive connection to $vhost (HTTP/1.1, kept open between
+# requests): ($socket, "host:port").
+sub keepalive {
+    my ($vhost) = @_;
+    require IO::Socket::INET;
+    my ($hp) = url($vhost, '/') =~ m{^https?://([^/]+)};
+    my $sock = IO::Socket::INET->new(PeerAddr => $hp, Timeout => 10)
+        or die "connect $hp: $!";
+    return ($sock, $hp);
+}
+
+# GET $path on a keep-alive connection with extra headers (pairs): the
+# status code and the response headers (lower-cased names), the body read
+# and dropped; () when the connection was closed.
+sub keepalive_get {
+    my ($sock, $hp, $path, @headers) = @_;
+    my $req = "GET $path HTTP/1.1\r\nHost: $hp\r\n";
+    while (my ($k, $v) = splice @headers, 0, 2) {
+        $req .= "$k: $v\r\n";
+    }
+    print $sock "$req\r\n";
+    my $status = <$sock>;
+    return () unless defined $status;
+    my %h;
+    while (defined(my $l = <$sock>)) {
+        last if $l =~ /^\r?\n$/;
+        $h{ lc $1 } = $2 if $l =~ /^([^:]+):\s*(.*?)\r?$/;
+    }
+    if (($h{'transfer-encoding'} // '') =~ /chunked/i) {
+        while (defined(my $len = <$sock>)) {
+            $len = hex $len;
+            read($sock, my $chunk, $len + 2);
+            last if $len == 0;
+        }
+    }
+    else {
+        read($sock, my $body, $h{'content-length'} // 0);
+    }
+    my ($code) = $status =~ m{^HTTP/\S+ (\d+)};
+    return ($code, \%h);
 }
 
 # "key: value" line of the backend's body.
