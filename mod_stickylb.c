@@ -320,6 +320,7 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
                        apr_size_t len, int lookup)
 {
     slb_stored_key *sk;
+    const char *before;
 
     if (rq->stored->nelts >= 2 * SLB_MAX_SAME_NAME) {
         return;
@@ -328,21 +329,20 @@ static void lookup_key(request_rec *r, slb_req *rq, apr_array_header_t *hits,
         rq->stored = local_array(&rq->stored_arr, r->pool, rq->stored_buf,
                                  sizeof(slb_stored_key), 1);
     }
-    if (rq->stored->nelts == rq->stored->nalloc && hits->nelts > 0) {
-        /* the keys move: the hits' routes are theirs */
+    before = rq->stored->elts;
+    sk = push(rq->stored);
+    if (rq->stored->elts != before) {
+        /* the keys moved as the array grew: the hits' routes are theirs,
+         * the keys found, in order */
         int j, k = 0;
-        apr_array_header_t *moved = rq->stored;
-        sk = apr_array_push(moved);
-        moved->nelts--;
-        for (j = 0; j < moved->nelts && k < hits->nelts; j++) {
-            slb_stored_key *f = &APR_ARRAY_IDX(moved, j, slb_stored_key);
+        for (j = 0; j < rq->stored->nelts - 1 && k < hits->nelts; j++) {
+            slb_stored_key *f = &APR_ARRAY_IDX(rq->stored, j, slb_stored_key);
             if (f->found) {
                 APR_ARRAY_IDX(hits, k, slb_candidate).route = f->route;
                 k++;
             }
         }
     }
-    sk = push(rq->stored);
     sk->src = src;
     sk->name = name;
     sk->found = 0;
@@ -1005,7 +1005,7 @@ typedef struct {
 /* loadfactor, ramped up after the member came back (slow start) */
 static int factor_of(const pick_baton *pb, proxy_worker *w)
 {
-    return pb->c->slow_start > 0 || pb->c->agents->nelts > 0
+    return pb->c->weights_vary
                ? slb_health_factor(pb->b, w, pb->c, pb->now)
                : w->s->lbfactor;
 }
@@ -1174,12 +1174,12 @@ static slb_is_best_fn *picker(request_rec *r, slb_req *rq, pick_baton *pb)
         return is_best_busy;
     case SLB_PLACE_HASH:
         if (hash_key(r, rq, &pb->key)) {
-            return pb->c->slow_start > 0 || pb->c->agents->nelts > 0
+            return pb->c->weights_vary
                        ? is_best_hash : is_best_hash_plain;
         }
         return is_best;
     default:
-        return pb->c->slow_start > 0 || pb->c->agents->nelts > 0
+        return pb->c->weights_vary
                    ? is_best : is_best_plain;
     }
 }
@@ -1455,7 +1455,7 @@ static proxy_worker *slb_finder(proxy_balancer *b, request_rec *r)
             pb.b = b;
             pb.w = (proxy_worker **)b->workers->elts;
             pb.c = rq->bal;
-            pb.now = rq->bal->slow_start > 0 || rq->bal->agents->nelts > 0
+            pb.now = rq->bal->weights_vary
                          ? apr_time_now() : 0;
             pb.ns = rq->bal->ns;
             pb.best_ratio = 0;

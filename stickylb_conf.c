@@ -606,6 +606,7 @@ void slb_balancer_resolve(apr_pool_t *p, const slb_dir_conf *c,
         slb_passive_conf_init(&out->passive_opts);
     }
     out->slow_start = c->slow_start;
+    out->weights_vary = out->slow_start > 0 || out->agents->nelts > 0;
     out->variables = c->variables;
     /* auto is decided by the glue, which can read the whole configuration */
     out->sets_vars = c->variables != SLB_VARS_OFF;

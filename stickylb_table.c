@@ -1449,7 +1449,7 @@ static void entry_route_copy(char *dst, const char *src)
         apr_uint64_t w;
         memcpy(&w, src + 8 * i, 8);
         memcpy(dst + 8 * i, &w, 8);
-        if ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL) {
+        if (slb_word_has_zero(w)) {
             return;   /* the word has a zero byte */
         }
     }

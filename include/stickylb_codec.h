@@ -37,6 +37,13 @@ static APR_INLINE void slb_route_copy(char *dst, const char *src,
     *dst = '\0';
 }
 
+/* Whether the eight bytes of w hold a zero byte (the word-at-a-time
+ * scans of routes in their fixed arrays). */
+static APR_INLINE int slb_word_has_zero(apr_uint64_t w)
+{
+    return ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL) != 0;
+}
+
 /* Most values of one cookie name considered in one request. */
 #define SLB_MAX_SAME_NAME 8
 /* Most session (or learned) cookie names a balancer reads. */

@@ -256,6 +256,8 @@ typedef struct {
     /* derived: what a request of this balancer may need */
     unsigned uses_store:1;         /* learned cookies or keys, a store */
     unsigned learns:1;             /* learned cookies */
+    unsigned weights_vary:1;       /* slow start or agent weights: the
+                                      members' weights change with time */
     unsigned inserts_cookie:1;     /* route cookie with insert */
     unsigned strips_cookie:1;      /* route cookie with indirect */
     unsigned sets_vars:1;          /* STICKYLB_* variables (glue: auto) */

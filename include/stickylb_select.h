@@ -201,7 +201,7 @@ static APR_INLINE apr_uint64_t slb_sig_route(apr_uint64_t h,
         apr_uint64_t w;
         memcpy(&w, route + 8 * i, 8);
         h = slb_sig_word(h, w);
-        if ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL) {
+        if (slb_word_has_zero(w)) {
             break;   /* the word with the NUL (and what follows it in
                       * the word, which is part of the route's array) */
         }

@@ -15,19 +15,9 @@ use Time::HiRes qw(time sleep);
 
 my $mgr = url('slb_manager', '/balancer-manager');
 
-sub nonce {
-    my ($bal) = @_;
-    my $page = Apache::TestRequest::GET($mgr)->content;
-    my ($n) = $page =~ /[?&;]b=\Q$bal\E&(?:amp;)?nonce=([0-9a-f-]+)/;
-    return $n;
-}
+sub nonce { return manager_nonce($mgr, $_[0]) }
 
-sub manage {
-    my ($bal, %fields) = @_;
-    my $n = nonce($bal);
-    return Apache::TestRequest::POST($mgr, [b => $bal, nonce => $n, %fields],
-                                     Referer => $mgr);
-}
+sub manage { return manage_balancer($mgr, @_) }
 
 sub spread {
     my ($path, $cookie, $n) = @_;
@@ -70,13 +60,7 @@ ok(($s->{t1} // 0) > 0 && ($s->{t3} // 0) > 0, 'new sessions use both members: '
 my $lb2_mgr = lb2_url('/bm');
 my $t1 = 'http://127.0.0.1:' . backend_port('t1');
 
-sub lb2_manage {
-    my (%fields) = @_;
-    my $page = lb2_get('/bm')->content;
-    my ($n) = $page =~ /[?&;]b=keep&(?:amp;)?nonce=([0-9a-f-]+)/;
-    return Apache::TestRequest::POST($lb2_mgr, [b => 'keep', nonce => $n, %fields],
-                                     Referer => $lb2_mgr);
-}
+sub lb2_manage { return manage_balancer($lb2_mgr, 'keep', @_) }
 
 # lb2's error log from byte $from on (the log is kept across runs)
 sub lb2_log_since {

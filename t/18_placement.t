@@ -123,13 +123,7 @@ stop_backend('t4');
 # given another loadfactor is seen on the next request of the connection
 {
     my $mgr = url('slb_place', '/balancer-manager');
-    my $manage = sub {
-        my (%fields) = @_;
-        my $page = Apache::TestRequest::GET($mgr)->content;
-        my ($n) = $page =~ /[?&;]b=hash-ka&(?:amp;)?nonce=([0-9a-f-]+)/;
-        return Apache::TestRequest::POST($mgr, [b => 'hash-ka', nonce => $n,
-                                                %fields], Referer => $mgr);
-    };
+    my $manage = sub { return manage_balancer($mgr, 'hash-ka', @_) };
     my %url = (k1 => 'http://127.0.0.1:' . backend_port('t1') . '/ka1',
                k2 => 'http://127.0.0.1:' . backend_port('t2') . '/ka2',
                k3 => 'http://127.0.0.1:' . backend_port('t3') . '/ka3');

@@ -6,7 +6,7 @@ use Exporter 'import';
 use Apache::TestRequest ();
 
 our @EXPORT = qw(req url backend slb envinfo set_cookies body_field
-                 keepalive keepalive_get);
+                 keepalive keepalive_get manager_nonce manage_balancer);
 
 # URL of $path on the named test virtual host.
 sub url {
@@ -93,6 +93,23 @@ sub keepalive_get {
     }
     my ($code) = $status =~ m{^HTTP/\S+ (\d+)};
     return ($code, \%h);
+}
+
+# balancer-manager at URL $mgr: the nonce of balancer $bal on its page,
+# and a POST of %fields for that balancer (b_*, w, w_*, as the page's
+# forms send them).
+sub manager_nonce {
+    my ($mgr, $bal) = @_;
+    my $page = Apache::TestRequest::GET($mgr)->content;
+    my ($n) = $page =~ /[?&;]b=\Q$bal\E&(?:amp;)?nonce=([0-9a-f-]+)/;
+    return $n;
+}
+
+sub manage_balancer {
+    my ($mgr, $bal, %fields) = @_;
+    return Apache::TestRequest::POST($mgr, [b => $bal,
+                                            nonce => manager_nonce($mgr, $bal),
+                                            %fields], Referer => $mgr);
 }
 
 # "key: value" line of the backend's body.
