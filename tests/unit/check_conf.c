@@ -410,7 +410,19 @@ START_TEST(test_resolve_defaults)
     ck_assert_int_eq(b.passive_opts.ratio, 0);
     ck_assert_int_eq(b.slow_start, 0);
     ck_assert(!b.uses_store && !b.learns && !b.inserts_cookie
-              && !b.strips_cookie);
+              && !b.strips_cookie && !b.weights_vary);
+    /* the cookie plan: the session cookie, nothing else */
+    ck_assert_int_eq(b.plan.nnames, 1);
+    ck_assert_int_eq(b.plan.first_session, 0);
+    ck_assert_str_eq(b.plan.names[0], "JSESSIONID");
+    ck_assert_uint_eq(b.plan.nlen[0], 10);
+    ck_assert_ptr_eq(b.plan.spec, &b.spec);
+
+    /* slow start: the weights vary with time */
+    c.slow_start = apr_time_from_sec(30);
+    c.set |= SLB_SET_SLOW_START;
+    slb_balancer_resolve(pool, &c, "balancer://app", &b);
+    ck_assert(b.weights_vary);
 }
 END_TEST
 
